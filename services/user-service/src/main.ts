@@ -1,0 +1,38 @@
+import { fileURLToPath } from "node:url";
+import { ConfigError, createLogger, loadConfig, runService } from "@orderflow/shared";
+import { createApp } from "./app.js";
+import { configSchema } from "./config.js";
+import { orderCreatedHandlers } from "./consumers/order-created.js";
+
+const NAME = "user-service";
+const VERSION = process.env.npm_package_version ?? "0.1.0";
+
+// The composition root: config → logger → database, HTTP, NATS, relay, consumers → shutdown.
+async function main() {
+  let config;
+  try {
+    config = loadConfig(configSchema, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${NAME}: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger({ service: NAME, level: config.LOG_LEVEL, instance: config.SERVICE_INSTANCE });
+  await runService({
+    name: NAME,
+    version: VERSION,
+    config,
+    log,
+    migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
+    streams: ["USERS", "ORDERS"],
+    buildApp: ({ db, published }) => createApp({ db, log, published, version: VERSION }),
+    consumers: [{ stream: "ORDERS", durable: NAME, filterSubject: "orders.created", handlers: orderCreatedHandlers }],
+  });
+}
+
+main().catch((err) => {
+  process.stderr.write(`${NAME}: failed to start: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

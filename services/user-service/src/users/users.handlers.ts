@@ -1,0 +1,51 @@
+import { and, desc, eq, lt, or } from "drizzle-orm";
+import { ConflictError, NotFoundError, decodeCursor, enqueueEvents, isUniqueViolation, toPage, uuidv7, type Db, type ServiceApp } from "@orderflow/shared";
+import { users } from "../db/schema.js";
+import { presentUser, registerUser } from "./users.domain.js";
+import { getUserRoute, listUsersRoute, registerUserRoute } from "./users.routes.js";
+
+export interface UsersDeps {
+  db: Db;
+  /** Wakes the outbox relay once a transaction that wrote events has committed. */
+  published: () => void;
+}
+
+export function registerUserRoutes(app: ServiceApp, { db, published }: UsersDeps) {
+  app.openapi(registerUserRoute, async (c) => {
+    const body = c.req.valid("json");
+    const now = new Date();
+    const { user, event } = registerUser(body, { id: uuidv7(now.getTime()), now });
+    try {
+      await db.transaction(async (tx) => {
+        await tx.insert(users).values(user);
+        await enqueueEvents(tx, [{ subject: "users.registered", event }]);
+      });
+    } catch (err) {
+      if (isUniqueViolation(err, "users_email_lower_key")) {
+        throw new ConflictError(`a user with email ${body.email} already exists`, { cause: err });
+      }
+      throw err;
+    }
+    published();
+    return c.json(presentUser(user), 201, { location: `/users/${user.id}` });
+  });
+
+  app.openapi(getUserRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const [user] = await db.select().from(users).where(eq(users.id, id));
+    if (!user) throw new NotFoundError(`no user with id ${id}`);
+    return c.json(presentUser(user), 200);
+  });
+
+  app.openapi(listUsersRoute, async (c) => {
+    const { limit, cursor } = c.req.valid("query");
+    const after = cursor ? decodeCursor(cursor) : undefined;
+    const rows = await db
+      .select()
+      .from(users)
+      .where(after ? or(lt(users.createdAt, after.createdAt), and(eq(users.createdAt, after.createdAt), lt(users.id, after.id))) : undefined)
+      .orderBy(desc(users.createdAt), desc(users.id))
+      .limit(limit + 1);
+    return c.json(toPage(rows, limit, presentUser), 200);
+  });
+}

@@ -1,0 +1,60 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { idParams, jsonBody, pageQuery, pageSchema, problemContent as problem } from "@orderflow/shared";
+
+export const userSchema = z
+  .object({
+    id: z.uuid(),
+    email: z.string(),
+    name: z.string(),
+    orderCount: z.number().int().openapi({ description: "Orders created for this user; updated from orders.created events, so it trails the order service by a moment." }),
+    createdAt: z.iso.datetime(),
+  })
+  .openapi("User");
+
+export const registerUserBody = z
+  .object({
+    email: z.string().trim().max(254).email().openapi({ example: "ada@example.com", description: "Trimmed; unique regardless of case." }),
+    name: z.string().trim().min(1).max(100).openapi({ example: "Ada Lovelace", description: "1–100 characters after trimming." }),
+  })
+  .openapi("RegisterUser");
+
+export const registerUserRoute = createRoute({
+  method: "post",
+  path: "/users",
+  summary: "Register a user",
+  middleware: [jsonBody()] as const,
+  request: { body: { required: true, content: { "application/json": { schema: registerUserBody } } } },
+  responses: {
+    201: { description: "Registered; users.registered is published through the outbox", content: { "application/json": { schema: userSchema } } },
+    400: problem("Invalid fields, listed in `errors`"),
+    409: problem("The email is taken (case-insensitively)"),
+    413: problem("Body over 16 KiB"),
+    415: problem("Body is not JSON"),
+  },
+});
+
+export const getUserRoute = createRoute({
+  method: "get",
+  path: "/users/{id}",
+  summary: "Get a user",
+  request: { params: idParams },
+  responses: {
+    200: { description: "The user", content: { "application/json": { schema: userSchema } } },
+    400: problem("id is not a UUID"),
+    404: problem("No such user"),
+  },
+});
+
+export const listUsersRoute = createRoute({
+  method: "get",
+  path: "/users",
+  summary: "List users, newest first",
+  request: { query: pageQuery },
+  responses: {
+    200: {
+      description: "A page of users",
+      content: { "application/json": { schema: pageSchema(userSchema, "UserPage") } },
+    },
+    400: problem("Invalid limit, cursor or unknown parameter"),
+  },
+});

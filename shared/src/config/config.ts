@@ -1,0 +1,89 @@
+import { z } from "zod";
+
+/** Thrown when the environment does not satisfy a config schema; `message` names every bad variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  constructor(
+    message: string,
+    readonly issues: readonly { variable: string; problem: string }[],
+  ) {
+    super(message);
+  }
+}
+
+const booleanFromEnv = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const databaseUrl = z
+  .string({ error: "is required (postgres://… or pglite://<dir>)" })
+  .refine((v) => /^(postgres|postgresql|pglite):\/\//.test(v), {
+    message: "must start with postgres://, postgresql:// or pglite://",
+  });
+
+const durationMs = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
+
+/**
+ * Settings every service reads. Services extend it with `.extend({...})`.
+ * @example const config = loadConfig(baseConfigSchema, process.env)
+ */
+export const baseConfigSchema = z.object({
+  PORT: z.coerce.number().int().min(1).max(65535).default(3000),
+  HOST: z.string().default("0.0.0.0"),
+  DATABASE_URL: databaseUrl,
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(8),
+  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  NATS_USER: z.string().optional(),
+  NATS_PASSWORD: z.string().optional(),
+  NATS_TOKEN: z.string().optional(),
+  NATS_NAMESPACE: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/, "may only contain letters, digits, '_' and '-'")
+    .max(32)
+    .default(""),
+  STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  STREAM_MAX_AGE_MS: durationMs(7 * 24 * 3600_000),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  MIGRATE_ON_START: booleanFromEnv.default(true),
+  RETRY_DELAYS_MS: z
+    .string()
+    .default("1000,5000,30000")
+    .transform((v, ctx) => {
+      const parts = v.split(",").map((p) => Number(p.trim()));
+      if (parts.length === 0 || parts.some((n) => !Number.isInteger(n) || n < 0)) {
+        ctx.addIssue({ code: "custom", message: "must be a comma-separated list of milliseconds" });
+        return z.NEVER;
+      }
+      return parts;
+    }),
+  MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
+  OUTBOX_POLL_MS: durationMs(1000),
+  SERVICE_INSTANCE: z.string().optional(),
+});
+
+export type BaseConfig = z.infer<typeof baseConfigSchema>;
+
+/**
+ * Parses `env` with `schema`; throws a ConfigError whose message names each bad variable.
+ * Empty strings count as unset, so `PORT=` falls back to the default instead of failing.
+ */
+export function loadConfig<S extends z.ZodType>(
+  schema: S,
+  env: Record<string, string | undefined>,
+): z.infer<S> {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const result = schema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((i) => ({
+    variable: i.path.map(String).join(".") || "(environment)",
+    problem: i.message,
+  }));
+  const message = `invalid configuration: ${issues.map((i) => `${i.variable} ${i.problem}`).join("; ")}`;
+  throw new ConfigError(message, issues);
+}
+
+/** Reads a positive integer from optional retry settings, with a fallback when absent. */
+export function retryPolicyFrom(config: Pick<BaseConfig, "RETRY_DELAYS_MS" | "MAX_DELIVER">) {
+  return { delaysMs: config.RETRY_DELAYS_MS, maxDeliver: config.MAX_DELIVER };
+}

@@ -1,0 +1,53 @@
+import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/nats-core";
+import type { Names } from "../nats/names.js";
+
+/** Headers added to every dead letter; the `dlq` command reads them back. */
+export const DlqHeaders = {
+  Stream: "Orderflow-Dlq-Stream",
+  Subject: "Orderflow-Dlq-Subject",
+  Sequence: "Orderflow-Dlq-Sequence",
+  Consumer: "Orderflow-Dlq-Consumer",
+  Deliveries: "Orderflow-Dlq-Deliveries",
+  ErrorClass: "Orderflow-Dlq-Error-Class",
+  ErrorMessage: "Orderflow-Dlq-Error-Message",
+  Time: "Orderflow-Dlq-Time",
+  OriginalMsgId: "Orderflow-Dlq-Original-Msg-Id",
+} as const;
+
+export interface DeadLetterInfo {
+  consumer: string;
+  error: Error;
+  now?: Date;
+}
+
+/**
+ * Copies a message into the DLQ stream with its payload, its headers and the reason it was
+ * given up on. The Nats-Msg-Id names the original stream position, so dead-lettering the same
+ * delivery twice (a crash between publish and term) stores one dead letter.
+ */
+export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: JsMsg, info: DeadLetterInfo): Promise<void> {
+  const h = natsHeaders();
+  if (msg.headers) {
+    for (const [key, values] of msg.headers) {
+      if (key.toLowerCase() === "nats-msg-id") continue;
+      for (const v of values) h.append(key, v);
+    }
+  }
+  const originalId = msg.headers?.get("Nats-Msg-Id");
+  if (originalId) h.set(DlqHeaders.OriginalMsgId, originalId);
+  h.set(DlqHeaders.Stream, msg.info.stream);
+  h.set(DlqHeaders.Subject, msg.subject);
+  h.set(DlqHeaders.Sequence, String(msg.seq));
+  h.set(DlqHeaders.Consumer, info.consumer);
+  h.set(DlqHeaders.Deliveries, String(msg.info.deliveryCount));
+  h.set(DlqHeaders.ErrorClass, info.error.name);
+  // Header values cannot hold line breaks; keep them readable and bounded.
+  h.set(DlqHeaders.ErrorMessage, info.error.message.replace(/[\r\n]+/g, " ").slice(0, 1024));
+  h.set(DlqHeaders.Time, (info.now ?? new Date()).toISOString());
+  const logical = names.logicalSubject(msg.subject);
+  await js.publish(names.subject(`dlq.${info.consumer}.${logical}`), msg.data, {
+    headers: h,
+    msgID: `dlq:${msg.info.stream}:${msg.seq}`,
+  });
+}

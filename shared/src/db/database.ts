@@ -1,0 +1,88 @@
+import { mkdirSync } from "node:fs";
+import { sql } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
+import type { ExtractTablesWithRelations } from "drizzle-orm";
+
+/** The drizzle handle shared code works with; both drivers (postgres.js, PGlite) satisfy it. */
+export type Db = PgDatabase<PgQueryResultHKT, Record<string, unknown>>;
+export type Tx = PgTransaction<PgQueryResultHKT, Record<string, unknown>, ExtractTablesWithRelations<Record<string, unknown>>>;
+export type Executor = Db | Tx;
+
+export interface Database {
+  readonly db: Db;
+  readonly kind: "postgres" | "pglite";
+  /** Throws when the database cannot answer `select 1`. */
+  ping(): Promise<void>;
+  /** Applies committed drizzle-kit migrations; safe when several replicas start at once. */
+  migrate(migrationsFolder: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  poolSize?: number;
+  applicationName?: string;
+}
+
+/**
+ * Opens `postgres://…` with postgres.js (a pool that reconnects on its own after an outage)
+ * or `pglite://<dir>` (`pglite://memory` for a throwaway one) with embedded PGlite.
+ */
+export async function openDatabase(url: string, opts: DatabaseOptions = {}): Promise<Database> {
+  if (url.startsWith("pglite://")) return openPglite(url.slice("pglite://".length));
+  return openPostgres(url, opts);
+}
+
+async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
+  const { default: postgres } = await import("postgres");
+  const { drizzle } = await import("drizzle-orm/postgres-js");
+  const client = postgres(url, {
+    max: opts.poolSize ?? 8,
+    connect_timeout: 5,
+    idle_timeout: 60,
+    max_lifetime: 60 * 30,
+    onnotice: () => {},
+    connection: { application_name: opts.applicationName ?? "orderflow" },
+  });
+  const db = drizzle({ client }) as unknown as Db;
+  return {
+    db,
+    kind: "postgres",
+    ping: async () => {
+      await client`select 1`;
+    },
+    migrate: async (migrationsFolder) => {
+      const { migrate } = await import("drizzle-orm/postgres-js/migrator");
+      // One connection holds an advisory lock so replicas starting together migrate one at a time.
+      const lockClient = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+      try {
+        await lockClient`select pg_advisory_lock(7215540011)`;
+        await migrate(drizzle({ client: lockClient }), { migrationsFolder });
+      } finally {
+        await lockClient.end({ timeout: 5 });
+      }
+    },
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+async function openPglite(location: string): Promise<Database> {
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { drizzle } = await import("drizzle-orm/pglite");
+  const inMemory = location === "memory" || location === "";
+  if (!inMemory) mkdirSync(location, { recursive: true });
+  const client = inMemory ? new PGlite() : new PGlite(location);
+  await client.waitReady;
+  const db = drizzle({ client }) as unknown as Db;
+  return {
+    db,
+    kind: "pglite",
+    ping: async () => {
+      await db.execute(sql`select 1`);
+    },
+    migrate: async (migrationsFolder) => {
+      const { migrate } = await import("drizzle-orm/pglite/migrator");
+      await migrate(drizzle({ client }), { migrationsFolder });
+    },
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,44 @@
+/** Walks `cause` chains: drizzle wraps driver errors in DrizzleQueryError. */
+function* causes(err: unknown): Generator<Record<string, unknown>> {
+  let current: unknown = err;
+  for (let depth = 0; current && typeof current === "object" && depth < 5; depth++) {
+    yield current as Record<string, unknown>;
+    current = (current as { cause?: unknown }).cause;
+  }
+}
+
+export function pgErrorCode(err: unknown): string | undefined {
+  for (const e of causes(err)) if (typeof e.code === "string") return e.code;
+  return undefined;
+}
+
+/** A unique constraint was violated; `constraint` narrows it to one index. */
+export function isUniqueViolation(err: unknown, constraint?: string): boolean {
+  for (const e of causes(err)) {
+    if (e.code === "23505") return constraint === undefined || e.constraint_name === constraint || e.constraint === constraint;
+  }
+  return false;
+}
+
+const transientCodes = new Set([
+  "40001", // serialization_failure
+  "40P01", // deadlock_detected
+  "53300", // too_many_connections
+  "55000", // object_not_in_prerequisite_state: database not accepting connections
+  "55P03", // lock_not_available
+  "57014", // query_canceled (statement timeout)
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+]);
+
+/** Connection loss, refusal, timeouts and contention: worth retrying later. */
+export function isTransientDbError(err: unknown): boolean {
+  for (const e of causes(err)) {
+    const code = e.code;
+    if (typeof code !== "string") continue;
+    if (transientCodes.has(code) || code.startsWith("08")) return true;
+    if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|CONNECTION_|CONNECT_TIMEOUT)/.test(code)) return true;
+  }
+  return false;
+}

@@ -1,0 +1,4 @@
+export * from "./envelope.js";
+export * from "./catalog.js";
+export * from "./create.js";
+export * from "./decode.js";

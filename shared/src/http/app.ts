@@ -1,0 +1,73 @@
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import { bodyLimit } from "hono/body-limit";
+import type { MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
+import { HttpProblemError } from "../errors/index.js";
+import { isTransientDbError } from "../db/errors.js";
+import { problem, problemResponse } from "./problem.js";
+import { fieldErrors } from "./validation.js";
+
+export interface ServiceAppOptions {
+  log: Logger;
+}
+
+/**
+ * A Hono app with the conventions every orderflow service shares: validation failures become
+ * 400 problems listing each field, unknown routes 404 problems, known errors their status,
+ * a lost database 503 with Retry-After, and anything else a 500 that leaks no internals.
+ */
+export function createServiceApp({ log }: ServiceAppOptions) {
+  const app = new OpenAPIHono({
+    defaultHook: (result) => {
+      if (!result.success) {
+        const errors = fieldErrors(result.target === "json" ? "body" : result.target === "param" ? "path" : result.target, result.error as z.ZodError);
+        return problemResponse(problem(400, "Bad Request", "the request has invalid fields", { errors }));
+      }
+    },
+  });
+
+  app.notFound((c) => problemResponse(problem(404, "Not Found", `no route for ${c.req.method} ${c.req.path}`)));
+
+  app.onError((err, c) => {
+    if (err instanceof HttpProblemError) {
+      return problemResponse(problem(err.status, err.title, err.message, err.extensions));
+    }
+    if (err instanceof HTTPException) {
+      // Hono raises these for malformed JSON and similar client mistakes.
+      const status = err.status;
+      return problemResponse(problem(status, status === 400 ? "Bad Request" : "Error", err.message));
+    }
+    if (isTransientDbError(err)) {
+      log.warn({ err: err.message, path: c.req.path }, "database unavailable");
+      return problemResponse(problem(503, "Service Unavailable", "the database is unavailable; retry shortly"), { "retry-after": "1" });
+    }
+    log.error({ err, path: c.req.path, method: c.req.method }, "unhandled error");
+    return problemResponse(problem(500, "Internal Server Error", "an unexpected error occurred"));
+  });
+
+  return app;
+}
+
+export type ServiceApp = ReturnType<typeof createServiceApp>;
+
+/**
+ * Guards write routes: 415 unless the body is declared JSON, 413 past `maxBytes` (checked on
+ * the declared length and again while streaming, so a lying Content-Length does not help).
+ */
+export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): MiddlewareHandler {
+  const limit = bodyLimit({
+    maxSize: maxBytes,
+    onError: () => problemResponse(problem(413, "Content Too Large", `the request body is larger than ${maxBytes} bytes`)),
+  });
+  return async (c, next) => {
+    const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    if (type !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
+      return problemResponse(
+        problem(415, "Unsupported Media Type", "the request body must be JSON (Content-Type: application/json)"),
+        { "accept-post": "application/json" },
+      );
+    }
+    return limit(c, next);
+  };
+}

@@ -1,0 +1,32 @@
+import { z } from "@hono/zod-openapi";
+
+/** OpenAPI schema of the RFC 9457 problem body every error response uses. */
+export const problemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    errors: z
+      .array(z.object({ in: z.string(), pointer: z.string(), detail: z.string() }))
+      .optional()
+      .openapi({ description: "One entry per invalid field" }),
+  })
+  .openapi("Problem");
+
+/** A route response documented as problem+json. */
+export const problemContent = (description: string) => ({
+  description,
+  content: { "application/problem+json": { schema: problemSchema } },
+});
+
+/** `?limit=&cursor=` for newest-first listings; unknown parameters are rejected. */
+export const pageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20).openapi({ description: "1–100, default 20" }),
+  cursor: z.string().min(1).optional().openapi({ description: "The nextCursor of the previous page" }),
+});
+
+export const pageSchema = <T extends z.ZodType>(item: T, name: string) =>
+  z.object({ items: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
+
+export const idParams = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" } }) });

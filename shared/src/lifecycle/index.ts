@@ -1,0 +1,3 @@
+export * from "./retry.js";
+export * from "./shutdown.js";
+export * from "./service.js";

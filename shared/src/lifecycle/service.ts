@@ -1,0 +1,164 @@
+import { hostname } from "node:os";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import type { BaseConfig } from "../config/config.js";
+import { createConsumer, type Consumer, type EventHandlers } from "../consumer/runner.js";
+import { openDatabase, type Database, type Db } from "../db/database.js";
+import type { StreamName } from "../events/catalog.js";
+import { createReadiness, registerHealthRoutes } from "../health/readiness.js";
+import type { ServiceApp } from "../http/app.js";
+import { problem, problemResponse } from "../http/problem.js";
+import { startHttpServer, type HttpServer } from "../http/server.js";
+import { connectNats, type NatsState } from "../nats/connect.js";
+import { createNames, type Names } from "../nats/names.js";
+import { ensureStreams } from "../nats/streams.js";
+import { createOutboxRelay, type OutboxRelay } from "../outbox/relay.js";
+import { retryUntilDone } from "./retry.js";
+import { installShutdown } from "./shutdown.js";
+
+export interface ConsumerSpec {
+  stream: StreamName;
+  durable: string;
+  filterSubject: string;
+  handlers: EventHandlers;
+}
+
+export interface ServiceSpec {
+  name: string;
+  version: string;
+  config: BaseConfig;
+  log: Logger;
+  migrationsFolder: string;
+  /** Streams this service publishes to or consumes from; DLQ is always added. */
+  streams: StreamName[];
+  /** Builds the HTTP app. `published` wakes the outbox relay after a commit that wrote events. */
+  buildApp(deps: { db: Db; published: () => void; names: Names }): ServiceApp;
+  consumers: ConsumerSpec[];
+}
+
+export interface RunningService {
+  readonly port: number;
+  readonly database: Database;
+  /** Resolves once migrations, NATS, streams, the relay and consumers are all up. */
+  readonly started: Promise<void>;
+  shutdown(reason: string): Promise<void>;
+}
+
+/**
+ * The shared boot sequence every service's `main.ts` runs: database → HTTP (so liveness answers
+ * at once) → migrations, NATS, streams, outbox relay and consumers in the background, each
+ * retried until its dependency is up → ordered shutdown on SIGTERM/SIGINT.
+ */
+export async function runService(spec: ServiceSpec): Promise<RunningService> {
+  const { config, log } = spec;
+  const instance = config.SERVICE_INSTANCE ?? hostname();
+  const names = createNames(config.NATS_NAMESPACE);
+  const abort = new AbortController();
+  const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DATABASE_POOL_SIZE, applicationName: spec.name });
+
+  let migrated = !config.MIGRATE_ON_START;
+  let nats: { nc: NatsConnection; state: NatsState; js: JetStreamClient; jsm: JetStreamManager } | undefined;
+  let relay: OutboxRelay | undefined;
+  let consumers: Consumer[] = [];
+  let wired = false;
+
+  const readiness = createReadiness();
+  readiness.add({
+    name: "database",
+    check: async () => {
+      await database.ping();
+      if (!migrated) throw new Error("migrations not applied yet");
+    },
+  });
+  readiness.add({
+    name: "nats",
+    check: () => {
+      if (!nats) throw new Error("not connected yet");
+      if (!nats.state.connected()) throw new Error("disconnected; reconnecting");
+      if (!wired) throw new Error("streams and consumers not set up yet");
+    },
+  });
+
+  const app = spec.buildApp({ db: database.db, published: () => relay?.notify(), names });
+  registerHealthRoutes(app, readiness);
+
+  const fetch = (req: Request) => {
+    if (readiness.shuttingDown && !req.url.endsWith("/healthz") && !req.url.endsWith("/readyz")) {
+      return problemResponse(problem(503, "Service Unavailable", "the service is shutting down"), { connection: "close" });
+    }
+    return app.fetch(req);
+  };
+  const server: HttpServer = await startHttpServer(fetch, config.PORT, config.HOST);
+  log.info({ port: server.port, instance, version: spec.version }, "listening");
+
+  const started = (async () => {
+    if (config.MIGRATE_ON_START) {
+      await retryUntilDone("migrations", () => database.migrate(spec.migrationsFolder), log, abort.signal);
+      migrated = true;
+    }
+    const { nc, state } = await connectNats(
+      { url: config.NATS_URL, name: `${spec.name}@${instance}`, log, user: config.NATS_USER, password: config.NATS_PASSWORD, token: config.NATS_TOKEN },
+      abort.signal,
+    );
+    nats = { nc, state, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+    const { js, jsm } = nats;
+    const streams = [...new Set<StreamName>([...spec.streams, "DLQ"])];
+    await retryUntilDone(
+      "stream setup",
+      () => ensureStreams(jsm, names, streams, { replicas: config.STREAM_REPLICAS, maxAgeMs: config.STREAM_MAX_AGE_MS }),
+      log,
+      abort.signal,
+    );
+    relay = createOutboxRelay({ db: database.db, js, names, log, pollMs: config.OUTBOX_POLL_MS });
+    relay.start();
+    consumers = spec.consumers.map((c) =>
+      createConsumer({
+        ...c,
+        js,
+        jsm,
+        db: database.db,
+        names,
+        log,
+        retry: { delaysMs: config.RETRY_DELAYS_MS, maxDeliver: config.MAX_DELIVER },
+        onApplied: () => relay?.notify(),
+      }),
+    );
+    for (const [i, c] of consumers.entries()) {
+      await retryUntilDone(`consumer ${spec.consumers[i]!.durable}`, () => c.start(), log, abort.signal);
+    }
+    wired = true;
+    log.info("ready");
+  })();
+  started.catch((err) => {
+    if (!abort.signal.aborted) log.error({ err }, "start-up failed");
+  });
+
+  const shutdown = installShutdown({
+    log,
+    timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    steps: [
+      { name: "readiness", run: () => readiness.markShuttingDown() },
+      { name: "start-up", run: () => abort.abort() },
+      { name: "http", run: () => server.close() },
+      { name: "consumers", run: () => Promise.all(consumers.map((c) => c.stop())).then(() => {}) },
+      // Flush what the last handlers wrote, then stop; anything left is published on next start.
+      { name: "outbox", run: async () => { await relay?.relayOnce().catch(() => 0); await relay?.stop(); } },
+      { name: "nats", run: async () => { if (nats && !nats.nc.isClosed()) await nats.nc.drain(); } },
+      { name: "database", run: () => database.close() },
+    ],
+  });
+
+  return { port: server.port, database, started, shutdown };
+}
+
+/** The `migrate` entry point: apply migrations and exit; 0 on success, 1 with the reason otherwise. */
+export async function runMigrations(opts: { databaseUrl: string; migrationsFolder: string; log: Logger }): Promise<void> {
+  const database = await openDatabase(opts.databaseUrl, { poolSize: 1, applicationName: "migrate" });
+  try {
+    await database.migrate(opts.migrationsFolder);
+    opts.log.info({ folder: opts.migrationsFolder }, "migrations applied");
+  } finally {
+    await database.close();
+  }
+}

@@ -1,0 +1,80 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+
+export interface NatsOptions {
+  url: string;
+  name: string;
+  log: Logger;
+  user?: string;
+  password?: string;
+  token?: string;
+}
+
+/** Live view of the connection for readiness: false while disconnected or reconnecting. */
+export interface NatsState {
+  connected(): boolean;
+}
+
+/**
+ * Connects with reconnects that never give up (jittered), and keeps trying the first connect
+ * too, so a service started before NATS becomes ready when NATS comes up instead of crashing.
+ * `noAsyncTraces` keeps a stack capture off every request's hot path.
+ */
+export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Promise<{ nc: NatsConnection; state: NatsState }> {
+  const { log } = opts;
+  let attempt = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      const nc = await connect({
+        servers: opts.url.split(",").map((s) => s.trim()),
+        name: opts.name,
+        user: opts.user,
+        pass: opts.password,
+        token: opts.token,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 1000,
+        reconnectJitter: 500,
+        pingInterval: 10_000,
+        maxPingOut: 3,
+        noAsyncTraces: true,
+      });
+      let connected = true;
+      void (async () => {
+        for await (const s of nc.status()) {
+          if (s.type === "disconnect" || s.type === "reconnecting") {
+            if (connected) log.warn({ status: s.type }, "nats disconnected");
+            connected = false;
+          } else if (s.type === "reconnect") {
+            connected = true;
+            log.info("nats reconnected");
+          }
+        }
+      })();
+      log.info({ server: nc.getServer() }, "nats connected");
+      return { nc, state: { connected: () => connected && !nc.isClosed() } };
+    } catch (err) {
+      attempt += 1;
+      const delay = Math.min(5000, 250 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2);
+      if (attempt === 1 || attempt % 10 === 0) {
+        log.warn({ err: (err as Error).message, attempt }, "nats not reachable yet; retrying");
+      }
+      await abortableDelay(delay, signal);
+    }
+  }
+}
+
+export function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

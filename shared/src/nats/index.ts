@@ -1,0 +1,3 @@
+export * from "./names.js";
+export * from "./connect.js";
+export * from "./streams.js";

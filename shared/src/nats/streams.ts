@@ -1,0 +1,98 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { nanos } from "@nats-io/nats-core";
+import { streamCatalog, type StreamName } from "../events/catalog.js";
+import type { Names } from "./names.js";
+
+export interface StreamSettings {
+  replicas: number;
+  maxAgeMs: number;
+  /** Messages with the same Nats-Msg-Id inside this window are stored once. */
+  duplicateWindowMs?: number;
+}
+
+/**
+ * Creates or updates the streams a service touches. Limits retention keeps history for replay
+ * and queries (consumers do not delete messages). Idempotent: every replica calls it at start.
+ */
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  names: Names,
+  streams: readonly StreamName[],
+  settings: StreamSettings,
+): Promise<void> {
+  for (const logical of streams) {
+    const config: Partial<StreamConfig> & { name: string } = {
+      name: names.stream(logical),
+      subjects: streamCatalog[logical].subjects.map((s) => names.subject(s)),
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      num_replicas: settings.replicas,
+      max_age: nanos(settings.maxAgeMs),
+      duplicate_window: nanos(settings.duplicateWindowMs ?? 120_000),
+      description: streamCatalog[logical].description,
+    };
+    try {
+      await jsm.streams.info(config.name);
+      await jsm.streams.update(config.name, config);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      try {
+        await jsm.streams.add(config);
+      } catch (addErr) {
+        // Another replica created it between our info and add: that is the state we wanted.
+        if (!String((addErr as Error).message).includes("already in use")) throw addErr;
+      }
+    }
+  }
+}
+
+export interface DurableSettings {
+  stream: StreamName;
+  durable: string;
+  filterSubject: string;
+  maxDeliver: number;
+  /** Redelivery delays when an ack never arrives (crash mid-handler); must be shorter than maxDeliver. */
+  backoffMs: number[];
+  ackWaitMs?: number;
+  maxAckPending?: number;
+}
+
+/** Creates or updates a durable pull consumer with explicit acks. */
+export async function ensureDurableConsumer(jsm: JetStreamManager, names: Names, s: DurableSettings): Promise<void> {
+  const stream = names.stream(s.stream);
+  // nats-server 2.9 rejects a backoff list that is not shorter than max_deliver.
+  const backoff = s.backoffMs.slice(0, Math.max(0, s.maxDeliver - 1));
+  const config: Partial<ConsumerConfig> = {
+    durable_name: names.durable(s.durable),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: names.subject(s.filterSubject),
+    max_deliver: s.maxDeliver,
+    ack_wait: nanos(s.ackWaitMs ?? 30_000),
+    max_ack_pending: s.maxAckPending ?? 1000,
+    ...(backoff.length > 0 ? { backoff: backoff.map((ms) => nanos(Math.max(ms, 1))) } : {}),
+  };
+  try {
+    await jsm.consumers.info(stream, config.durable_name!);
+    await jsm.consumers.update(stream, config.durable_name!, config);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await jsm.consumers.add(stream, config);
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return err.status === 404 || /not found/i.test(err.message);
+  return /not found/i.test(String((err as Error)?.message));
+}

@@ -1,0 +1,49 @@
+import postgres from "postgres";
+import { randomBytes } from "node:crypto";
+
+/** Admin connection used to create and drop per-run databases. */
+export const adminDatabaseUrl = (env: Record<string, string | undefined> = process.env) =>
+  env.TEST_PG_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+export const uniqueName = (prefix: string) => `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`;
+
+/** Creates an empty database with a unique name; `drop()` removes it (terminating its backends). */
+export async function createTestDatabase(prefix = "of_test", adminUrl = adminDatabaseUrl()): Promise<TestDatabase> {
+  const name = uniqueName(prefix).toLowerCase();
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    async drop() {
+      const a = postgres(adminUrl, { max: 1, onnotice: () => {} });
+      try {
+        await a.unsafe(`drop database if exists "${name}" with (force)`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}
+
+/** Runs admin SQL (e.g. ALTER DATABASE … ALLOW_CONNECTIONS false) for fault tests. */
+export async function adminSql(statement: string, adminUrl = adminDatabaseUrl()): Promise<void> {
+  const a = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await a.unsafe(statement);
+  } finally {
+    await a.end();
+  }
+}

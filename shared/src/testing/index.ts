@@ -1,0 +1,5 @@
+export * from "./database.js";
+export * from "./nats.js";
+export * from "./wait.js";
+export * from "./process.js";
+export * from "./setup.js";

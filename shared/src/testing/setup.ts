@@ -1,0 +1,99 @@
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { createTestDatabase, type TestDatabase } from "./database.js";
+import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "./nats.js";
+import { freePort, startProcess, waitReady, type ManagedProcess } from "./process.js";
+
+/** The repository root, found from this file (shared/src/testing or shared/dist/testing). */
+export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
+
+export type ServiceName = "user-service" | "order-service";
+
+export interface SystemOptions {
+  services?: ServiceName[];
+  /** Extra environment for every service (e.g. a NATS_URL of a test's own server). */
+  env?: Record<string, string>;
+  natsUrl?: string;
+  echo?: boolean;
+}
+
+export interface TestService {
+  readonly name: ServiceName;
+  readonly url: string;
+  readonly port: number;
+  readonly database: TestDatabase;
+  proc: ManagedProcess;
+  /** Starts the process again (same port, database and namespace) after a stop or kill. */
+  restart(extraEnv?: Record<string, string>): Promise<void>;
+  /** Starts without waiting for readiness, for tests of a service whose dependencies are down. */
+  spawn(extraEnv?: Record<string, string>): ManagedProcess;
+}
+
+export interface TestSystem {
+  readonly namespace: string;
+  readonly nc: NatsConnection;
+  readonly services: Record<ServiceName, TestService>;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Disposable system for integration tests: a database per service, a fresh NATS namespace and
+ * each service as a real process from its build (`npm run build` first). `cleanup()` stops the
+ * processes, drops the databases and deletes the namespace's streams.
+ */
+export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem> {
+  const namespace = uniqueNamespace();
+  const natsUrl = opts.natsUrl ?? testNatsUrl();
+  const wanted = opts.services ?? ["user-service", "order-service"];
+  const nc = await connectTestNats(natsUrl);
+  const services = {} as Record<ServiceName, TestService>;
+
+  for (const name of wanted) {
+    const database = await createTestDatabase(`of_${name.replace("-service", "")}`);
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = (extra: Record<string, string> = {}) => ({
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DATABASE_URL: database.url,
+      NATS_URL: natsUrl,
+      NATS_NAMESPACE: namespace,
+      LOG_LEVEL: "info",
+      RETRY_DELAYS_MS: "200,500,1000",
+      SHUTDOWN_TIMEOUT_MS: "10000",
+      ...opts.env,
+      ...extra,
+    });
+    const script = join(repoRoot, "services", name, "dist", "main.js");
+    const svc: TestService = {
+      name,
+      url,
+      port,
+      database,
+      proc: undefined as unknown as ManagedProcess,
+      spawn(extra) {
+        svc.proc = startProcess(script, [], env(extra), { cwd: join(repoRoot, "services", name), echo: opts.echo });
+        return svc.proc;
+      },
+      async restart(extra) {
+        svc.spawn(extra);
+        await waitReady(url, svc.proc);
+      },
+    };
+    services[name] = svc;
+  }
+  await Promise.all(Object.values(services).map((s) => s.restart()));
+
+  return {
+    namespace,
+    nc,
+    services,
+    async cleanup() {
+      await Promise.all(Object.values(services).map((s) => s.proc?.kill("SIGKILL")));
+      await Promise.all(Object.values(services).map((s) => s.database.drop().catch(() => {})));
+      await deleteNamespace(nc, namespace).catch(() => {});
+      await nc.close();
+    },
+  };
+}
