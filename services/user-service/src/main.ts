@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { ConfigError, createLogger, loadConfig, runService } from "@orderflow/shared";
+import { createLogger, loadConfigOrExit, runService } from "@orderflow/shared";
 import { createApp } from "./app.js";
 import { configSchema } from "./config.js";
 import { orderCreatedHandlers } from "./consumers/order-created.js";
@@ -9,16 +9,7 @@ const VERSION = process.env.npm_package_version ?? "0.1.0";
 
 // The composition root: config → logger → database, HTTP, NATS, relay, consumers → shutdown.
 async function main() {
-  let config;
-  try {
-    config = loadConfig(configSchema, process.env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${NAME}: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit(configSchema, process.env, NAME);
   const log = createLogger({ service: NAME, level: config.LOG_LEVEL, instance: config.SERVICE_INSTANCE });
   await runService({
     name: NAME,

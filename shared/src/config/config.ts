@@ -87,3 +87,17 @@ export function loadConfig<S extends z.ZodType>(
 export function retryPolicyFrom(config: Pick<BaseConfig, "RETRY_DELAYS_MS" | "MAX_DELIVER">) {
   return { delaysMs: config.RETRY_DELAYS_MS, maxDeliver: config.MAX_DELIVER };
 }
+
+/**
+ * For entry points: like loadConfig, but a bad environment ends the process with exit code 2
+ * and one line naming each variable, instead of a stack trace.
+ */
+export function loadConfigOrExit<S extends z.ZodType>(schema: S, env: Record<string, string | undefined>, program: string): z.infer<S> {
+  try {
+    return loadConfig(schema, env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${program}: ${err.message}\n`);
+    process.exit(2);
+  }
+}

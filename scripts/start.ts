@@ -1,0 +1,135 @@
+/**
+ * `npm start`: the whole system on one machine. Databases from USER_DATABASE_URL /
+ * ORDER_DATABASE_URL or embedded PGlite under .data/; NATS from NATS_URL when reachable,
+ * otherwise a nats-server started here (JetStream under .data/nats). Logs of every service in
+ * one stream, prefixed by service; Ctrl-C stops everything cleanly.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { connect } from "node:net";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const env = process.env;
+const natsUrl = env.NATS_URL ?? "nats://127.0.0.1:4222";
+
+const services = [
+  { name: "user-service", port: env.USER_PORT ?? "3001", db: env.USER_DATABASE_URL ?? `pglite://${join(root, ".data", "user-service")}` },
+  { name: "order-service", port: env.ORDER_PORT ?? "3002", db: env.ORDER_DATABASE_URL ?? `pglite://${join(root, ".data", "order-service")}` },
+];
+
+const children: { name: string; child: ChildProcess }[] = [];
+let natsServer: ChildProcess | undefined;
+let stopping = false;
+
+function log(line: string) {
+  process.stdout.write(`[orderflow] ${line}\n`);
+}
+
+function reachable(url: string, timeoutMs = 1000): Promise<boolean> {
+  const first = url.split(",")[0]!.trim();
+  const { hostname, port } = new URL(first.includes("://") ? first : `nats://${first}`);
+  return new Promise((done) => {
+    const socket = connect({ host: hostname || "127.0.0.1", port: Number(port || 4222) });
+    const finish = (ok: boolean) => {
+      socket.destroy();
+      done(ok);
+    };
+    socket.setTimeout(timeoutMs, () => finish(false));
+    socket.once("connect", () => finish(true));
+    socket.once("error", () => finish(false));
+  });
+}
+
+async function ensureNats(): Promise<string> {
+  if (await reachable(natsUrl)) {
+    log(`using NATS at ${natsUrl}`);
+    return natsUrl;
+  }
+  const which = spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" });
+  const binary = which.stdout.trim();
+  if (which.status !== 0 || !binary) {
+    process.stderr.write(
+      `[orderflow] NATS is not reachable at ${natsUrl} and nats-server is not on the PATH.\n` +
+        `  Install it (Debian/Ubuntu: apt-get install nats-server; or download it from the NATS releases page)\n` +
+        `  or point NATS_URL at a running server with JetStream enabled.\n`,
+    );
+    process.exit(1);
+  }
+  const { hostname, port } = new URL(natsUrl);
+  const storeDir = join(root, ".data", "nats");
+  mkdirSync(storeDir, { recursive: true });
+  log(`starting ${binary} with JetStream in ${storeDir}`);
+  natsServer = spawn(binary, ["-js", "-sd", storeDir, "-a", hostname || "127.0.0.1", "-p", port || "4222"], { stdio: ["ignore", "pipe", "pipe"] });
+  pipe("nats-server", natsServer);
+  natsServer.once("exit", (code) => {
+    if (!stopping) {
+      log(`nats-server exited with ${code}`);
+      void stop(1);
+    }
+  });
+  for (let i = 0; i < 100 && !(await reachable(natsUrl, 200)); i++) await new Promise((r) => setTimeout(r, 100));
+  return natsUrl;
+}
+
+function pipe(name: string, child: ChildProcess) {
+  const prefix = `[${name}] `;
+  for (const stream of [child.stdout, child.stderr]) {
+    let buffered = "";
+    stream?.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString("utf8");
+      const lines = buffered.split("\n");
+      buffered = lines.pop() ?? "";
+      for (const line of lines) process.stdout.write(prefix + line + "\n");
+    });
+  }
+}
+
+async function stop(code: number) {
+  if (stopping) return;
+  stopping = true;
+  log("stopping…");
+  await Promise.all(
+    children.map(
+      ({ child }) =>
+        new Promise<void>((done) => {
+          if (child.exitCode !== null) return done();
+          child.once("exit", () => done());
+          child.kill("SIGTERM");
+        }),
+    ),
+  );
+  if (natsServer && natsServer.exitCode === null) {
+    await new Promise<void>((done) => {
+      natsServer!.once("exit", () => done());
+      natsServer!.kill("SIGTERM");
+    });
+  }
+  log("stopped");
+  process.exit(code);
+}
+
+async function main() {
+  const nats = await ensureNats();
+  for (const s of services) {
+    const child = spawn(process.execPath, [join(root, "services", s.name, "dist", "main.js")], {
+      cwd: join(root, "services", s.name),
+      env: { ...env, PORT: s.port, DATABASE_URL: s.db, NATS_URL: nats },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    pipe(s.name, child);
+    child.once("exit", (code, signal) => {
+      if (!stopping) {
+        log(`${s.name} exited (${code ?? signal}); stopping the rest`);
+        void stop(1);
+      }
+    });
+    children.push({ name: s.name, child });
+    log(`${s.name} → http://127.0.0.1:${s.port}`);
+  }
+  process.on("SIGINT", () => void stop(0));
+  process.on("SIGTERM", () => void stop(0));
+}
+
+void main();

@@ -1,0 +1,17 @@
+import { createServiceApp, type Db, type Logger } from "@orderflow/shared";
+import { registerOrderRoutes } from "./orders/orders.handlers.js";
+
+export interface AppDeps {
+  db: Db;
+  log: Logger;
+  published: () => void;
+  version?: string;
+}
+
+/** The HTTP app, built from its dependencies so tests drive it in-process with `app.request`. */
+export function createApp({ db, log, published, version = "0.0.0" }: AppDeps) {
+  const app = createServiceApp({ log });
+  registerOrderRoutes(app, { db, published });
+  app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "orderflow order-service", version } });
+  return app;
+}

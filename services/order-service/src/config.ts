@@ -1,0 +1,3 @@
+import { baseConfigSchema } from "@orderflow/shared";
+
+export const configSchema = baseConfigSchema;

@@ -1,0 +1,60 @@
+import { and, desc, eq, lt, or } from "drizzle-orm";
+import { NotFoundError, UnprocessableError, decodeCursor, enqueueEvents, pgErrorCode, toPage, uuidv7, type Db, type ServiceApp } from "@orderflow/shared";
+import { customers, orders } from "../db/schema.js";
+import { placeOrder, presentOrder } from "./orders.domain.js";
+import { getOrderRoute, listOrdersRoute, placeOrderRoute } from "./orders.routes.js";
+
+export interface OrdersDeps {
+  db: Db;
+  published: () => void;
+}
+
+const unknownUser = (userId: string) =>
+  new UnprocessableError(`user ${userId} is not known to the order service (yet); users become known once their registration event arrives`, {
+    errors: [{ in: "body", pointer: "/userId", detail: "is not a known user" }],
+  });
+
+export function registerOrderRoutes(app: ServiceApp, { db, published }: OrdersDeps) {
+  app.openapi(placeOrderRoute, async (c) => {
+    const body = c.req.valid("json");
+    const now = new Date();
+    const { order, event } = placeOrder(body, { orderId: uuidv7(now.getTime()), now });
+    try {
+      await db.transaction(async (tx) => {
+        const [known] = await tx.select({ id: customers.userId }).from(customers).where(eq(customers.userId, body.userId));
+        if (!known) throw unknownUser(body.userId);
+        await tx.insert(orders).values(order);
+        await enqueueEvents(tx, [{ subject: "orders.created", event }]);
+      });
+    } catch (err) {
+      if (pgErrorCode(err) === "23503") throw unknownUser(body.userId); // foreign key: the customer vanished
+      throw err;
+    }
+    published();
+    return c.json(presentOrder(order), 201, { location: `/orders/${order.id}` });
+  });
+
+  app.openapi(getOrderRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    const [order] = await db.select().from(orders).where(eq(orders.id, id));
+    if (!order) throw new NotFoundError(`no order with id ${id}`);
+    return c.json(presentOrder(order), 200);
+  });
+
+  app.openapi(listOrdersRoute, async (c) => {
+    const { limit, cursor, userId } = c.req.valid("query");
+    const after = cursor ? decodeCursor(cursor) : undefined;
+    const rows = await db
+      .select()
+      .from(orders)
+      .where(
+        and(
+          userId ? eq(orders.userId, userId) : undefined,
+          after ? or(lt(orders.createdAt, after.createdAt), and(eq(orders.createdAt, after.createdAt), lt(orders.id, after.id))) : undefined,
+        ),
+      )
+      .orderBy(desc(orders.createdAt), desc(orders.id))
+      .limit(limit + 1);
+    return c.json(toPage(rows, limit, presentOrder), 200);
+  });
+}
