@@ -39,6 +39,7 @@ RUN npx tsc -p shared \
  && npx tsc -p "services/${SERVICE}" \
  && npm prune --omit=dev --no-audit --no-fund --ignore-scripts \
  && find node_modules/@orderflow -mindepth 1 -maxdepth 1 -not -name shared -exec rm -rf {} + \
+ && find node_modules -mindepth 1 -type d -empty -delete \
  && find shared/dist "services/${SERVICE}/dist" -name '*.map' -delete
 
 # ---- dev: sources plus all dependencies; skaffold syncs src/ and tsx reloads on change

@@ -1,22 +1,23 @@
 /**
  * `npm start`: the whole system on one machine. Databases from USER_DATABASE_URL /
- * ORDER_DATABASE_URL or embedded PGlite under .data/; NATS from NATS_URL when reachable,
+ * ORDER_DATABASE_URL or embedded PGlite under .data/ (ORDERFLOW_DATA_DIR); NATS from NATS_URL when reachable,
  * otherwise a nats-server started here (JetStream under .data/nats). Logs of every service in
  * one stream, prefixed by service; Ctrl-C stops everything cleanly.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
 import { connect } from "node:net";
-import { join, resolve } from "node:path";
+import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const env = process.env;
-const natsUrl = env.NATS_URL ?? "nats://127.0.0.1:4222";
+const natsUrl = env.NATS_URL || "nats://127.0.0.1:4222";
+const dataDir = resolve(env.ORDERFLOW_DATA_DIR ?? join(root, ".data"));
 
 const services = [
-  { name: "user-service", port: env.USER_PORT ?? "3001", db: env.USER_DATABASE_URL ?? `pglite://${join(root, ".data", "user-service")}` },
-  { name: "order-service", port: env.ORDER_PORT ?? "3002", db: env.ORDER_DATABASE_URL ?? `pglite://${join(root, ".data", "order-service")}` },
+  { name: "user-service", port: env.USER_PORT || "3001", db: env.USER_DATABASE_URL || `pglite://${join(dataDir, "user-service")}` },
+  { name: "order-service", port: env.ORDER_PORT || "3002", db: env.ORDER_DATABASE_URL || `pglite://${join(dataDir, "order-service")}` },
 ];
 
 const children: { name: string; child: ChildProcess }[] = [];
@@ -47,9 +48,11 @@ async function ensureNats(): Promise<string> {
     log(`using NATS at ${natsUrl}`);
     return natsUrl;
   }
-  const which = spawnSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" });
-  const binary = which.stdout.trim();
-  if (which.status !== 0 || !binary) {
+  const binary = (env.PATH ?? "")
+    .split(delimiter)
+    .map((dir) => join(dir, "nats-server"))
+    .find((candidate) => existsSync(candidate));
+  if (!binary) {
     process.stderr.write(
       `[orderflow] NATS is not reachable at ${natsUrl} and nats-server is not on the PATH.\n` +
         `  Install it (Debian/Ubuntu: apt-get install nats-server; or download it from the NATS releases page)\n` +
@@ -58,7 +61,7 @@ async function ensureNats(): Promise<string> {
     process.exit(1);
   }
   const { hostname, port } = new URL(natsUrl);
-  const storeDir = join(root, ".data", "nats");
+  const storeDir = join(dataDir, "nats");
   mkdirSync(storeDir, { recursive: true });
   log(`starting ${binary} with JetStream in ${storeDir}`);
   natsServer = spawn(binary, ["-js", "-sd", storeDir, "-a", hostname || "127.0.0.1", "-p", port || "4222"], { stdio: ["ignore", "pipe", "pipe"] });

@@ -47,3 +47,20 @@ export async function adminSql(statement: string, adminUrl = adminDatabaseUrl())
     await a.end();
   }
 }
+
+/** A fresh database with a service's migrations applied, opened through the production code path. */
+export async function createMigratedDatabase(migrationsFolder: string, prefix = "of_app") {
+  const { openDatabase } = await import("../db/database.js");
+  const testDb = await createTestDatabase(prefix);
+  const database = await openDatabase(testDb.url, { poolSize: 4 });
+  await database.migrate(migrationsFolder);
+  return {
+    database,
+    db: database.db,
+    url: testDb.url,
+    async drop() {
+      await database.close();
+      await testDb.drop();
+    },
+  };
+}

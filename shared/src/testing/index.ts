@@ -3,3 +3,4 @@ export * from "./nats.js";
 export * from "./wait.js";
 export * from "./process.js";
 export * from "./setup.js";
+export * from "./nats-server.js";

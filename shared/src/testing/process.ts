@@ -57,12 +57,14 @@ export function startProcess(script: string, args: string[], env: Record<string,
 export function waitReady(baseUrl: string, proc?: ManagedProcess, timeoutMs = 30_000): Promise<true> {
   return waitFor(
     async () => {
-      if (proc && proc.child.exitCode !== null) {
-        throw new Error(`process exited with ${proc.child.exitCode}:\n${proc.output.slice(-20).join("\n")}`);
-      }
       const res = await fetch(`${baseUrl}/readyz`).catch(() => undefined);
       return res?.status === 200 ? true : undefined;
     },
-    { timeoutMs, what: `${baseUrl}/readyz` },
+    {
+      timeoutMs,
+      what: `${baseUrl}/readyz`,
+      abortIf: () =>
+        proc && proc.child.exitCode !== null ? `process exited with ${proc.child.exitCode}:\n${proc.output.slice(-20).join("\n")}` : undefined,
+    },
   );
 }

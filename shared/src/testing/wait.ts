@@ -4,11 +4,24 @@
  */
 export async function waitFor<T>(
   probe: () => Promise<T | undefined | false> | T | undefined | false,
-  { timeoutMs = 20_000, intervalMs = 50, what = "condition" }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+  {
+    timeoutMs = 20_000,
+    intervalMs = 50,
+    what = "condition",
+    abortIf,
+  }: {
+    timeoutMs?: number;
+    intervalMs?: number;
+    what?: string;
+    /** Checked before each probe: a returned message fails the wait at once (e.g. the process died). */
+    abortIf?: () => string | undefined;
+  } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
+    const fatal = abortIf?.();
+    if (fatal) throw new Error(`gave up waiting for ${what}: ${fatal}`);
     try {
       const value = await probe();
       if (value !== undefined && value !== false) return value as T;

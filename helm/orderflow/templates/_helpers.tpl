@@ -1,0 +1,156 @@
+{{/* Release-wide names and labels. */}}
+{{- define "orderflow.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "orderflow.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "orderflow.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "orderflow.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: orderflow
+{{- end -}}
+
+{{/* Selector labels for one component (a service name, "nats", "postgres"). ctx: {root, component} */}}
+{{- define "orderflow.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "orderflow.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "orderflow.componentLabels" -}}
+{{ include "orderflow.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/*
+The services to render: each enabled entry of .Values.services deep-merged over
+.Values.serviceDefaults, returned as YAML (a map name → values). Use with fromYaml.
+*/}}
+{{- define "orderflow.services" -}}
+{{- $out := dict -}}
+{{- range $name, $svc := .Values.services -}}
+{{- $merged := mergeOverwrite (deepCopy $.Values.serviceDefaults) (deepCopy (default dict $svc)) -}}
+{{- if $merged.enabled -}}
+{{- $_ := set $out $name $merged -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/* Object name for a service's resources. ctx: {root, name} */}}
+{{- define "orderflow.serviceFullname" -}}
+{{- printf "%s-%s" (include "orderflow.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Image reference for a service. ctx: {root, name, svc} */}}
+{{- define "orderflow.serviceImage" -}}
+{{- $img := .root.Values.image -}}
+{{- $repo := default (printf "%s/%s" $img.repositoryPrefix .name) .svc.image.repository -}}
+{{- if $img.registry -}}{{- $repo = printf "%s/%s" $img.registry $repo -}}{{- end -}}
+{{- if .svc.image.digest -}}
+{{- printf "%s@%s" $repo .svc.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (.svc.image.tag | default $img.tag | default .root.Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "orderflow.pullPolicy" -}}
+{{- .svc.image.pullPolicy | default .root.Values.image.pullPolicy -}}
+{{- end -}}
+
+{{- define "orderflow.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}{{ include "orderflow.fullname" . }}{{- else -}}default{{- end -}}
+{{- end -}}
+
+{{/* Database name in the bundled Postgres for a service. ctx: {name, svc} */}}
+{{- define "orderflow.databaseName" -}}
+{{- .svc.database.name | default (.name | replace "-" "_") -}}
+{{- end -}}
+
+{{/* Where a service's DATABASE_URL lives: "secretName|key". ctx: {root, name, svc} */}}
+{{- define "orderflow.databaseSecretRef" -}}
+{{- if .svc.database.existingSecret -}}
+{{- printf "%s|%s" .svc.database.existingSecret .svc.database.existingSecretKey -}}
+{{- else -}}
+{{- printf "%s-db|DATABASE_URL" (include "orderflow.serviceFullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Bundled Postgres: host, secret name, and the password (generated once, read back on upgrade). */}}
+{{- define "orderflow.postgresHost" -}}{{ include "orderflow.fullname" . }}-postgres{{- end -}}
+{{- define "orderflow.postgresSecretName" -}}
+{{- .Values.postgres.auth.existingSecret | default (printf "%s-postgres" (include "orderflow.fullname" .)) -}}
+{{- end -}}
+{{- define "orderflow.postgresPassword" -}}
+{{- if .Values.postgres.auth.password -}}
+{{- .Values.postgres.auth.password -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "orderflow.postgresSecretName" .) -}}
+{{- if and $existing $existing.data (index $existing.data "password") -}}
+{{- index $existing.data "password" | b64dec -}}
+{{- else -}}
+{{- /* Remember the generated password so every template of this render uses the same one. */ -}}
+{{- $_ := set .Values.postgres.auth "password" (randAlphaNum 24) -}}
+{{- .Values.postgres.auth.password -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "orderflow.natsUrl" -}}
+{{- if .Values.nats.deploy -}}
+{{- printf "nats://%s-nats:4222" (include "orderflow.fullname" .) -}}
+{{- else -}}
+{{- required "nats.url is required when nats.deploy=false (e.g. nats://nats.nats.svc:4222)" .Values.nats.url -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "orderflow.natsSecretName" -}}
+{{- .Values.nats.auth.existingSecret | default (printf "%s-nats-auth" (include "orderflow.fullname" .)) -}}
+{{- end -}}
+
+{{/*
+Whether migration Jobs run before (pre-install) or after (post-install) the release's objects
+on first install. An external database exists before the install, so migrations run first and
+new pods never see an old schema. The bundled Postgres only exists once the install created it,
+so the first migration runs post-install (its initContainer waits for Postgres); upgrades are
+pre-upgrade in both cases.
+*/}}
+{{- define "orderflow.migrationHook" -}}
+{{- if .Values.postgres.deploy -}}post-install,pre-upgrade{{- else -}}pre-install,pre-upgrade{{- end -}}
+{{- end -}}
+
+{{- define "orderflow.terminationGracePeriodSeconds" -}}
+{{- $s := .Values.shutdown -}}
+{{- add $s.preStopSleepSeconds (div (add $s.timeoutMs 999) 1000) $s.marginSeconds -}}
+{{- end -}}
+
+{{/* NetworkPolicy helpers: TCP ports of a peer list, and DNS egress (UDP+TCP). */}}
+{{- define "orderflow.netpol.ports" -}}
+{{- range .ports }}
+- { port: {{ . }}, protocol: TCP }
+{{- end }}
+{{- end }}
+{{- define "orderflow.netpol.dns" -}}
+- to:
+    {{- toYaml .to | nindent 4 }}
+  ports:
+    {{- range .ports }}
+    - { port: {{ . }}, protocol: UDP }
+    - { port: {{ . }}, protocol: TCP }
+    {{- end }}
+{{- end }}

@@ -1,0 +1,124 @@
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eq } from "drizzle-orm";
+import { createLogger, decodeEvent } from "@orderflow/shared";
+import { createMigratedDatabase } from "@orderflow/shared/testing";
+import { createApp } from "../app.js";
+import { outbox, users } from "../db/schema.js";
+
+const migrations = fileURLToPath(new URL("../../drizzle", import.meta.url));
+let env: Awaited<ReturnType<typeof createMigratedDatabase>>;
+let app: ReturnType<typeof createApp>;
+let wakeups = 0;
+
+beforeAll(async () => {
+  env = await createMigratedDatabase(migrations, "of_users_app");
+  app = createApp({ db: env.db, log: createLogger({ service: "test", level: "silent" }), published: () => wakeups++ });
+});
+afterAll(() => env?.drop());
+
+const post = (body: unknown, headers: Record<string, string> = { "content-type": "application/json" }) =>
+  app.request("/users", { method: "POST", headers, body: typeof body === "string" ? body : JSON.stringify(body) });
+const unique = () => `u${Math.random().toString(36).slice(2)}@example.com`;
+
+async function expectProblem(res: Response, status: number) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toBe("application/problem+json");
+  const body = (await res.json()) as { status: number; title: string; type: string };
+  expect(body.status).toBe(status);
+  expect(body.title).toBeTruthy();
+  return body as Record<string, any>;
+}
+
+describe("POST /users", () => {
+  it("registers a trimmed user, answers 201 with Location, and writes the event in the same transaction", async () => {
+    const email = unique();
+    const before = wakeups;
+    const res = await post({ email: `  ${email}  `, name: "  Ada Lovelace " });
+    expect(res.status).toBe(201);
+    const user = (await res.json()) as Record<string, unknown>;
+    expect(user).toMatchObject({ email, name: "Ada Lovelace", orderCount: 0 });
+    expect(res.headers.get("location")).toBe(`/users/${user.id}`);
+    expect(wakeups).toBe(before + 1);
+
+    const [row] = await env.db.select().from(outbox).where(eq(outbox.subject, "users.registered")).orderBy(outbox.seq);
+    const rows = await env.db.select().from(outbox);
+    const mine = rows.map((r) => decodeEvent(r.payload)).find((d) => d.event.subject === user.id);
+    expect(row).toBeDefined();
+    expect(mine?.name).toBe("users.registered");
+    expect(mine?.event.data).toMatchObject({ userId: user.id, email, name: "Ada Lovelace" });
+  });
+
+  it("rejects a taken email regardless of case with 409, and writes no second event", async () => {
+    const email = unique();
+    expect((await post({ email, name: "A" })).status).toBe(201);
+    const eventsBefore = (await env.db.select().from(outbox)).length;
+    const body = await expectProblem(await post({ email: email.toUpperCase(), name: "B" }), 409);
+    expect(body.detail).toMatch(/already exists/);
+    expect((await env.db.select().from(outbox)).length).toBe(eventsBefore);
+  });
+
+  it("lists every invalid field in a 400 problem", async () => {
+    const body = await expectProblem(await post({ email: "not-an-email", name: "   " }), 400);
+    expect(body.errors.map((e: { pointer: string }) => e.pointer).sort()).toEqual(["/email", "/name"]);
+    const tooLong = await expectProblem(await post({ email: unique(), name: "x".repeat(101) }), 400);
+    expect(tooLong.errors[0].pointer).toBe("/name");
+    const missing = await expectProblem(await post({}), 400);
+    expect(missing.errors).toHaveLength(2);
+    await expectProblem(await post([1, 2]), 400);
+    await expectProblem(await post("null"), 400);
+  });
+
+  it("answers 400 for malformed JSON, 415 for non-JSON and 413 past 16 KiB", async () => {
+    await expectProblem(await post("{bad json"), 400);
+    await expectProblem(await post("email=a", { "content-type": "application/x-www-form-urlencoded" }), 415);
+    await expectProblem(await post("{}", {}), 415);
+    await expectProblem(await post({ email: unique(), name: "x".repeat(17 * 1024) }), 413);
+  });
+});
+
+describe("GET /users", () => {
+  it("returns a user by id, 404 for an unknown id and 400 for a malformed one", async () => {
+    const created = (await (await post({ email: unique(), name: "G" })).json()) as { id: string };
+    const res = await app.request(`/users/${created.id}`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ id: created.id, orderCount: 0 });
+    await expectProblem(await app.request("/users/01890a5d-ac96-774b-bcce-b302099a8057"), 404);
+    const bad = await expectProblem(await app.request("/users/123"), 400);
+    expect(bad.errors[0]).toMatchObject({ in: "path", pointer: "/id" });
+  });
+
+  it("pages newest first with an opaque cursor", async () => {
+    for (let i = 0; i < 3; i++) await post({ email: unique(), name: `P${i}` });
+    const all = await env.db.select().from(users);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res: Response = await app.request(`/users?limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as { items: { id: string; createdAt: string }[]; nextCursor: string | null };
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items.map((u) => u.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(seen).toHaveLength(all.length);
+    expect(new Set(seen).size).toBe(all.length);
+    const expected = [...all].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (b.id < a.id ? -1 : 1)).map((u) => u.id);
+    expect(seen).toEqual(expected);
+  });
+
+  it("rejects bad limits, bad cursors and unknown parameters with 400", async () => {
+    for (const q of ["limit=0", "limit=101", "limit=abc", "cursor=zzz", "sort=name"]) {
+      await expectProblem(await app.request(`/users?${q}`), 400);
+    }
+  });
+});
+
+describe("the rest of the surface", () => {
+  it("serves its OpenAPI document and 404 problems for unknown routes", async () => {
+    const doc = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths).sort()).toEqual(["/users", "/users/{id}"]);
+    await expectProblem(await app.request("/nope"), 404);
+    await expectProblem(await app.request("/users/01890a5d-ac96-774b-bcce-b302099a8057", { method: "DELETE" }), 404);
+  });
+});

@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, baseConfigSchema, loadConfig } from "./config.js";
+
+describe("loadConfig", () => {
+  it("applies defaults and coerces numbers and booleans", () => {
+    const c = loadConfig(baseConfigSchema, { DATABASE_URL: "postgres://x/y", PORT: "4000", MIGRATE_ON_START: "false" });
+    expect(c.PORT).toBe(4000);
+    expect(c.MIGRATE_ON_START).toBe(false);
+    expect(c.NATS_URL).toBe("nats://127.0.0.1:4222");
+    expect(c.RETRY_DELAYS_MS).toEqual([1000, 5000, 30000]);
+  });
+
+  it("names every bad variable in one message", () => {
+    const attempt = () => loadConfig(baseConfigSchema, { PORT: "abc", NATS_NAMESPACE: "a.b", DATABASE_URL: "mysql://x" });
+    expect(attempt).toThrow(ConfigError);
+    try {
+      attempt();
+    } catch (err) {
+      const message = (err as ConfigError).message;
+      expect(message).toMatch(/PORT/);
+      expect(message).toMatch(/NATS_NAMESPACE/);
+      expect(message).toMatch(/DATABASE_URL must start with postgres/);
+    }
+  });
+
+  it("requires DATABASE_URL and treats empty strings as unset", () => {
+    expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "" })).toThrow(/DATABASE_URL is required/);
+    expect(loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", PORT: "" }).PORT).toBe(3000);
+  });
+
+  it("rejects malformed retry delays", () => {
+    expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", RETRY_DELAYS_MS: "1s,2s" })).toThrow(/RETRY_DELAYS_MS/);
+  });
+});

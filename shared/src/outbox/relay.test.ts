@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { sql } from "drizzle-orm";
+import { createLogger } from "../logger/index.js";
+import { createEvent } from "../events/create.js";
+import { createNames } from "../nats/names.js";
+import { ensureStreams } from "../nats/streams.js";
+import { outbox } from "../db/tables.js";
+import { openDatabase, type Database } from "../db/database.js";
+import { uuidv7 } from "../ids/index.js";
+import { connectTestNats, createTestDatabase, deleteNamespace, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
+import { enqueueEvents } from "./enqueue.js";
+import { createOutboxRelay } from "./relay.js";
+
+const log = createLogger({ service: "relay-test", level: "silent" });
+let nc: NatsConnection;
+let testDb: TestDatabase;
+let database: Database;
+const namespace = uniqueNamespace();
+const names = createNames(namespace);
+
+beforeAll(async () => {
+  nc = await connectTestNats();
+  testDb = await createTestDatabase("of_relay");
+  database = await openDatabase(testDb.url);
+  // Only the shared tables, created directly: this test owns no service schema.
+  await database.db.execute(sql`create table outbox (seq bigserial primary key, event_id uuid not null unique, subject text not null,
+    payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now(), published_at timestamptz)`);
+  await ensureStreams(await jetstreamManager(nc), names, ["USERS"], { replicas: 1, maxAgeMs: 3600_000 });
+});
+
+afterAll(async () => {
+  await database?.close();
+  await testDb?.drop();
+  await deleteNamespace(nc, namespace);
+  await nc?.close();
+});
+
+/** Counts publish calls per relay, to show that no row was published twice (dedupe would hide it). */
+function countingJs(js: JetStreamClient, counter: Map<string, number>): JetStreamClient {
+  return new Proxy(js, {
+    get(target, prop, receiver) {
+      if (prop === "publish") {
+        return (subject: string, payload: unknown, opts: { msgID: string }) => {
+          counter.set(opts.msgID, (counter.get(opts.msgID) ?? 0) + 1);
+          return target.publish(subject, payload as string, opts);
+        };
+      }
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+}
+
+describe("outbox relay", () => {
+  it("publishes each event exactly once when two relays run at the same time", async () => {
+    const total = 400;
+    const events = Array.from({ length: total }, () => {
+      const id = uuidv7();
+      return { subject: "users.registered", event: createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: "a@b.co", name: "n", registeredAt: new Date().toISOString() } }) };
+    });
+    for (let i = 0; i < total; i += 100) await database.db.transaction((tx) => enqueueEvents(tx, events.slice(i, i + 100)));
+
+    const publishes = new Map<string, number>();
+    const js = countingJs(jetstream(nc), publishes);
+    const relays = [1, 2].map(() => createOutboxRelay({ db: database.db, js, names, log, batchSize: 25, pollMs: 50 }));
+    relays.forEach((r) => r.start());
+    await waitFor(async () => {
+      const [{ n }] = (await database.db.select({ n: sql<number>`count(*)::int` }).from(outbox).where(sql`published_at is null`)) as [{ n: number }];
+      return n === 0;
+    }, { what: "an empty outbox" });
+    await Promise.all(relays.map((r) => r.stop()));
+
+    const info = await (await jetstreamManager(nc)).streams.info(names.stream("USERS"));
+    console.log(`relay: enqueued=${total} publishes=${[...publishes.values()].reduce((a, b) => a + b, 0)} stored=${info.state.messages}`);
+    expect(info.state.messages).toBe(total);
+    expect(publishes.size).toBe(total);
+    expect([...publishes.values()].every((n) => n === 1)).toBe(true);
+  });
+});

@@ -1,0 +1,57 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "./process.js";
+import { waitFor } from "./wait.js";
+
+export interface OwnNatsServer {
+  readonly url: string;
+  readonly port: number;
+  /** Stops the server (SIGTERM, or SIGKILL for a crash); its JetStream store stays. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same port and store. */
+  start(): Promise<void>;
+  /** Stops it and deletes its store. */
+  dispose(): Promise<void>;
+}
+
+const portOpen = (port: number) =>
+  new Promise<boolean>((done) => {
+    const s = connect({ host: "127.0.0.1", port });
+    s.once("connect", () => (s.destroy(), done(true)));
+    s.once("error", () => (s.destroy(), done(false)));
+  });
+
+/**
+ * A nats-server of the test's own, on a free port with JetStream in a temp dir, for fault tests
+ * that stop or kill the broker (the machine's shared server is never touched).
+ */
+export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [] as string[] } = {}): Promise<OwnNatsServer> {
+  const port = await freePort();
+  const store = mkdtempSync(join(tmpdir(), "of-nats-"));
+  let child: ChildProcess | undefined;
+  const server: OwnNatsServer = {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    async start() {
+      child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store, ...extraArgs], { stdio: "ignore" });
+      await waitFor(() => portOpen(port), { what: `nats-server on ${port}`, timeoutMs: 10_000 });
+    },
+    async stop(signal = "SIGTERM") {
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      await new Promise<void>((done) => {
+        c.once("exit", () => done());
+        c.kill(signal);
+      });
+    },
+    async dispose() {
+      await server.stop("SIGKILL");
+      rmSync(store, { recursive: true, force: true });
+    },
+  };
+  await server.start();
+  return server;
+}

@@ -1,0 +1,115 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { adminSql, startOwnNatsServer, startSystem, waitFor, type OwnNatsServer, type TestSystem } from "@orderflow/shared/testing";
+import { getUser, ordersOf, register, registerOk, waitForCount, waitForWelcome, type User } from "./helpers.js";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+});
+
+async function readyStatus(url: string) {
+  const res = await fetch(`${url}/readyz`);
+  return { status: res.status, body: (await res.json()) as { checks: Record<string, string> } };
+}
+
+describe("connection faults", () => {
+  it("accepts registrations while NATS is down and delivers them once it is back", async () => {
+    const nats: OwnNatsServer = await startOwnNatsServer();
+    cleanups.push(() => nats.dispose());
+    const sys: TestSystem = await startSystem({ natsUrl: nats.url });
+    cleanups.push(() => sys.cleanup());
+    const { "user-service": users, "order-service": orders } = sys.services;
+
+    await nats.stop();
+    await waitFor(async () => (await readyStatus(users.url)).status === 503, { what: "user-service to notice NATS is gone" });
+    const accepted: User[] = [];
+    for (let i = 0; i < 5; i++) accepted.push(await registerOk(users.url));
+
+    await nats.start();
+    for (const u of accepted) {
+      const welcome = (await waitForWelcome(orders.url, u.id, 30_000)).filter((o) => o.source === "registration");
+      expect(welcome).toHaveLength(1);
+      await waitForCount(users.url, u.id, 1, 30_000);
+    }
+    expect((await readyStatus(users.url)).status).toBe(200);
+    console.log(`nats outage: accepted while down=${accepted.length}, welcome orders after recovery=${accepted.length}`);
+  });
+
+  it("reports the database outage on /readyz and recovers without a restart", async () => {
+    const sys = await startSystem();
+    cleanups.push(() => sys.cleanup());
+    const orders = sys.services["order-service"];
+    const users = sys.services["user-service"];
+    const dbName = orders.database.name;
+
+    await adminSql(`alter database "${dbName}" allow_connections false`);
+    await adminSql(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${dbName}'`);
+    const down = await waitFor(async () => {
+      const r = await readyStatus(orders.url);
+      return r.status === 503 ? r : undefined;
+    }, { what: "order-service readiness 503" });
+    expect(down.body.checks.database).not.toBe("ok");
+    expect((await fetch(`${orders.url}/healthz`)).status).toBe(200);
+
+    // Registrations keep flowing meanwhile; their events wait in the stream for the consumer.
+    const during = await registerOk(users.url);
+    // A client request during the outage gets a 503 problem, not a 500.
+    const res = await fetch(`${orders.url}/orders?limit=1`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("content-type")).toBe("application/problem+json");
+
+    await adminSql(`alter database "${dbName}" allow_connections true`);
+    await waitFor(async () => (await readyStatus(orders.url)).status === 200, { what: "order-service ready again", timeoutMs: 30_000 });
+    const welcome = (await waitForWelcome(orders.url, during.id, 45_000)).filter((o) => o.source === "registration");
+    expect(welcome).toHaveLength(1);
+    await waitForCount(users.url, during.id, 1, 30_000);
+  });
+});
+
+describe("graceful shutdown", () => {
+  it("exits 0 on SIGTERM under load; a restart finishes the work with no loss and no duplicates", async () => {
+    const sys = await startSystem();
+    cleanups.push(() => sys.cleanup());
+    const { "user-service": users, "order-service": orders } = sys.services;
+
+    const ids: string[] = [];
+    let stop = false;
+    const load = (async () => {
+      while (!stop) {
+        const res = await register(users.url);
+        if (res.status === 201) ids.push(((await res.json()) as User).id);
+      }
+    })();
+    await waitFor(() => ids.length >= 30, { what: "some registrations" });
+    const t0 = Date.now();
+    const exit = await orders.proc.kill("SIGTERM");
+    const took = Date.now() - t0;
+    expect(exit.code).toBe(0);
+    expect(took).toBeLessThan(10_000);
+    await waitFor(() => ids.length >= 60, { what: "registrations while order-service is down" });
+    stop = true;
+    await load;
+
+    await orders.restart();
+    for (const id of ids) {
+      const welcome = (await waitForWelcome(orders.url, id, 30_000)).filter((o) => o.source === "registration");
+      expect(welcome).toHaveLength(1);
+    }
+    for (const id of ids) expect((await getUser(users.url, id)).orderCount).toBe(1);
+    console.log(`shutdown: registered=${ids.length} welcome orders=${ids.length} duplicates=0 exit=${exit.code} in ${took} ms`);
+  });
+
+  it("the user service drains too: SIGTERM exits 0 and every accepted registration is published", async () => {
+    const sys = await startSystem();
+    cleanups.push(() => sys.cleanup());
+    const { "user-service": users, "order-service": orders } = sys.services;
+    const accepted = await Promise.all(Array.from({ length: 20 }, () => registerOk(users.url)));
+    const exit = await users.proc.kill("SIGTERM");
+    expect(exit.code).toBe(0);
+    await users.restart();
+    for (const u of accepted) expect((await waitForWelcome(orders.url, u.id)).filter((o) => o.source === "registration")).toHaveLength(1);
+    // After the restart a second registration with one of the emails is still a conflict.
+    expect((await register(users.url, { email: accepted[0]!.email })).status).toBe(409);
+    expect(await ordersOf(orders.url, accepted[0]!.id)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,57 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { createEvent, createNames, uuidv7 } from "@orderflow/shared";
+import { startSystem, waitFor, type TestSystem } from "@orderflow/shared/testing";
+import { getUser, ordersOf, registerOk, waitForCount, waitForWelcome } from "./helpers.js";
+
+let sys: TestSystem;
+beforeAll(async () => {
+  sys = await startSystem();
+});
+afterAll(() => sys?.cleanup());
+
+describe("both services as separate processes", () => {
+  it("register → welcome order → orderCount 1 → POST /orders → orderCount 2", async () => {
+    const { "user-service": users, "order-service": orders } = sys.services;
+    const user = await registerOk(users.url);
+    const [welcome] = await waitForWelcome(orders.url, user.id);
+    expect(welcome).toMatchObject({ userId: user.id, source: "registration", status: "created", items: [], totalCents: 0 });
+    await waitForCount(users.url, user.id, 1);
+
+    const res = await fetch(`${orders.url}/orders`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ userId: user.id, items: [{ sku: "TEA-1", quantity: 3, unitPriceCents: 499 }] }),
+    });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ source: "api", totalCents: 1497 });
+    await waitForCount(users.url, user.id, 2);
+    expect(await ordersOf(orders.url, user.id)).toHaveLength(2);
+  });
+
+  it("applies the same event delivered twice only once", async () => {
+    const { "user-service": users, "order-service": orders } = sys.services;
+    const user = await registerOk(users.url);
+    await waitForWelcome(orders.url, user.id);
+
+    // Re-publish the user's registration twice with fresh Nats-Msg-Ids, so the stream stores
+    // both copies and the consumer really receives them: only the inbox can stop a second order.
+    const names = createNames(sys.namespace);
+    const js = jetstream(sys.nc);
+    const event = createEvent({ name: "users.registered", source: "/test", subject: user.id, data: { userId: user.id, email: user.email, name: "Test User", registeredAt: new Date().toISOString() } });
+    // Two copies of the original event, and one with a new event id for the same user (a
+    // re-publish upstream): the inbox stops the first kind, the one-welcome-per-user index the second.
+    for (const copy of [event, event, { ...event, id: uuidv7() }]) {
+      await js.publish(names.subject("users.registered"), JSON.stringify(copy), { msgID: uuidv7() });
+    }
+    const jsm = await jetstreamManager(sys.nc);
+    await waitFor(async () => {
+      const info = await jsm.consumers.info(names.stream("USERS"), names.durable("order-service"));
+      return info.num_pending === 0 && info.num_ack_pending === 0;
+    }, { what: "order-service to consume every copy" });
+    const welcomes = (await ordersOf(orders.url, user.id)).filter((o) => o.source === "registration");
+    console.log(`duplicates: delivered=4 copies (1 original, 2 duplicates, 1 new id) for one user, welcome orders=${welcomes.length}`);
+    expect(welcomes).toHaveLength(1);
+    expect((await getUser(users.url, user.id)).orderCount).toBe(1);
+  });
+});

@@ -1,0 +1,70 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawn } from "node:child_process";
+import { afterAll, describe, expect, it } from "vitest";
+import { freePort, repoRoot, startProcess, waitReady } from "@orderflow/shared/testing";
+import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
+
+const tsx = join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs");
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe("npm start", () => {
+  it("starts its own nats-server and embedded PGlite, serves the README flow, and stops cleanly on Ctrl-C", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "of-start-"));
+    dirs.push(dataDir);
+    const [userPort, orderPort, natsPort] = [await freePort(), await freePort(), await freePort()];
+    const proc = startProcess(tsx, [join(repoRoot, "scripts", "start.ts")], {
+      USER_PORT: String(userPort),
+      ORDER_PORT: String(orderPort),
+      NATS_URL: `nats://127.0.0.1:${natsPort}`, // nothing listens there, so start.ts runs nats-server
+      ORDERFLOW_DATA_DIR: dataDir,
+      USER_DATABASE_URL: "",
+      ORDER_DATABASE_URL: "",
+    }, { cwd: repoRoot });
+    try {
+      const userUrl = `http://127.0.0.1:${userPort}`;
+      const orderUrl = `http://127.0.0.1:${orderPort}`;
+      await waitReady(userUrl, proc, 60_000);
+      await waitReady(orderUrl, proc, 60_000);
+      expect(proc.output.some((l) => l.startsWith("[orderflow] starting") && l.includes("nats-server"))).toBe(true);
+      expect(proc.output.some((l) => l.startsWith("[user-service] "))).toBe(true);
+      expect(proc.output.some((l) => l.startsWith("[order-service] "))).toBe(true);
+
+      const user = await registerOk(userUrl);
+      await waitForWelcome(orderUrl, user.id);
+      await waitForCount(userUrl, user.id, 1);
+    } finally {
+      proc.child.kill("SIGINT");
+    }
+    const exit = await proc.exited;
+    expect(exit.code).toBe(0);
+    expect(proc.output.some((l) => l.includes("[orderflow] stopped"))).toBe(true);
+  });
+
+  it("exits non-zero with a clear message when NATS is unreachable and nats-server is not installed", async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [tsx, join(repoRoot, "scripts", "start.ts")], {
+      env: { ...process.env, PATH: "/nonexistent", NATS_URL: `nats://127.0.0.1:${port}` },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((done) => child.once("exit", (c) => done(c)));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/NATS is not reachable .* nats-server is not on the PATH/);
+    expect(stderr).toMatch(/NATS_URL/);
+  });
+});
+
+describe("configuration errors", () => {
+  it("a service with a bad environment exits non-zero with one line naming the variable", async () => {
+    const proc = startProcess(join(repoRoot, "services", "user-service", "dist", "main.js"), [], { DATABASE_URL: "mysql://nope", PORT: "99999" });
+    const exit = await proc.exited;
+    expect(exit.code).toBe(2);
+    const line = proc.output.find((l) => l.includes("invalid configuration"));
+    expect(line).toMatch(/DATABASE_URL/);
+    expect(line).toMatch(/PORT/);
+  });
+});
