@@ -8,6 +8,7 @@ import { z } from "zod";
 export const streamCatalog = {
   USERS: { subjects: ["users.>"], description: "Facts about users, published by user-service" },
   ORDERS: { subjects: ["orders.>"], description: "Facts about orders, published by order-service" },
+  SYSTEM: { subjects: ["system.>"], description: "Lifecycle of service instances: started, ready, not ready, stopping" },
   DLQ: { subjects: ["dlq.>"], description: "Dead letters: messages a consumer gave up on, with the reason" },
 } as const;
 
@@ -36,6 +37,15 @@ export const orderCreatedV1 = z.object({
   items: z.array(orderItemSchema),
   totalCents: z.number().int().min(0),
   createdAt: z.iso.datetime({ offset: true }),
+});
+
+const serviceLifecycleV1 = z.object({
+  service: z.string(),
+  instance: z.string(),
+  version: z.string(),
+  /** For not_ready: the failing checks and why. */
+  checks: z.record(z.string(), z.string()).optional(),
+  reason: z.string().optional(),
 });
 
 interface EventDefinition<S extends z.ZodType> {
@@ -75,6 +85,46 @@ export const eventCatalog = {
     entity: "the id of the user who owns the order",
     data: orderCreatedV1,
   }),
+  "system.service.started": define({
+    subject: "system.service.started",
+    stream: "SYSTEM",
+    type: "io.orderflow.service.started.v1",
+    version: 1,
+    producer: "every service",
+    description: "An instance started and is listening for HTTP.",
+    entity: "service/instance",
+    data: serviceLifecycleV1,
+  }),
+  "system.service.ready": define({
+    subject: "system.service.ready",
+    stream: "SYSTEM",
+    type: "io.orderflow.service.ready.v1",
+    version: 1,
+    producer: "every service",
+    description: "An instance became ready (database, NATS, streams and consumers up).",
+    entity: "service/instance",
+    data: serviceLifecycleV1,
+  }),
+  "system.service.not_ready": define({
+    subject: "system.service.not_ready",
+    stream: "SYSTEM",
+    type: "io.orderflow.service.not_ready.v1",
+    version: 1,
+    producer: "every service",
+    description: "An instance stopped being ready; `checks` names the failing ones.",
+    entity: "service/instance",
+    data: serviceLifecycleV1,
+  }),
+  "system.service.stopping": define({
+    subject: "system.service.stopping",
+    stream: "SYSTEM",
+    type: "io.orderflow.service.stopping.v1",
+    version: 1,
+    producer: "every service",
+    description: "An instance received SIGTERM/SIGINT and is shutting down.",
+    entity: "service/instance",
+    data: serviceLifecycleV1,
+  }),
 } as const;
 
 export type EventName = keyof typeof eventCatalog;
@@ -82,6 +132,7 @@ export type EventData<N extends EventName> = z.infer<(typeof eventCatalog)[N]["d
 export type UserRegistered = EventData<"users.registered">;
 export type OrderCreated = EventData<"orders.created">;
 export type OrderItem = z.infer<typeof orderItemSchema>;
+export type ServiceLifecycle = z.infer<typeof serviceLifecycleV1>;
 
 const byType = new Map<string, EventName>(
   Object.entries(eventCatalog).map(([name, def]) => [def.type, name as EventName]),

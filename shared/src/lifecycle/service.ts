@@ -17,6 +17,7 @@ import { ensureStreams } from "../nats/streams.js";
 import { createOutboxRelay, type OutboxRelay } from "../outbox/relay.js";
 import { retryUntilDone } from "./retry.js";
 import { installShutdown } from "./shutdown.js";
+import { createSystemEvents } from "./system-events.js";
 
 export interface ConsumerSpec {
   stream: StreamName;
@@ -64,6 +65,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   let consumers: Consumer[] = [];
   let wired = false;
 
+  const system = createSystemEvents({ js: () => nats?.js, names, log, service: spec.name, instance, version: spec.version });
   const readiness = createReadiness();
   readiness.add({
     name: "database",
@@ -104,7 +106,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     );
     nats = { nc, state, js: jetstream(nc), jsm: await jetstreamManager(nc) };
     const { js, jsm } = nats;
-    const streams = [...new Set<StreamName>([...spec.streams, "DLQ"])];
+    const streams = [...new Set<StreamName>([...spec.streams, "DLQ", "SYSTEM"])];
     await retryUntilDone(
       "stream setup",
       () => ensureStreams(jsm, names, streams, { replicas: config.STREAM_REPLICAS, maxAgeMs: config.STREAM_MAX_AGE_MS }),
@@ -130,16 +132,36 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     }
     wired = true;
     log.info("ready");
+    void system.publish("system.service.started");
+    watchReadiness();
   })();
   started.catch((err) => {
     if (!abort.signal.aborted) log.error({ err }, "start-up failed");
   });
+
+  // Publishes ready / not_ready whenever readiness changes, so the event log shows outages.
+  let readinessTimer: NodeJS.Timeout | undefined;
+  function watchReadiness() {
+    let last: boolean | undefined;
+    const tick = async () => {
+      const { ready, checks } = await readiness.evaluate();
+      if (ready !== last && !readiness.shuttingDown) {
+        last = ready;
+        const failing = Object.fromEntries(Object.entries(checks).filter(([, v]) => v !== "ok"));
+        await system.publish(ready ? "system.service.ready" : "system.service.not_ready", ready ? {} : { checks: failing });
+      }
+      readinessTimer = setTimeout(tick, 2000);
+      readinessTimer.unref();
+    };
+    void tick();
+  }
 
   const shutdown = installShutdown({
     log,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     steps: [
       { name: "readiness", run: () => readiness.markShuttingDown() },
+      { name: "announce", run: () => { clearTimeout(readinessTimer); return system.publish("system.service.stopping"); } },
       { name: "start-up", run: () => abort.abort() },
       { name: "http", run: () => server.close() },
       { name: "consumers", run: () => Promise.all(consumers.map((c) => c.stop())).then(() => {}) },
