@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { createLogger, loadConfigOrExit, runService } from "@orderflow/shared";
+import { createLogger, loadConfigOrExit, purgeIdempotencyKeys, runService } from "@orderflow/shared";
 import { createApp } from "./app.js";
 import { configSchema } from "./config.js";
 import { userRegisteredHandlers } from "./consumers/user-registered.js";
@@ -19,6 +19,7 @@ async function main() {
     migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
     streams: ["USERS", "ORDERS"],
     buildApp: ({ db, published }) => createApp({ db, log, published, version: VERSION }),
+    periodic: [{ name: "expire idempotency keys", everyMs: 10 * 60_000, run: (db) => purgeIdempotencyKeys(db, config.IDEMPOTENCY_TTL_MS) }],
     consumers: [{ stream: "USERS", durable: NAME, filterSubject: "users.registered", handlers: userRegisteredHandlers }],
   });
 }

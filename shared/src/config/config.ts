@@ -59,6 +59,8 @@ export const baseConfigSchema = z.object({
     }),
   MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
   OUTBOX_POLL_MS: durationMs(1000),
+  /** Idempotency keys are kept at least this long (default 24 h). */
+  IDEMPOTENCY_TTL_MS: durationMs(24 * 3600_000),
   SERVICE_INSTANCE: z.string().optional(),
 });
 

@@ -35,6 +35,8 @@ export interface ConsumerOptions {
   handlers: EventHandlers;
   retry: RetryPolicy;
   ackWaitMs?: number;
+  /** Recorded in the inbox as `processed_by`. */
+  instance?: string;
   /** Called after a transaction that applied an event commits (e.g. to wake the outbox relay). */
   onApplied?: () => void;
 }
@@ -107,7 +109,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       const applied = await db.transaction(async (tx) => {
         const fresh = await tx
           .insert(inbox)
-          .values({ consumer: durable, eventId: event.id, subject: decoded.name, streamSeq: msg.seq })
+          .values({ consumer: durable, eventId: event.id, subject: decoded.name, streamSeq: msg.seq, processedBy: opts.instance ?? null })
           .onConflictDoNothing()
           .returning({ eventId: inbox.eventId });
         if (fresh.length === 0) return false;

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { bigint, bigserial, index, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, bigserial, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 /**
  * Events waiting to be published. A row is written in the same transaction as the state
@@ -35,9 +35,30 @@ export const inbox = pgTable(
     eventId: text("event_id").notNull(),
     subject: text("subject").notNull(),
     streamSeq: bigint("stream_seq", { mode: "number" }),
+    /** The instance (pod) that applied it: shows how work spreads across replicas. */
+    processedBy: text("processed_by"),
     processedAt: timestamp("processed_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.consumer, t.eventId] })],
 );
 
 export type OutboxRow = typeof outbox.$inferSelect;
+
+/**
+ * Responses to writes made with an Idempotency-Key. The row is inserted in the same
+ * transaction as the write it guards, so a concurrent request with the same key waits on it
+ * and then replays the stored response instead of writing again.
+ */
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    /** Route scope plus the client's key, e.g. `POST /users:abc-123`. */
+    key: text("key").primaryKey(),
+    requestHash: text("request_hash").notNull(),
+    status: integer("status").notNull(),
+    responseBody: text("response_body").notNull(),
+    responseHeaders: jsonb("response_headers").$type<Record<string, string>>().notNull().default({}),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("idempotency_keys_created_idx").on(t.createdAt)],
+);

@@ -4,3 +4,4 @@ export * from "./cursor.js";
 export * from "./app.js";
 export * from "./server.js";
 export * from "./openapi.js";
+export * from "./idempotency.js";

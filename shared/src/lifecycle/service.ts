@@ -37,6 +37,8 @@ export interface ServiceSpec {
   /** Builds the HTTP app. `published` wakes the outbox relay after a commit that wrote events. */
   buildApp(deps: { db: Db; published: () => void; names: Names }): ServiceApp;
   consumers: ConsumerSpec[];
+  /** Housekeeping run every `everyMs` once the database is migrated (e.g. expiring idempotency keys). */
+  periodic?: { name: string; everyMs: number; run: (db: Db) => Promise<void> }[];
 }
 
 export interface RunningService {
@@ -64,6 +66,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   let relay: OutboxRelay | undefined;
   let consumers: Consumer[] = [];
   let wired = false;
+  const timers: NodeJS.Timeout[] = [];
 
   const system = createSystemEvents({ js: () => nats?.js, names, log, service: spec.name, instance, version: spec.version });
   const readiness = createReadiness();
@@ -124,6 +127,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
         names,
         log,
         retry: { delaysMs: config.RETRY_DELAYS_MS, maxDeliver: config.MAX_DELIVER },
+        instance,
         onApplied: () => relay?.notify(),
       }),
     );
@@ -134,6 +138,13 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     log.info("ready");
     void system.publish("system.service.started");
     watchReadiness();
+    for (const job of spec.periodic ?? []) {
+      const timer = setInterval(() => {
+        job.run(database.db).catch((err) => log.warn({ job: job.name, err: (err as Error).message }, "periodic job failed"));
+      }, job.everyMs);
+      timer.unref();
+      timers.push(timer);
+    }
   })();
   started.catch((err) => {
     if (!abort.signal.aborted) log.error({ err }, "start-up failed");
@@ -161,7 +172,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     steps: [
       { name: "readiness", run: () => readiness.markShuttingDown() },
-      { name: "announce", run: () => { clearTimeout(readinessTimer); return system.publish("system.service.stopping"); } },
+      { name: "announce", run: () => { clearTimeout(readinessTimer); timers.forEach(clearInterval); return system.publish("system.service.stopping"); } },
       { name: "start-up", run: () => abort.abort() },
       { name: "http", run: () => server.close() },
       { name: "consumers", run: () => Promise.all(consumers.map((c) => c.stop())).then(() => {}) },

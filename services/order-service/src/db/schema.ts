@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { bigint, index, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 import type { OrderItem } from "@orderflow/shared";
 
-export { outbox, inbox } from "@orderflow/shared/tables";
+export { outbox, inbox, idempotencyKeys } from "@orderflow/shared/tables";
 
 /** Users as this service learned of them from users.registered; it never reads the user database. */
 export const customers = pgTable("customers", {

@@ -1,5 +1,17 @@
 import { and, desc, eq, lt, or } from "drizzle-orm";
-import { NotFoundError, UnprocessableError, decodeCursor, enqueueEvents, pgErrorCode, toPage, uuidv7, type Db, type ServiceApp } from "@orderflow/shared";
+import {
+  NotFoundError,
+  UnprocessableError,
+  decodeCursor,
+  enqueueEvents,
+  idempotentWrite,
+  pgErrorCode,
+  readIdempotencyKey,
+  toPage,
+  uuidv7,
+  type Db,
+  type ServiceApp,
+} from "@orderflow/shared";
 import { customers, orders } from "../db/schema.js";
 import { placeOrder, presentOrder } from "./orders.domain.js";
 import { getOrderRoute, listOrdersRoute, placeOrderRoute } from "./orders.routes.js";
@@ -17,21 +29,24 @@ const unknownUser = (userId: string) =>
 export function registerOrderRoutes(app: ServiceApp, { db, published }: OrdersDeps) {
   app.openapi(placeOrderRoute, async (c) => {
     const body = c.req.valid("json");
+    const key = readIdempotencyKey(c);
     const now = new Date();
     const { order, event } = placeOrder(body, { orderId: uuidv7(now.getTime()), now });
+    let result;
     try {
-      await db.transaction(async (tx) => {
+      result = await idempotentWrite(db, { scope: "POST /orders", key, request: body }, async (tx) => {
         const [known] = await tx.select({ id: customers.userId }).from(customers).where(eq(customers.userId, body.userId));
         if (!known) throw unknownUser(body.userId);
         await tx.insert(orders).values(order);
         await enqueueEvents(tx, [{ subject: "orders.created", event }]);
+        return { status: 201, body: presentOrder(order), headers: { location: `/orders/${order.id}` } };
       });
     } catch (err) {
       if (pgErrorCode(err) === "23503") throw unknownUser(body.userId); // foreign key: the customer vanished
       throw err;
     }
-    published();
-    return c.json(presentOrder(order), 201, { location: `/orders/${order.id}` });
+    if (!result.replayed) published();
+    return c.json(result.body, 201, result.headers);
   });
 
   app.openapi(getOrderRoute, async (c) => {

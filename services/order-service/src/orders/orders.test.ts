@@ -80,3 +80,16 @@ describe("GET /orders", () => {
     await problemOf(await app.request(`/orders?status=created`), 400);
   });
 });
+
+describe("Idempotency-Key on POST /orders", () => {
+  it("replays the same order for a retried request and refuses a changed body", async () => {
+    const send = (body: unknown) =>
+      app.request("/orders", { method: "POST", headers: { "content-type": "application/json", "idempotency-key": "order-key-1" }, body: JSON.stringify(body) });
+    const body = { userId: known, items: [item()] };
+    const [a, b] = await Promise.all([send(body), send(body)]);
+    expect([a.status, b.status]).toEqual([201, 201]);
+    expect(((await a.json()) as { id: string }).id).toBe(((await b.json()) as { id: string }).id);
+    const changed = await send({ userId: known, items: [item({ quantity: 9 })] });
+    expect(changed.status).toBe(422);
+  });
+});

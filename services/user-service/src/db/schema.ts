@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { index, integer, pgTable, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 // The outbox and inbox are shared mechanisms; each service owns its copy of the tables.
-export { outbox, inbox } from "@orderflow/shared/tables";
+export { outbox, inbox, idempotencyKeys } from "@orderflow/shared/tables";
 
 export const users = pgTable(
   "users",

@@ -1,5 +1,17 @@
 import { and, desc, eq, lt, or } from "drizzle-orm";
-import { ConflictError, NotFoundError, decodeCursor, enqueueEvents, isUniqueViolation, toPage, uuidv7, type Db, type ServiceApp } from "@orderflow/shared";
+import {
+  ConflictError,
+  NotFoundError,
+  decodeCursor,
+  enqueueEvents,
+  idempotentWrite,
+  isUniqueViolation,
+  readIdempotencyKey,
+  toPage,
+  uuidv7,
+  type Db,
+  type ServiceApp,
+} from "@orderflow/shared";
 import { users } from "../db/schema.js";
 import { presentUser, registerUser } from "./users.domain.js";
 import { getUserRoute, listUsersRoute, registerUserRoute } from "./users.routes.js";
@@ -13,12 +25,15 @@ export interface UsersDeps {
 export function registerUserRoutes(app: ServiceApp, { db, published }: UsersDeps) {
   app.openapi(registerUserRoute, async (c) => {
     const body = c.req.valid("json");
+    const key = readIdempotencyKey(c);
     const now = new Date();
     const { user, event } = registerUser(body, { id: uuidv7(now.getTime()), now });
+    let result;
     try {
-      await db.transaction(async (tx) => {
+      result = await idempotentWrite(db, { scope: "POST /users", key, request: body }, async (tx) => {
         await tx.insert(users).values(user);
         await enqueueEvents(tx, [{ subject: "users.registered", event }]);
+        return { status: 201, body: presentUser(user), headers: { location: `/users/${user.id}` } };
       });
     } catch (err) {
       if (isUniqueViolation(err, "users_email_lower_key")) {
@@ -26,8 +41,8 @@ export function registerUserRoutes(app: ServiceApp, { db, published }: UsersDeps
       }
       throw err;
     }
-    published();
-    return c.json(presentUser(user), 201, { location: `/users/${user.id}` });
+    if (!result.replayed) published();
+    return c.json(result.body, 201, result.headers);
   });
 
   app.openapi(getUserRoute, async (c) => {
