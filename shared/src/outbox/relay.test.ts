@@ -77,4 +77,31 @@ describe("outbox relay", () => {
     expect(publishes.size).toBe(total);
     expect([...publishes.values()].every((n) => n === 1)).toBe(true);
   });
+
+  it("republishes after a crash between JetStream's ack and the commit, and the stream keeps one copy", async () => {
+    const id = uuidv7();
+    const event = createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: "c@b.co", name: "crash", registeredAt: new Date().toISOString() } });
+    await database.db.transaction((tx) => enqueueEvents(tx, [{ subject: "users.registered", event }]));
+    const jsm = await jetstreamManager(nc);
+    const before = (await jsm.streams.info(names.stream("USERS"))).state.messages;
+
+    // The first relay "crashes" right after JetStream acknowledged: its transaction never commits.
+    const crashing = new Proxy(jetstream(nc), {
+      get(target, prop, receiver) {
+        if (prop !== "publish") return Reflect.get(target, prop, receiver);
+        return async (...args: Parameters<JetStreamClient["publish"]>) => {
+          await target.publish(...args);
+          throw new Error("process died before marking the row");
+        };
+      },
+    });
+    await expect(createOutboxRelay({ db: database.db, js: crashing, names, log }).relayOnce()).rejects.toThrow(/died/);
+    expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(before + 1);
+
+    // On restart the row is still unpublished, so it goes out again; Nats-Msg-Id dedupes it.
+    expect(await createOutboxRelay({ db: database.db, js: jetstream(nc), names, log }).relayOnce()).toBe(1);
+    const after = await jsm.streams.info(names.stream("USERS"));
+    console.log(`relay crash: publishes=2 stored=${after.state.messages - before}`);
+    expect(after.state.messages).toBe(before + 1);
+  });
 });
