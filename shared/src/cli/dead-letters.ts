@@ -1,0 +1,179 @@
+import { randomUUID } from "node:crypto";
+import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
+import { headers as natsHeaders, type MsgHdrs } from "@nats-io/nats-core";
+import { DlqHeaders } from "../consumer/dead-letter.js";
+import type { Names } from "../nats/names.js";
+
+/** One message of the DLQ stream, with the reason it was given up on read back from its headers. */
+export interface DeadLetter {
+  /** Sequence in the DLQ stream: what `show`, `replay` and `purge` take. */
+  seq: number;
+  /** When it was dead-lettered (the Orderflow-Dlq-Time header, else the DLQ store time). */
+  time: string;
+  consumer: string;
+  /** Original subject, namespace removed (e.g. users.registered). */
+  subject: string;
+  /** Original concrete subject, as the stream stored it; replay publishes here. */
+  originalSubject: string;
+  originalStream: string;
+  originalSeq: number | undefined;
+  deliveries: number | undefined;
+  errorClass: string;
+  errorMessage: string;
+  /** Every header of the dead letter, as stored. */
+  headers: [string, string][];
+  payload: Uint8Array;
+}
+
+export interface DlqDeps {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  names: Names;
+}
+
+/** A dead letter that does not exist (never did, purged, or already replayed). */
+export class DeadLetterNotFoundError extends Error {
+  override name = "DeadLetterNotFoundError";
+  constructor(readonly seq: number) {
+    super(`no dead letter with sequence ${seq}`);
+  }
+}
+
+const isDlqHeader = (key: string) => key.toLowerCase().startsWith("orderflow-dlq-");
+
+function headerPairs(h: MsgHdrs | undefined): [string, string][] {
+  const out: [string, string][] = [];
+  if (!h) return out;
+  for (const [key, values] of h) for (const v of values) out.push([key, v]);
+  return out;
+}
+
+function toDeadLetter(m: StoredMsg, names: Names): DeadLetter {
+  const get = (k: string) => m.header?.get(k) || "";
+  const num = (k: string) => (get(k) && Number.isFinite(Number(get(k))) ? Number(get(k)) : undefined);
+  const originalSubject = get(DlqHeaders.Subject);
+  return {
+    seq: m.seq,
+    time: get(DlqHeaders.Time) || m.time.toISOString(),
+    consumer: get(DlqHeaders.Consumer),
+    subject: originalSubject ? names.logicalSubject(originalSubject) : "",
+    originalSubject,
+    originalStream: get(DlqHeaders.Stream),
+    originalSeq: num(DlqHeaders.Sequence),
+    deliveries: num(DlqHeaders.Deliveries),
+    errorClass: get(DlqHeaders.ErrorClass),
+    errorMessage: get(DlqHeaders.ErrorMessage),
+    headers: headerPairs(m.header),
+    payload: m.data,
+  };
+}
+
+/**
+ * Every dead letter of the namespace, oldest first. Walks the stream with `next_by_subj`
+ * lookups, so it creates no consumer and skips purged sequences without probing each one.
+ */
+export async function listDeadLetters({ jsm, names }: DlqDeps, { limit = Infinity }: { limit?: number } = {}): Promise<DeadLetter[]> {
+  const stream = names.stream("DLQ");
+  const info = await jsm.streams.info(stream);
+  const out: DeadLetter[] = [];
+  let seq = info.state.first_seq;
+  while (out.length < limit && info.state.messages > 0 && seq <= info.state.last_seq) {
+    // STREAM.MSG.GET has answered next_by_subj since nats-server 2.9; the typed MsgRequest omits it.
+    const query = { seq, next_by_subj: names.subject("dlq.>") } as unknown as { seq: number };
+    const m = await jsm.streams.getMessage(stream, query);
+    if (!m) break;
+    out.push(toDeadLetter(m, names));
+    seq = m.seq + 1;
+  }
+  return out;
+}
+
+/** One dead letter by its DLQ sequence; throws DeadLetterNotFoundError when there is none. */
+export async function getDeadLetter({ jsm, names }: DlqDeps, seq: number): Promise<DeadLetter> {
+  const m = await jsm.streams.getMessage(names.stream("DLQ"), { seq }).catch((err: unknown) => {
+    if (/no message found|not found/i.test(String((err as Error)?.message))) return null;
+    throw err;
+  });
+  if (!m) throw new DeadLetterNotFoundError(seq);
+  return toDeadLetter(m, names);
+}
+
+export interface ReplayResult {
+  dlqSeq: number;
+  subject: string;
+  /** The Nats-Msg-Id the replay was published with (never the original one). */
+  msgId: string;
+  /** Sequence of the republished message in the original stream. */
+  streamSeq: number;
+}
+
+/**
+ * Republishes a dead letter's original payload and headers to its original subject, then
+ * deletes it from the DLQ. The payload is untouched, so the CloudEvent id (and the inbox's
+ * dedupe) is the same; the Nats-Msg-Id is new (`replay:<dlqseq>:<uuid>`) so the stream's
+ * duplicate window cannot swallow the replay. Every consumer of that subject receives it again:
+ * those that applied it already see a duplicate in their inbox and change nothing.
+ * A crash between publish and delete leaves the dead letter in place; replaying it again
+ * publishes one more copy, which the inbox also dedupes.
+ */
+export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => string = randomUUID): Promise<ReplayResult> {
+  const dl = await getDeadLetter(deps, seq);
+  if (!dl.originalSubject) throw new Error(`dead letter ${seq} has no ${DlqHeaders.Subject} header; cannot tell where to replay it`);
+  const h = natsHeaders();
+  for (const [key, value] of dl.headers) {
+    if (isDlqHeader(key) || key.toLowerCase() === "nats-msg-id") continue;
+    h.append(key, value);
+  }
+  const msgId = `replay:${seq}:${uuid()}`;
+  const ack = await deps.js.publish(dl.originalSubject, dl.payload, { headers: h, msgID: msgId });
+  await deps.jsm.streams.deleteMessage(deps.names.stream("DLQ"), seq, false);
+  return { dlqSeq: seq, subject: dl.subject, msgId, streamSeq: ack.seq };
+}
+
+/** Replays every dead letter present when it starts, oldest first; stops at the first failure. */
+export async function replayAllDeadLetters(deps: DlqDeps, uuid: () => string = randomUUID): Promise<ReplayResult[]> {
+  const results: ReplayResult[] = [];
+  for (const dl of await listDeadLetters(deps)) results.push(await replayDeadLetter(deps, dl.seq, uuid));
+  return results;
+}
+
+/** Deletes one dead letter for good; throws DeadLetterNotFoundError when there is none. */
+export async function purgeDeadLetter({ jsm, names }: DlqDeps, seq: number): Promise<void> {
+  await getDeadLetter({ jsm, names } as DlqDeps, seq);
+  await jsm.streams.deleteMessage(names.stream("DLQ"), seq, false);
+}
+
+const oneLine = (s: string, max: number) => {
+  const flat = s.replace(/\s+/g, " ");
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+};
+
+/** A plain-text table for `dlq list`, one dead letter per row. */
+export function formatDeadLetterTable(letters: readonly DeadLetter[]): string {
+  const head = ["SEQ", "TIME", "CONSUMER", "SUBJECT", "ERROR", "MESSAGE", "DELIVERIES"];
+  const rows = letters.map((d) => [
+    String(d.seq),
+    d.time,
+    d.consumer,
+    d.subject,
+    d.errorClass,
+    oneLine(d.errorMessage, 80),
+    d.deliveries === undefined ? "" : String(d.deliveries),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(head), ...rows.map(line)].join("\n");
+}
+
+/** Headers, then the payload: pretty JSON when it parses, the raw text otherwise. */
+export function formatDeadLetter(d: DeadLetter): string {
+  const text = Buffer.from(d.payload).toString("utf8");
+  let body: string;
+  try {
+    body = JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    body = `(not JSON, ${d.payload.length} bytes)\n${text}`;
+  }
+  const width = Math.max(...d.headers.map(([k]) => k.length), 0);
+  return [`dead letter ${d.seq}`, "headers:", ...d.headers.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`), "payload:", body].join("\n");
+}

@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
+import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "../testing/nats.js";
+import { DlqHeaders } from "../consumer/dead-letter.js";
+import { createNames, type Names } from "../nats/names.js";
+import { ensureStreams } from "../nats/streams.js";
+import { formatDeadLetter, formatDeadLetterTable, getDeadLetter, listDeadLetters, purgeDeadLetter, replayAllDeadLetters, replayDeadLetter } from "./dead-letters.js";
+import { main, parseDlqArgs, UsageError } from "./dlq.js";
+
+let nc: NatsConnection;
+let js: JetStreamClient;
+let jsm: JetStreamManager;
+let names: Names;
+const namespace = uniqueNamespace();
+
+beforeAll(async () => {
+  nc = await connectTestNats();
+  js = jetstream(nc);
+  jsm = await jetstreamManager(nc);
+  names = createNames(namespace);
+  await ensureStreams(jsm, names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+});
+afterAll(async () => {
+  await deleteNamespace(nc, namespace).catch(() => {});
+  await nc?.close();
+});
+
+/** Stores a dead letter as the consumer runner does: original headers plus Orderflow-Dlq-*. */
+async function deadLetter(payload: string, originalSeq: number, error = "InvalidEventError") {
+  const h = natsHeaders();
+  h.set("Orderflow-Trace", `trace-${originalSeq}`);
+  h.set(DlqHeaders.OriginalMsgId, `orig-${originalSeq}`);
+  h.set(DlqHeaders.Stream, names.stream("USERS"));
+  h.set(DlqHeaders.Subject, names.subject("users.registered"));
+  h.set(DlqHeaders.Sequence, String(originalSeq));
+  h.set(DlqHeaders.Consumer, "order-service");
+  h.set(DlqHeaders.Deliveries, "1");
+  h.set(DlqHeaders.ErrorClass, error);
+  h.set(DlqHeaders.ErrorMessage, "message body is not valid JSON");
+  h.set(DlqHeaders.Time, "2026-01-02T03:04:05.000Z");
+  const ack = await js.publish(names.subject(`dlq.order-service.users.registered`), payload, { headers: h, msgID: `dlq:test:${originalSeq}` });
+  return ack.seq;
+}
+
+const capture = () => {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
+};
+
+describe("dead letters", () => {
+  it("lists, shows, replays with a new Nats-Msg-Id and purges", async () => {
+    const deps = { js, jsm, names };
+    const a = await deadLetter(`{"id":"a","n":1}`, 11);
+    const b = await deadLetter("not json at all", 12);
+    const c = await deadLetter(`{"id":"c"}`, 13);
+
+    const listed = await listDeadLetters(deps);
+    expect(listed.map((d) => [d.seq, d.subject, d.consumer, d.errorClass, d.originalSeq, d.deliveries])).toEqual([
+      [a, "users.registered", "order-service", "InvalidEventError", 11, 1],
+      [b, "users.registered", "order-service", "InvalidEventError", 12, 1],
+      [c, "users.registered", "order-service", "InvalidEventError", 13, 1],
+    ]);
+    const table = formatDeadLetterTable(listed).split("\n");
+    expect(table[0]).toMatch(/^SEQ\s+TIME\s+CONSUMER\s+SUBJECT\s+ERROR\s+MESSAGE\s+DELIVERIES$/);
+    expect(table[2]).toContain("2026-01-02T03:04:05.000Z");
+    expect(formatDeadLetter(await getDeadLetter(deps, a))).toContain(`"n": 1`);
+    expect(formatDeadLetter(await getDeadLetter(deps, b))).toContain("(not JSON, 15 bytes)");
+
+    // Replaying the same payload twice: the stream stores both, because each has its own msg id.
+    const before = (await jsm.streams.info(names.stream("USERS"))).state.messages;
+    const r1 = await replayDeadLetter(deps, a, () => "u1");
+    expect(r1).toMatchObject({ dlqSeq: a, subject: "users.registered", msgId: `replay:${a}:u1` });
+    const stored = await jsm.streams.getMessage(names.stream("USERS"), { seq: r1.streamSeq });
+    expect(stored!.subject).toBe(names.subject("users.registered"));
+    expect(stored!.string()).toBe(`{"id":"a","n":1}`);
+    expect(stored!.header.get("Nats-Msg-Id")).toBe(`replay:${a}:u1`);
+    expect(stored!.header.get("Orderflow-Trace")).toBe("trace-11");
+    expect([...stored!.header.keys()].filter((k) => k.toLowerCase().startsWith("orderflow-dlq-"))).toEqual([]);
+    await expect(getDeadLetter(deps, a)).rejects.toThrow(/no dead letter/);
+
+    await purgeDeadLetter(deps, b);
+    expect((await listDeadLetters(deps)).map((d) => d.seq)).toEqual([c]);
+    const all = await replayAllDeadLetters(deps, () => "u2");
+    expect(all.map((r) => r.msgId)).toEqual([`replay:${c}:u2`]);
+    expect(await listDeadLetters(deps)).toEqual([]);
+    expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(before + 2);
+  });
+
+  it("answers a missing dead letter with exit 1 and a clear message", async () => {
+    const env = { NATS_URL: testNatsUrl(), NATS_NAMESPACE: namespace };
+    for (const argv of [["show", "999999"], ["replay", "999999"], ["purge", "999999"]]) {
+      const { out, err, io } = capture();
+      expect(await main(argv, env, io)).toBe(1);
+      expect(out).toEqual([]);
+      expect(err.join("\n")).toBe("dlq: no dead letter with sequence 999999");
+    }
+    const { err, io } = capture();
+    expect(await main(["list"], { ...env, NATS_NAMESPACE: `${namespace}x` }, io)).toBe(1);
+    expect(err.join("\n")).toMatch(/does not exist/);
+  });
+});
+
+describe("command line", () => {
+  it("parses every verb", () => {
+    expect(parseDlqArgs(["list"])).toEqual({ verb: "list" });
+    expect(parseDlqArgs(["show", "7"])).toEqual({ verb: "show", seq: 7 });
+    expect(parseDlqArgs(["replay", "7"])).toEqual({ verb: "replay", seq: 7 });
+    expect(parseDlqArgs(["replay", "--all"])).toEqual({ verb: "replay-all" });
+    expect(parseDlqArgs(["purge", "12"])).toEqual({ verb: "purge", seq: 12 });
+  });
+
+  it.each([[[]], [["drop", "1"]], [["show"]], [["show", "abc"]], [["show", "0"]], [["show", "-1"]], [["replay", "1.5"]], [["purge", "1", "2"]], [["list", "x"]]])(
+    "rejects %j with exit 2 and the usage",
+    async (argv) => {
+      expect(() => parseDlqArgs(argv)).toThrow(UsageError);
+      const { out, err, io } = capture();
+      expect(await main(argv, { NATS_URL: "nats://127.0.0.1:1" }, io)).toBe(2);
+      expect(out).toEqual([]);
+      expect(err[0]).toMatch(/^dlq: .+\nusage: dlq/);
+    },
+  );
+
+  it("fails with exit 1 when NATS is unreachable", async () => {
+    const { err, io } = capture();
+    expect(await main(["list"], { NATS_URL: "nats://127.0.0.1:1" }, io)).toBe(1);
+    expect(err[0]).toMatch(/cannot connect to NATS at nats:\/\/127.0.0.1:1/);
+  });
+});

@@ -1,0 +1,188 @@
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { baseConfigSchema, ConfigError, loadConfig } from "../config/config.js";
+import { createNames } from "../nats/names.js";
+import {
+  DeadLetterNotFoundError,
+  formatDeadLetter,
+  formatDeadLetterTable,
+  getDeadLetter,
+  listDeadLetters,
+  purgeDeadLetter,
+  replayAllDeadLetters,
+  replayDeadLetter,
+  type DlqDeps,
+} from "./dead-letters.js";
+
+export const dlqUsage = `usage: dlq <command>
+  list               every dead letter: seq, time, consumer, subject, error, deliveries
+  show <seq>         one dead letter's headers and payload
+  replay <seq>       republish it to its original subject (new Nats-Msg-Id), then delete it
+  replay --all       replay every dead letter, oldest first
+  purge <seq>        delete one dead letter without replaying it
+environment: NATS_URL, NATS_NAMESPACE, NATS_USER/NATS_PASSWORD or NATS_TOKEN`;
+
+/** Bad command-line input: the CLI prints the message and the usage and exits 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+export type DlqCommand =
+  | { verb: "list" }
+  | { verb: "show"; seq: number }
+  | { verb: "replay"; seq: number }
+  | { verb: "replay-all" }
+  | { verb: "purge"; seq: number };
+
+function parseSeq(raw: string | undefined, verb: string): number {
+  if (raw === undefined) throw new UsageError(`${verb} needs a dead-letter sequence number`);
+  if (!/^[1-9][0-9]{0,15}$/.test(raw)) throw new UsageError(`"${raw}" is not a sequence number (a positive integer)`);
+  return Number(raw);
+}
+
+/** Parses argv after the program name; throws UsageError for anything it does not know. */
+export function parseDlqArgs(argv: readonly string[]): DlqCommand {
+  const [verb, arg] = argv;
+  const noMore = (n: number) => {
+    if (argv.length > n) throw new UsageError(`unexpected argument "${argv[n]}"`);
+  };
+  switch (verb) {
+    case "list":
+      noMore(1);
+      return { verb: "list" };
+    case "show":
+    case "purge":
+      noMore(2);
+      return { verb, seq: parseSeq(arg, verb) };
+    case "replay":
+      noMore(2);
+      if (arg === "--all") return { verb: "replay-all" };
+      return { verb: "replay", seq: parseSeq(arg, verb) };
+    case undefined:
+      throw new UsageError("no command given");
+    default:
+      throw new UsageError(`unknown command "${verb}"`);
+  }
+}
+
+export interface Output {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/** Runs one parsed command against the DLQ; returns the process exit code. */
+export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output): Promise<number> {
+  try {
+    switch (cmd.verb) {
+      case "list": {
+        const letters = await listDeadLetters(deps);
+        io.out(formatDeadLetterTable(letters));
+        io.out(`${letters.length} dead letter(s) in ${deps.names.stream("DLQ")}`);
+        return 0;
+      }
+      case "show":
+        io.out(formatDeadLetter(await getDeadLetter(deps, cmd.seq)));
+        return 0;
+      case "replay": {
+        const r = await replayDeadLetter(deps, cmd.seq);
+        io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId} (stream seq ${r.streamSeq}); removed from the DLQ`);
+        return 0;
+      }
+      case "replay-all": {
+        const all = await replayAllDeadLetters(deps);
+        for (const r of all) io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId}`);
+        io.out(`${all.length} dead letter(s) replayed`);
+        return 0;
+      }
+      case "purge":
+        await purgeDeadLetter(deps, cmd.seq);
+        io.out(`purged dead letter ${cmd.seq}`);
+        return 0;
+      default: {
+        const never: never = cmd;
+        throw new Error(`unhandled command ${JSON.stringify(never)}`);
+      }
+    }
+  } catch (err) {
+    if (err instanceof DeadLetterNotFoundError) {
+      io.err(`dlq: ${err.message}`);
+      return 1;
+    }
+    if (/stream not found/i.test(String((err as Error)?.message))) {
+      io.err(`dlq: stream ${deps.names.stream("DLQ")} does not exist (no service has started in namespace "${deps.names.namespace}")`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+const cliConfigSchema = baseConfigSchema.pick({ NATS_URL: true, NATS_NAMESPACE: true, NATS_USER: true, NATS_PASSWORD: true, NATS_TOKEN: true });
+
+/**
+ * The whole command: argv and env in, exit code out. A CLI fails fast instead of reconnecting
+ * forever, so it connects once with a timeout.
+ * @example await main(["list"], process.env, console)
+ */
+export async function main(argv: readonly string[], env: Record<string, string | undefined>, io: Output): Promise<number> {
+  let cmd: DlqCommand;
+  let config;
+  try {
+    cmd = parseDlqArgs(argv);
+    config = loadConfig(cliConfigSchema, env);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`dlq: ${err.message}\n${dlqUsage}`);
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      io.err(`dlq: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: config.NATS_URL.split(",").map((s) => s.trim()),
+      user: config.NATS_USER,
+      pass: config.NATS_PASSWORD,
+      token: config.NATS_TOKEN,
+      name: "orderflow-dlq",
+      timeout: 5000,
+      noAsyncTraces: true,
+    });
+  } catch (err) {
+    io.err(`dlq: cannot connect to NATS at ${config.NATS_URL}: ${(err as Error).message}`);
+    return 1;
+  }
+  try {
+    const deps: DlqDeps = { js: jetstream(nc), jsm: await jetstreamManager(nc), names: createNames(config.NATS_NAMESPACE) };
+    return await runDlqCommand(cmd, deps, io);
+  } catch (err) {
+    io.err(`dlq: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    await nc.close().catch(() => {});
+  }
+}
+
+// Runs only as a program (`node shared/dist/cli/dlq.js …`), never when imported by a test.
+const invokedAs = (() => {
+  try {
+    return process.argv[1] ? realpathSync(process.argv[1]) : "";
+  } catch {
+    return "";
+  }
+})();
+if (invokedAs === fileURLToPath(import.meta.url)) {
+  const io: Output = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
+  main(process.argv.slice(2), process.env, io).then(
+    (code) => (process.exitCode = code),
+    (err: unknown) => {
+      process.stderr.write(`dlq: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
