@@ -1,3 +1,4 @@
 export * from "./database.js";
 export * from "./errors.js";
 export * from "./tables.js";
+export * from "./keyset.js";

@@ -2,3 +2,4 @@ export * from "./retry.js";
 export * from "./shutdown.js";
 export * from "./service.js";
 export * from "./system-events.js";
+export * from "./main.js";

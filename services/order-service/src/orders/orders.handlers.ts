@@ -1,10 +1,11 @@
-import { and, desc, eq, lt, or } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import {
   NotFoundError,
   UnprocessableError,
   decodeCursor,
   enqueueEvents,
   idempotentWrite,
+  newestFirst,
   pgErrorCode,
   readIdempotencyKey,
   toPage,
@@ -58,17 +59,12 @@ export function registerOrderRoutes(app: ServiceApp, { db, published }: OrdersDe
 
   app.openapi(listOrdersRoute, async (c) => {
     const { limit, cursor, userId } = c.req.valid("query");
-    const after = cursor ? decodeCursor(cursor) : undefined;
+    const page = newestFirst(orders.createdAt, orders.id, cursor ? decodeCursor(cursor) : undefined);
     const rows = await db
       .select()
       .from(orders)
-      .where(
-        and(
-          userId ? eq(orders.userId, userId) : undefined,
-          after ? or(lt(orders.createdAt, after.createdAt), and(eq(orders.createdAt, after.createdAt), lt(orders.id, after.id))) : undefined,
-        ),
-      )
-      .orderBy(desc(orders.createdAt), desc(orders.id))
+      .where(and(userId ? eq(orders.userId, userId) : undefined, page.after))
+      .orderBy(...page.orderBy)
       .limit(limit + 1);
     return c.json(toPage(rows, limit, presentOrder), 200);
   });

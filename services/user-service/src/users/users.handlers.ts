@@ -1,4 +1,4 @@
-import { and, desc, eq, lt, or } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import {
   ConflictError,
   NotFoundError,
@@ -6,6 +6,7 @@ import {
   enqueueEvents,
   idempotentWrite,
   isUniqueViolation,
+  newestFirst,
   readIdempotencyKey,
   toPage,
   uuidv7,
@@ -54,13 +55,8 @@ export function registerUserRoutes(app: ServiceApp, { db, published }: UsersDeps
 
   app.openapi(listUsersRoute, async (c) => {
     const { limit, cursor } = c.req.valid("query");
-    const after = cursor ? decodeCursor(cursor) : undefined;
-    const rows = await db
-      .select()
-      .from(users)
-      .where(after ? or(lt(users.createdAt, after.createdAt), and(eq(users.createdAt, after.createdAt), lt(users.id, after.id))) : undefined)
-      .orderBy(desc(users.createdAt), desc(users.id))
-      .limit(limit + 1);
+    const page = newestFirst(users.createdAt, users.id, cursor ? decodeCursor(cursor) : undefined);
+    const rows = await db.select().from(users).where(page.after).orderBy(...page.orderBy).limit(limit + 1);
     return c.json(toPage(rows, limit, presentUser), 200);
   });
 }

@@ -1,3 +1,0 @@
-import { baseConfigSchema } from "@orderflow/shared";
-
-export const configSchema = baseConfigSchema;
