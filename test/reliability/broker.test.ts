@@ -1,0 +1,120 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { createNames } from "@orderflow/shared";
+import { freePort, startOwnNatsServer, startSystem, waitFor, type OwnNatsServer, type TestSystem } from "@orderflow/shared/testing";
+import { checkExactlyOnce, readLedger, registrationLoad, report, streamMessages, waitSettled } from "./helpers.js";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+});
+
+const readyStatus = async (url: string) => (await fetch(`${url}/readyz`).catch(() => undefined))?.status;
+const pids = (sys: TestSystem) => Object.values(sys.services).map((s) => s.proc.child.pid);
+const alive = (sys: TestSystem) => Object.values(sys.services).every((s) => s.proc.child.exitCode === null && s.proc.child.signalCode === null);
+
+describe("NATS faults", () => {
+  it("a NATS server stopped and restarted (SIGTERM, then SIGKILL) during load: nothing lost, no service restarts", async () => {
+    const nats: OwnNatsServer = await startOwnNatsServer();
+    cleanups.push(() => nats.dispose());
+    const sys = await startSystem({ natsUrl: nats.url });
+    cleanups.push(() => sys.cleanup());
+    const { "user-service": users, "order-service": orders } = sys.services;
+    const before = pids(sys);
+    const load = registrationLoad([users.url], { workers: 4 });
+    let acceptedWhileDown = 0;
+    try {
+      for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+        await load.more(40);
+        await nats.stop(signal);
+        await waitFor(async () => (await readyStatus(orders.url)) === 503 && (await readyStatus(users.url)) === 503, {
+          what: "both services to report NATS down",
+        });
+        const n = load.accepted.length;
+        await load.more(20); // registrations keep committing to the outbox meanwhile
+        acceptedWhileDown += load.accepted.length - n;
+        await nats.start();
+        await waitFor(async () => (await readyStatus(orders.url)) === 200 && (await readyStatus(users.url)) === 200, {
+          what: "both services ready again without a restart",
+          timeoutMs: 30_000,
+        });
+      }
+      await load.more(40);
+    } finally {
+      await load.stop();
+    }
+    await waitSettled(sys);
+    const ledger = await readLedger(sys);
+    const check = checkExactlyOnce(ledger, load.accepted);
+    report("NATS stop/start x2", {
+      sent: load.sent,
+      accepted: load.accepted.length,
+      applied: ledger.customers.size,
+      deadLettered: await streamMessages(sys.nc, sys.namespace, "DLQ"),
+      duplicates: check.duplicateWelcomes,
+      acceptedWhileDown,
+      usersRegisteredEvents: await streamMessages(sys.nc, sys.namespace, "USERS"),
+    });
+    expect(alive(sys)).toBe(true);
+    expect(pids(sys)).toEqual(before);
+    expect(check).toEqual({ missingAccepted: [], unknownCustomers: [], withoutWelcome: [], duplicateWelcomes: 0, wrongCounts: 0 });
+    expect([...ledger.customers].sort()).toEqual([...ledger.users].sort());
+    expect(await streamMessages(sys.nc, sys.namespace, "USERS")).toBe(ledger.users.size);
+  });
+
+  it("a three-node JetStream cluster loses the stream leader during load: nothing lost, services keep going", async () => {
+    const clusterPorts = [await freePort(), await freePort(), await freePort()];
+    const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(",");
+    const nodes: OwnNatsServer[] = await Promise.all(
+      clusterPorts.map((p, i) =>
+        startOwnNatsServer({ extraArgs: ["-n", `n${i + 1}`, "--cluster_name", "of-test", "--cluster", `nats://127.0.0.1:${p}`, "--routes", routes] }),
+      ),
+    );
+    for (const n of nodes) cleanups.push(() => n.dispose());
+    const allUrls = nodes.map((n) => n.url).join(",");
+    const sys = await startSystem({ natsUrl: nodes[0]!.url, env: { NATS_URL: allUrls, STREAM_REPLICAS: "3" } });
+    cleanups.push(() => sys.cleanup());
+    const { "user-service": users } = sys.services;
+    const names = createNames(sys.namespace);
+    const jsm = await jetstreamManager(sys.nc);
+    const usersInfo = await jsm.streams.info(names.stream("USERS"));
+    expect(usersInfo.config.num_replicas).toBe(3);
+    expect(usersInfo.cluster?.replicas?.length).toBe(2);
+
+    const before = pids(sys);
+    const load = registrationLoad([users.url], { workers: 4 });
+    let killed = "";
+    let failedWhileElecting = 0;
+    try {
+      await load.more(60);
+      // Kill the node that leads the USERS stream: the hardest node to lose.
+      killed = (await jsm.streams.info(names.stream("USERS"))).cluster!.leader!;
+      const victim = nodes[Number(killed.slice(1)) - 1]!;
+      await victim.stop("SIGKILL");
+      const errorsBefore = load.networkErrors + [...load.statuses].filter(([s]) => s >= 500).reduce((a, [, n]) => a + n, 0);
+      await load.more(80, 60_000);
+      failedWhileElecting = load.networkErrors + [...load.statuses].filter(([s]) => s >= 500).reduce((a, [, n]) => a + n, 0) - errorsBefore;
+    } finally {
+      await load.stop();
+    }
+    await waitSettled(sys, sys.nc, 90_000);
+    const ledger = await readLedger(sys);
+    const check = checkExactlyOnce(ledger, load.accepted);
+    const newLeader = (await jsm.streams.info(names.stream("USERS"))).cluster!.leader;
+    report("3-node cluster, leader killed", {
+      sent: load.sent,
+      accepted: load.accepted.length,
+      applied: ledger.customers.size,
+      deadLettered: await streamMessages(sys.nc, sys.namespace, "DLQ"),
+      duplicates: check.duplicateWelcomes,
+      killed,
+      newLeader: newLeader ?? "none",
+      failedRequests: failedWhileElecting,
+    });
+    expect(newLeader).not.toBe(killed);
+    expect(alive(sys)).toBe(true);
+    expect(pids(sys)).toEqual(before);
+    expect(check).toEqual({ missingAccepted: [], unknownCustomers: [], withoutWelcome: [], duplicateWelcomes: 0, wrongCounts: 0 });
+    expect([...ledger.customers].sort()).toEqual([...ledger.users].sort());
+  });
+});
