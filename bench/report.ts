@@ -1,0 +1,74 @@
+import type { BenchResult } from "./bench.js";
+
+const n0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "—");
+const n1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "—");
+const n2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "—");
+
+/** Rows of the one side-by-side table: what, figure, note. */
+export function rows(r: BenchResult): [string, string, string][] {
+  const { postgres: pg, jetstream: js, http } = r.limits;
+  const { saturation: sat, moderate: mod, backlog: bl, services } = r.system;
+  const cpu = (c: Record<string, number>) =>
+    Object.entries(c)
+      .filter(([, v]) => v >= 0.05)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+      .join(", ");
+  const proc = (name: string) => services[name];
+  return [
+    ["**Limits of this machine**", "", ""],
+    ["Postgres single-row insert commits/s", n0(pg.commitsPerSec), `${pg.tool}, ${pg.clients} clients`],
+    ["JetStream publish/s (Nats-Msg-Id, file stream)", n0(js.publishPerSec), `${js.window} in flight, ${js.payloadBytes} B payload`],
+    ["JetStream consume+ack/s (durable pull)", n0(js.consumeAckPerSec), `${n0(js.messages)} messages`],
+    ["HTTP ceiling: Hono JSON echo req/s", n0(http.requestsPerSec), `p50 ${n1(http.latencyP50Ms)} ms, p99 ${n1(http.latencyP99Ms)} ms, ${r.options.connections} connections`],
+    ["**System, saturated**", "", `${r.options.saturationSeconds} s, ${r.options.connections} connections`],
+    ["registrations accepted/s (201s only)", n0(sat.http.createdPerSec), `${n0(sat.http.created)} × 201; other: ${JSON.stringify(sat.http.otherStatuses)}, errors ${sat.http.errors}`],
+    ["registrations completed/s end-to-end", n0(sat.e2e.completedPerSec), `load start → last orderCount 1; complete: ${sat.e2e.complete}`],
+    ["HTTP latency p50 / p99", `${n1(sat.http.latencyP50Ms)} / ${n1(sat.http.latencyP99Ms)} ms`, ""],
+    ["user commit → welcome order commit p50 / p99", `${n1(sat.e2e.p50Ms)} / ${n1(sat.e2e.p99Ms)} ms`, `max ${n1(sat.e2e.maxMs)} ms`],
+    ["caught up after load ended", `${n0(sat.e2e.catchUpMs)} ms`, "every welcome order applied, orderCount 1"],
+    ["CPU seconds by process", "", cpu(sat.cpuSeconds)],
+    ["**System, fixed rate**", "", `${r.options.moderateRate}/s for ${r.options.moderateSeconds} s`],
+    ["registrations accepted/s", n0(mod.http.createdPerSec), `${n0(mod.http.created)} × 201`],
+    ["HTTP latency p50 / p99", `${n1(mod.http.latencyP50Ms)} / ${n1(mod.http.latencyP99Ms)} ms`, ""],
+    ["user commit → welcome order commit p50 / p99", `${n1(mod.e2e.p50Ms)} / ${n1(mod.e2e.p99Ms)} ms`, `max ${n1(mod.e2e.maxMs)} ms`],
+    ["caught up after load ended", `${n0(mod.e2e.catchUpMs)} ms`, ""],
+    ["**Backlog drain**", "", `${n0(bl.users)} registrations queued while order-service was stopped`],
+    ["relay publish/s (outbox → JetStream)", n0(bl.relayPublishPerSec), "user-service's relay, backlog in the outbox"],
+    ["welcome orders applied/s", n0(bl.drainPerSec), `first → last commit; spawn → empty ${n0(bl.drainWallMs)} ms; complete: ${bl.complete}`],
+    ["full loop (orderCount 1 for all)", `${n0(bl.loopWallMs)} ms`, "order-service spawn → last orders.created applied"],
+    ["CPU seconds by process", "", cpu(bl.cpuSeconds)],
+    ["**Service processes**", "", ""],
+    ["ready after spawn: user / order / order with backlog", `${n0(r.system.readyMs["user-service"])} / ${n0(r.system.readyMs["order-service"])} / ${n0(bl.readyMs)} ms`, "first two include migrations on a fresh database"],
+    ...Object.keys(services).map((name): [string, string, string] => [`${name}: peak RSS / CPU s`, `${n0(proc(name)?.peakRssMb ?? NaN)} MB / ${n1(proc(name)?.cpuSeconds ?? NaN)} s`, "VmHWM, utime+stime over the process's life"]),
+    ["**Ratios**", "", ""],
+    ["registrations completed/s ÷ Postgres commits/s", n2(r.ratios.systemOverPostgres), "target ≥ 0.35"],
+    ["backlog drain/s ÷ JetStream consume+ack/s", n2(r.ratios.drainOverConsumeAck), "target ≥ 0.30"],
+  ];
+}
+
+export function markdown(r: BenchResult): string {
+  const m = r.machine;
+  const lines = [
+    `Run ${r.startedAt} at commit ${m.commit} on ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, Node ${m.node}, PostgreSQL ${m.postgres}, ${m.nats}.`,
+    "",
+    "| Measure | Result | Notes |",
+    "|---|---:|---|",
+    ...rows(r).map(([a, b, c]) => `| ${a} | ${b} | ${c} |`),
+    "",
+    "| Target | Wanted | Measured | Met |",
+    "|---|---|---|---|",
+    ...r.targets.map((t) => `| ${t.name} | ${t.target} | ${t.actual} | ${t.met ? "yes" : "**no**"} |`),
+    "",
+  ];
+  return lines.join("\n");
+}
+
+export function plainTable(r: BenchResult): string {
+  const all = rows(r);
+  const w0 = Math.max(...all.map((x) => x[0].length));
+  const w1 = Math.max(...all.map((x) => x[1].length));
+  const out = all.map(([a, b, c]) => `${a.replaceAll("**", "").padEnd(w0)}  ${b.padStart(w1)}  ${c}`);
+  out.push("", ...r.targets.map((t) => `${t.met ? "MET " : "MISS"}  ${t.name}: ${t.actual} (target ${t.target})`));
+  return out.join("\n");
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from "vitest";
+import { runBench, smokeOptions } from "../../bench/bench.js";
+import { markdown, rows } from "../../bench/report.js";
+
+// Proves the harness runs end to end and yields every figure; asserts nothing about speed.
+describe("npm run bench, a few seconds' worth", () => {
+  it("measures the limits, the system under load, a backlog drain and the ratios", { timeout: 120_000 }, async () => {
+    const r = await runBench(smokeOptions);
+    const figures = {
+      pgCommits: r.limits.postgres.commitsPerSec,
+      jsPublish: r.limits.jetstream.publishPerSec,
+      jsConsume: r.limits.jetstream.consumeAckPerSec,
+      httpCeiling: r.limits.http.requestsPerSec,
+      accepted: r.system.saturation.http.createdPerSec,
+      completed: r.system.saturation.e2e.completedPerSec,
+      httpP99: r.system.saturation.http.latencyP99Ms,
+      e2eP99: r.system.saturation.e2e.p99Ms,
+      moderateE2eP99: r.system.moderate.e2e.p99Ms,
+      drain: r.system.backlog.drainPerSec,
+      relay: r.system.backlog.relayPublishPerSec,
+      ready: r.system.backlog.readyMs,
+      rssUser: r.system.services["user-service"]?.peakRssMb,
+      cpuOrder: r.system.services["order-service (drain)"]?.cpuSeconds,
+      ratioPg: r.ratios.systemOverPostgres,
+      ratioDrain: r.ratios.drainOverConsumeAck,
+    };
+    for (const [name, value] of Object.entries(figures)) expect(Number.isFinite(value), `${name} = ${value}`).toBe(true);
+    expect(r.system.saturation.e2e.complete).toBe(true);
+    expect(r.system.backlog.complete).toBe(true);
+    expect(r.targets).toHaveLength(7);
+    expect(rows(r).length).toBeGreaterThan(20);
+    expect(markdown(r)).toContain("| Target |");
+  });
+});
