@@ -10,3 +10,4 @@ export * from "./consumer/index.js";
 export * from "./http/index.js";
 export * from "./health/index.js";
 export * from "./lifecycle/index.js";
+export * from "./replay/index.js";

@@ -1,0 +1,24 @@
+import { createServiceApp, type Db, type Logger } from "@orderflow/shared";
+import { registerCatalogRoutes } from "./catalog/catalog.handlers.js";
+import { registerEventRoutes } from "./events/events.handlers.js";
+import type { Tail } from "./events/events.tail.js";
+import { registerPage } from "./page/page.handlers.js";
+
+export interface AppDeps {
+  db: Db;
+  log: Logger;
+  tail: Tail;
+  version?: string;
+  namespace?: string;
+  keepAliveMs?: number;
+}
+
+/** The HTTP app, built from its dependencies so tests drive it in-process with `app.request`. */
+export function createApp({ db, log, tail, version = "0.0.0", namespace = "", keepAliveMs }: AppDeps) {
+  const app = createServiceApp({ log });
+  registerPage(app);
+  registerCatalogRoutes(app, { version, namespace });
+  registerEventRoutes(app, { db, tail, keepAliveMs });
+  app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "orderflow event-log", version } });
+  return app;
+}

@@ -1,0 +1,128 @@
+import { and, asc, desc, eq, gt, gte, sql } from "drizzle-orm";
+import { streamSSE } from "hono/streaming";
+import { NotFoundError, fieldErrors, problem, problemResponse, type Db, type ServiceApp } from "@orderflow/shared";
+import { events, type EventRow } from "../db/schema.js";
+import { beforeCursor, decodeEventCursor, encodeEventCursor, eventConditions, matchesRow, presentEvent } from "./events.query.js";
+import { getEventRoute, lastEventIdHeader, listEventsRoute, statsRoute, streamQuery } from "./events.routes.js";
+import type { Tail } from "./events.tail.js";
+
+export interface EventsDeps {
+  db: Db;
+  tail: Tail;
+  /** Keep-alive comment interval of the live tail. */
+  keepAliveMs?: number;
+}
+
+const minuteIso = (d: Date) => `${d.toISOString().slice(0, 16)}:00.000Z`;
+
+export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 15_000 }: EventsDeps) {
+  app.openapi(statsRoute, async (c) => {
+    const { window } = c.req.valid("query");
+    const to = new Date();
+    const from = new Date(Math.floor(to.getTime() / 60_000) * 60_000 - (window - 1) * 60_000);
+    const minute = sql<string>`to_char(date_trunc('minute', ${events.time} at time zone 'UTC'), 'YYYY-MM-DD"T"HH24:MI:00.000"Z"')`;
+    const type = sql<string>`coalesce(${events.type}, '(invalid)')`;
+    const rows = await db
+      .select({ minute, type, count: sql<number>`count(*)::int`.mapWith(Number) })
+      .from(events)
+      .where(gte(events.time, from))
+      .groupBy(minute, type);
+    const buckets = Array.from({ length: window }, (_, i) => ({ minute: minuteIso(new Date(from.getTime() + i * 60_000)), counts: {} as Record<string, number> }));
+    const index = new Map(buckets.map((b, i) => [b.minute, i]));
+    const totals: Record<string, number> = {};
+    for (const r of rows) {
+      const i = index.get(r.minute);
+      if (i === undefined) continue; // an event time in the future of this clock
+      buckets[i]!.counts[r.type] = r.count;
+      totals[r.type] = (totals[r.type] ?? 0) + r.count;
+    }
+    return c.json({ window, from: from.toISOString(), to: to.toISOString(), types: Object.keys(totals).sort(), totals, buckets }, 200);
+  });
+
+  app.get("/events/stream", async (c) => {
+    const query = streamQuery.safeParse(c.req.query());
+    if (!query.success) return problemResponse(problem(400, "Bad Request", "the request has invalid fields", { errors: fieldErrors("query", query.error) }));
+    const header = c.req.header("last-event-id");
+    const resume = header === undefined ? undefined : lastEventIdHeader.safeParse(header);
+    if (resume && !resume.success) {
+      return problemResponse(problem(400, "Bad Request", "Last-Event-ID is not valid", { errors: fieldErrors("header", resume.error).map((e) => ({ ...e, pointer: "/Last-Event-ID" })) }));
+    }
+    const matches = matchesRow(query.data);
+    const conditions = eventConditions(query.data);
+    let last = resume?.data !== undefined ? Number(resume.data) : query.data.after !== undefined ? Number(query.data.after) : undefined;
+
+    return streamSSE(c, async (stream) => {
+      const queue: EventRow[] = [];
+      let wake: (() => void) | undefined;
+      const unsubscribe = await tail.subscribe((rows) => {
+        for (const r of rows) if (matches(r)) queue.push(r);
+        wake?.();
+      });
+      let closed = false;
+      stream.onAbort(() => {
+        closed = true;
+        wake?.();
+      });
+      const send = async (r: EventRow) => {
+        if (last !== undefined && r.seq <= last) return;
+        last = r.seq;
+        await stream.writeSSE({ id: String(r.seq), event: "event", data: JSON.stringify(presentEvent(r)) });
+      };
+      try {
+        await stream.writeSSE({ event: "ready", data: JSON.stringify({ after: last ?? null }), retry: 1000 });
+        // Resume: everything stored after the client's last event, then the live rows.
+        // Bounded: a client that fell further behind reads the rest with GET /events.
+        if (last !== undefined) {
+          for (let pages = 0; pages < 20; pages++) {
+            const rows = await db.select().from(events).where(and(conditions, gt(events.seq, last))).orderBy(asc(events.seq)).limit(500);
+            for (const r of rows) await send(r);
+            if (rows.length < 500 || closed) break;
+          }
+        }
+        while (!closed) {
+          while (queue.length > 0 && !closed) await send(queue.shift()!);
+          if (closed) break;
+          const woke = await new Promise<boolean>((resolve) => {
+            const t = setTimeout(() => resolve(false), keepAliveMs);
+            wake = () => {
+              clearTimeout(t);
+              resolve(true);
+            };
+          });
+          wake = undefined;
+          if (!woke && !closed) await stream.write(": keep-alive\n\n");
+        }
+      } finally {
+        unsubscribe();
+      }
+    });
+  });
+
+  app.openapi(listEventsRoute, async (c) => {
+    const q = c.req.valid("query");
+    const after = q.cursor ? decodeEventCursor(q.cursor) : undefined;
+    const rows = await db
+      .select()
+      .from(events)
+      .where(and(eventConditions(q), after ? beforeCursor(after) : undefined))
+      .orderBy(desc(events.time), desc(events.seq))
+      .limit(q.limit + 1);
+    const items = rows.slice(0, q.limit);
+    const lastRow = items.at(-1);
+    return c.json({ items: items.map(presentEvent), nextCursor: rows.length > q.limit && lastRow ? encodeEventCursor(lastRow) : null }, 200);
+  });
+
+  app.openapi(getEventRoute, async (c) => {
+    const { id } = c.req.valid("param");
+    // The original first; a dead letter repeats the id in the DLQ stream.
+    const rows = await db
+      .select()
+      .from(events)
+      .where(eq(events.eventId, id))
+      .orderBy(sql`${events.stream} = 'DLQ'`, asc(events.seq))
+      .limit(20);
+    const [first, ...rest] = rows;
+    if (!first) throw new NotFoundError(`no event with id ${id}`);
+    return c.json({ ...presentEvent(first), copies: rest.map((r) => ({ seq: r.seq, stream: r.stream, streamSeq: r.streamSeq })) }, 200);
+  });
+}

@@ -1,0 +1,83 @@
+import { and, eq, gte, lt, or, type SQL } from "drizzle-orm";
+import { HttpProblemError, eventCatalog, type EventName } from "@orderflow/shared";
+import { events, type EventRow } from "../db/schema.js";
+
+/** Keyset position in the newest-first listing: the last item's time and log seq. */
+export interface EventCursor {
+  time: Date;
+  seq: number;
+}
+
+export const encodeEventCursor = (c: EventCursor) => Buffer.from(`${c.time.toISOString()}|${c.seq}`, "utf8").toString("base64url");
+
+const badQuery = (pointer: string, detail: string) =>
+  new HttpProblemError(400, "Bad Request", `${pointer.slice(1)} ${detail}`, { errors: [{ in: "query", pointer, detail }] });
+
+/** Throws a 400 problem for anything that is not a cursor this service issued. */
+export function decodeEventCursor(raw: string): EventCursor {
+  const [time, seq, extra] = Buffer.from(raw, "base64url").toString("utf8").split("|");
+  const t = new Date(time ?? "");
+  if (extra !== undefined || !seq || !/^\d{1,18}$/.test(seq) || !time?.endsWith("Z") || Number.isNaN(t.getTime())) {
+    throw badQuery("/cursor", "is not a valid cursor; pass the nextCursor of a previous page");
+  }
+  return { time: t, seq: Number(seq) };
+}
+
+/** Accepts a CloudEvents type or a catalog name (`users.registered`) and returns the type. */
+export const resolveType = (type: string) => (type in eventCatalog ? eventCatalog[type as EventName].type : type);
+
+export interface EventFilters {
+  type?: string;
+  subject?: string;
+  source?: string;
+  entity?: string;
+  stream?: string;
+  from?: string;
+  to?: string;
+}
+
+export function eventConditions(f: EventFilters): SQL | undefined {
+  const from = f.from ? new Date(f.from) : undefined;
+  const to = f.to ? new Date(f.to) : undefined;
+  if (from && to && from >= to) throw badQuery("/to", "must be after from");
+  return and(
+    f.type ? eq(events.type, resolveType(f.type)) : undefined,
+    f.subject ? eq(events.subject, f.subject) : undefined,
+    f.source ? eq(events.source, f.source) : undefined,
+    f.entity ? eq(events.entity, f.entity) : undefined,
+    f.stream ? eq(events.stream, f.stream) : undefined,
+    from ? gte(events.time, from) : undefined,
+    to ? lt(events.time, to) : undefined,
+  );
+}
+
+export const beforeCursor = (c: EventCursor) => or(lt(events.time, c.time), and(eq(events.time, c.time), lt(events.seq, c.seq)));
+
+/** Matches a row against the live tail's filters, the same way `eventConditions` does in SQL. */
+export const matchesRow = (f: Pick<EventFilters, "type" | "entity">) => {
+  const type = f.type ? resolveType(f.type) : undefined;
+  return (r: EventRow) => (!type || r.type === type) && (!f.entity || r.entity === f.entity);
+};
+
+export function presentEvent(r: EventRow) {
+  return {
+    seq: r.seq,
+    id: r.eventId,
+    stream: r.stream,
+    streamSeq: r.streamSeq,
+    subject: r.subject,
+    type: r.type,
+    source: r.source,
+    entity: r.entity,
+    time: r.time.toISOString(),
+    data: r.data ?? null,
+    headers: r.headers,
+    traceparent: r.traceparent,
+    correlationId: r.correlationId,
+    valid: r.valid,
+    error: r.error,
+    ...(r.raw !== null ? { raw: r.raw } : {}),
+    storedAt: r.storedAt.toISOString(),
+  };
+}
+export type PresentedEvent = ReturnType<typeof presentEvent>;

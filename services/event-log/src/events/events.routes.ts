@@ -1,0 +1,109 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { problemContent as problem, streamCatalog, type StreamName } from "@orderflow/shared";
+
+const isoTime = (what: string) =>
+  z.iso.datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z" }).openapi({ description: what });
+const text = (what: string) => z.string().min(1).max(500).openapi({ description: what });
+
+export const eventSchema = z
+  .object({
+    seq: z.number().int().openapi({ description: "Position in this log; the SSE event id" }),
+    id: z.string().nullable().openapi({ description: "CloudEvents id (null when the body had none)" }),
+    stream: z.string(),
+    streamSeq: z.number().int(),
+    subject: z.string().openapi({ description: "NATS subject without the namespace prefix" }),
+    type: z.string().nullable(),
+    source: z.string().nullable(),
+    entity: z.string().nullable().openapi({ description: "CloudEvents subject: the user id, or service/instance" }),
+    time: z.iso.datetime(),
+    data: z.unknown(),
+    headers: z.record(z.string(), z.string()),
+    traceparent: z.string().nullable(),
+    correlationId: z.string().nullable(),
+    valid: z.boolean(),
+    error: z.string().nullable().openapi({ description: "Why validation failed" }),
+    raw: z.string().nullable().optional(),
+    storedAt: z.iso.datetime(),
+  })
+  .openapi("StoredEvent");
+
+export const listEventsQuery = z.strictObject({
+  type: text("CloudEvents type (io.orderflow.user.registered.v1) or catalog name (users.registered)").optional(),
+  subject: text("NATS subject without namespace, e.g. orders.created").optional(),
+  source: text("CloudEvents source, e.g. /orderflow/user-service").optional(),
+  entity: text("CloudEvents subject, e.g. a user id: one call gives that user's whole history").optional(),
+  stream: z.enum(Object.keys(streamCatalog) as [StreamName, ...StreamName[]]).optional(),
+  from: isoTime("Events at or after this time").optional(),
+  to: isoTime("Events before this time").optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ description: "1–200, default 50" }),
+  cursor: z.string().min(1).max(200).optional().openapi({ description: "The nextCursor of the previous page" }),
+});
+
+export const listEventsRoute = createRoute({
+  method: "get",
+  path: "/events",
+  summary: "Stored events, newest first",
+  request: { query: listEventsQuery },
+  responses: {
+    200: { description: "A page of events", content: { "application/json": { schema: z.object({ items: z.array(eventSchema), nextCursor: z.string().nullable() }).openapi("EventPage") } } },
+    400: problem("Unknown parameter or malformed value"),
+  },
+});
+
+export const getEventRoute = createRoute({
+  method: "get",
+  path: "/events/{id}",
+  summary: "One event by its CloudEvents id",
+  request: { params: z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" } }) }) },
+  responses: {
+    200: {
+      description: "The event (the original when a dead letter repeats its id), with where else it was stored",
+      content: { "application/json": { schema: eventSchema.extend({ copies: z.array(z.object({ seq: z.number(), stream: z.string(), streamSeq: z.number() })) }) } },
+    },
+    400: problem("id is not a UUID"),
+    404: problem("No such event"),
+  },
+});
+
+export const statsQuery = z.strictObject({
+  window: z.coerce.number().int().min(1).max(1440).default(15).openapi({ description: "Minutes back from now, 1–1440, default 15" }),
+});
+
+export const statsRoute = createRoute({
+  method: "get",
+  path: "/events/stats",
+  summary: "Counts per type per minute",
+  request: { query: statsQuery },
+  responses: {
+    200: {
+      description: "One bucket per minute, oldest first, every minute present",
+      content: {
+        "application/json": {
+          schema: z
+            .object({
+              window: z.number(),
+              from: z.iso.datetime(),
+              to: z.iso.datetime(),
+              types: z.array(z.string()),
+              totals: z.record(z.string(), z.number()),
+              buckets: z.array(z.object({ minute: z.iso.datetime(), counts: z.record(z.string(), z.number()) })),
+            })
+            .openapi("EventStats"),
+        },
+      },
+    },
+    400: problem("window out of range or unknown parameter"),
+  },
+});
+
+export const streamQuery = z.strictObject({
+  type: listEventsQuery.shape.type,
+  entity: listEventsQuery.shape.entity,
+  after: z
+    .string()
+    .regex(/^\d{1,18}$/, "must be a log position (seq)")
+    .optional()
+    .openapi({ description: "Start after this seq (first connect); reconnects send Last-Event-ID instead" }),
+});
+
+export const lastEventIdHeader = z.string().regex(/^\d{1,18}$/, "must be a log position (the id of an event this stream sent)");

@@ -1,0 +1,82 @@
+import { asc, gt, max } from "drizzle-orm";
+import type { Db, Logger } from "@orderflow/shared";
+import { events, type EventRow } from "../db/schema.js";
+
+export interface Tail {
+  /** Resolves once the tail knows its position, so a catch-up query after it leaves no gap. */
+  subscribe(listener: (rows: EventRow[]) => void): Promise<() => void>;
+  /** Rows were stored in this process: look now instead of at the next poll. */
+  notify(): void;
+  close(): void;
+}
+
+/**
+ * One poller per process feeding every live-tail client: reads rows past the last seen seq as
+ * soon as this process stores some, and every `pollMs` for rows other replicas stored. It runs
+ * only while someone listens.
+ */
+export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log: Logger; pollMs?: number; batch?: number }): Tail {
+  const listeners = new Set<(rows: EventRow[]) => void>();
+  let last: number | undefined;
+  let ready: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let polling = false;
+  let again = false;
+  let closed = false;
+
+  async function poll() {
+    if (polling) {
+      again = true;
+      return;
+    }
+    polling = true;
+    clearTimeout(timer);
+    try {
+      do {
+        again = false;
+        const rows = await db.select().from(events).where(gt(events.seq, last!)).orderBy(asc(events.seq)).limit(batch);
+        if (rows.length > 0) {
+          last = rows.at(-1)!.seq;
+          for (const l of listeners) l(rows);
+          if (rows.length === batch) again = true;
+        }
+      } while (again && listeners.size > 0);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "live tail poll failed");
+    } finally {
+      polling = false;
+      if (listeners.size > 0 && !closed) timer = setTimeout(() => void poll(), pollMs);
+    }
+  }
+
+  return {
+    async subscribe(listener) {
+      ready ??= (async () => {
+        const [row] = await db.select({ seq: max(events.seq) }).from(events);
+        last = Number(row?.seq ?? 0);
+      })().catch((err) => {
+        ready = undefined;
+        throw err;
+      });
+      await ready;
+      listeners.add(listener);
+      if (listeners.size === 1) timer = setTimeout(() => void poll(), pollMs);
+      return () => {
+        listeners.delete(listener);
+        if (listeners.size === 0) {
+          // Nobody listens: forget the position, so the next client starts from "now".
+          clearTimeout(timer);
+          ready = undefined;
+        }
+      };
+    },
+    notify() {
+      if (listeners.size > 0 && last !== undefined) void poll();
+    },
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      listeners.clear();
+    },
+  };
+}

@@ -1,0 +1,213 @@
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvent, createLogger, uuidv7 } from "@orderflow/shared";
+import { createMigratedDatabase, waitFor } from "@orderflow/shared/testing";
+import { createApp } from "../app.js";
+import { toEventRow } from "../ingest/ingest.domain.js";
+import { createEventWriter } from "../ingest/ingest.store.js";
+import { createTail, type Tail } from "./events.tail.js";
+
+const migrations = fileURLToPath(new URL("../../drizzle", import.meta.url));
+const log = createLogger({ service: "test", level: "silent" });
+let env: Awaited<ReturnType<typeof createMigratedDatabase>>;
+let app: ReturnType<typeof createApp>;
+let tail: Tail;
+let seq = 0;
+
+beforeAll(async () => {
+  env = await createMigratedDatabase(migrations, "of_eventlog_app");
+  tail = createTail({ db: env.db, log, pollMs: 100 });
+  app = createApp({ db: env.db, log, tail, version: "1.2.3", keepAliveMs: 200 });
+});
+afterAll(async () => {
+  tail?.close();
+  await env?.drop();
+});
+
+const writer = () => createEventWriter({ db: env.db, onStored: () => tail.notify() });
+async function store(...events: ReturnType<typeof createEvent>[]) {
+  const rows = events.map((e) => toEventRow({ stream: e.type.includes(".order.created") ? "ORDERS" : "USERS", streamSeq: ++seq, streamTime: new Date(), subject: e.type.includes(".order.created") ? "orders.created" : "users.registered", data: Buffer.from(JSON.stringify(e)), headers: {} }));
+  return writer().write(rows);
+}
+function history(userId = uuidv7(), at = Date.now()) {
+  const registered = createEvent({ name: "users.registered", source: "/orderflow/user-service", subject: userId, time: new Date(at), data: { userId, email: "a@b.co", name: "A", registeredAt: new Date(at).toISOString() } });
+  const order = createEvent({
+    name: "orders.created",
+    source: "/orderflow/order-service",
+    subject: userId,
+    time: new Date(at + 5),
+    data: { orderId: uuidv7(), userId, status: "created", source: "registration", items: [], totalCents: 0, createdAt: new Date(at + 5).toISOString() },
+  });
+  return { userId, registered, order };
+}
+async function problemOf(res: Response, status = 400) {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("content-type")).toBe("application/problem+json");
+  return (await res.json()) as { status: number; errors?: { pointer: string }[] };
+}
+type Page = { items: { seq: number; id: string; type: string; entity: string; time: string }[]; nextCursor: string | null };
+const get = async <T = Page>(url: string) => {
+  const res = await app.request(url);
+  expect(res.status, url).toBe(200);
+  return (await res.json()) as T;
+};
+
+describe("GET /events", () => {
+  it("gives one entity's whole history across services, newest first, and filters by type, source and time", async () => {
+    const { userId, registered, order } = history();
+    await store(registered, order, history().registered);
+    const mine = await get(`/events?entity=${userId}`);
+    expect(mine.items.map((e) => e.id)).toEqual([order.id, registered.id]);
+    expect((await get(`/events?entity=${userId}&type=users.registered`)).items.map((e) => e.id)).toEqual([registered.id]);
+    expect((await get(`/events?entity=${userId}&type=io.orderflow.order.created.v1`)).items.map((e) => e.id)).toEqual([order.id]);
+    expect((await get(`/events?entity=${userId}&source=/orderflow/order-service&subject=orders.created`)).items).toHaveLength(1);
+    expect((await get(`/events?entity=${userId}&from=${encodeURIComponent(order.time)}`)).items.map((e) => e.id)).toEqual([order.id]);
+    expect((await get(`/events?entity=${userId}&to=${encodeURIComponent(order.time)}`)).items.map((e) => e.id)).toEqual([registered.id]);
+    expect((await get(`/events?entity=${userId}&stream=ORDERS`)).items).toHaveLength(1);
+  });
+
+  it("pages newest first with a cursor, without gaps or repeats", async () => {
+    const at = Date.parse("2020-01-01T00:00:00Z");
+    const entity = uuidv7();
+    const events = Array.from({ length: 5 }, (_, i) => history(entity, at + (i % 2) * 1000).registered); // ties on time
+    await store(...events);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Page = await get(`/events?entity=${entity}&limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+      seen.push(...page.items.map((e) => e.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(new Set(seen).size).toBe(5);
+    const all = (await get(`/events?entity=${entity}&limit=200`)).items;
+    expect(all.map((e) => e.id)).toEqual(seen);
+    expect([...all].sort((a, b) => (a.time < b.time ? 1 : a.time > b.time ? -1 : b.seq - a.seq)).map((e) => e.id)).toEqual(seen);
+  });
+
+  it("answers 400 problem+json for unknown parameters and malformed values", async () => {
+    for (const q of ["foo=1", "limit=0", "limit=201", "limit=x", "from=yesterday", "to=2026-13-01T00:00:00Z", "cursor=zzz", "stream=NOPE", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"]) {
+      const body = await problemOf(await app.request(`/events?${q}`));
+      expect(body.status).toBe(400);
+    }
+    expect((await problemOf(await app.request("/events?bogus=1"))).errors?.[0]?.pointer).toBe("/bogus");
+  });
+});
+
+describe("GET /events/{id}", () => {
+  it("returns an event by id, 404 for an unknown one and 400 for a malformed one", async () => {
+    const { registered } = history();
+    await store(registered);
+    const got = await get<{ id: string; valid: boolean; data: unknown; copies: unknown[] }>(`/events/${registered.id}`);
+    expect(got).toMatchObject({ id: registered.id, valid: true, data: registered.data, copies: [] });
+    await problemOf(await app.request(`/events/${uuidv7()}`), 404);
+    await problemOf(await app.request("/events/not-a-uuid"), 400);
+  });
+});
+
+describe("GET /events/stats", () => {
+  it("counts per type per minute over the window, every minute present", async () => {
+    const { registered, order } = history();
+    await store(registered, order);
+    const s = await get<{ window: number; buckets: { minute: string; counts: Record<string, number> }[]; totals: Record<string, number> }>("/events/stats?window=3");
+    expect(s.window).toBe(3);
+    expect(s.buckets).toHaveLength(3);
+    expect(s.buckets.at(-1)!.counts["io.orderflow.user.registered.v1"]).toBeGreaterThanOrEqual(1);
+    expect(s.totals["io.orderflow.order.created.v1"]).toBeGreaterThanOrEqual(1);
+    for (const q of ["window=0", "window=1441", "window=x", "other=1"]) await problemOf(await app.request(`/events/stats?${q}`));
+  });
+});
+
+describe("GET /events/stream", () => {
+  async function* sse(res: Response) {
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += value;
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const frame = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const f: Record<string, string> = {};
+          for (const line of frame.split("\n")) {
+            const m = /^(\w+): ?(.*)$/.exec(line);
+            if (m) f[m[1]!] = m[2]!;
+          }
+          if (f.event) yield f;
+        }
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+  }
+  const next = async (it: AsyncGenerator<Record<string, string>>, event = "event") => {
+    for (;;) {
+      const { value, done } = await it.next();
+      if (done) throw new Error("stream ended");
+      if (value.event === event) return value;
+    }
+  };
+
+  it("tails new matching events within a second, and resumes after Last-Event-ID", async () => {
+    const { userId, registered, order } = history();
+    const ac = new AbortController();
+    const res = await app.request(`/events/stream?entity=${userId}`, { signal: ac.signal });
+    expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
+    const it = sse(res);
+    await next(it, "ready");
+    const t0 = Date.now();
+    await store(history().registered, registered); // the other entity is filtered out
+    const first = await next(it);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(JSON.parse(first.data!)).toMatchObject({ id: registered.id, entity: userId });
+    ac.abort();
+    await it.return(undefined);
+
+    await store(order);
+    const again = await app.request(`/events/stream?entity=${userId}`, { headers: { "last-event-id": first.id! } });
+    const it2 = sse(again);
+    const resumed = await next(it2);
+    expect(JSON.parse(resumed.data!)).toMatchObject({ id: order.id });
+    expect(Number(resumed.id)).toBeGreaterThan(Number(first.id));
+    await it2.return(undefined);
+  });
+
+  it("rejects unknown parameters and a malformed Last-Event-ID with 400", async () => {
+    await problemOf(await app.request("/events/stream?foo=1"));
+    await problemOf(await app.request("/events/stream", { headers: { "last-event-id": "abc" } }));
+  });
+});
+
+describe("catalog, AsyncAPI and the page", () => {
+  it("derives the catalog and an AsyncAPI 3.0 document from the zod schemas", async () => {
+    const catalog = await get<{ streams: { name: string }[]; events: { name: string; type: string; dataSchema: { properties: Record<string, unknown> } }[] }>("/catalog");
+    expect(catalog.streams.map((s) => s.name)).toEqual(["USERS", "ORDERS", "SYSTEM", "DLQ"]);
+    const reg = catalog.events.find((e) => e.name === "users.registered")!;
+    expect(reg.type).toBe("io.orderflow.user.registered.v1");
+    expect(reg.dataSchema.properties.userId).toMatchObject({ type: "string", format: "uuid" });
+    const doc = await get<{ asyncapi: string; info: { version: string }; channels: Record<string, { address: string }>; operations: Record<string, { action: string }> }>("/asyncapi.json");
+    expect(doc.asyncapi).toBe("3.0.0");
+    expect(doc.info.version).toBe("1.2.3");
+    expect(Object.values(doc.channels).map((c) => c.address)).toContain("orders.created");
+    expect(Object.keys(doc.operations)).toHaveLength(catalog.events.length);
+  });
+
+  it("serves the page without a build step", async () => {
+    const res = await app.request("/");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/text\/html/);
+    const html = await res.text();
+    expect(html).toContain('<html lang="en">');
+    expect(html).toContain("EventSource");
+  });
+});
+
+it("ignores a batch stored twice (redelivery)", async () => {
+  const { registered } = history();
+  const row = toEventRow({ stream: "USERS", streamSeq: 999_999, streamTime: new Date(), subject: "users.registered", data: Buffer.from(JSON.stringify(registered)), headers: {} });
+  expect(await writer().write([row])).toBe(1);
+  expect(await writer().write([row])).toBe(0);
+  await waitFor(async () => (await get(`/events?entity=${registered.subject}`)).items.length === 1);
+});

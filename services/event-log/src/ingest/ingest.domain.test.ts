@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { createEvent, uuidv7 } from "@orderflow/shared";
+import { toEventRow, type RawMessage } from "./ingest.domain.js";
+
+const userId = uuidv7();
+const registered = () =>
+  createEvent({ name: "users.registered", source: "/orderflow/user-service", subject: userId, data: { userId, email: "a@b.co", name: "A", registeredAt: new Date().toISOString() } });
+const msg = (body: unknown, headers: Record<string, string> = {}): RawMessage => ({
+  stream: "USERS",
+  streamSeq: 7,
+  streamTime: new Date("2026-01-02T03:04:05.678Z"),
+  subject: "users.registered",
+  data: Buffer.from(typeof body === "string" ? body : JSON.stringify(body)),
+  headers,
+});
+
+describe("toEventRow", () => {
+  it("maps a valid event's envelope, data and trace headers", () => {
+    const e = registered();
+    const row = toEventRow(msg(e, { traceparent: "00-abc-def-01", "X-Correlation-Id": "c-1", "Nats-Msg-Id": e.id }));
+    expect(row).toMatchObject({ valid: true, eventId: e.id, type: e.type, source: e.source, entity: userId, stream: "USERS", streamSeq: 7, data: e.data });
+    expect(row.time).toEqual(new Date(e.time));
+    expect(row).toMatchObject({ traceparent: "00-abc-def-01", correlationId: "c-1" });
+    expect(row.error).toBeUndefined();
+  });
+
+  it("keeps an event whose data fails validation, flagged with the reason and what could be read", () => {
+    const e = { ...registered(), data: { userId: "nope" } };
+    const row = toEventRow(msg(e));
+    expect(row).toMatchObject({ valid: false, eventId: e.id, type: e.type, entity: userId, data: { userId: "nope" } });
+    expect(row.error).toMatch(/invalid io.orderflow.user.registered.v1 data: userId/);
+  });
+
+  it("keeps unknown types, broken envelopes and non-JSON bodies", () => {
+    const unknown = toEventRow(msg({ ...registered(), type: "io.orderflow.user.registered.v9" }));
+    expect(unknown).toMatchObject({ valid: false, type: "io.orderflow.user.registered.v9" });
+    expect(unknown.error).toMatch(/unknown event type/);
+    const broken = toEventRow(msg({ hello: "world" }));
+    expect(broken).toMatchObject({ valid: false, eventId: null, type: null, data: { hello: "world" } });
+    expect(broken.time).toEqual(new Date("2026-01-02T03:04:05.678Z"));
+    const junk = toEventRow(msg("{not json"));
+    expect(junk).toMatchObject({ valid: false, error: "message body is not valid JSON", raw: "{not json" });
+  });
+});

@@ -1,0 +1,76 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { baseConfigSchema, loadConfigOrExit } from "../config/config.js";
+import { openDatabase, type Db } from "../db/database.js";
+import { createLogger } from "../logger/index.js";
+import { connectNats } from "../nats/connect.js";
+import { createNames } from "../nats/names.js";
+import { parseReplayArgs, ReplayUsageError, replayUsage } from "./args.js";
+import { createProgressBar } from "./progress.js";
+import { replay, type ReplayResult, type ReplayTarget } from "./replay.js";
+
+const replayConfigSchema = baseConfigSchema.pick({
+  DATABASE_URL: true,
+  NATS_URL: true,
+  NATS_USER: true,
+  NATS_PASSWORD: true,
+  NATS_TOKEN: true,
+  NATS_NAMESPACE: true,
+  LOG_LEVEL: true,
+});
+
+export const formatReplayResult = (name: string, r: ReplayResult) =>
+  `${r.dryRun ? "dry run: " : ""}${name}: read ${r.read} events, ${r.dryRun ? "would apply" : "applied"} ${r.applied}, ` +
+  `skipped ${r.skipped} (already applied), failed ${r.failed}${r.reset ? " (projection reset first)" : ""} in ${(r.ms / 1000).toFixed(1)} s`;
+
+/**
+ * The body of each service's `replay` entry point: reads DATABASE_URL and NATS_* from `env`,
+ * parses the flags, replays with a progress bar on stderr and prints the final count on stdout.
+ * Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
+ */
+export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: string[], env: Record<string, string | undefined>): Promise<void> {
+  let args;
+  try {
+    args = parseReplayArgs(argv);
+  } catch (err) {
+    if (!(err instanceof ReplayUsageError)) throw err;
+    process.stderr.write(`replay: ${err.message}\n${replayUsage}\n`);
+    process.exit(2);
+  }
+  const config = loadConfigOrExit(replayConfigSchema, env, "replay");
+  const log = createLogger({ service: "replay", level: config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, destination: process.stderr });
+  const database = await openDatabase(config.DATABASE_URL, { poolSize: 2, applicationName: "replay" });
+  const abort = AbortSignal.timeout(15_000);
+  let nc;
+  try {
+    ({ nc } = await connectNats({ url: config.NATS_URL, name: "replay", log, user: config.NATS_USER, password: config.NATS_PASSWORD, token: config.NATS_TOKEN }, abort));
+  } catch {
+    await database.close();
+    process.stderr.write(`replay: NATS is not reachable at ${config.NATS_URL}\n`);
+    process.exit(1);
+  }
+  const t = target(database.db);
+  const bar = createProgressBar({ label: `${t.name} ` });
+  try {
+    const result = await replay({
+      js: jetstream(nc),
+      jsm: await jetstreamManager(nc),
+      names: createNames(config.NATS_NAMESPACE),
+      db: database.db,
+      target: t,
+      fromSeq: args.fromSeq,
+      fromTime: args.fromTime,
+      dryRun: args.dryRun,
+      log,
+      onProgress: (read, total, c) => bar.update(read, total, `applied ${c.applied} skipped ${c.skipped} failed ${c.failed}`),
+    });
+    bar.done();
+    process.stdout.write(`${formatReplayResult(t.name, result)}\n`);
+  } catch (err) {
+    bar.done();
+    process.stderr.write(`replay: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  } finally {
+    await nc.drain().catch(() => {});
+    await database.close();
+  }
+}

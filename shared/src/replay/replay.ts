@@ -1,0 +1,140 @@
+import { DeliverPolicy, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, type OrderedConsumerOptions } from "@nats-io/jetstream";
+import type { Logger } from "pino";
+import type { Db, Tx } from "../db/database.js";
+import type { StreamName } from "../events/catalog.js";
+import type { Names } from "../nats/names.js";
+
+/** A stored message as a replay target sees it: raw bytes and where they sit in the stream. */
+export interface ReplayMessage {
+  stream: StreamName;
+  seq: number;
+  /** Subject without the namespace prefix. */
+  subject: string;
+  data: Uint8Array;
+  headers: Record<string, string>;
+  /** When JetStream stored it. */
+  storedAt: Date;
+}
+
+export interface BatchResult {
+  applied: number;
+  /** Already applied (found in the inbox or the log). */
+  skipped: number;
+  /** Could never apply: invalid, unknown type, or a permanent handler error. */
+  failed: number;
+}
+
+/**
+ * A read model that can be rebuilt from stream history. `reset` clears it (and the inbox rows
+ * that would otherwise make re-applied events look like duplicates) in one transaction.
+ */
+export interface ReplayTarget {
+  name: string;
+  sources: { stream: StreamName; filterSubject?: string }[];
+  reset(tx: Tx): Promise<void>;
+  apply(tx: Tx, batch: ReplayMessage[]): Promise<BatchResult>;
+  /** Dry run: what `apply` would do, without writing. `full` means "as if after a reset". */
+  preview(db: Db, batch: ReplayMessage[], full: boolean): Promise<BatchResult>;
+}
+
+export interface ReplayOptions {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  names: Names;
+  db: Db;
+  target: ReplayTarget;
+  fromSeq?: number;
+  fromTime?: Date;
+  dryRun?: boolean;
+  batchSize?: number;
+  log?: Logger;
+  onProgress?: (read: number, total: number, counts: BatchResult) => void;
+}
+
+export interface ReplayResult extends BatchResult {
+  read: number;
+  /** True when the projection was reset first (a full rebuild that was not a dry run). */
+  reset: boolean;
+  dryRun: boolean;
+  ms: number;
+}
+
+const headersOf = (msg: JsMsg): Record<string, string> => {
+  const out: Record<string, string> = {};
+  if (msg.headers) for (const [k, v] of msg.headers) out[k] = v.join(", ");
+  return out;
+};
+
+/**
+ * Rebuilds `target` from stream history with ordered consumers (no durable state, no acks):
+ * without `fromSeq`/`fromTime` it resets the projection first, then re-applies every stored
+ * event in stream order, in batches of one transaction each. Safe beside the live service: the
+ * inbox (or the log's unique stream position) makes every event apply at most once.
+ */
+export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
+  const { js, jsm, names, db, target, dryRun = false, batchSize = 200 } = opts;
+  const started = Date.now();
+  const full = opts.fromSeq === undefined && opts.fromTime === undefined;
+  const counts: BatchResult = { applied: 0, skipped: 0, failed: 0 };
+
+  const consumers: { stream: StreamName; consumer: Consumer; pending: number }[] = [];
+  try {
+    for (const source of target.sources) {
+      const streamName = names.stream(source.stream);
+      const info = await jsm.streams.info(streamName);
+      if (info.state.messages === 0) continue;
+      const config: Partial<OrderedConsumerOptions> = {
+        ...(source.filterSubject ? { filter_subjects: names.subject(source.filterSubject) } : {}),
+        ...(opts.fromTime
+          ? { opt_start_time: opts.fromTime.toISOString() }
+          : opts.fromSeq !== undefined
+            ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.fromSeq }
+            : { deliver_policy: DeliverPolicy.All }),
+      };
+      const consumer = await js.consumers.get(streamName, config);
+      const pending = (await consumer.info(true)).num_pending;
+      consumers.push({ stream: source.stream, consumer, pending });
+    }
+
+    if (full && !dryRun) await db.transaction((tx) => target.reset(tx));
+
+    let total = consumers.reduce((n, c) => n + c.pending, 0);
+    let read = 0;
+    opts.onProgress?.(0, total, counts);
+    const add = (r: BatchResult) => {
+      counts.applied += r.applied;
+      counts.skipped += r.skipped;
+      counts.failed += r.failed;
+    };
+
+    for (const { stream, consumer, pending } of consumers) {
+      if (pending === 0) continue;
+      const messages = await consumer.consume({ max_messages: batchSize * 2 });
+      let batch: ReplayMessage[] = [];
+      let remaining = pending;
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const current = batch;
+        batch = [];
+        add(dryRun ? await target.preview(db, current, full) : await db.transaction((tx) => target.apply(tx, current)));
+        read += current.length;
+        // Events published during the replay are caught up too; the total grows with them.
+        total = Math.max(total, read + remaining);
+        opts.onProgress?.(read, total, counts);
+      };
+      for await (const msg of messages) {
+        batch.push({ stream, seq: msg.seq, subject: names.logicalSubject(msg.subject), data: msg.data, headers: headersOf(msg), storedAt: msg.time });
+        remaining = msg.info.pending;
+        if (remaining === 0 || batch.length >= batchSize) await flush();
+        if (remaining === 0) break;
+      }
+      await flush();
+      messages.stop();
+    }
+    opts.log?.info({ target: target.name, read, ...counts, full, dryRun }, "replay finished");
+    return { read, ...counts, reset: full && !dryRun, dryRun, ms: Date.now() - started };
+  } finally {
+    // Ordered consumers are ephemeral; delete them now instead of waiting for their inactivity timeout.
+    await Promise.all(consumers.map((c) => c.consumer.delete().catch(() => false)));
+  }
+}
