@@ -1,0 +1,25 @@
+import { sql } from "drizzle-orm";
+import { inboxReplayTarget, runReplayCommand } from "@orderflow/shared";
+import { userRegisteredHandlers } from "./consumers/user-registered.js";
+
+/**
+ * Re-applies users.registered from USERS through the live consumer's handler and inbox:
+ * customers that are missing are recorded again and missing welcome orders are created (their
+ * orders.created go out through the outbox). Orders are the service's own records, not a
+ * projection, so a full rebuild clears only the inbox; the handler is idempotent by itself
+ * (customers upsert, one welcome order per user).
+ */
+export const orderServiceReplayTarget = inboxReplayTarget({
+  name: "order-service",
+  consumer: "order-service",
+  sources: [{ stream: "USERS", filterSubject: "users.registered" }],
+  handlers: userRegisteredHandlers,
+  async resetProjection(tx) {
+    await tx.execute(sql`lock table inbox in exclusive mode`);
+  },
+});
+
+// Entry point: `npm run replay -- --service order-service [...]` runs this with the service's database.
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  await runReplayCommand(() => orderServiceReplayTarget, process.argv.slice(2), process.env);
+}

@@ -1,0 +1,87 @@
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { asc, eq } from "drizzle-orm";
+import { openDatabase, type Database } from "@orderflow/shared";
+import { repoRoot, startProcess, startSystem, testNatsUrl, waitFor, type TestSystem } from "@orderflow/shared/testing";
+import { users } from "./db/schema.js";
+
+let sys: TestSystem;
+let userDb: Database;
+beforeAll(async () => {
+  sys = await startSystem();
+  userDb = await openDatabase(sys.services["user-service"].database.url, { poolSize: 2 });
+});
+afterAll(async () => {
+  await userDb?.close();
+  await sys?.cleanup();
+});
+
+const json = { "content-type": "application/json" };
+const counts = async () => (await userDb.db.select({ id: users.id, orderCount: users.orderCount }).from(users).orderBy(asc(users.id))).map((u) => [u.id, u.orderCount]);
+
+/** Runs a service's replay entry as the real command does, and returns its exit code and output. */
+async function runReplay(service: "user-service" | "order-service", args: string[] = []) {
+  const proc = startProcess(join(repoRoot, "services", service, "dist", "replay.js"), args, {
+    DATABASE_URL: sys.services[service].database.url,
+    NATS_URL: testNatsUrl(),
+    NATS_NAMESPACE: sys.namespace,
+  });
+  const { code } = await proc.exited;
+  return { code, output: proc.output.join("\n") };
+}
+
+describe("npm run replay", () => {
+  it("rebuilds a wiped orderCount projection exactly from ORDERS while the services run, and again changes nothing", async () => {
+    const { "user-service": us, "order-service": os } = sys.services;
+    const expected = new Map<string, number>();
+    for (const extra of [0, 1, 2, 0]) {
+      const res = await fetch(`${us.url}/users`, { method: "POST", headers: json, body: JSON.stringify({ email: `r${Math.random().toString(36).slice(2)}@example.com`, name: "R" }) });
+      const { id } = (await res.json()) as { id: string };
+      // The welcome order needs the customer known to order-service first.
+      await waitFor(async () => ((await (await fetch(`${os.url}/orders?userId=${id}`)).json()) as { items: unknown[] }).items.length === 1, { what: "welcome order" });
+      for (let i = 0; i < extra; i++) {
+        const placed = await fetch(`${os.url}/orders`, { method: "POST", headers: json, body: JSON.stringify({ userId: id, items: [{ sku: "TEA", quantity: 1, unitPriceCents: 100 }] }) });
+        expect(placed.status).toBe(201);
+      }
+      expected.set(id, 1 + extra);
+    }
+    const want = [...expected.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+    await waitFor(async () => JSON.stringify(await counts()) === JSON.stringify(want), { what: "live counts" });
+
+    // Wipe and corrupt the projection: zero some counts, inflate another.
+    await userDb.db.update(users).set({ orderCount: 0 });
+    await userDb.db.update(users).set({ orderCount: 42 }).where(eq(users.id, want[0]![0]));
+
+    const full = await runReplay("user-service");
+    expect(full.code, full.output).toBe(0);
+    expect(full.output).toMatch(/\[#+\] 100% 7\/7/);
+    expect(full.output).toMatch(/user-service: read 7 events, applied 7, skipped 0 \(already applied\), failed 0 \(projection reset first\)/);
+    expect(await counts()).toEqual(want);
+
+    const again = await runReplay("user-service");
+    expect(again.code).toBe(0);
+    expect(await counts()).toEqual(want);
+    const partial = await runReplay("user-service", ["--from-seq", "1"]);
+    expect(partial.output).toMatch(/read 7 events, applied 0, skipped 7/);
+    const dry = await runReplay("user-service", ["--dry-run"]);
+    expect(dry.output).toMatch(/dry run: user-service: read 7 events, would apply 7/);
+    expect(await counts()).toEqual(want);
+
+    // order-service: re-applying every registration creates no second welcome order.
+    const orders = await runReplay("order-service");
+    expect(orders.code, orders.output).toBe(0);
+    expect(orders.output).toMatch(/order-service: read 4 events, applied 4/);
+    for (const [id, n] of want) {
+      const list = (await (await fetch(`${os.url}/orders?userId=${id}`)).json()) as { items: unknown[] };
+      expect(list.items).toHaveLength(n);
+    }
+    expect(await counts()).toEqual(want);
+  });
+
+  it("rejects bad flags with the usage and exit code 2", async () => {
+    const bad = await runReplay("user-service", ["--from-seq", "0"]);
+    expect(bad.code).toBe(2);
+    expect(bad.output).toMatch(/--from-seq must be a whole number/);
+    expect((await runReplay("user-service", ["--from-seq", "1", "--from-time", "2026-01-01T00:00:00Z"])).code).toBe(2);
+  });
+});
