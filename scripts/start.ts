@@ -1,6 +1,6 @@
 /**
  * `npm start`: the whole system on one machine. Databases from USER_DATABASE_URL /
- * ORDER_DATABASE_URL or embedded PGlite under .data/ (ORDERFLOW_DATA_DIR); NATS from NATS_URL when reachable,
+ * ORDER_DATABASE_URL / EVENTLOG_DATABASE_URL or embedded PGlite under .data/ (ORDERFLOW_DATA_DIR); NATS from NATS_URL when reachable,
  * otherwise a nats-server started here (JetStream under .data/nats). Logs of every service in
  * one stream, prefixed by service; Ctrl-C stops everything cleanly.
  */
@@ -18,6 +18,7 @@ const dataDir = resolve(env.ORDERFLOW_DATA_DIR ?? join(root, ".data"));
 const services = [
   { name: "user-service", port: env.USER_PORT || "3001", db: env.USER_DATABASE_URL || `pglite://${join(dataDir, "user-service")}` },
   { name: "order-service", port: env.ORDER_PORT || "3002", db: env.ORDER_DATABASE_URL || `pglite://${join(dataDir, "order-service")}` },
+  { name: "event-log", port: env.EVENTLOG_PORT || "3003", db: env.EVENTLOG_DATABASE_URL || `pglite://${join(dataDir, "event-log")}` },
 ];
 
 const children: { name: string; child: ChildProcess }[] = [];
