@@ -144,8 +144,11 @@ export async function waitSettled(sys: TestSystem, nc: NatsConnection = sys.nc, 
 
 /** Number of messages in a namespaced stream (e.g. USERS holds one users.registered per user). */
 export async function streamMessages(nc: NatsConnection, namespace: string, stream: string): Promise<number> {
-  const jsm = await jetstreamManager(nc);
-  return (await jsm.streams.info(createNames(namespace).stream(stream))).state.messages;
+  // Retried: right after a broker restart or failover the JetStream API can time out once.
+  return waitFor(async () => {
+    const jsm = await jetstreamManager(nc);
+    return (await jsm.streams.info(createNames(namespace).stream(stream))).state.messages;
+  }, { what: `message count of ${stream}`, timeoutMs: 20_000, intervalMs: 250 });
 }
 
 /**
