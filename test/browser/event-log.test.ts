@@ -1,0 +1,102 @@
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromium, type Browser } from "playwright-core";
+import {
+  createTestDatabase,
+  freePort,
+  repoRoot,
+  startProcess,
+  startSystem,
+  testNatsUrl,
+  waitReady,
+  type ManagedProcess,
+  type TestDatabase,
+  type TestSystem,
+} from "@orderflow/shared/testing";
+
+// Debian's Chromium (apt-get install -y chromium); playwright-core never downloads a browser.
+const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const artifacts = join(repoRoot, "test-artifacts");
+
+let sys: TestSystem;
+let logDb: TestDatabase;
+let eventLog: ManagedProcess;
+let eventLogUrl: string;
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!existsSync(executablePath)) throw new Error(`no Chromium at ${executablePath}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+  sys = await startSystem();
+  logDb = await createTestDatabase("of_eventlog_web");
+  const port = await freePort();
+  eventLogUrl = `http://127.0.0.1:${port}`;
+  eventLog = startProcess(join(repoRoot, "services", "event-log", "dist", "main.js"), [], {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    DATABASE_URL: logDb.url,
+    NATS_URL: testNatsUrl(),
+    NATS_NAMESPACE: sys.namespace,
+    LOG_LEVEL: "warn",
+  }, { cwd: join(repoRoot, "services", "event-log") });
+  await waitReady(eventLogUrl, eventLog);
+  // A fresh temporary profile (--user-data-dir) per launch is Playwright's default.
+  browser = await chromium.launch({ executablePath, args: flags, headless: true });
+});
+afterAll(async () => {
+  await browser?.close();
+  await eventLog?.kill("SIGKILL");
+  await logDb?.drop().catch(() => {});
+  await sys?.cleanup();
+});
+
+describe("event log page in Chromium", () => {
+  it("shows a newly registered user's events appear live, filters them, and lists service lifecycle", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(eventLogUrl);
+    await expect.poll(() => page.getByRole("status").textContent(), { timeout: 15_000 }).toBe("live");
+
+    const res = await fetch(`${sys.services["user-service"].url}/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: `web${Date.now()}@example.com`, name: "Grace Hopper" }),
+    });
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+
+    const group = page.locator(`article[data-entity="${id}"]`);
+    await group.locator('li[data-type="io.orderflow.user.registered.v1"]').waitFor({ timeout: 15_000 });
+    await group.locator('li[data-type="io.orderflow.order.created.v1"]').waitFor({ timeout: 15_000 });
+    await expect.poll(() => group.locator("li").allTextContents()).toEqual([expect.stringMatching(/^users\.registered/), expect.stringMatching(/^orders\.created/)]);
+
+    // System events of each service (published before the log started; read from the stream's start).
+    for (const service of ["user-service", "order-service", "event-log"]) {
+      await page.locator(`#services tr[data-service^="${service}/"]`).first().waitFor({ timeout: 15_000 });
+    }
+    // Per-type counts chart.
+    await page.locator('#legend li[data-type="io.orderflow.order.created.v1"]').waitFor({ timeout: 15_000 });
+
+    // Filters, through their accessible labels.
+    await page.getByRole("textbox", { name: "Entity" }).fill(id);
+    await expect.poll(() => page.locator("article.group").count()).toBe(1);
+    await page.getByRole("combobox", { name: "Type" }).selectOption({ label: "orders.created" });
+    await expect.poll(() => group.locator("li").count()).toBe(1);
+    await page.getByRole("button", { name: "Clear" }).click();
+    await expect.poll(() => page.getByRole("textbox", { name: "Entity" }).inputValue()).toBe("");
+
+    mkdirSync(artifacts, { recursive: true });
+    const shot = join(artifacts, "event-log.png");
+    await page.screenshot({ path: shot, fullPage: true });
+    // The README's picture: written when missing or on request, so a test run leaves the tree clean.
+    const readmeShot = join(repoRoot, "docs", "event-log.png");
+    if (!existsSync(readmeShot) || process.env.UPDATE_SCREENSHOTS === "1") {
+      mkdirSync(join(repoRoot, "docs"), { recursive: true });
+      copyFileSync(shot, readmeShot);
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+});
