@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Db, Tx } from "../db/database.js";
 import type { StreamName } from "../events/catalog.js";
 import type { Names } from "../nats/names.js";
+import { isNotFound } from "../nats/streams.js";
 
 /** A stored message as a replay target sees it: raw bytes and where they sit in the stream. */
 export interface ReplayMessage {
@@ -81,7 +82,10 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   try {
     for (const source of target.sources) {
       const streamName = names.stream(source.stream);
-      const info = await jsm.streams.info(streamName);
+      const info = await jsm.streams.info(streamName).catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+        throw new Error(`stream ${streamName} does not exist: check NATS_URL and NATS_NAMESPACE (the services create their streams when they first start)`, { cause: err });
+      });
       if (info.state.messages === 0) continue;
       const config: Partial<OrderedConsumerOptions> = {
         ...(source.filterSubject ? { filter_subjects: names.subject(source.filterSubject) } : {}),

@@ -1,0 +1,24 @@
+import { describe, expect, it } from "vitest";
+import { parseReplayArgs, ReplayUsageError } from "./args.js";
+import { renderProgress } from "./progress.js";
+
+describe("parseReplayArgs", () => {
+  it("reads the service, one starting point and --dry-run", () => {
+    expect(parseReplayArgs(["--service", "user-service"])).toEqual({ service: "user-service", dryRun: false });
+    expect(parseReplayArgs(["--from-seq", "10", "--dry-run"])).toEqual({ fromSeq: 10, dryRun: true });
+    expect(parseReplayArgs(["--from-time", "2026-01-02T03:04:05Z"]).fromTime).toEqual(new Date("2026-01-02T03:04:05Z"));
+  });
+
+  it("rejects unknown flags, both starting points and malformed values", () => {
+    for (const bad of [["--nope"], ["--from-seq", "0"], ["--from-seq", "1.5"], ["--from-time", "yesterday"], ["--from-seq", "1", "--from-time", "2026-01-01T00:00:00Z"], ["extra"]]) {
+      expect(() => parseReplayArgs(bad), bad.join(" ")).toThrow(ReplayUsageError);
+    }
+  });
+});
+
+describe("renderProgress", () => {
+  it("draws a bar with percentage and counts, full when there is nothing to do", () => {
+    expect(renderProgress(420, 1000, 10)).toBe("[####------]  42% 420/1000");
+    expect(renderProgress(0, 0, 4)).toBe("[####] 100% 0/0");
+  });
+});
