@@ -33,9 +33,12 @@ FROM deps AS build
 ARG SERVICE
 RUN test -n "${SERVICE}" || { echo "build with --build-arg SERVICE=<user-service|order-service|…>" >&2; exit 1; }
 COPY tsconfig.base.json ./
+COPY scripts/patches/ scripts/patches/
 COPY shared/ shared/
 COPY services/ services/
-RUN npx tsc -p shared \
+# npm ci ran with --ignore-scripts, so apply the dependency patches (the root postinstall) here.
+RUN node scripts/patches/apply.mjs \
+ && npx tsc -p shared \
  && npx tsc -p "services/${SERVICE}" \
  && npm prune --omit=dev --no-audit --no-fund --ignore-scripts \
  && find node_modules/@orderflow -mindepth 1 -maxdepth 1 -not -name shared -exec rm -rf {} + \
@@ -47,10 +50,11 @@ FROM deps AS dev
 ARG SERVICE
 RUN test -n "${SERVICE}"
 COPY --chown=node:node tsconfig.base.json ./
+COPY --chown=node:node scripts/patches/ scripts/patches/
 COPY --chown=node:node shared/ shared/
 COPY --chown=node:node services/ services/
 # dist is built too: the migration Job runs `node dist/migrate.js` from the dev image as well.
-RUN npx tsc -p shared && npx tsc -p "services/${SERVICE}" && chown -R node:node shared services
+RUN node scripts/patches/apply.mjs && npx tsc -p shared && npx tsc -p "services/${SERVICE}" && chown -R node:node shared services
 ENV NODE_ENV=development
 WORKDIR /app/services/${SERVICE}
 USER node

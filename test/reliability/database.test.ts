@@ -53,11 +53,10 @@ function postgresRelay(port: number) {
 describe("database faults", () => {
   // Extends test/system/faults.test.ts (one registration during a short outage) to a stream of
   // registrations through an outage longer than the consumer's whole retry budget.
-  // Skipped: under load, terminating the backends crashes order-service with an uncaught
-  // TypeError in postgres@3.4.9 (connection.js nextWrite writes to a null socket; upstream
-  // porsager/postgres#1154 and #1208, no fixed release yet). With that one-line guard applied
-  // the test passes (sent=650 applied=650 deadLettered=0). Unskip once the driver is patched.
-  it.skip("the order database refuses connections under load: readiness 503, then every event applied once", async () => {
+  // Under load, terminating the backends used to crash order-service with an uncaught TypeError
+  // in postgres@3.4.9 (nextWrite on a null socket; porsager/postgres#1154, #1208); the install
+  // step patches it (scripts/patches/apply.mjs) and this test guards the fix.
+  it("the order database refuses connections under load: readiness 503, then every event applied once", async () => {
     const sys = await startSystem();
     cleanups.push(() => sys.cleanup());
     const { "user-service": users, "order-service": orders } = sys.services;

@@ -1,0 +1,43 @@
+// Applied by `postinstall` (also inside the image build): small, idempotent fixes to
+// dependencies that have no fixed release yet. Each patch names its upstream issue, checks
+// that the code it changes is still there, and fails the install loudly when it is not, so a
+// dependency upgrade cannot silently drop a fix.
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+const patches = [
+  {
+    // postgres@3.4.x: when a connection closes while a query is still being written (a
+    // database outage under load), a deferred write reaches nextWrite() after `socket` was set to
+    // null and throws an uncaught TypeError that kills the process (porsager/postgres#1154, #1208).
+    // Guard: with no socket there is nothing to write; closed() already failed the pending queries.
+    name: "postgres: nextWrite on a closed connection",
+    package: "postgres",
+    files: ["src/connection.js", "cjs/src/connection.js"],
+    find: "  function nextWrite(fn) {\n    const x = socket.write(chunk, fn)",
+    replace:
+      "  function nextWrite(fn) {\n    if (!socket) { chunk = null; nextWriteTimer !== null && clearImmediate(nextWriteTimer); nextWriteTimer = null; return false } // orderflow patch\n    const x = socket.write(chunk, fn)",
+  },
+];
+
+for (const p of patches) {
+  // Workspaces hoist dependencies to the root node_modules; the package's exports map hides
+  // package.json from require.resolve, so look for the folder itself.
+  const dir = join(root, "node_modules", p.package);
+  if (!existsSync(join(dir, "package.json"))) continue; // not installed: nothing to patch
+  for (const file of p.files) {
+    const path = join(dir, file);
+    if (!existsSync(path)) continue;
+    const text = readFileSync(path, "utf8");
+    if (text.includes(p.replace)) continue;
+    if (!text.includes(p.find)) {
+      console.error(`patch "${p.name}" no longer applies to ${path}: check whether upstream fixed it, then update scripts/patches/apply.mjs`);
+      process.exit(1);
+    }
+    writeFileSync(path, text.replace(p.find, p.replace));
+    console.log(`patched ${p.package}/${file}: ${p.name}`);
+  }
+}
