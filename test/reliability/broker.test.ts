@@ -60,7 +60,7 @@ describe("NATS faults", () => {
     expect(check).toEqual({ missingAccepted: [], unknownCustomers: [], withoutWelcome: [], duplicateWelcomes: 0, wrongCounts: 0 });
     expect([...ledger.customers].sort()).toEqual([...ledger.users].sort());
     expect(await streamMessages(sys.nc, sys.namespace, "USERS")).toBe(ledger.users.size);
-  });
+  }, 120_000);
 
   it("a three-node JetStream cluster loses the stream leader during load: nothing lost, services keep going", async () => {
     const clusterPorts = [await freePort(), await freePort(), await freePort()];
@@ -116,5 +116,5 @@ describe("NATS faults", () => {
     expect(pids(sys)).toEqual(before);
     expect(check).toEqual({ missingAccepted: [], unknownCustomers: [], withoutWelcome: [], duplicateWelcomes: 0, wrongCounts: 0 });
     expect([...ledger.customers].sort()).toEqual([...ledger.users].sort());
-  });
+  }, 180_000);
 });

@@ -102,7 +102,7 @@ describe("database faults", () => {
     expect(deadLettered).toBe(0);
     expect(check).toEqual({ missingAccepted: [], unknownCustomers: [], withoutWelcome: [], duplicateWelcomes: 0, wrongCounts: 0 });
     expect([...ledger.customers].sort()).toEqual([...ledger.users].sort());
-  });
+  }, 120_000);
 });
 
 describe("start-up while dependencies are down", () => {
@@ -164,5 +164,5 @@ describe("start-up while dependencies are down", () => {
     });
     expect(u.child.exitCode).toBeNull();
     expect(o.child.exitCode).toBeNull();
-  });
+  }, 120_000);
 });

@@ -3,6 +3,12 @@ import { startSystem, type TestSystem } from "@orderflow/shared/testing";
 import { checkExactlyOnce, readLedger, registrationLoad, report, streamMessages, waitSettled } from "./helpers.js";
 
 const systems: TestSystem[] = [];
+
+// MAX_DELIVER 20 instead of 5: with 5, messages waiting in a consumer's client-side buffer are
+// redelivered on the consumer's short `backoff` schedule until max_deliver is spent, and a kill
+// then loses them silently (see the "buffered messages" test in consumer-backoff.test.ts). These
+// tests are about crash safety; that bug is proven deterministically there.
+const env = { MAX_DELIVER: "20" };
 afterAll(async () => {
   for (const s of systems) await s.cleanup().catch(() => {});
 });
@@ -11,7 +17,7 @@ afterAll(async () => {
 // row; the inbox, the outbox and the stream's duplicate window must make up for all of it.
 describe("kill -9", () => {
   it("order-service killed repeatedly while registrations stream in: one welcome order per user", async () => {
-    const sys = await startSystem();
+    const sys = await startSystem({ env });
     systems.push(sys);
     const { "user-service": users, "order-service": orders } = sys.services;
     const load = registrationLoad([users.url], { workers: 4 });
@@ -45,10 +51,10 @@ describe("kill -9", () => {
     expect(ledger.customers.size).toBe(ledger.users.size);
     expect(ledger.orderInbox).toBe(ledger.users.size);
     expect(await streamMessages(sys.nc, sys.namespace, "DLQ")).toBe(0);
-  });
+  }, 120_000);
 
   it("user-service killed during a registration load: every 201 delivered once in effect, no event without a commit", async () => {
-    const sys = await startSystem();
+    const sys = await startSystem({ env });
     systems.push(sys);
     const { "user-service": users } = sys.services;
     const load = registrationLoad([users.url], { workers: 6 });
@@ -83,5 +89,5 @@ describe("kill -9", () => {
     expect([...ledger.customers].sort()).toEqual([...ledger.users].sort());
     // One users.registered per committed user: none for a rolled-back request, none twice.
     expect(events).toBe(ledger.users.size);
-  });
+  }, 120_000);
 });

@@ -159,5 +159,5 @@ describe("poison messages", () => {
     } finally {
       await Promise.all([userDb.end(), orderDb.end()]);
     }
-  });
+  }, 120_000);
 });

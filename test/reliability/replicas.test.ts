@@ -110,5 +110,5 @@ describe("replicas", () => {
       expect([...by.keys()].filter((k) => (by.get(k) ?? 0) > 0).sort()).toEqual([...replicas]);
       for (const r of replicas) expect(by.get(r)!, `${r} of ${show(by)}`).toBeGreaterThanOrEqual(Math.floor(total / (replicas.length * 10)));
     }
-  });
+  }, 150_000);
 });
