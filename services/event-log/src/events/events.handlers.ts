@@ -54,15 +54,16 @@ export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 1
     return streamSSE(c, async (stream) => {
       const queue: EventRow[] = [];
       let wake: (() => void) | undefined;
+      let closed = false;
+      const end = () => {
+        closed = true;
+        wake?.();
+      };
       const unsubscribe = await tail.subscribe((rows) => {
         for (const r of rows) if (matches(r)) queue.push(r);
         wake?.();
-      });
-      let closed = false;
-      stream.onAbort(() => {
-        closed = true;
-        wake?.();
-      });
+      }, end);
+      stream.onAbort(end);
       const send = async (r: EventRow) => {
         if (last !== undefined && r.seq <= last) return;
         last = r.seq;

@@ -4,9 +4,10 @@ import { events, type EventRow } from "../db/schema.js";
 
 export interface Tail {
   /** Resolves once the tail knows its position, so a catch-up query after it leaves no gap. */
-  subscribe(listener: (rows: EventRow[]) => void): Promise<() => void>;
+  subscribe(listener: (rows: EventRow[]) => void, onClose?: () => void): Promise<() => void>;
   /** Rows were stored in this process: look now instead of at the next poll. */
   notify(): void;
+  /** Ends every live stream (on shutdown, so open SSE requests do not hold the HTTP server). */
   close(): void;
 }
 
@@ -17,6 +18,7 @@ export interface Tail {
  */
 export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log: Logger; pollMs?: number; batch?: number }): Tail {
   const listeners = new Set<(rows: EventRow[]) => void>();
+  const closers = new Map<(rows: EventRow[]) => void, () => void>();
   let last: number | undefined;
   let ready: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -50,7 +52,8 @@ export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log
   }
 
   return {
-    async subscribe(listener) {
+    async subscribe(listener, onClose) {
+      if (closed) throw new Error("the live tail is closed");
       ready ??= (async () => {
         const [row] = await db.select({ seq: max(events.seq) }).from(events);
         last = Number(row?.seq ?? 0);
@@ -60,9 +63,11 @@ export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log
       });
       await ready;
       listeners.add(listener);
+      if (onClose) closers.set(listener, onClose);
       if (listeners.size === 1) timer = setTimeout(() => void poll(), pollMs);
       return () => {
         listeners.delete(listener);
+        closers.delete(listener);
         if (listeners.size === 0) {
           // Nobody listens: forget the position, so the next client starts from "now".
           clearTimeout(timer);
@@ -76,7 +81,9 @@ export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log
     close() {
       closed = true;
       clearTimeout(timer);
+      for (const c of closers.values()) c();
       listeners.clear();
+      closers.clear();
     },
   };
 }
