@@ -11,9 +11,28 @@ import type { Names } from "../nats/names.js";
 import { ensureDurableConsumer } from "../nats/streams.js";
 import { publishDeadLetter } from "./dead-letter.js";
 
+/** Where `withBatchHandlers` keeps a handler set's multi-event handlers. */
+export const BATCH_HANDLERS: unique symbol = Symbol("orderflow.batch-handlers");
+
 export type EventHandlers = {
   [N in EventName]?: (tx: Tx, event: CloudEvent<EventData<N>>) => Promise<void>;
+} & { readonly [BATCH_HANDLERS]?: BatchHandlers };
+
+/**
+ * Optional multi-event handlers: given events of one type in stream order, each new to the
+ * inbox, they must leave the database exactly as calling the per-event handler on each in turn
+ * would (typically with multi-row statements). A throw rolls the batch back and the consumer
+ * retries its messages one by one, so a poison message still gets its own nak or dead letter.
+ */
+export type BatchHandlers = {
+  [N in EventName]?: (tx: Tx, events: CloudEvent<EventData<N>>[]) => Promise<void>;
 };
+
+/**
+ * Adds batch handlers to a handler set.
+ * @example withBatchHandlers({ "orders.created": one }, { "orders.created": many })
+ */
+export const withBatchHandlers = (handlers: EventHandlers, batch: BatchHandlers): EventHandlers => ({ ...handlers, [BATCH_HANDLERS]: batch });
 
 export interface RetryPolicy {
   /** nak delay after the 1st, 2nd, … failed delivery; the last value repeats. */
@@ -39,6 +58,11 @@ export interface ConsumerOptions {
   instance?: string;
   /** Called after a transaction that applied an event commits (e.g. to wake the outbox relay). */
   onApplied?: () => void;
+  /**
+   * Most messages applied in one transaction. Messages that arrived while the previous
+   * transaction ran are taken together, so a quiet consumer still handles each at once.
+   */
+  maxBatch?: number;
 }
 
 export interface Consumer {
@@ -58,6 +82,8 @@ type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered";
 export function createConsumer(opts: ConsumerOptions): Consumer {
   const { js, db, names, log, durable, retry } = opts;
   const ackWaitMs = opts.ackWaitMs ?? 30_000;
+  const maxBatch = Math.max(1, opts.maxBatch ?? 256);
+  const batchHandlers = opts.handlers[BATCH_HANDLERS] ?? {};
   const abort = new AbortController();
   let messages: ConsumerMessages | undefined;
   let loop: Promise<void> | undefined;
@@ -131,23 +157,75 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     }
   }
 
+  /**
+   * Applies first deliveries together: one transaction with one multi-row inbox insert, then
+   * the fresh events through batch handlers (or the per-event handlers in turn), commit, and
+   * only then ack them all. Redeliveries, undecodable messages and a batch that fails take the
+   * one-by-one path with its own retry and dead-letter treatment.
+   */
+  async function handleBatch(batch: JsMsg[]): Promise<void> {
+    if (batch.length === 1) {
+      await handle(batch[0]!);
+      return;
+    }
+    const items: { msg: JsMsg; name: EventName; event: CloudEvent }[] = [];
+    const single: JsMsg[] = [];
+    for (const msg of batch) {
+      let decoded;
+      try {
+        decoded = msg.info.deliveryCount > 1 ? undefined : decodeEvent(msg.data);
+      } catch {
+        decoded = undefined;
+      }
+      if (!decoded || !opts.handlers[decoded.name]) single.push(msg);
+      else items.push({ msg, name: decoded.name, event: decoded.event as CloudEvent });
+    }
+    if (items.length > 0) {
+      const keepAlive = setInterval(() => items.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
+      try {
+        const applied = await db.transaction(async (tx) => {
+          const fresh = await tx
+            .insert(inbox)
+            .values(items.map((i) => ({ consumer: durable, eventId: i.event.id, subject: i.name, streamSeq: i.msg.seq, processedBy: opts.instance ?? null })))
+            .onConflictDoNothing()
+            .returning({ eventId: inbox.eventId });
+          const isFresh = new Set(fresh.map((r) => r.eventId));
+          // The same event twice in one batch is applied once, like two deliveries would be.
+          const todo = items.filter((i) => isFresh.delete(i.event.id));
+          for (let from = 0; from < todo.length; ) {
+            let to = from + 1;
+            while (to < todo.length && todo[to]!.name === todo[from]!.name) to += 1;
+            const run = todo.slice(from, to);
+            const many = batchHandlers[run[0]!.name] as ((tx: Tx, e: CloudEvent[]) => Promise<void>) | undefined;
+            if (many) await many(tx, run.map((i) => i.event));
+            else for (const i of run) await (opts.handlers[i.name] as (tx: Tx, e: CloudEvent) => Promise<void>)(tx, i.event);
+            from = to;
+          }
+          return todo.length;
+        });
+        for (const i of items) i.msg.ack();
+        if (applied > 0) opts.onApplied?.();
+      } catch (err) {
+        log.warn({ durable, events: items.length, err: (err as Error).message }, "batch failed; applying its events one by one");
+        for (const i of items) single.push(i.msg);
+      } finally {
+        clearInterval(keepAlive);
+      }
+    }
+    for (const msg of single) await handle(msg);
+  }
+
   async function run() {
     let failures = 0;
     while (!abort.signal.aborted) {
       try {
         const consumer = await js.consumers.get(names.stream(opts.stream), names.durable(durable));
-        messages = await consumer.consume({ max_messages: 128, expires: 30_000, idle_heartbeat: 10_000 });
+        messages = await consumer.consume({ max_messages: Math.max(128, maxBatch * 2), expires: 30_000, idle_heartbeat: 10_000 });
         running = true;
         failures = 0;
         const current = messages;
         void watchStatus(current);
-        for await (const msg of current) {
-          if (abort.signal.aborted) {
-            msg.nak(); // hand it straight back rather than waiting out ack_wait
-            break;
-          }
-          await handle(msg);
-        }
+        await drain(current);
       } catch (err) {
         if (abort.signal.aborted) break;
         failures += 1;
@@ -158,6 +236,44 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       }
       if (!abort.signal.aborted) await abortableDelay(Math.min(5000, 200 * 2 ** Math.min(failures, 5)), abort.signal).catch(() => {});
     }
+  }
+
+  // Messages are queued as they arrive; each transaction takes everything queued so far (up to
+  // maxBatch), so batches grow only while the database is the bottleneck.
+  async function drain(current: ConsumerMessages) {
+    const queue: JsMsg[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    let failure: unknown;
+    const pump = (async () => {
+      try {
+        for await (const msg of current) {
+          queue.push(msg);
+          wake?.();
+        }
+      } catch (err) {
+        failure = err;
+      } finally {
+        ended = true;
+        wake?.();
+      }
+    })();
+    for (;;) {
+      if (abort.signal.aborted) {
+        for (const msg of queue.splice(0)) msg.nak(); // hand them straight back rather than waiting out ack_wait
+        break;
+      }
+      if (queue.length === 0) {
+        if (ended) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        continue;
+      }
+      await handleBatch(queue.splice(0, maxBatch));
+    }
+    await pump;
+    if (abort.signal.aborted) for (const msg of queue.splice(0)) msg.nak();
+    else if (failure) throw failure;
   }
 
   // A pull consumer can stall silently (server restarted, consumer recreated): when heartbeats
