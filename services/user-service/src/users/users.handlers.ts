@@ -14,6 +14,7 @@ import {
   type ServiceApp,
 } from "@orderflow/shared";
 import { users } from "../db/schema.js";
+import { createRegisterBatcher } from "./register-batcher.js";
 import { presentUser, registerUser } from "./users.domain.js";
 import { getUserRoute, listUsersRoute, registerUserRoute } from "./users.routes.js";
 
@@ -24,11 +25,17 @@ export interface UsersDeps {
 }
 
 export function registerUserRoutes(app: ServiceApp, { db, published }: UsersDeps) {
+  const batcher = createRegisterBatcher({ db, published });
   app.openapi(registerUserRoute, async (c) => {
     const body = c.req.valid("json");
     const key = readIdempotencyKey(c);
     const now = new Date();
     const { user, event } = registerUser(body, { id: uuidv7(now.getTime()), now });
+    if (key === undefined) {
+      // The common case goes through group commit; a request with a key keeps the single path.
+      if ((await batcher.register(user, event)) === "duplicate") throw new ConflictError(`a user with email ${body.email} already exists`);
+      return c.json(presentUser(user), 201, { location: `/users/${user.id}` });
+    }
     let result;
     try {
       result = await idempotentWrite(db, { scope: "POST /users", key, request: body }, async (tx) => {
