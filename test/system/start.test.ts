@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort, repoRoot, startProcess, waitReady } from "@orderflow/shared/testing";
+import { freePort, repoRoot, startProcess, waitFor, waitReady } from "@orderflow/shared/testing";
 import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
 
 const tsx = join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs");
@@ -11,23 +11,27 @@ const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 describe("npm start", () => {
-  it("starts its own nats-server and embedded PGlite, serves the README flow, and stops cleanly on Ctrl-C", async () => {
+  it("starts its own nats-server and embedded PGlite, serves the README flow (event log included), and stops cleanly on Ctrl-C", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "of-start-"));
     dirs.push(dataDir);
-    const [userPort, orderPort, natsPort] = [await freePort(), await freePort(), await freePort()];
+    const [userPort, orderPort, eventLogPort, natsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const proc = startProcess(tsx, [join(repoRoot, "scripts", "start.ts")], {
       USER_PORT: String(userPort),
       ORDER_PORT: String(orderPort),
+      EVENTLOG_PORT: String(eventLogPort),
       NATS_URL: `nats://127.0.0.1:${natsPort}`, // nothing listens there, so start.ts runs nats-server
       ORDERFLOW_DATA_DIR: dataDir,
       USER_DATABASE_URL: "",
       ORDER_DATABASE_URL: "",
+      EVENTLOG_DATABASE_URL: "",
     }, { cwd: repoRoot });
     try {
       const userUrl = `http://127.0.0.1:${userPort}`;
       const orderUrl = `http://127.0.0.1:${orderPort}`;
       await waitReady(userUrl, proc, 60_000);
       await waitReady(orderUrl, proc, 60_000);
+      const eventLogUrl = `http://127.0.0.1:${eventLogPort}`;
+      await waitReady(eventLogUrl, proc, 60_000);
       expect(proc.output.some((l) => l.startsWith("[orderflow] starting") && l.includes("nats-server"))).toBe(true);
       expect(proc.output.some((l) => l.startsWith("[user-service] "))).toBe(true);
       expect(proc.output.some((l) => l.startsWith("[order-service] "))).toBe(true);
@@ -35,6 +39,13 @@ describe("npm start", () => {
       const user = await registerOk(userUrl);
       await waitForWelcome(orderUrl, user.id);
       await waitForCount(userUrl, user.id, 1);
+      // The event log saw the user's whole history: registration, then the welcome order.
+      await waitFor(async () => {
+        const res = await fetch(`${eventLogUrl}/events?entity=${user.id}`);
+        const page = (await res.json()) as { items: { type: string }[] };
+        const types = page.items.map((e) => e.type);
+        return types.includes("io.orderflow.user.registered.v1") && types.includes("io.orderflow.order.created.v1");
+      }, { what: "the user's events in the event log" });
     } finally {
       proc.child.kill("SIGINT");
     }

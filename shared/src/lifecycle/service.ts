@@ -37,8 +37,30 @@ export interface ServiceSpec {
   /** Builds the HTTP app. `published` wakes the outbox relay after a commit that wrote events. */
   buildApp(deps: { db: Db; published: () => void; names: Names }): ServiceApp;
   consumers: ConsumerSpec[];
+  /**
+   * Long-running loops of the service's own (e.g. the event log's batch ingesters), built once
+   * NATS and the streams are up. They are started before the service reports ready and stopped
+   * with the consumers, after HTTP has drained.
+   */
+  workers?: (ctx: WorkerContext) => Worker[];
+  /** Runs as soon as shutdown begins, before HTTP drains (e.g. to end open SSE streams). */
+  onShuttingDown?: () => void;
   /** Housekeeping run every `everyMs` once the database is migrated (e.g. expiring idempotency keys). */
   periodic?: { name: string; everyMs: number; run: (db: Db) => Promise<void> }[];
+}
+
+export interface Worker {
+  name: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface WorkerContext {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  db: Db;
+  names: Names;
+  log: Logger;
 }
 
 export interface RunningService {
@@ -65,6 +87,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   let nats: { nc: NatsConnection; state: NatsState; js: JetStreamClient; jsm: JetStreamManager } | undefined;
   let relay: OutboxRelay | undefined;
   let consumers: Consumer[] = [];
+  let workers: Worker[] = [];
   let wired = false;
   const timers: NodeJS.Timeout[] = [];
 
@@ -134,6 +157,8 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     for (const [i, c] of consumers.entries()) {
       await retryUntilDone(`consumer ${spec.consumers[i]!.durable}`, () => c.start(), log, abort.signal);
     }
+    workers = spec.workers?.({ js, jsm, db: database.db, names, log }) ?? [];
+    for (const w of workers) await retryUntilDone(w.name, () => w.start(), log, abort.signal);
     wired = true;
     log.info("ready");
     void system.publish("system.service.started");
@@ -171,11 +196,11 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     log,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     steps: [
-      { name: "readiness", run: () => readiness.markShuttingDown() },
+      { name: "readiness", run: () => { readiness.markShuttingDown(); spec.onShuttingDown?.(); } },
       { name: "announce", run: () => { clearTimeout(readinessTimer); timers.forEach(clearInterval); return system.publish("system.service.stopping"); } },
       { name: "start-up", run: () => abort.abort() },
       { name: "http", run: () => server.close() },
-      { name: "consumers", run: () => Promise.all(consumers.map((c) => c.stop())).then(() => {}) },
+      { name: "consumers", run: () => Promise.all([...consumers, ...workers].map((c) => c.stop())).then(() => {}) },
       // Flush what the last handlers wrote, then stop; anything left is published on next start.
       { name: "outbox", run: async () => { await relay?.relayOnce().catch(() => 0); await relay?.stop(); } },
       { name: "nats", run: async () => { if (nats && !nats.nc.isClosed()) await nats.nc.drain(); } },
