@@ -100,7 +100,8 @@ describe("NATS faults", () => {
     await waitSettled(sys, sys.nc, 90_000);
     const ledger = await readLedger(sys);
     const check = checkExactlyOnce(ledger, load.accepted);
-    const newLeader = (await jsm.streams.info(names.stream("USERS"))).cluster!.leader;
+    // Retried: the JetStream API can time out once while the cluster elects new leaders.
+    const newLeader = await waitFor(async () => (await jsm.streams.info(names.stream("USERS"))).cluster?.leader, { what: "USERS stream leader", timeoutMs: 30_000 });
     report("3-node cluster, leader killed", {
       sent: load.sent,
       accepted: load.accepted.length,

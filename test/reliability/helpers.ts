@@ -127,9 +127,10 @@ export async function readLedger(sys: TestSystem): Promise<Ledger> {
 /** Waits until both outboxes are empty and both durables have nothing pending or unacked. */
 export async function waitSettled(sys: TestSystem, nc: NatsConnection = sys.nc, timeoutMs = 60_000): Promise<void> {
   const names = createNames(sys.namespace);
-  const jsm = await jetstreamManager(nc);
   await waitFor(
     async () => {
+      // Inside the probe: right after a broker restart the JetStream API may time out once.
+      const jsm = await jetstreamManager(nc);
       const ledger = await readLedger(sys);
       if (ledger.unpublished > 0) return false;
       for (const [stream, durable] of [["USERS", "order-service"], ["ORDERS", "user-service"]] as const) {
