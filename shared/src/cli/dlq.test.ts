@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
 import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "../testing/nats.js";
+import { startOwnNatsServer } from "../testing/nats-server.js";
 import { DlqHeaders } from "../consumer/dead-letter.js";
 import { createNames, type Names } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
@@ -121,6 +122,27 @@ describe("command line", () => {
       expect(err[0]).toMatch(/^dlq: .+\nusage: dlq/);
     },
   );
+
+  it("authenticates with NATS_USER/NATS_PASSWORD and NATS_TOKEN", async () => {
+    for (const [args, good, bad] of [
+      [["--user", "dlq", "--pass", "s3cret"], { NATS_USER: "dlq", NATS_PASSWORD: "s3cret" }, { NATS_USER: "dlq", NATS_PASSWORD: "wrong" }],
+      [["--auth", "t0ken"], { NATS_TOKEN: "t0ken" }, {}],
+    ] as const) {
+      const server = await startOwnNatsServer({ extraArgs: [...args] });
+      try {
+        const env = { NATS_URL: server.url, NATS_NAMESPACE: "authtest" };
+        // Authenticated: it gets as far as the (missing) DLQ stream.
+        const ok = capture();
+        expect(await main(["list"], { ...env, ...good }, ok.io)).toBe(1);
+        expect(ok.err.join("\n")).toMatch(/authtest_DLQ does not exist/);
+        const denied = capture();
+        expect(await main(["list"], { ...env, ...bad }, denied.io)).toBe(1);
+        expect(denied.err.join("\n")).toMatch(/cannot connect to NATS/);
+      } finally {
+        await server.dispose();
+      }
+    }
+  });
 
   it("fails with exit 1 when NATS is unreachable", async () => {
     const { err, io } = capture();
