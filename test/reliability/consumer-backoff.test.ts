@@ -8,18 +8,16 @@ import { readLedger, report, sqlClient, streamMessages } from "./helpers.js";
 let sys: TestSystem | undefined;
 afterAll(() => sys?.cleanup());
 
-// KNOWN BUG, kept as `it.fails` so it runs, stays green while the bug exists and turns red the
-// day it is fixed (then drop `.fails`). The durable consumer is created with
-// `backoff = RETRY_DELAYS_MS` (runner.ts `ensure()` → streams.ts `ensureDurableConsumer`), which
-// replaces ack_wait for every delivery: 200 ms, 500 ms, 1 s here (1 s, 5 s, 30 s by default).
-// Messages that wait in the client's pull buffer while one handler is slow are redelivered on
-// that schedule until max_deliver is spent; the server then stops delivering them without any
-// dead letter. If the process dies before it reaches them, they are lost for good.
-// Checked: with `backoff` left off the durable (ack_wait 30 s alone), this test sees all 20
-// applied after the restart (one orders.created is dead-lettered by design: the slow user was
-// published straight to NATS, so user-service does not know it).
+// Regression test. The durable consumer used to carry `backoff = RETRY_DELAYS_MS`, which on the
+// server replaces ack_wait for every delivery: messages waiting in the client's pull buffer
+// behind one slow handler were redelivered on that short schedule until max_deliver was spent,
+// and the server then stopped delivering them without any dead letter; a kill lost them for
+// good (20 of 20 here). Now the durable has no backoff and no server-side max_deliver; the
+// runner keeps the budget itself (streams.ts ensureDurableConsumer, runner.ts deliveryCap).
+// One orders.created is dead-lettered by design: the slow user was published straight to NATS,
+// so user-service does not know it.
 describe("consumer backoff", () => {
-  it.fails("buffered messages survive a slow handler followed by kill -9", async () => {
+  it("buffered messages survive a slow handler followed by kill -9", async () => {
     sys = await startSystem();
     const { "user-service": users, "order-service": orders } = sys.services;
     const names = createNames(sys.namespace);

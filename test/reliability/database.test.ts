@@ -53,9 +53,8 @@ function postgresRelay(port: number) {
 describe("database faults", () => {
   // Extends test/system/faults.test.ts (one registration during a short outage) to a stream of
   // registrations through a 5 s outage. MAX_DELIVER is 20 so that the outage stays inside the
-  // retry budget: with 5 (200+500+1000+1000 ms) queued messages burn their deliveries on the
-  // consumer's backoff schedule during the outage and some vanish without a dead letter (the
-  // bug consumer-backoff.test.ts pins down).
+  // retry budget (the test retry delays are 200, 500, 1000 ms): an outage longer than the budget
+  // dead-letters events by design, which poison.test.ts covers.
   // Under load, terminating the backends used to crash order-service with an uncaught TypeError
   // in postgres@3.4.9 (nextWrite on a null socket; porsager/postgres#1154, #1208); the install
   // step patches it (scripts/patches/apply.mjs) and this test guards the fix.

@@ -4,11 +4,9 @@ import { checkExactlyOnce, readLedger, registrationLoad, report, streamMessages,
 
 const systems: TestSystem[] = [];
 
-// MAX_DELIVER 20 instead of 5: with 5, messages waiting in a consumer's client-side buffer are
-// redelivered on the consumer's short `backoff` schedule until max_deliver is spent, and a kill
-// then loses them silently (see the "buffered messages" test in consumer-backoff.test.ts). These
-// tests are about crash safety; that bug is proven deterministically there.
-const env = { MAX_DELIVER: "20" };
+// Default retry budget: messages waiting in a consumer's pull buffer across a kill are simply
+// redelivered (consumer-backoff.test.ts pins down that none is dropped by the server).
+const env = {};
 afterAll(async () => {
   for (const s of systems) await s.cleanup().catch(() => {});
 });

@@ -85,11 +85,6 @@ export function loadConfig<S extends z.ZodType>(
   throw new ConfigError(message, issues);
 }
 
-/** Reads a positive integer from optional retry settings, with a fallback when absent. */
-export function retryPolicyFrom(config: Pick<BaseConfig, "RETRY_DELAYS_MS" | "MAX_DELIVER">) {
-  return { delaysMs: config.RETRY_DELAYS_MS, maxDeliver: config.MAX_DELIVER };
-}
-
 /**
  * For entry points: like loadConfig, but a bad environment ends the process with exit code 2
  * and one line naming each variable, instead of a stack trace.

@@ -1,6 +1,7 @@
 import type { JetStreamClient, JetStreamManager, JsMsg, ConsumerMessages } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { Db, Tx } from "../db/database.js";
+import { reportableError } from "../db/errors.js";
 import { inbox } from "../db/tables.js";
 import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
 import type { CloudEvent } from "../events/envelope.js";
@@ -39,6 +40,17 @@ export interface RetryPolicy {
   delaysMs: number[];
   /** Deliveries before a transiently failing message is dead-lettered. */
   maxDeliver: number;
+  /**
+   * Deliveries after which a message that keeps coming back without any outcome (the process
+   * dies while handling it, or a handler outlives ack_wait every time) is dead-lettered on
+   * arrival instead of being handled again. Default: 4 × maxDeliver.
+   */
+  deliveryCap?: number;
+}
+
+/** A message was delivered again and again without the runner reaching an outcome for it. */
+export class RedeliveryLimitError extends PermanentError {
+  override name = "RedeliveryLimitError";
 }
 
 export interface ConsumerOptions {
@@ -76,14 +88,16 @@ type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered";
 /**
  * Runs a durable pull consumer. Per message: decode and validate, then in one transaction
  * insert the inbox row and apply the handler, commit, and only then ack. Permanent failures
- * go to the DLQ at once; transient ones are nak'ed with growing delays and dead-lettered on
- * the last delivery, so nothing reaches max_deliver silently.
+ * go to the DLQ at once; transient ones are nak'ed with growing delays and dead-lettered after
+ * `maxDeliver` deliveries. The server's own max_deliver is unlimited and the budget is kept
+ * here, so every message ends applied or in the DLQ — none is dropped silently by the server.
  */
 export function createConsumer(opts: ConsumerOptions): Consumer {
   const { js, db, names, log, durable, retry } = opts;
   const ackWaitMs = opts.ackWaitMs ?? 30_000;
   const maxBatch = Math.max(1, opts.maxBatch ?? 256);
   const batchHandlers = opts.handlers[BATCH_HANDLERS] ?? {};
+  const deliveryCap = Math.max(retry.maxDeliver, retry.deliveryCap ?? retry.maxDeliver * 4);
   const abort = new AbortController();
   let messages: ConsumerMessages | undefined;
   let loop: Promise<void> | undefined;
@@ -94,8 +108,6 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       stream: opts.stream,
       durable,
       filterSubject: opts.filterSubject,
-      maxDeliver: retry.maxDeliver,
-      backoffMs: retry.delaysMs,
       ackWaitMs,
     });
 
@@ -118,6 +130,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     const headerId = msg.headers?.get("Nats-Msg-Id") || undefined;
     const deliveries = msg.info.deliveryCount;
     if (deliveries > 1) log.info({ eventId: headerId, subject: msg.subject, deliveries }, "redelivery");
+    if (deliveries > deliveryCap) {
+      return deadLetter(msg, new RedeliveryLimitError(`delivered ${deliveries} times without an outcome (crash loop, or a handler slower than ack_wait)`), headerId);
+    }
     let decoded;
     try {
       decoded = decodeEvent(msg.data);
@@ -146,7 +161,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       if (applied) opts.onApplied?.();
       return applied ? "applied" : "duplicate";
     } catch (err) {
-      const error = err as Error;
+      const error = err instanceof PermanentError ? err : reportableError(err);
       if (error instanceof PermanentError || deliveries >= retry.maxDeliver) return deadLetter(msg, error, event.id);
       const delay = retry.delaysMs[Math.min(deliveries - 1, retry.delaysMs.length - 1)] ?? 1000;
       log.warn({ eventId: event.id, subject: msg.subject, deliveries, err: error.message, retryInMs: delay }, "event failed; retrying");
@@ -206,7 +221,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         for (const i of items) i.msg.ack();
         if (applied > 0) opts.onApplied?.();
       } catch (err) {
-        log.warn({ durable, events: items.length, err: (err as Error).message }, "batch failed; applying its events one by one");
+        log.warn({ durable, events: items.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
         for (const i of items) single.push(i.msg);
       } finally {
         clearInterval(keepAlive);

@@ -42,3 +42,19 @@ export function isTransientDbError(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * The error worth reporting in logs and dead-letter headers. Drizzle wraps driver errors in a
+ * DrizzleQueryError named plain "Error" whose message is the SQL text and its parameters —
+ * user data such as emails, and not the reason. Report the driver's error instead, with its
+ * SQLSTATE, and keep the original as `cause`.
+ */
+export function reportableError(err: unknown): Error {
+  const error = err instanceof Error ? err : new Error(String(err));
+  const cause = (error as { cause?: unknown }).cause;
+  if (!error.message.startsWith("Failed query") || !(cause instanceof Error)) return error;
+  const code = pgErrorCode(cause);
+  const reported = new Error(code ? `${code}: ${cause.message}` : cause.message, { cause: error });
+  reported.name = cause.name === "Error" ? "DatabaseError" : cause.name;
+  return reported;
+}

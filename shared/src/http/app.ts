@@ -4,7 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import { HttpProblemError } from "../errors/index.js";
-import { isTransientDbError } from "../db/errors.js";
+import { isTransientDbError, reportableError } from "../db/errors.js";
 import { problem, problemResponse } from "./problem.js";
 import { fieldErrors } from "./validation.js";
 
@@ -42,7 +42,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
       log.warn({ err: err.message, path: c.req.path }, "database unavailable");
       return problemResponse(problem(503, "Service Unavailable", "the database is unavailable; retry shortly"), { "retry-after": "1" });
     }
-    log.error({ err, path: c.req.path, method: c.req.method }, "unhandled error");
+    log.error({ err: reportableError(err), path: c.req.path, method: c.req.method }, "unhandled error");
     return problemResponse(problem(500, "Internal Server Error", "an unexpected error occurred"));
   });
 

@@ -61,27 +61,34 @@ export interface DurableSettings {
   stream: StreamName;
   durable: string;
   filterSubject: string;
-  maxDeliver: number;
-  /** Redelivery delays when an ack never arrives (crash mid-handler); must be shorter than maxDeliver. */
-  backoffMs: number[];
+  /**
+   * Server-side delivery limit; -1 (the default) for none. orderflow's consumer runner keeps
+   * its own budget and dead-letters on it, because a message the server stops delivering at
+   * max_deliver vanishes without a trace (only an advisory is emitted).
+   */
+  maxDeliver?: number;
   ackWaitMs?: number;
   maxAckPending?: number;
 }
 
-/** Creates or updates a durable pull consumer with explicit acks. */
+/**
+ * Creates or updates a durable pull consumer with explicit acks. No `backoff`: on the server it
+ * replaces ack_wait for every delivery, so messages merely waiting in a client's pull buffer
+ * behind a slow handler would be redelivered on that short schedule; retry delays are applied
+ * by the runner with nak(delay) instead.
+ */
 export async function ensureDurableConsumer(jsm: JetStreamManager, names: Names, s: DurableSettings): Promise<void> {
   const stream = names.stream(s.stream);
-  // nats-server 2.9 rejects a backoff list that is not shorter than max_deliver.
-  const backoff = s.backoffMs.slice(0, Math.max(0, s.maxDeliver - 1));
   const config: Partial<ConsumerConfig> = {
     durable_name: names.durable(s.durable),
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     filter_subject: names.subject(s.filterSubject),
-    max_deliver: s.maxDeliver,
+    max_deliver: s.maxDeliver ?? -1,
     ack_wait: nanos(s.ackWaitMs ?? 30_000),
     max_ack_pending: s.maxAckPending ?? 1000,
-    ...(backoff.length > 0 ? { backoff: backoff.map((ms) => nanos(Math.max(ms, 1))) } : {}),
+    // Clears a backoff left by an earlier version (update merges into the existing config).
+    backoff: undefined,
   };
   try {
     await jsm.consumers.info(stream, config.durable_name!);

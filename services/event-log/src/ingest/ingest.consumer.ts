@@ -55,7 +55,6 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
       durable,
       filterSubject: streamCatalog[stream].subjects[0]!,
       maxDeliver: -1,
-      backoffMs: [],
       ackWaitMs: 30_000,
       maxAckPending: batchSize * 5,
     });
