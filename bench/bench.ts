@@ -16,6 +16,8 @@ export interface BenchOptions {
   moderateRate: number;
   moderateSeconds: number;
   backlogUsers: number;
+  /** When set, each service writes a V8 CPU profile here (node --cpu-prof). */
+  cpuProfileDir?: string;
   log?: (line: string) => void;
 }
 
@@ -26,6 +28,16 @@ export const fullOptions: BenchOptions = {
   moderateRate: 1000,
   moderateSeconds: 10,
   backlogUsers: 50_000,
+};
+
+/** A shorter run for comparing one change against another (not for the published table). */
+export const quickOptions: BenchOptions = {
+  limitSeconds: 3,
+  saturationSeconds: 10,
+  connections: 64,
+  moderateRate: 1000,
+  moderateSeconds: 5,
+  backlogUsers: 20_000,
 };
 
 export const smokeOptions: BenchOptions = {
@@ -83,14 +95,14 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   const http = await measureHttp({ seconds: opts.limitSeconds, connections: opts.connections });
   log(`  ${http.requestsPerSec.toFixed(0)} req/s`);
 
-  const sys = await createBenchSystem();
+  const sys = await createBenchSystem({ cpuProfileDir: opts.cpuProfileDir });
   try {
     const readyUsers = await sys.users.start();
     const readyOrders = await sys.orders.start();
     log(`system: ready in ${readyUsers.toFixed(0)} / ${readyOrders.toFixed(0)} ms; saturation ${opts.saturationSeconds}s at ${opts.connections} connections…`);
     const saturation = await runLoadPhase(sys, { seconds: opts.saturationSeconds, connections: opts.connections });
     log(`  ${saturation.http.createdPerSec.toFixed(0)} 201/s, e2e p99 ${saturation.e2e.p99Ms.toFixed(1)} ms, caught up ${saturation.e2e.catchUpMs} ms after; moderate ${opts.moderateRate}/s…`);
-    const moderate = await runLoadPhase(sys, { seconds: opts.moderateSeconds, connections: Math.min(opts.connections, 16), rate: opts.moderateRate });
+    const moderate = await runLoadPhase(sys, { seconds: opts.moderateSeconds, connections: opts.connections, rate: opts.moderateRate });
     log(`  ${moderate.http.createdPerSec.toFixed(0)} 201/s, e2e p99 ${moderate.e2e.p99Ms.toFixed(1)} ms; backlog of ${opts.backlogUsers}…`);
     const orderServiceUnderLoad = readProcStats(sys.orders.proc!.child.pid!);
     const backlog = await runBacklogPhase(sys, { n: opts.backlogUsers });

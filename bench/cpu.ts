@@ -43,7 +43,19 @@ export function cpuSnapshot(pids: Record<string, number | undefined>): CpuSnapsh
     const s = pid === undefined ? undefined : statOf(pid);
     if (s) out[who] = s.self;
   }
+  // Whatever else kept the cores busy (other work on a shared machine): total busy time minus the above.
+  const known = Object.values(out).reduce((a, b) => a + b, 0);
+  out[OTHER] = machineBusySeconds() - known;
   return out;
+}
+
+const OTHER = "everything else";
+
+function machineBusySeconds(): number {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!; // cpu user nice system idle iowait irq softirq steal
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
+  return busy / CLK_TCK;
 }
 
 export function cpuDelta(before: CpuSnapshot, after: CpuSnapshot): CpuSnapshot {

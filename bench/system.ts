@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import {
   connectTestNats,
@@ -14,6 +15,8 @@ import {
   type TestDatabase,
 } from "@orderflow/shared/testing";
 import type { NatsConnection } from "@nats-io/transport-node";
+
+const profilerPreload = fileURLToPath(new URL("./cpu-profile.cjs", import.meta.url));
 
 export type ServiceName = "user-service" | "order-service";
 
@@ -42,7 +45,7 @@ export interface BenchSystem {
  * Both services as separate processes from their build, each on a fresh database, in a fresh
  * NATS namespace. `cleanup()` kills what is still running, drops the databases and streams.
  */
-export async function createBenchSystem({ env = {} as Record<string, string>, echo = false } = {}): Promise<BenchSystem> {
+export async function createBenchSystem({ env = {} as Record<string, string>, echo = false, cpuProfileDir }: { env?: Record<string, string>; echo?: boolean; cpuProfileDir?: string } = {}): Promise<BenchSystem> {
   const namespace = uniqueNamespace();
   const natsUrl = testNatsUrl();
   const nc = await connectTestNats(natsUrl);
@@ -71,6 +74,8 @@ export async function createBenchSystem({ env = {} as Record<string, string>, ec
             NATS_URL: natsUrl,
             NATS_NAMESPACE: namespace,
             LOG_LEVEL: "info",
+            // A .cpuprofile per process, written when it exits gracefully (open it in Chrome DevTools).
+            ...(cpuProfileDir ? { NODE_OPTIONS: `--require ${profilerPreload}`, BENCH_CPU_PROFILE_DIR: join(cpuProfileDir, name) } : {}),
             ...env,
           },
           { cwd: join(repoRoot, "services", name), echo },
@@ -94,6 +99,8 @@ export async function createBenchSystem({ env = {} as Record<string, string>, ec
     users,
     orders,
     async cleanup() {
+      // SIGTERM first so a profiled process writes its profile; SIGKILL whatever is left.
+      if (cpuProfileDir) await Promise.all(made.map((s) => s.stop()));
       await Promise.all(made.map((s) => s.proc?.kill("SIGKILL")));
       await Promise.all(made.map((s) => s.sql.end({ timeout: 2 }).catch(() => {})));
       await Promise.all(made.map((s) => s.database.drop().catch(() => {})));
