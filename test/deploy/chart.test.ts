@@ -3,7 +3,7 @@ import { byKind, CHART, find, helm, template, templateError, type K8sObject } fr
 import { repoPath, run } from "./support/repo.js";
 import { validateObjects } from "./support/validate.js";
 
-const SERVICES = ["user-service", "order-service"];
+const SERVICES = ["user-service", "order-service", "event-log"];
 
 /** Value combinations the chart must render and validate for. */
 const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
@@ -18,6 +18,7 @@ const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
       "postgres.deploy=false",
       "services.user-service.database.url=postgres://u:p@db:5432/users",
       "services.order-service.database.url=postgres://u:p@db:5432/orders",
+      "services.event-log.database.url=postgres://u:p@db:5432/event_log",
     ],
   },
   existingSecret: {
@@ -26,6 +27,7 @@ const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
       "services.user-service.database.existingSecret=users-db",
       "services.order-service.database.existingSecret=orders-db",
       "services.order-service.database.existingSecretKey=uri",
+      "services.event-log.database.existingSecret=event-log-db",
       "nats.auth.existingSecret=nats-creds",
     ],
   },
@@ -33,8 +35,8 @@ const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
     sets: ["serviceDefaults.replicaCount=3", "serviceDefaults.autoscaling.enabled=false", "config.STREAM_REPLICAS=3"],
   },
   "NATS token auth and ServiceMonitor": { sets: ["nats.auth.token=s3cret", "serviceMonitor.enabled=true"] },
-  "a third service is one entry": {
-    sets: ["services.event-log.routes={/events,/catalog}", "services.event-log.database.name=event_log"],
+  "another service is one entry": {
+    sets: ["services.audit.routes={/audit}", "services.audit.database.name=audit"],
   },
   "production values": { sets: [], valuesFiles: [repoPath("helm/examples/production-values.yaml")] },
 };
@@ -159,7 +161,7 @@ describe("helm/orderflow", () => {
 
   it("runs migrations as hook Jobs: post-install with the bundled Postgres (its initContainer waits and creates the database), pre-install with an external one", async () => {
     const dev = byKind(await render("defaults"), "Job");
-    expect(dev).toHaveLength(2);
+    expect(dev).toHaveLength(SERVICES.length);
     for (const job of dev) {
       expect(job.metadata.annotations?.["helm.sh/hook"]).toBe("post-install,pre-upgrade");
       const spec = podSpec(job);
@@ -182,14 +184,22 @@ describe("helm/orderflow", () => {
     type Path = { path: string; backend: { service: { name: string } } };
     const ing = find(await render("defaults"), "Ingress", "orderflow").spec as { rules: { http: { paths: Path[] } }[] };
     const paths = Object.fromEntries(ing.rules[0]!.http.paths.map((p) => [p.path, p.backend.service.name]));
-    expect(paths).toEqual({ "/users": "orderflow-user-service", "/orders": "orderflow-order-service" });
+    const expected = {
+      "/users": "orderflow-user-service",
+      "/orders": "orderflow-order-service",
+      "/events": "orderflow-event-log",
+      "/catalog": "orderflow-event-log",
+      "/asyncapi.json": "orderflow-event-log",
+      "/": "orderflow-event-log",
+    };
+    expect(paths).toEqual(expected);
 
     const gw = await render("gateway instead of ingress");
     expect(byKind(gw, "Ingress")).toHaveLength(0);
     find(gw, "Gateway", "orderflow");
     const route = find(gw, "HTTPRoute", "orderflow").spec as { rules: { matches: { path: { value: string } }[]; backendRefs: { name: string }[] }[] };
     const routed = Object.fromEntries(route.rules.flatMap((r) => r.matches.map((m) => [m.path.value, r.backendRefs[0]!.name])));
-    expect(routed).toEqual({ "/users": "orderflow-user-service", "/orders": "orderflow-order-service" });
+    expect(routed).toEqual(expected);
 
     const ingClass = find(await template(["ingress.className=traefik"]), "Ingress", "orderflow").spec as { ingressClassName: string };
     expect(ingClass.ingressClassName).toBe("traefik");
@@ -213,11 +223,12 @@ describe("helm/orderflow", () => {
   });
 
   it("bundled Postgres creates one database per service; NATS runs JetStream on a PVC", async () => {
-    const objs = await render("a third service is one entry");
+    const objs = await render("another service is one entry");
     const sql = (find(objs, "ConfigMap", "orderflow-postgres-initdb").data as Record<string, string>)["10-databases.sql"]!;
     expect(sql).toContain('CREATE DATABASE "users"');
     expect(sql).toContain('CREATE DATABASE "orders"');
     expect(sql).toContain('CREATE DATABASE "event_log"');
+    expect(sql).toContain('CREATE DATABASE "audit"');
     const conf = (find(objs, "ConfigMap", "orderflow-nats").data as Record<string, string>)["nats.conf"]!;
     expect(conf).toMatch(/jetstream \{\s+store_dir: \/data/);
     const sts = find(objs, "StatefulSet", "orderflow-nats").spec as { volumeClaimTemplates: { metadata: { name: string } }[] };
@@ -225,20 +236,21 @@ describe("helm/orderflow", () => {
   });
 
   it("adds a service from one entry: Deployment, Job, route and database", async () => {
-    const objs = await render("a third service is one entry");
-    const d = find(objs, "Deployment", "orderflow-event-log");
-    expect(podSpec(d).containers[0]!.image).toBe("orderflow/event-log:0.1.0");
-    find(objs, "HorizontalPodAutoscaler", "orderflow-event-log");
-    expect(byKind(objs, "Job").some((j) => j.metadata.name.startsWith("orderflow-event-log-migrate-"))).toBe(true);
+    const objs = await render("another service is one entry");
+    const d = find(objs, "Deployment", "orderflow-audit");
+    expect(podSpec(d).containers[0]!.image).toBe("orderflow/audit:0.1.0");
+    find(objs, "HorizontalPodAutoscaler", "orderflow-audit");
+    expect(byKind(objs, "Job").some((j) => j.metadata.name.startsWith("orderflow-audit-migrate-"))).toBe(true);
     const paths = (find(objs, "Ingress", "orderflow").spec as { rules: { http: { paths: { path: string }[] } }[] }).rules[0]!.http.paths.map((p) => p.path);
-    expect(paths).toEqual(expect.arrayContaining(["/events", "/catalog", "/users", "/orders"]));
-    const url = (find(objs, "Secret", "orderflow-event-log-db").stringData as Record<string, string>).DATABASE_URL;
-    expect(url).toMatch(/^postgres:\/\/orderflow:[^@]+@orderflow-postgres:5432\/event_log$/);
+    expect(paths).toEqual(expect.arrayContaining(["/audit", "/events", "/users", "/orders"]));
+    const url = (find(objs, "Secret", "orderflow-audit-db").stringData as Record<string, string>).DATABASE_URL;
+    expect(url).toMatch(/^postgres:\/\/orderflow:[^@]+@orderflow-postgres:5432\/audit$/);
   });
 
   it("existingSecret: no chart Secret for the database, refs point at the user's Secret and key", async () => {
     const objs = await render("existingSecret");
     expect(byKind(objs, "Secret").map((s) => s.metadata.name)).toEqual([]);
+    expect(byKind(objs, "StatefulSet")).toHaveLength(1); // NATS only
     const env = podSpec(find(objs, "Deployment", "orderflow-order-service")).containers[0]!.env!;
     expect(env.find((e) => e.name === "DATABASE_URL")?.valueFrom).toEqual({ secretKeyRef: { name: "orders-db", key: "uri" } });
     expect(env.find((e) => e.name === "NATS_PASSWORD")?.valueFrom).toEqual({ secretKeyRef: { name: "nats-creds", key: "NATS_PASSWORD", optional: true } });

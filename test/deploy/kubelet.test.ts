@@ -28,7 +28,9 @@ import { repoPath, run } from "./support/repo.js";
  * are replaced by this machine's, plus a unique database name and NATS_NAMESPACE so the run
  * cannot touch anyone else's data on the shared servers.
  */
-const SERVICES = ["user-service", "order-service"] as const;
+/** Every service in the chart; user-service and order-service carry the registration flow. */
+const SERVICES = ["user-service", "order-service", "event-log"] as const;
+const DATABASES: Record<(typeof SERVICES)[number], string> = { "user-service": "users", "order-service": "orders", "event-log": "event_log" };
 const isRoot = process.getuid?.() === 0;
 const run_id = randomBytes(3).toString("hex");
 const NATS_NAMESPACE = `k8s_${run_id}`;
@@ -143,7 +145,7 @@ describe.skipIf(!isRoot)("image and kubelet-style run", () => {
 
   afterAll(async () => {
     for (const c of cleanups.reverse()) await c().catch((e) => console.log(`cleanup: ${(e as Error).message}`));
-    for (const svc of SERVICES) await psql(`DROP DATABASE IF EXISTS "${DB_PREFIX}_${svc === "user-service" ? "users" : "orders"}" WITH (FORCE)`).catch(() => undefined);
+    for (const svc of SERVICES) await psql(`DROP DATABASE IF EXISTS "${DB_PREFIX}_${DATABASES[svc]}" WITH (FORCE)`).catch(() => undefined);
     const nc = await connect({ servers: "nats://127.0.0.1:4222" }).catch(() => undefined);
     if (nc) {
       const jsm = await jetstreamManager(nc);
@@ -168,7 +170,8 @@ describe.skipIf(!isRoot)("image and kubelet-style run", () => {
       expect(readFileSync(join(root, "etc/passwd"), "utf8")).toMatch(/^node:x:1000:1000:/m);
       expect(readdirSync(join(root, "app")).sort()).toEqual(["node_modules", "package.json", "services", "shared"]);
       expect(readdirSync(join(root, "app/services"))).toEqual([svc]);
-      expect(readdirSync(join(root, `app/services/${svc}`)).sort()).toEqual(["dist", "drizzle", "package.json"]);
+      const runtime = ["dist", "drizzle", "package.json", ...(existsSync(repoPath(`services/${svc}/public`)) ? ["public"] : [])];
+      expect(readdirSync(join(root, `app/services/${svc}`)).sort()).toEqual(runtime.sort());
       for (const f of ["dist/main.js", "dist/migrate.js"]) expect(existsSync(join(root, `app/services/${svc}`, f)), f).toBe(true);
       expect(readdirSync(join(root, `app/services/${svc}/drizzle`)).some((f) => f.endsWith(".sql"))).toBe(true);
       if (existsSync(repoPath("shared/src/cli/dlq.ts"))) expect(existsSync(join(root, "app/shared/dist/cli/dlq.js"))).toBe(true);
@@ -198,7 +201,7 @@ describe.skipIf(!isRoot)("image and kubelet-style run", () => {
     expect(started.output()).toMatch(/DATABASE_URL/);
   });
 
-  it("runs each Deployment like a kubelet: migration Job first, probes pass, a registration gets its welcome order, SIGTERM exits 0 within the grace period", async () => {
+  it("runs each Deployment like a kubelet: migration Job first, probes pass, a registration gets its welcome order and lands in the event log, SIGTERM exits 0 within the grace period", async () => {
     dumpOnFailure();
     const timings: Record<string, number> = {};
     const pods = new Map<string, { net: PodNetwork; spec: PodSpec; c: PodSpec["containers"][number]; started: StartedContainer }>();
@@ -277,6 +280,17 @@ describe.skipIf(!isRoot)("image and kubelet-style run", () => {
     }
     expect(items[0]).toMatchObject({ userId: user.id, source: "registration" });
     timings["registration → welcome order"] = Date.now() - t;
+
+    // The event log stored the registration under the user's id.
+    const log = pods.get("event-log")!;
+    let subjects: string[] = [];
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(200)) {
+      const r = await fetch(`${base(log)}/events?entity=${user.id}`);
+      subjects = ((await r.json()) as { items: { subject: string }[] }).items.map((e) => e.subject);
+      if (subjects.includes("users.registered")) break;
+    }
+    expect(subjects).toContain("users.registered");
+    timings["registration → event log"] = Date.now() - t;
 
     // 5. Termination as the kubelet does it: preStop sleep, then SIGTERM, SIGKILL at the grace period.
     await Promise.all(

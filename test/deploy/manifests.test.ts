@@ -20,18 +20,19 @@ describe("k8s/ (kubectl apply -k)", () => {
     expect(objs.map(key).sort()).toEqual(fromFile.map(key).sort());
   });
 
-  it("k8s/ is the whole dev system: both services, migrations, NATS and Postgres", async () => {
+  it("k8s/ is the whole dev system: every service, migrations, NATS and Postgres", async () => {
     const objs = parseManifests((await run(kubectl(), ["kustomize", repoPath("k8s")])).stdout).map(key);
     expect(objs).toEqual(
       expect.arrayContaining([
         "Deployment/orderflow-user-service",
         "Deployment/orderflow-order-service",
+        "Deployment/orderflow-event-log",
         "StatefulSet/orderflow-nats",
         "StatefulSet/orderflow-postgres",
         "Ingress/orderflow",
       ]),
     );
-    expect(objs.filter((k) => k.startsWith("Job/"))).toHaveLength(2);
+    expect(objs.filter((k) => k.startsWith("Job/"))).toHaveLength(3);
     // Same object set as a plain `helm template` of the defaults.
     const chart = (await template(["postgres.auth.password=orderflow-dev-only"])).map(key);
     expect(objs.sort()).toEqual(chart.sort());
