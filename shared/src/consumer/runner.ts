@@ -254,10 +254,13 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   // Messages are queued as they arrive; each transaction takes everything queued so far (up to
-  // maxBatch), so batches grow only while the database is the bottleneck.
+  // maxBatch), so batches grow only while the database is the bottleneck. At most one batch
+  // waits behind the running one: the pump stops reading, so the client stops pulling, rather
+  // than holding messages whose ack_wait runs out before they are handled.
   async function drain(current: ConsumerMessages) {
     const queue: JsMsg[] = [];
     let wake: (() => void) | undefined;
+    let space: (() => void) | undefined;
     let ended = false;
     let failure: unknown;
     const pump = (async () => {
@@ -265,6 +268,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         for await (const msg of current) {
           queue.push(msg);
           wake?.();
+          if (queue.length >= maxBatch && !abort.signal.aborted) await new Promise<void>((resolve) => (space = resolve));
         }
       } catch (err) {
         failure = err;
@@ -273,19 +277,32 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         wake?.();
       }
     })();
-    for (;;) {
-      if (abort.signal.aborted) {
-        for (const msg of queue.splice(0)) msg.nak(); // hand them straight back rather than waiting out ack_wait
-        break;
+    const makeSpace = () => {
+      const resume = space;
+      space = undefined;
+      resume?.();
+    };
+    try {
+      for (;;) {
+        if (abort.signal.aborted) {
+          for (const msg of queue.splice(0)) msg.nak(); // hand them straight back rather than waiting out ack_wait
+          break;
+        }
+        if (queue.length === 0) {
+          if (ended) break;
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          continue;
+        }
+        const batch = queue.splice(0, maxBatch);
+        makeSpace();
+        await handleBatch(batch);
       }
-      if (queue.length === 0) {
-        if (ended) break;
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-        continue;
-      }
-      await handleBatch(queue.splice(0, maxBatch));
+    } finally {
+      makeSpace();
     }
+    // stop() may have run before this iterator existed (during start-up): end it here too.
+    if (abort.signal.aborted) current.stop();
     await pump;
     if (abort.signal.aborted) for (const msg of queue.splice(0)) msg.nak();
     else if (failure) throw failure;
