@@ -31,8 +31,8 @@ have_image() { "${BUILDAH[@]}" inspect --type image "$qualified" >/dev/null 2>&1
 if [[ "${1:-}" != "--rebuild" ]]; then
   if have_image; then echo "base-image: $qualified present"; exit 0; fi
   if [[ -f "$archive" ]]; then
-    "${BUILDAH[@]}" pull --quiet "oci-archive:$archive" >/dev/null
-    "${BUILDAH[@]}" tag "$("${BUILDAH[@]}" images --noheading --format '{{.ID}}' | head -n1)" "$qualified" "localhost/$from" 2>/dev/null || true
+    id="$("${BUILDAH[@]}" pull --quiet "oci-archive:$archive" | tail -n1)"
+    "${BUILDAH[@]}" tag "$id" "$qualified" "localhost/$from"
     if have_image; then echo "base-image: $qualified loaded from $archive"; exit 0; fi
   fi
 fi
