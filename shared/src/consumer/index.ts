@@ -1,2 +1,3 @@
 export * from "./runner.js";
 export * from "./dead-letter.js";
+export * from "./pull-loop.js";

@@ -7,10 +7,10 @@ import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
 import type { CloudEvent } from "../events/envelope.js";
 import type { EventData, EventName, StreamName } from "../events/catalog.js";
 import { decodeEvent } from "../events/decode.js";
-import { abortableDelay } from "../nats/connect.js";
 import type { Names } from "../nats/names.js";
 import { ensureDurableConsumer } from "../nats/streams.js";
 import { publishDeadLetter } from "./dead-letter.js";
+import { createPullLoop, type PullLoop } from "./pull-loop.js";
 
 /** Where `withBatchHandlers` keeps a handler set's multi-event handlers. */
 export const BATCH_HANDLERS: unique symbol = Symbol("orderflow.batch-handlers");
@@ -77,11 +77,7 @@ export interface ConsumerOptions {
   maxBatch?: number;
 }
 
-export interface Consumer {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  readonly running: boolean;
-}
+export type Consumer = PullLoop;
 
 type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered";
 
@@ -98,10 +94,6 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   const maxBatch = Math.max(1, opts.maxBatch ?? 256);
   const batchHandlers = opts.handlers[BATCH_HANDLERS] ?? {};
   const deliveryCap = Math.max(retry.maxDeliver, retry.deliveryCap ?? retry.maxDeliver * 4);
-  const abort = new AbortController();
-  let messages: ConsumerMessages | undefined;
-  let loop: Promise<void> | undefined;
-  let running = false;
 
   const ensure = () =>
     ensureDurableConsumer(opts.jsm, names, {
@@ -230,34 +222,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     for (const msg of single) await handle(msg);
   }
 
-  async function run() {
-    let failures = 0;
-    while (!abort.signal.aborted) {
-      try {
-        const consumer = await js.consumers.get(names.stream(opts.stream), names.durable(durable));
-        messages = await consumer.consume({ max_messages: Math.max(128, maxBatch * 2), expires: 30_000, idle_heartbeat: 10_000 });
-        running = true;
-        failures = 0;
-        const current = messages;
-        void watchStatus(current);
-        await drain(current);
-      } catch (err) {
-        if (abort.signal.aborted) break;
-        failures += 1;
-        log.warn({ err: (err as Error).message, durable, failures }, "consume loop failed; recreating");
-        await ensure().catch(() => {});
-      } finally {
-        running = false;
-      }
-      if (!abort.signal.aborted) await abortableDelay(Math.min(5000, 200 * 2 ** Math.min(failures, 5)), abort.signal).catch(() => {});
-    }
-  }
-
   // Messages are queued as they arrive; each transaction takes everything queued so far (up to
   // maxBatch), so batches grow only while the database is the bottleneck. At most one batch
   // waits behind the running one: the pump stops reading, so the client stops pulling, rather
   // than holding messages whose ack_wait runs out before they are handled.
-  async function drain(current: ConsumerMessages) {
+  async function drain(current: ConsumerMessages, signal: AbortSignal) {
     const queue: JsMsg[] = [];
     let wake: (() => void) | undefined;
     let space: (() => void) | undefined;
@@ -268,7 +237,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         for await (const msg of current) {
           queue.push(msg);
           wake?.();
-          if (queue.length >= maxBatch && !abort.signal.aborted) await new Promise<void>((resolve) => (space = resolve));
+          if (queue.length >= maxBatch && !signal.aborted) await new Promise<void>((resolve) => (space = resolve));
         }
       } catch (err) {
         failure = err;
@@ -284,7 +253,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     };
     try {
       for (;;) {
-        if (abort.signal.aborted) {
+        if (signal.aborted) {
           for (const msg of queue.splice(0)) msg.nak(); // hand them straight back rather than waiting out ack_wait
           break;
         }
@@ -301,38 +270,20 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     } finally {
       makeSpace();
     }
-    // stop() may have run before this iterator existed (during start-up): end it here too.
-    if (abort.signal.aborted) current.stop();
+    if (signal.aborted) current.stop(); // ends the pump, which is awaited below
     await pump;
-    if (abort.signal.aborted) for (const msg of queue.splice(0)) msg.nak();
+    if (signal.aborted) for (const msg of queue.splice(0)) msg.nak();
     else if (failure) throw failure;
   }
 
-  // A pull consumer can stall silently (server restarted, consumer recreated): when heartbeats
-  // stop or the consumer vanishes, end this iterator so `run` re-creates the consume loop.
-  async function watchStatus(current: ConsumerMessages) {
-    for await (const s of current.status()) {
-      if ((s.type === "heartbeats_missed" && s.count >= 3) || s.type === "consumer_not_found" || s.type === "consumer_deleted" || s.type === "stream_not_found") {
-        log.warn({ durable, status: s.type }, "consumer stalled; recreating");
-        if (s.type !== "heartbeats_missed") await ensure().catch(() => {});
-        current.stop();
-        return;
-      }
-    }
-  }
-
-  return {
-    async start() {
-      await ensure();
-      loop ??= run();
-    },
-    async stop() {
-      abort.abort();
-      messages?.stop();
-      await loop;
-    },
-    get running() {
-      return running;
-    },
-  };
+  return createPullLoop({
+    js,
+    names,
+    log,
+    stream: opts.stream,
+    durable,
+    ensure,
+    maxMessages: Math.max(128, maxBatch * 2),
+    drain,
+  });
 }

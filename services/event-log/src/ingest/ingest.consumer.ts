@@ -1,5 +1,5 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { abortableDelay, ensureDurableConsumer, streamCatalog, type Logger, type Names, type StreamName } from "@orderflow/shared";
+import { createPullLoop, ensureDurableConsumer, streamCatalog, type Logger, type Names, type StreamName } from "@orderflow/shared";
 import { toEventRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
@@ -44,10 +44,6 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
   const lingerMs = o.lingerMs ?? 20;
   const retryDelayMs = o.retryDelayMs ?? 1000;
   const durable = ingestDurable(stream);
-  const abort = new AbortController();
-  let messages: ConsumerMessages | undefined;
-  let loop: Promise<void> | undefined;
-  let running = false;
 
   const ensure = () =>
     ensureDurableConsumer(o.jsm, names, {
@@ -86,62 +82,31 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
     return flushing;
   }
 
-  async function run() {
-    let failures = 0;
-    while (!abort.signal.aborted) {
-      try {
-        const consumer = await js.consumers.get(names.stream(stream), names.durable(durable));
-        messages = await consumer.consume({ max_messages: batchSize * 2, expires: 30_000, idle_heartbeat: 10_000 });
-        running = true;
-        failures = 0;
-        void watchStatus(messages);
-        for await (const msg of messages) {
-          if (abort.signal.aborted) {
-            msg.nak();
-            continue;
-          }
-          buffer.push(msg);
-          // A full batch is written before reading on; a partial one after a short linger.
-          if (buffer.length >= batchSize) await flush();
-          else timer ??= setTimeout(() => void flush(), lingerMs);
-        }
-        await flush();
-      } catch (err) {
-        if (abort.signal.aborted) break;
-        failures += 1;
-        log.warn({ err: (err as Error).message, durable, failures }, "event log consume loop failed; recreating");
-        await ensure().catch(() => {});
-      } finally {
-        running = false;
+  // Buffered messages are written when the batch fills or a short linger passes; once the
+  // iterator ends (stop, or a stall being recovered), what is left is written before returning.
+  async function drain(current: ConsumerMessages, signal: AbortSignal) {
+    for await (const msg of current) {
+      if (signal.aborted) {
+        msg.nak();
+        continue;
       }
-      if (!abort.signal.aborted) await abortableDelay(Math.min(5000, 200 * 2 ** Math.min(failures, 5)), abort.signal).catch(() => {});
+      buffer.push(msg);
+      // A full batch is written before reading on; a partial one after a short linger.
+      if (buffer.length >= batchSize) await flush();
+      else timer ??= setTimeout(() => void flush(), lingerMs);
     }
     await flush();
   }
 
-  async function watchStatus(current: ConsumerMessages) {
-    for await (const s of current.status()) {
-      if ((s.type === "heartbeats_missed" && s.count >= 3) || s.type === "consumer_not_found" || s.type === "consumer_deleted" || s.type === "stream_not_found") {
-        log.warn({ durable, status: s.type }, "event log consumer stalled; recreating");
-        if (s.type !== "heartbeats_missed") await ensure().catch(() => {});
-        current.stop();
-        return;
-      }
-    }
-  }
-
+  const loop = createPullLoop({ js, names, log, stream, durable, ensure, maxMessages: batchSize * 2, drain });
   return {
-    async start() {
-      await ensure();
-      loop ??= run();
-    },
+    start: () => loop.start(),
     async stop() {
-      abort.abort();
-      messages?.stop();
-      await loop;
+      await loop.stop();
+      await flush();
     },
     get running() {
-      return running;
+      return loop.running;
     },
   };
 }

@@ -1,0 +1,95 @@
+import type { ConsumerMessages, JetStreamClient } from "@nats-io/jetstream";
+import type { Logger } from "pino";
+import type { StreamName } from "../events/catalog.js";
+import { abortableDelay } from "../nats/connect.js";
+import type { Names } from "../nats/names.js";
+
+export interface PullLoopOptions {
+  js: JetStreamClient;
+  names: Names;
+  log: Logger;
+  stream: StreamName;
+  /** Durable name before the namespace prefix. */
+  durable: string;
+  /** Creates or updates the durable: at start, and again when it has vanished. */
+  ensure(): Promise<void>;
+  /** Messages the client may hold (pull buffer). */
+  maxMessages: number;
+  /** Handles one consume iterator until it ends; must end promptly once `signal` aborts. */
+  drain(messages: ConsumerMessages, signal: AbortSignal): Promise<void>;
+}
+
+export interface PullLoop {
+  start(): Promise<void>;
+  /** Stops pulling and waits for `drain` to return. */
+  stop(): Promise<void>;
+  readonly running: boolean;
+}
+
+/**
+ * Keeps a durable pull consumer's consume loop alive: re-creates it with capped backoff when it
+ * fails, and when it stalls silently (heartbeats stop after a server restart, or the consumer or
+ * stream vanished — then it is ensured again first). The consumer runner and the event log's
+ * ingesters differ only in `drain`.
+ */
+export function createPullLoop(o: PullLoopOptions): PullLoop {
+  const abort = new AbortController();
+  let messages: ConsumerMessages | undefined;
+  let loop: Promise<void> | undefined;
+  let running = false;
+
+  async function run() {
+    let failures = 0;
+    while (!abort.signal.aborted) {
+      try {
+        const consumer = await o.js.consumers.get(o.names.stream(o.stream), o.names.durable(o.durable));
+        const current = await consumer.consume({ max_messages: o.maxMessages, expires: 30_000, idle_heartbeat: 10_000 });
+        messages = current;
+        // stop() may have run while consume() was being set up, before `messages` existed.
+        if (abort.signal.aborted) {
+          current.stop();
+          break;
+        }
+        running = true;
+        failures = 0;
+        void watchStatus(current);
+        await o.drain(current, abort.signal);
+      } catch (err) {
+        if (abort.signal.aborted) break;
+        failures += 1;
+        o.log.warn({ err: (err as Error).message, durable: o.durable, failures }, "consume loop failed; recreating");
+        await o.ensure().catch(() => {});
+      } finally {
+        running = false;
+      }
+      if (!abort.signal.aborted) await abortableDelay(Math.min(5000, 200 * 2 ** Math.min(failures, 5)), abort.signal).catch(() => {});
+    }
+  }
+
+  async function watchStatus(current: ConsumerMessages) {
+    for await (const s of current.status()) {
+      const vanished = s.type === "consumer_not_found" || s.type === "consumer_deleted" || s.type === "stream_not_found";
+      if (vanished || (s.type === "heartbeats_missed" && s.count >= 3)) {
+        o.log.warn({ durable: o.durable, status: s.type }, "consumer stalled; recreating");
+        if (vanished) await o.ensure().catch(() => {});
+        current.stop();
+        return;
+      }
+    }
+  }
+
+  return {
+    async start() {
+      await o.ensure();
+      loop ??= run();
+    },
+    async stop() {
+      abort.abort();
+      messages?.stop();
+      await loop;
+    },
+    get running() {
+      return running;
+    },
+  };
+}
