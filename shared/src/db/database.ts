@@ -1,7 +1,9 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
 import type { ExtractTablesWithRelations } from "drizzle-orm";
+import { pgErrorCode } from "./errors.js";
 
 /** The drizzle handle shared code works with; both drivers (postgres.js, PGlite) satisfy it. */
 export type Db = PgDatabase<PgQueryResultHKT, Record<string, unknown>>;
@@ -85,4 +87,23 @@ async function openPglite(location: string): Promise<Database> {
     },
     close: () => client.close(),
   };
+}
+
+/**
+ * How many of a folder's drizzle-kit migrations the database has not applied yet. drizzle's
+ * migrator applies every journal entry newer than the last one it recorded, so count those.
+ * Readiness uses it when migrations are left to a Job (MIGRATE_ON_START=false).
+ */
+export async function pendingMigrations(db: Db, migrationsFolder: string): Promise<number> {
+  const journal = JSON.parse(readFileSync(join(migrationsFolder, "meta", "_journal.json"), "utf8")) as { entries: { when: number }[] };
+  let last = 0;
+  try {
+    const result = (await db.execute(sql`select max(created_at)::text as last from drizzle.__drizzle_migrations`)) as unknown;
+    const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { last: string | null }[];
+    last = Number(rows[0]?.last ?? 0);
+  } catch (err) {
+    // No migrations table (or schema) yet: nothing has been applied.
+    if (!["42P01", "3F000"].includes(pgErrorCode(err) ?? "")) throw err;
+  }
+  return journal.entries.filter((e) => e.when > last).length;
 }

@@ -15,10 +15,15 @@ export function startHttpServer(fetch: (req: Request) => Response | Promise<Resp
         port: info.port,
         close: () =>
           new Promise<void>((done) => {
-            // close() stops accepting and (Node ≥ 19) drops idle keep-alive sockets; active
-            // requests run to completion before the callback fires.
-            server.close(() => done());
-            (server as Server).closeIdleConnections?.();
+            // close() stops accepting and drops idle keep-alive sockets; active requests run to
+            // completion before the callback fires. A socket that finishes a request while we
+            // drain turns idle again, so keep dropping idle ones until everything is closed.
+            const sweep = setInterval(() => server.closeIdleConnections(), 100);
+            server.close(() => {
+              clearInterval(sweep);
+              done();
+            });
+            server.closeIdleConnections();
           }),
       });
     }) as Server;

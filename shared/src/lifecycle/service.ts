@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { baseConfigSchema, loadConfigOrExit, type BaseConfig } from "../config/config.js";
 import { createLogger } from "../logger/index.js";
 import { createConsumer, type Consumer, type EventHandlers } from "../consumer/runner.js";
-import { openDatabase, type Database, type Db } from "../db/database.js";
+import { openDatabase, pendingMigrations, type Database, type Db } from "../db/database.js";
 import type { StreamName } from "../events/catalog.js";
 import { createReadiness, registerHealthRoutes } from "../health/readiness.js";
 import type { ServiceApp } from "../http/app.js";
@@ -83,7 +83,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   const abort = new AbortController();
   const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DATABASE_POOL_SIZE, applicationName: spec.name });
 
-  let migrated = !config.MIGRATE_ON_START;
+  let migrated = false;
   let nats: { nc: NatsConnection; state: NatsState; js: JetStreamClient; jsm: JetStreamManager } | undefined;
   let relay: OutboxRelay | undefined;
   let consumers: Consumer[] = [];
@@ -97,7 +97,12 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     name: "database",
     check: async () => {
       await database.ping();
-      if (!migrated) throw new Error("migrations not applied yet");
+      if (migrated) return;
+      if (config.MIGRATE_ON_START) throw new Error("migrations not applied yet");
+      // Migrations are a Job's (or an operator's) to run: ready only once they are all in.
+      const pending = await pendingMigrations(database.db, spec.migrationsFolder);
+      if (pending > 0) throw new Error(`${pending} migration(s) not applied yet; run migrate`);
+      migrated = true;
     },
   });
   readiness.add({
@@ -112,11 +117,17 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   const app = spec.buildApp({ db: database.db, published: () => relay?.notify(), names });
   registerHealthRoutes(app, readiness);
 
-  const fetch = (req: Request) => {
-    if (readiness.shuttingDown && !req.url.endsWith("/healthz") && !req.url.endsWith("/readyz")) {
+  const fetch = async (req: Request) => {
+    if (!readiness.shuttingDown) return app.fetch(req);
+    if (!req.url.endsWith("/healthz") && !req.url.endsWith("/readyz")) {
       return problemResponse(problem(503, "Service Unavailable", "the service is shutting down"), { connection: "close" });
     }
-    return app.fetch(req);
+    // While draining, every answer closes its connection: a keep-alive socket (a prober, an
+    // ingress, a mesh sidecar) would otherwise hold server.close() until the deadline.
+    const res = await app.fetch(req);
+    const closing = new Response(res.body, res);
+    closing.headers.set("connection", "close");
+    return closing;
   };
   const server: HttpServer = await startHttpServer(fetch, config.PORT, config.HOST);
   log.info({ port: server.port, instance, version: spec.version }, "listening");

@@ -1,0 +1,103 @@
+import { Agent, request } from "node:http";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { openDatabase, pendingMigrations } from "@orderflow/shared";
+import { connectTestNats, createTestDatabase, deleteNamespace, freePort, repoRoot, startProcess, uniqueNamespace, waitFor, waitReady, type TestDatabase } from "@orderflow/shared/testing";
+
+const migrations = join(repoRoot, "services", "user-service", "drizzle");
+const main = join(repoRoot, "services", "user-service", "dist", "main.js");
+const migrate = join(repoRoot, "services", "user-service", "dist", "migrate.js");
+const namespace = uniqueNamespace();
+const databases: TestDatabase[] = [];
+afterAll(async () => {
+  for (const d of databases) await d.drop().catch(() => {});
+  const nc = await connectTestNats();
+  await deleteNamespace(nc, namespace).catch(() => {});
+  await nc.close();
+});
+
+async function readyz(url: string) {
+  const res = await fetch(`${url}/readyz`);
+  return { status: res.status, body: (await res.json()) as { checks: Record<string, string> } };
+}
+
+describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
+  it("counts pending migrations", async () => {
+    const db = await openDatabase("pglite://memory");
+    try {
+      expect(await pendingMigrations(db.db, migrations)).toBeGreaterThanOrEqual(2);
+      await db.migrate(migrations);
+      expect(await pendingMigrations(db.db, migrations)).toBe(0);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("stays not ready until the migrate entry point has run, then becomes ready", async () => {
+    const database = await createTestDatabase("of_lifecycle");
+    databases.push(database);
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = { PORT: String(port), HOST: "127.0.0.1", DATABASE_URL: database.url, NATS_NAMESPACE: namespace, MIGRATE_ON_START: "false" };
+    const proc = startProcess(main, [], env);
+    try {
+      const notReady = await waitFor(async () => {
+        const r = await readyz(url).catch(() => undefined);
+        return r?.status === 503 && r.body.checks.database?.includes("not applied") ? r : undefined;
+      }, { what: "readiness to report pending migrations" });
+      expect(notReady.body.checks.database).toMatch(/migration\(s\) not applied/);
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+
+      const job = startProcess(migrate, [], { DATABASE_URL: database.url });
+      expect((await job.exited).code).toBe(0);
+      await waitReady(url, proc);
+    } finally {
+      await proc.kill("SIGKILL");
+    }
+  });
+
+  it("the migrate entry point exits 2 naming a missing DATABASE_URL, and 1 when the database cannot be reached", async () => {
+    const missing = startProcess(migrate, [], { DATABASE_URL: "" });
+    expect((await missing.exited).code).toBe(2);
+    expect(missing.output.join("\n")).toMatch(/DATABASE_URL/);
+    const unreachable = startProcess(migrate, [], { DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/nope` });
+    expect((await unreachable.exited).code).toBe(1);
+  });
+});
+
+describe("graceful shutdown with keep-alive clients", () => {
+  it("exits 0 promptly on SIGTERM while a keep-alive client keeps probing /readyz", async () => {
+    const database = await createTestDatabase("of_lifecycle");
+    databases.push(database);
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const proc = startProcess(main, [], { PORT: String(port), HOST: "127.0.0.1", DATABASE_URL: database.url, NATS_NAMESPACE: namespace, SHUTDOWN_TIMEOUT_MS: "10000" });
+    await waitReady(url, proc);
+    // One socket, reused for every probe, the way an ingress or a mesh sidecar would.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const probe = () =>
+      new Promise<number>((resolve) => {
+        const req = request(`${url}/readyz`, { agent }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", () => resolve(0));
+        req.end();
+      });
+    expect(await probe()).toBe(200);
+    let probing = true;
+    const statuses: number[] = [];
+    const loop = (async () => {
+      while (probing) statuses.push(await probe());
+    })();
+    const t0 = Date.now();
+    const exit = await proc.kill("SIGTERM");
+    const took = Date.now() - t0;
+    probing = false;
+    await loop;
+    agent.destroy();
+    console.log(`keep-alive shutdown: exit=${exit.code} in ${took} ms, probes during drain=${statuses.length}`);
+    expect(exit.code).toBe(0);
+    expect(took).toBeLessThan(5000);
+  });
+});
