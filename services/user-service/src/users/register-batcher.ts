@@ -1,4 +1,5 @@
 import { enqueueEvents, type CloudEvent, type Db, type UserRegistered } from "@orderflow/shared";
+import { inArray } from "drizzle-orm";
 import { users, type UserRow } from "../db/schema.js";
 
 export type RegisterOutcome = "created" | "duplicate";
@@ -27,23 +28,29 @@ export function createRegisterBatcher({ db, published, maxBatch = 256, maxInFlig
   const queue: Pending[] = [];
   let inFlight = 0;
 
-  async function commit(batch: Pending[]): Promise<Set<string>> {
+  async function commit(batch: Pending[], retrying: boolean): Promise<Set<string>> {
     return db.transaction(async (tx) => {
       const rows = await tx.insert(users).values(batch.map((p) => p.user)).onConflictDoNothing().returning({ id: users.id });
       const created = new Set(rows.map((r) => r.id));
       await enqueueEvents(tx, batch.filter((p) => created.has(p.user.id)).map((p) => ({ subject: "users.registered", event: p.event })));
+      if (retrying && created.size < batch.length) {
+        // The failed batch may have committed after all (a connection lost during COMMIT): a row
+        // with this request's own id is its registration, not someone else's email.
+        const missing = batch.filter((p) => !created.has(p.user.id)).map((p) => p.user.id);
+        for (const r of await tx.select({ id: users.id }).from(users).where(inArray(users.id, missing))) created.add(r.id);
+      }
       return created;
     });
   }
 
-  async function run(batch: Pending[]): Promise<void> {
+  async function run(batch: Pending[], retrying = false): Promise<void> {
     try {
-      const created = await commit(batch);
+      const created = await commit(batch, retrying);
       if (created.size > 0) published();
       for (const p of batch) p.resolve(created.has(p.user.id) ? "created" : "duplicate");
     } catch (err) {
       if (batch.length === 1) return batch[0]!.reject(err);
-      for (const p of batch) await run([p]);
+      for (const p of batch) await run([p], true);
     }
   }
 
