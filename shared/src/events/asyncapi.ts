@@ -1,19 +1,9 @@
 import { z } from "zod";
-import { eventCatalog, streamCatalog, type EventName, type StreamName } from "./catalog.js";
+import { eventCatalog, streamCatalog, type EventDefinition, type EventName, type StreamName } from "./catalog.js";
 import { cloudEventSchema } from "./envelope.js";
 
 /** One event type as documented: where it flows, who sends it and the JSON Schema of its data. */
-export interface CatalogEntry {
-  name: EventName;
-  subject: string;
-  stream: StreamName;
-  type: string;
-  version: number;
-  producer: string;
-  description: string;
-  entity: string;
-  dataSchema: Record<string, unknown>;
-}
+export type CatalogEntry = Omit<EventDefinition, "data"> & { name: EventName; dataSchema: Record<string, unknown> };
 
 export interface CatalogDocument {
   streams: { name: StreamName; subjects: readonly string[]; description: string }[];

@@ -48,7 +48,7 @@ const serviceLifecycleV1 = z.object({
   reason: z.string().optional(),
 });
 
-interface EventDefinition<S extends z.ZodType> {
+export interface EventDefinition<S extends z.ZodType = z.ZodType> {
   /** Logical subject, before the namespace prefix. */
   subject: string;
   stream: StreamName;
