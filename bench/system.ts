@@ -13,6 +13,7 @@ import {
   waitReady,
   type ManagedProcess,
   type TestDatabase,
+  serviceEnv,
 } from "@orderflow/shared/testing";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -68,12 +69,7 @@ export async function createBenchSystem({ env = {} as Record<string, string>, ec
           script,
           [],
           {
-            PORT: String(port),
-            HOST: "127.0.0.1",
-            DATABASE_URL: database.url,
-            NATS_URL: natsUrl,
-            NATS_NAMESPACE: namespace,
-            LOG_LEVEL: "info",
+            ...serviceEnv({ port, databaseUrl: database.url, natsUrl, namespace }),
             // A .cpuprofile per process, written when it exits gracefully (open it in Chrome DevTools).
             ...(cpuProfileDir ? { NODE_OPTIONS: `--require ${profilerPreload}`, BENCH_CPU_PROFILE_DIR: join(cpuProfileDir, name) } : {}),
             ...env,

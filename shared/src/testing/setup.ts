@@ -8,6 +8,11 @@ import { freePort, startProcess, waitReady, type ManagedProcess } from "./proces
 /** The repository root, found from this file (shared/src/testing or shared/dist/testing). */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 
+/** The environment a service process needs to run on loopback in a test's (or bench's) own database and namespace. */
+export function serviceEnv(o: { port: number; databaseUrl: string; natsUrl: string; namespace: string }): Record<string, string> {
+  return { PORT: String(o.port), HOST: "127.0.0.1", DATABASE_URL: o.databaseUrl, NATS_URL: o.natsUrl, NATS_NAMESPACE: o.namespace, LOG_LEVEL: "info" };
+}
+
 export type ServiceName = "user-service" | "order-service";
 
 export interface SystemOptions {
@@ -54,12 +59,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const env = (extra: Record<string, string> = {}) => ({
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      DATABASE_URL: database.url,
-      NATS_URL: natsUrl,
-      NATS_NAMESPACE: namespace,
-      LOG_LEVEL: "info",
+      ...serviceEnv({ port, databaseUrl: database.url, natsUrl, namespace }),
       RETRY_DELAYS_MS: "200,500,1000",
       SHUTDOWN_TIMEOUT_MS: "10000",
       ...opts.env,
