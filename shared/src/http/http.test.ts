@@ -1,9 +1,13 @@
-import { describe, expect, it } from "vitest";
+import { request as httpRequest } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { HttpProblemError } from "../errors/index.js";
 import { uuidv7 } from "../ids/index.js";
 import { decodeCursor, encodeCursor, toPage } from "./cursor.js";
 import { fieldErrors } from "./validation.js";
+import { createServiceApp, jsonBody } from "./app.js";
+import { startHttpServer, type HttpServer } from "./server.js";
+import { createLogger } from "../logger/index.js";
 
 describe("cursor", () => {
   it("round-trips and rejects anything else with a 400 problem", () => {
@@ -33,11 +37,45 @@ describe("fieldErrors", () => {
   });
 });
 
-describe("uuidv7", () => {
-  it("is a version-7 UUID that sorts by time", () => {
-    const a = uuidv7(1_700_000_000_000);
-    const b = uuidv7(1_700_000_000_001);
-    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(a < b).toBe(true);
+describe("jsonBody behind the Node server", () => {
+  // Over a real socket the declared length is trusted (Node enforces it) and the body is read
+  // straight from the socket; a chunked body has no length to trust and is counted instead.
+  let server: HttpServer;
+  beforeAll(async () => {
+    const app = createServiceApp({ log: createLogger({ service: "test", level: "silent" }) });
+    app.post("/echo", jsonBody({ maxBytes: 1024 }), async (c) => c.json({ got: await c.req.json() }, 201));
+    server = await startHttpServer((req, env) => app.fetch(req, env), 0, "127.0.0.1");
+  });
+  afterAll(() => server.close());
+
+  const post = (body: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; type: string | undefined; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: "127.0.0.1", port: server.port, path: "/echo", method: "POST", headers }, (res) => {
+        let text = "";
+        res.setEncoding("utf8").on("data", (d: string) => (text += d));
+        res.on("end", () => resolve({ status: res.statusCode!, type: res.headers["content-type"], body: text }));
+      });
+      req.on("error", reject);
+      // Two writes: without a Content-Length Node sends them as chunks.
+      req.write(body.slice(0, 10));
+      req.end(body.slice(10));
+    });
+
+  it("accepts a body within the limit, declared or chunked", async () => {
+    const body = JSON.stringify({ name: "Ada" });
+    for (const headers of [{ "content-type": "application/json", "content-length": String(body.length) }, { "content-type": "application/json" }]) {
+      const res = await post(body, headers);
+      expect(res.status).toBe(201);
+      expect(JSON.parse(res.body)).toEqual({ got: { name: "Ada" } });
+    }
+  });
+
+  it("answers 413 problem+json past the limit, declared or chunked", async () => {
+    const body = JSON.stringify({ name: "x".repeat(2000) });
+    for (const headers of [{ "content-type": "application/json", "content-length": String(body.length) }, { "content-type": "application/json" }]) {
+      const res = await post(body, headers);
+      expect(res.status).toBe(413);
+      expect(res.type).toBe("application/problem+json");
+    }
   });
 });

@@ -8,7 +8,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-export function startHttpServer(fetch: (req: Request) => Response | Promise<Response>, port: number, hostname = "0.0.0.0"): Promise<HttpServer> {
+export function startHttpServer(fetch: (req: Request, env: object | undefined) => Response | Promise<Response>, port: number, hostname = "0.0.0.0"): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch, port, hostname }, (info: AddressInfo) => {
       resolve({

@@ -117,18 +117,19 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   const app = spec.buildApp({ db: database.db, published: () => relay?.notify(), names });
   registerHealthRoutes(app, readiness);
 
-  const fetch = async (req: Request) => {
-    if (!readiness.shuttingDown) return app.fetch(req);
+  // The node adapter's env ({ incoming, outgoing }) is passed on: jsonBody relies on it.
+  const draining = async (req: Request, env: object | undefined) => {
     if (!req.url.endsWith("/healthz") && !req.url.endsWith("/readyz")) {
       return problemResponse(problem(503, "Service Unavailable", "the service is shutting down"), { connection: "close" });
     }
     // While draining, every answer closes its connection: a keep-alive socket (a prober, an
     // ingress, a mesh sidecar) would otherwise hold server.close() until the deadline.
-    const res = await app.fetch(req);
+    const res = await app.fetch(req, env);
     const closing = new Response(res.body, res);
     closing.headers.set("connection", "close");
     return closing;
   };
+  const fetch = (req: Request, env: object | undefined) => (readiness.shuttingDown ? draining(req, env) : app.fetch(req, env));
   const server: HttpServer = await startHttpServer(fetch, config.PORT, config.HOST);
   log.info({ port: server.port, instance, version: spec.version }, "listening");
 
