@@ -2,7 +2,7 @@ import type { JetStreamClient, JetStreamManager, JsMsg, ConsumerMessages } from 
 import type { Logger } from "pino";
 import type { Db, Tx } from "../db/database.js";
 import { reportableError } from "../db/errors.js";
-import { inbox } from "../db/tables.js";
+import { jsonRows, prepared } from "../db/statement.js";
 import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
 import type { CloudEvent } from "../events/envelope.js";
 import type { EventData, EventName, StreamName } from "../events/catalog.js";
@@ -81,6 +81,17 @@ export type Consumer = PullLoop;
 
 type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered";
 
+/** Records events as applied by a consumer; returns the ids that were not there yet. */
+const INSERT_INBOX = `insert into inbox (consumer, event_id, subject, stream_seq, processed_by)
+select $1::text, event_id, subject, stream_seq, $2::text
+from json_to_recordset($3::text::json) as r(n int, event_id text, subject text, stream_seq bigint)
+order by n
+on conflict do nothing
+returning event_id`;
+
+const recordInbox = async (tx: Tx, consumer: string, instance: string | undefined, rows: { event_id: string; subject: string; stream_seq: number }[]) =>
+  new Set((await prepared<{ event_id: string }>(tx, INSERT_INBOX, [consumer, instance ?? null, jsonRows(rows)])).map((r) => r.event_id));
+
 /**
  * Runs a durable pull consumer. Per message: decode and validate, then in one transaction
  * insert the inbox row and apply the handler, commit, and only then ack. Permanent failures
@@ -140,12 +151,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     const keepAlive = setInterval(() => msg.working(), Math.max(1000, ackWaitMs / 3));
     try {
       const applied = await db.transaction(async (tx) => {
-        const fresh = await tx
-          .insert(inbox)
-          .values({ consumer: durable, eventId: event.id, subject: decoded.name, streamSeq: msg.seq, processedBy: opts.instance ?? null })
-          .onConflictDoNothing()
-          .returning({ eventId: inbox.eventId });
-        if (fresh.length === 0) return false;
+        const fresh = await recordInbox(tx, durable, opts.instance, [{ event_id: event.id, subject: decoded.name, stream_seq: msg.seq }]);
+        if (fresh.size === 0) return false;
         await handler(tx, event);
         return true;
       });
@@ -191,12 +198,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       const keepAlive = setInterval(() => items.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
       try {
         const applied = await db.transaction(async (tx) => {
-          const fresh = await tx
-            .insert(inbox)
-            .values(items.map((i) => ({ consumer: durable, eventId: i.event.id, subject: i.name, streamSeq: i.msg.seq, processedBy: opts.instance ?? null })))
-            .onConflictDoNothing()
-            .returning({ eventId: inbox.eventId });
-          const isFresh = new Set(fresh.map((r) => r.eventId));
+          const isFresh = await recordInbox(tx, durable, opts.instance, items.map((i) => ({ event_id: i.event.id, subject: i.name, stream_seq: i.msg.seq })));
           // The same event twice in one batch is applied once, like two deliveries would be.
           const todo = items.filter((i) => isFresh.delete(i.event.id));
           for (let from = 0; from < todo.length; ) {

@@ -2,3 +2,4 @@ export * from "./database.js";
 export * from "./errors.js";
 export * from "./tables.js";
 export * from "./keyset.js";
+export * from "./statement.js";

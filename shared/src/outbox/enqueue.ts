@@ -1,6 +1,25 @@
 import type { CloudEvent } from "../events/envelope.js";
 import type { Executor } from "../db/database.js";
-import { outbox } from "../db/tables.js";
+import { jsonRows, prepared } from "../db/statement.js";
+
+/** The outbox row for an event: what `enqueueEvents` writes, and what a service's own batch
+ * statement selects into `insert into outbox (${OUTBOX_COLUMNS})`. */
+export const outboxRow = (subject: string, event: CloudEvent, headers: Record<string, string> = {}) => ({
+  event_id: event.id,
+  subject,
+  payload: JSON.stringify(event),
+  headers,
+  created_at: event.time,
+});
+
+export const OUTBOX_COLUMNS = "event_id, subject, payload, headers, created_at";
+/** `as r(…)` column list for rows made by `outboxRow` (plus `n`, see jsonRows). */
+export const OUTBOX_RECORD = "n int, event_id uuid, subject text, payload text, headers jsonb, created_at timestamptz";
+
+const INSERT_OUTBOX = `insert into outbox (${OUTBOX_COLUMNS})
+select event_id, subject, payload, headers, created_at
+from json_to_recordset($1::text::json) as r(${OUTBOX_RECORD})
+order by n`;
 
 /**
  * Writes events to the outbox inside the caller's transaction. They are published by the
@@ -11,13 +30,5 @@ export async function enqueueEvents(
   events: readonly { subject: string; event: CloudEvent; headers?: Record<string, string> }[],
 ): Promise<void> {
   if (events.length === 0) return;
-  await tx.insert(outbox).values(
-    events.map((e) => ({
-      eventId: e.event.id,
-      subject: e.subject,
-      payload: JSON.stringify(e.event),
-      headers: e.headers ?? {},
-      createdAt: new Date(e.event.time),
-    })),
-  );
+  await prepared(tx, INSERT_OUTBOX, [jsonRows(events.map((e) => outboxRow(e.subject, e.event, e.headers)))]);
 }

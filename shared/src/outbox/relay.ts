@@ -1,11 +1,26 @@
-import { and, asc, inArray, isNotNull, isNull, lt } from "drizzle-orm";
+import { and, isNotNull, lt } from "drizzle-orm";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { Db } from "../db/database.js";
 import { outbox } from "../db/tables.js";
+import { prepared } from "../db/statement.js";
 import type { Names } from "../nats/names.js";
 import { abortableDelay } from "../nats/connect.js";
+
+// Fixed texts, prepared once per connection (see prepared()). seq travels as text: int8 is a
+// string in postgres.js and may be a bigint elsewhere, neither of which JSON.stringify takes.
+const CLAIM = `select seq::text as seq, event_id, subject, payload, headers from outbox
+where published_at is null order by seq limit $1::int for update skip locked`;
+const MARK_PUBLISHED = "update outbox set published_at = now() where seq in (select value::bigint from json_array_elements_text($1::text::json))";
+
+interface ClaimedRow {
+  seq: string;
+  event_id: string;
+  subject: string;
+  payload: string;
+  headers: Record<string, string>;
+}
 
 export interface OutboxRelayOptions {
   db: Db;
@@ -54,24 +69,18 @@ export function createOutboxRelay({
 
   async function relayOnce(): Promise<number> {
     return db.transaction(async (tx) => {
-      const rows = await tx
-        .select()
-        .from(outbox)
-        .where(isNull(outbox.publishedAt))
-        .orderBy(asc(outbox.seq))
-        .limit(batchSize)
-        .for("update", { skipLocked: true });
+      const rows = await prepared<ClaimedRow>(tx, CLAIM, [batchSize]);
       if (rows.length === 0) return 0;
       const results = await Promise.allSettled(
         rows.map((row) => {
           const h = natsHeaders();
           for (const [k, v] of Object.entries(row.headers)) h.set(k, v);
-          return js.publish(names.subject(row.subject), row.payload, { msgID: row.eventId, headers: h });
+          return js.publish(names.subject(row.subject), row.payload, { msgID: row.event_id, headers: h });
         }),
       );
       const published = rows.filter((_, i) => results[i]!.status === "fulfilled").map((r) => r.seq);
       if (published.length > 0) {
-        await tx.update(outbox).set({ publishedAt: new Date() }).where(inArray(outbox.seq, published));
+        await prepared(tx, MARK_PUBLISHED, [JSON.stringify(published)]);
       }
       const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failed) {

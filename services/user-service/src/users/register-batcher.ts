@@ -1,6 +1,25 @@
-import { enqueueEvents, type CloudEvent, type Db, type UserRegistered } from "@orderflow/shared";
-import { inArray } from "drizzle-orm";
-import { users, type UserRow } from "../db/schema.js";
+import { OUTBOX_COLUMNS, jsonRows, outboxRow, prepared, type CloudEvent, type Db, type UserRegistered } from "@orderflow/shared";
+import type { UserRow } from "../db/schema.js";
+
+/**
+ * One statement, so one round trip and its own transaction: insert the users (a taken email is
+ * skipped), and an outbox row for each user actually inserted, in request order.
+ */
+const REGISTER = `with input as (
+  select * from json_to_recordset($1::text::json)
+    as r(n int, id uuid, email text, name text, user_created_at timestamptz, event_id uuid, created_at timestamptz, subject text, payload text, headers jsonb)
+), created as (
+  insert into users (id, email, name, created_at)
+  select id, email, name, user_created_at from input order by n
+  on conflict do nothing
+  returning id
+), queued as (
+  insert into outbox (${OUTBOX_COLUMNS})
+  select i.event_id, i.subject, i.payload, i.headers, i.created_at from input i join created c on c.id = i.id order by i.n
+)
+select id from created`;
+
+const REGISTERED = "select id from users where id in (select value::uuid from json_array_elements_text($1::text::json))";
 
 export type RegisterOutcome = "created" | "duplicate";
 
@@ -17,8 +36,8 @@ interface Pending {
 }
 
 /**
- * Group commit for registrations: concurrent requests share one transaction (a multi-row user
- * insert and a multi-row outbox insert, one commit), each with its own outcome. A taken email
+ * Group commit for registrations: concurrent requests share one transaction (one statement
+ * inserting the users and their outbox rows, one commit), each with its own outcome. A taken email
  * is skipped by `ON CONFLICT DO NOTHING` and answers "duplicate" for that request alone. No
  * timer: a request that finds a free slot commits at once; ones arriving meanwhile form the next
  * batch. A batch that fails for another reason is retried one registration at a time, so one
@@ -29,18 +48,15 @@ export function createRegisterBatcher({ db, published, maxBatch = 256, maxInFlig
   let inFlight = 0;
 
   async function commit(batch: Pending[], retrying: boolean): Promise<Set<string>> {
-    return db.transaction(async (tx) => {
-      const rows = await tx.insert(users).values(batch.map((p) => p.user)).onConflictDoNothing().returning({ id: users.id });
-      const created = new Set(rows.map((r) => r.id));
-      await enqueueEvents(tx, batch.filter((p) => created.has(p.user.id)).map((p) => ({ subject: "users.registered", event: p.event })));
-      if (retrying && created.size < batch.length) {
-        // The failed batch may have committed after all (a connection lost during COMMIT): a row
-        // with this request's own id is its registration, not someone else's email.
-        const missing = batch.filter((p) => !created.has(p.user.id)).map((p) => p.user.id);
-        for (const r of await tx.select({ id: users.id }).from(users).where(inArray(users.id, missing))) created.add(r.id);
-      }
-      return created;
-    });
+    const rows = batch.map((p) => ({ id: p.user.id, email: p.user.email, name: p.user.name, user_created_at: p.user.createdAt, ...outboxRow("users.registered", p.event) }));
+    const created = new Set((await prepared<{ id: string }>(db, REGISTER, [jsonRows(rows)])).map((r) => r.id));
+    if (retrying && created.size < batch.length) {
+      // The failed batch may have committed after all (a connection lost during COMMIT): a row
+      // with this request's own id is its registration, not someone else's email.
+      const missing = batch.filter((p) => !created.has(p.user.id)).map((p) => p.user.id);
+      for (const r of await prepared<{ id: string }>(db, REGISTERED, [JSON.stringify(missing)])) created.add(r.id);
+    }
+    return created;
   }
 
   async function run(batch: Pending[], retrying = false): Promise<void> {
