@@ -1,4 +1,5 @@
-import { eventCatalog } from "@orderflow/shared";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { createNames, eventCatalog } from "@orderflow/shared";
 import { loadRegistrations, type LoadResult } from "./load.js";
 import { cpuDelta, cpuSnapshot, type CpuSnapshot } from "./cpu.js";
 import { readProcStats, type ProcStats } from "./proc.js";
@@ -129,6 +130,10 @@ export interface BacklogPhase {
 export async function runBacklogPhase(sys: BenchSystem, { n, timeoutMs = 180_000 }: { n: number; timeoutMs?: number }): Promise<BacklogPhase> {
   await sys.orders.stop();
   const run = `${Date.now().toString(36)}`;
+  // The relay's rate comes from the stream's own receive times of the backlog's messages.
+  const jsm = await jetstreamManager(sys.nc);
+  const usersStream = createNames(sys.namespace).stream("USERS");
+  const seqBefore = (await jsm.streams.info(usersStream)).state.last_seq;
   const type = eventCatalog["users.registered"].type;
   const t0 = Date.now();
   const chunk = 10_000;
@@ -158,16 +163,15 @@ export async function runBacklogPhase(sys: BenchSystem, { n, timeoutMs = 180_000
   const insertMs = Date.now() - t0;
   const relayStart = Date.now();
   for (;;) {
-    const [r] = await sys.users.sql<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
+    const [r] = await sys.users.sql<{ n: number }[]>`select count(*)::int as n from outbox`;
     if (r!.n === 0) break;
     if (Date.now() - relayStart > timeoutMs) throw new Error(`relay left ${r!.n} rows unpublished`);
     await sleep(50);
   }
   // The relay wakes on its poll (no HTTP commit signalled it); count from its first publish.
-  const [span] = await sys.users.sql<{ first: number; last: number }[]>`
-    select extract(epoch from min(published_at)) * 1000 as first, extract(epoch from max(published_at)) * 1000 as last
-    from outbox where subject = 'users.registered' and created_at >= ${new Date(t0 - 1000)}`;
-  const relayPublishPerSec = n / Math.max(0.001, (Number(span!.last) - Number(span!.first)) / 1000);
+  const seqAfter = (await jsm.streams.info(usersStream)).state.last_seq;
+  const [first, last] = await Promise.all([seqBefore + 1, seqAfter].map((seq) => jsm.streams.getMessage(usersStream, { seq })));
+  const relayPublishPerSec = (seqAfter - seqBefore) / Math.max(0.001, (last!.time.getTime() - first!.time.getTime()) / 1000);
 
   const cpu0 = cpuSnapshot({ "user-service": sys.users.proc?.child.pid, "load generator": process.pid });
   const spawnAt = Date.now();

@@ -108,8 +108,8 @@ export async function readLedger(sys: TestSystem): Promise<Ledger> {
     const welcomes = await o<{ user_id: string; n: number }[]>`select user_id, count(*)::int as n from orders where source = 'registration' group by user_id`;
     const [ui] = await u<{ n: number }[]>`select count(*)::int as n from inbox`;
     const [oi] = await o<{ n: number }[]>`select count(*)::int as n from inbox`;
-    const [uo] = await u<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
-    const [oo] = await o<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
+    const [uo] = await u<{ n: number }[]>`select count(*)::int as n from outbox`;
+    const [oo] = await o<{ n: number }[]>`select count(*)::int as n from outbox`;
     return {
       users: new Set(users.map((r) => r.id)),
       orderCounts: new Map(users.map((r) => [r.id, r.order_count])),

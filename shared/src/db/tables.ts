@@ -1,10 +1,10 @@
-import { sql } from "drizzle-orm";
 import { bigint, bigserial, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 
 /**
  * Events waiting to be published. A row is written in the same transaction as the state
- * change it describes, so an event exists if and only if that change committed.
- * Every service that publishes includes this table in its own schema.
+ * change it describes, so an event exists if and only if that change committed; the relay
+ * deletes it in the transaction that saw JetStream acknowledge it, so the table holds only the
+ * backlog. Every service that publishes includes this table in its own schema.
  */
 export const outbox = pgTable(
   "outbox",
@@ -19,9 +19,7 @@ export const outbox = pgTable(
     payload: text("payload").notNull(),
     headers: jsonb("headers").$type<Record<string, string>>().notNull().default({}),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
-    publishedAt: timestamp("published_at", { withTimezone: true }),
   },
-  (t) => [index("outbox_unpublished_idx").on(t.seq).where(sql`${t.publishedAt} is null`)],
 );
 
 /**

@@ -26,7 +26,7 @@ beforeAll(async () => {
   database = await openDatabase(testDb.url);
   // Only the shared tables, created directly: this test owns no service schema.
   await database.db.execute(sql`create table outbox (seq bigserial primary key, event_id uuid not null unique, subject text not null,
-    payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now(), published_at timestamptz)`);
+    payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now())`);
   await ensureStreams(await jetstreamManager(nc), names, ["USERS"], { replicas: 1, maxAgeMs: 3600_000 });
 });
 
@@ -66,7 +66,7 @@ describe("outbox relay", () => {
     const relays = [1, 2].map(() => createOutboxRelay({ db: database.db, js, names, log, batchSize: 25, pollMs: 50 }));
     relays.forEach((r) => r.start());
     await waitFor(async () => {
-      const [{ n }] = (await database.db.select({ n: sql<number>`count(*)::int` }).from(outbox).where(sql`published_at is null`)) as [{ n: number }];
+      const [{ n }] = (await database.db.select({ n: sql<number>`count(*)::int` }).from(outbox)) as [{ n: number }];
       return n === 0;
     }, { what: "an empty outbox" });
     await Promise.all(relays.map((r) => r.stop()));
@@ -98,10 +98,38 @@ describe("outbox relay", () => {
     await expect(createOutboxRelay({ db: database.db, js: crashing, names, log }).relayOnce()).rejects.toThrow(/died/);
     expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(before + 1);
 
-    // On restart the row is still unpublished, so it goes out again; Nats-Msg-Id dedupes it.
+    // On restart the row is still in the outbox, so it goes out again; Nats-Msg-Id dedupes it.
     expect(await createOutboxRelay({ db: database.db, js: jetstream(nc), names, log }).relayOnce()).toBe(1);
     const after = await jsm.streams.info(names.stream("USERS"));
     console.log(`relay crash: publishes=2 stored=${after.state.messages - before}`);
     expect(after.state.messages).toBe(before + 1);
+  });
+
+  it("keeps the rows JetStream refused and removes the ones it acknowledged, in outbox order", async () => {
+    const make = (name: string) => {
+      const id = uuidv7();
+      return { subject: "users.registered", event: createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: "p@b.co", name, registeredAt: new Date().toISOString() } }) };
+    };
+    const batch = ["a", "refused", "c", "d"].map(make);
+    await database.db.transaction((tx) => enqueueEvents(tx, batch));
+    const refusedId = batch[1]!.event.id;
+    const sent: string[] = [];
+    const picky = new Proxy(jetstream(nc), {
+      get(target, prop, receiver) {
+        if (prop !== "publish") return Reflect.get(target, prop, receiver);
+        return async (subject: string, payload: string, opts: { msgID: string }) => {
+          sent.push(opts.msgID);
+          if (opts.msgID === refusedId) throw new Error("refused by the test");
+          return target.publish(subject, payload, opts);
+        };
+      },
+    });
+    expect(await createOutboxRelay({ db: database.db, js: picky, names, log }).relayOnce()).toBe(3);
+    expect(sent).toEqual(batch.map((b) => b.event.id));
+    const left = (await database.db.select({ eventId: outbox.eventId }).from(outbox)) as { eventId: string }[];
+    expect(left.map((r) => r.eventId)).toEqual([refusedId]);
+    // The next pass publishes it and the outbox is empty.
+    expect(await createOutboxRelay({ db: database.db, js: jetstream(nc), names, log }).relayOnce()).toBe(1);
+    expect(await database.db.select({ eventId: outbox.eventId }).from(outbox)).toEqual([]);
   });
 });

@@ -1,18 +1,22 @@
-import { and, isNotNull, lt } from "drizzle-orm";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { Db } from "../db/database.js";
-import { outbox } from "../db/tables.js";
 import { prepared } from "../db/statement.js";
 import type { Names } from "../nats/names.js";
 import { abortableDelay } from "../nats/connect.js";
 
 // Fixed texts, prepared once per connection (see prepared()). seq travels as text: int8 is a
 // string in postgres.js and may be a bigint elsewhere, neither of which JSON.stringify takes.
-const CLAIM = `select seq::text as seq, event_id, subject, payload, headers from outbox
-where published_at is null order by seq limit $1::int for update skip locked`;
-const MARK_PUBLISHED = "update outbox set published_at = now() where seq in (select value::bigint from json_array_elements_text($1::text::json))";
+// A claimed row is deleted in the claiming transaction, which commits only after JetStream has
+// acknowledged it: cheaper than marking it (no new row version, no index entries) and the
+// outbox stays as small as the backlog. The stream and the event log keep the history.
+const CLAIM = `delete from outbox where seq in (
+  select seq from outbox order by seq limit $1::int for update skip locked
+) returning seq::text as seq, event_id, subject, payload, headers, created_at`;
+const REQUEUE = `insert into outbox (seq, event_id, subject, payload, headers, created_at)
+select seq, event_id, subject, payload, headers, created_at
+from json_to_recordset($1::text::json) as r(seq bigint, event_id uuid, subject text, payload text, headers jsonb, created_at timestamptz)`;
 
 interface ClaimedRow {
   seq: string;
@@ -20,6 +24,7 @@ interface ClaimedRow {
   subject: string;
   payload: string;
   headers: Record<string, string>;
+  created_at: Date;
 }
 
 export interface OutboxRelayOptions {
@@ -31,8 +36,6 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Fallback poll for rows written by other replicas or missed signals. */
   pollMs?: number;
-  /** Published rows older than this are deleted. */
-  retentionMs?: number;
 }
 
 export interface OutboxRelay {
@@ -45,12 +48,13 @@ export interface OutboxRelay {
 }
 
 /**
- * Publishes outbox rows to JetStream and marks them published.
+ * Publishes outbox rows to JetStream and removes them once published.
  *
  * Rows are claimed with `FOR UPDATE SKIP LOCKED`, so relays on several replicas split the work
- * instead of publishing the same row twice. A row is marked only after JetStream acknowledged
- * it; a crash between the ack and the commit republishes the row, and the stream drops the
- * copy because the Nats-Msg-Id (the event id) is inside its duplicate window.
+ * instead of publishing the same row twice. A row's removal commits only after JetStream
+ * acknowledged it; a crash between the ack and the commit leaves the row in place to be
+ * republished, and the stream drops the copy because the Nats-Msg-Id (the event id) is inside
+ * its duplicate window.
  */
 export function createOutboxRelay({
   db,
@@ -59,17 +63,16 @@ export function createOutboxRelay({
   log,
   batchSize = 256,
   pollMs = 1000,
-  retentionMs = 3600_000,
 }: OutboxRelayOptions): OutboxRelay {
   let wake: (() => void) | undefined;
   let pending = false;
   let loop: Promise<void> | undefined;
   const abort = new AbortController();
-  let lastPurge = 0;
 
   async function relayOnce(): Promise<number> {
     return db.transaction(async (tx) => {
-      const rows = await prepared<ClaimedRow>(tx, CLAIM, [batchSize]);
+      // DELETE … RETURNING has no order; publish in outbox order.
+      const rows = (await prepared<ClaimedRow>(tx, CLAIM, [batchSize])).sort((a, b) => Number(a.seq) - Number(b.seq));
       if (rows.length === 0) return 0;
       const results = await Promise.allSettled(
         rows.map((row) => {
@@ -78,26 +81,17 @@ export function createOutboxRelay({
           return js.publish(names.subject(row.subject), row.payload, { msgID: row.event_id, headers: h });
         }),
       );
-      const published = rows.filter((_, i) => results[i]!.status === "fulfilled").map((r) => r.seq);
-      if (published.length > 0) {
-        await prepared(tx, MARK_PUBLISHED, [JSON.stringify(published)]);
+      const failed = rows.filter((_, i) => results[i]!.status === "rejected");
+      if (failed.length > 0) {
+        const reason = (results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason;
+        // Nothing went out: roll back, every row stays. Otherwise keep the published rows'
+        // deletion and put the others back (same seq), so one bad row cannot hold up the rest.
+        if (failed.length === rows.length) throw reason;
+        await prepared(tx, REQUEUE, [JSON.stringify(failed)]);
+        log.warn({ err: String(reason), failed: failed.length }, "some outbox rows not published; will retry");
       }
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-      if (failed) {
-        // Unpublished rows stay in the outbox and are retried; nothing is dropped.
-        if (published.length === 0) throw failed.reason;
-        log.warn({ err: String(failed.reason), failed: rows.length - published.length }, "some outbox rows not published; will retry");
-      }
-      return published.length;
+      return rows.length - failed.length;
     });
-  }
-
-  async function purge() {
-    if (Date.now() - lastPurge < 60_000) return;
-    lastPurge = Date.now();
-    await db
-      .delete(outbox)
-      .where(and(isNotNull(outbox.publishedAt), lt(outbox.publishedAt, new Date(Date.now() - retentionMs))));
   }
 
   async function run() {
@@ -108,7 +102,6 @@ export function createOutboxRelay({
         const n = await relayOnce();
         failures = 0;
         if (n === batchSize) continue; // more may be waiting
-        await purge();
       } catch (err) {
         failures += 1;
         if (failures === 1 || failures % 20 === 0) log.warn({ err: (err as Error).message, failures }, "outbox relay failed; retrying");
