@@ -1,10 +1,10 @@
-import { createServiceApp, type Db, type Logger } from "@orderflow/shared";
+import { createServiceApp, type Db, type Logger, type OutboxMessage } from "@orderflow/shared";
 import { registerOrderRoutes } from "./orders/orders.handlers.js";
 
 export interface AppDeps {
   db: Db;
   log: Logger;
-  published: () => void;
+  published: (messages: OutboxMessage[]) => void;
   version?: string;
 }
 

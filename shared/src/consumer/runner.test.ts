@@ -11,6 +11,8 @@ import { ensureStreams } from "../nats/streams.js";
 import { connectTestNats, deleteNamespace, uniqueNamespace, waitFor } from "../testing/index.js";
 import { DlqHeaders } from "./dead-letter.js";
 import { createConsumer } from "./runner.js";
+import { enqueueEvents } from "../outbox/enqueue.js";
+import type { OutboxMessage } from "../outbox/handoff.js";
 
 const namespace = uniqueNamespace();
 const names = createNames(namespace);
@@ -23,6 +25,8 @@ beforeAll(async () => {
   database = await openDatabase("pglite://memory");
   await database.db.execute(sql`create table inbox (consumer text not null, event_id text not null, subject text not null,
     stream_seq bigint, processed_by text, processed_at timestamptz not null default now(), primary key (consumer, event_id))`);
+  await database.db.execute(sql`create table outbox (seq bigserial primary key, event_id uuid not null unique, subject text not null,
+    payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now())`);
   await ensureStreams(await jetstreamManager(nc), names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
 });
 afterAll(async () => {
@@ -79,6 +83,43 @@ describe("consumer runner", () => {
       expect(handled).toEqual([]);
     } finally {
       await again.stop();
+    }
+  });
+
+  it("hands the relay what its handlers wrote to the outbox, once their transaction has committed", async () => {
+    const handed: OutboxMessage[] = [];
+    const consumer = createConsumer({
+      js: jetstream(nc),
+      jsm: await jetstreamManager(nc),
+      db: database.db,
+      names,
+      log,
+      stream: "USERS",
+      durable: "handoff-test",
+      filterSubject: "users.registered",
+      retry: { delaysMs: [10], maxDeliver: 2 },
+      handlers: {
+        "users.registered": async (tx, e) => {
+          const now = new Date();
+          const order = createEvent({ name: "orders.created", source: "/t", subject: e.data.userId, time: now, data: { orderId: uuidv7(), userId: e.data.userId, status: "created", source: "registration", items: [], totalCents: 0, createdAt: now.toISOString() } });
+          await enqueueEvents(tx, [{ subject: "orders.created", event: order }]);
+        },
+      },
+      onCommitted: (messages) => handed.push(...messages),
+    });
+    await consumer.start();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const id = uuidv7();
+        const event = createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: `h${i}@y.zz`, name: "n", registeredAt: new Date().toISOString() } });
+        await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+      }
+      await waitFor(() => handed.length >= 3, { what: "three hand-overs" });
+      const rows = (await database.db.execute(sql`select event_id, payload from outbox where subject = 'orders.created' order by seq`)) as unknown as { rows: { event_id: string; payload: string }[] };
+      expect(handed.map((m) => ({ event_id: m.eventId, payload: m.payload }))).toEqual(rows.rows);
+      expect(handed.every((m) => m.subject === "orders.created")).toBe(true);
+    } finally {
+      await consumer.stop();
     }
   });
 });

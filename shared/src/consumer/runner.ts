@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { Db, Tx } from "../db/database.js";
 import { reportableError } from "../db/errors.js";
 import { jsonRows, prepared } from "../db/statement.js";
+import { takeQueued, type OutboxMessage } from "../outbox/handoff.js";
 import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
 import type { CloudEvent } from "../events/envelope.js";
 import type { EventData, EventName, StreamName } from "../events/catalog.js";
@@ -68,8 +69,9 @@ export interface ConsumerOptions {
   ackWaitMs?: number;
   /** Recorded in the inbox as `processed_by`. */
   instance?: string;
-  /** Called after a transaction that applied an event commits (e.g. to wake the outbox relay). */
-  onApplied?: () => void;
+  /** Called after a transaction that applied events commits, with the outbox messages its
+   * handlers wrote (for the relay to publish at once). */
+  onCommitted?: (messages: OutboxMessage[]) => void;
   /**
    * Most messages applied in one transaction. Messages that arrived while the previous
    * transaction ran are taken together, so a quiet consumer still handles each at once.
@@ -150,14 +152,16 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     // Tell the server we are still alive when a handler runs long, instead of being redelivered.
     const keepAlive = setInterval(() => msg.working(), Math.max(1000, ackWaitMs / 3));
     try {
+      let committed: Tx | undefined;
       const applied = await db.transaction(async (tx) => {
+        committed = tx;
         const fresh = await recordInbox(tx, durable, opts.instance, [{ event_id: event.id, subject: decoded.name, stream_seq: msg.seq }]);
         if (fresh.size === 0) return false;
         await handler(tx, event);
         return true;
       });
       msg.ack();
-      if (applied) opts.onApplied?.();
+      if (applied) opts.onCommitted?.(takeQueued(committed));
       return applied ? "applied" : "duplicate";
     } catch (err) {
       const error = err instanceof PermanentError ? err : reportableError(err);
@@ -197,7 +201,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     if (items.length > 0) {
       const keepAlive = setInterval(() => items.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
       try {
+        let committed: Tx | undefined;
         const applied = await db.transaction(async (tx) => {
+          committed = tx;
           const isFresh = await recordInbox(tx, durable, opts.instance, items.map((i) => ({ event_id: i.event.id, subject: i.name, stream_seq: i.msg.seq })));
           // The same event twice in one batch is applied once, like two deliveries would be.
           const todo = items.filter((i) => isFresh.delete(i.event.id));
@@ -213,7 +219,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
           return todo.length;
         });
         for (const i of items) i.msg.ack();
-        if (applied > 0) opts.onApplied?.();
+        if (applied > 0) opts.onCommitted?.(takeQueued(committed));
       } catch (err) {
         log.warn({ durable, events: items.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
         for (const i of items) single.push(i.msg);

@@ -3,6 +3,7 @@ import { eq, lt } from "drizzle-orm";
 import type { Context } from "hono";
 import type { Db, Tx } from "../db/database.js";
 import { idempotencyKeys } from "../db/tables.js";
+import { takeQueued, type OutboxMessage } from "../outbox/handoff.js";
 import { HttpProblemError, UnprocessableError } from "../errors/index.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "Idempotency-Key";
@@ -41,11 +42,24 @@ export async function idempotentWrite<B>(
   db: Db,
   opts: { scope: string; key: string | undefined; request: unknown },
   write: (tx: Tx) => Promise<WriteResponse<B>>,
+): Promise<WriteResponse<B> & { replayed: boolean; queued: OutboxMessage[] }> {
+  // The transaction's outbox messages come back with the response, for the relay (takeQueued).
+  let committed: Tx | undefined;
+  const result = await transactionOnce(db, opts, write, (tx) => (committed = tx));
+  return { ...result, queued: takeQueued(committed) };
+}
+
+async function transactionOnce<B>(
+  db: Db,
+  opts: { scope: string; key: string | undefined; request: unknown },
+  write: (tx: Tx) => Promise<WriteResponse<B>>,
+  seen: (tx: Tx) => void,
 ): Promise<WriteResponse<B> & { replayed: boolean }> {
-  if (opts.key === undefined) return { ...(await db.transaction(write)), replayed: false };
+  if (opts.key === undefined) return { ...(await db.transaction((tx) => (seen(tx), write(tx)))), replayed: false };
   const key = `${opts.scope}:${opts.key}`;
   const requestHash = createHash("sha256").update(JSON.stringify(opts.request)).digest("base64url");
   return db.transaction(async (tx) => {
+    seen(tx);
     const claimed = await tx
       .insert(idempotencyKeys)
       .values({ key, requestHash, status: 0, responseBody: "" })

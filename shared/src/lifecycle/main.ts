@@ -4,13 +4,14 @@ import type { Db } from "../db/database.js";
 import type { ServiceApp } from "../http/app.js";
 import { createLogger, type Logger } from "../logger/index.js";
 import type { Names } from "../nats/names.js";
+import type { OutboxMessage } from "../outbox/handoff.js";
 import { runService, type RunningService, type ServiceSpec, type Worker, type WorkerContext } from "./service.js";
 
 export interface ServiceDefinition<C extends BaseConfig = BaseConfig>
   extends Pick<ServiceSpec, "name" | "version" | "migrationsFolder" | "streams" | "consumers" | "onShuttingDown"> {
   /** A service with settings of its own passes `baseConfigSchema.extend({...})`. */
   configSchema?: z.ZodType<C>;
-  buildApp(deps: { db: Db; published: () => void; names: Names; log: Logger; config: C }): ServiceApp;
+  buildApp(deps: { db: Db; published: (messages: OutboxMessage[]) => void; names: Names; log: Logger; config: C }): ServiceApp;
   workers?(ctx: WorkerContext, config: C): Worker[];
   periodic?(config: C): NonNullable<ServiceSpec["periodic"]>;
 }

@@ -15,6 +15,7 @@ import { connectNats, type NatsState } from "../nats/connect.js";
 import { createNames, type Names } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
 import { createOutboxRelay, type OutboxRelay } from "../outbox/relay.js";
+import type { OutboxMessage } from "../outbox/handoff.js";
 import { retryUntilDone } from "./retry.js";
 import { installShutdown } from "./shutdown.js";
 import { createSystemEvents } from "./system-events.js";
@@ -34,8 +35,8 @@ export interface ServiceSpec {
   migrationsFolder: string;
   /** Streams this service publishes to or consumes from; DLQ is always added. */
   streams: StreamName[];
-  /** Builds the HTTP app. `published` wakes the outbox relay after a commit that wrote events. */
-  buildApp(deps: { db: Db; published: () => void; names: Names }): ServiceApp;
+  /** Builds the HTTP app. `published` hands the relay the outbox messages of a commit. */
+  buildApp(deps: { db: Db; published: (messages: OutboxMessage[]) => void; names: Names }): ServiceApp;
   consumers: ConsumerSpec[];
   /**
    * Long-running loops of the service's own (e.g. the event log's batch ingesters), built once
@@ -114,7 +115,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     },
   });
 
-  const app = spec.buildApp({ db: database.db, published: () => relay?.notify(), names });
+  const app = spec.buildApp({ db: database.db, published: (messages) => relay?.handOff(messages), names });
   registerHealthRoutes(app, readiness);
 
   // The node adapter's env ({ incoming, outgoing }) is passed on: jsonBody relies on it.
@@ -163,7 +164,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
         log,
         retry: { delaysMs: config.RETRY_DELAYS_MS, maxDeliver: config.MAX_DELIVER },
         instance,
-        onApplied: () => relay?.notify(),
+        onCommitted: (messages) => relay?.handOff(messages),
       }),
     );
     for (const [i, c] of consumers.entries()) {
@@ -213,8 +214,9 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       { name: "start-up", run: () => abort.abort() },
       { name: "http", run: () => server.close() },
       { name: "consumers", run: () => Promise.all([...consumers, ...workers].map((c) => c.stop())).then(() => {}) },
-      // Flush what the last handlers wrote, then stop; anything left is published on next start.
-      { name: "outbox", run: async () => { await relay?.relayOnce().catch(() => 0); await relay?.stop(); } },
+      // Let hand-overs finish, then publish what is left (all of it: nothing else is publishing
+      // now); anything that still cannot go out is published on the next start.
+      { name: "outbox", run: async () => { await relay?.stop(); await relay?.relayOnce({ all: true }).catch(() => 0); } },
       { name: "nats", run: async () => { if (nats && !nats.nc.isClosed()) await nats.nc.drain(); } },
       { name: "database", run: () => database.close() },
     ],

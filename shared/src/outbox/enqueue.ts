@@ -1,6 +1,8 @@
 import type { CloudEvent } from "../events/envelope.js";
+import type { OutboxMessage } from "./handoff.js";
 import type { Executor } from "../db/database.js";
 import { jsonRows, prepared } from "../db/statement.js";
+import { queueAfterCommit } from "./handoff.js";
 
 /** The outbox row for an event: what `enqueueEvents` writes, and what a service's own batch
  * statement selects into `insert into outbox (${OUTBOX_COLUMNS})`. */
@@ -11,6 +13,9 @@ export const outboxRow = (subject: string, event: CloudEvent, headers: Record<st
   headers,
   created_at: event.time,
 });
+
+/** What the relay publishes for a row made by `outboxRow`. */
+export const outboxMessage = (row: ReturnType<typeof outboxRow>): OutboxMessage => ({ eventId: row.event_id, subject: row.subject, payload: row.payload, headers: row.headers });
 
 export const OUTBOX_COLUMNS = "event_id, subject, payload, headers, created_at";
 /** `as r(…)` column list for rows made by `outboxRow` (plus `n`, see jsonRows). */
@@ -23,12 +28,15 @@ order by n`;
 
 /**
  * Writes events to the outbox inside the caller's transaction. They are published by the
- * relay only once that transaction commits, and never if it rolls back.
+ * relay only once that transaction commits, and never if it rolls back: handed over by the
+ * committer (see queueAfterCommit), or else found by the relay's poll.
  */
 export async function enqueueEvents(
   tx: Executor,
   events: readonly { subject: string; event: CloudEvent; headers?: Record<string, string> }[],
 ): Promise<void> {
   if (events.length === 0) return;
-  await prepared(tx, INSERT_OUTBOX, [jsonRows(events.map((e) => outboxRow(e.subject, e.event, e.headers)))]);
+  const rows = events.map((e) => outboxRow(e.subject, e.event, e.headers));
+  await prepared(tx, INSERT_OUTBOX, [jsonRows(rows)]);
+  queueAfterCommit(tx, rows.map(outboxMessage));
 }

@@ -1,2 +1,3 @@
 export * from "./enqueue.js";
 export * from "./relay.js";
+export * from "./handoff.js";

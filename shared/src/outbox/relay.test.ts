@@ -11,6 +11,8 @@ import { openDatabase, type Database } from "../db/database.js";
 import { uuidv7 } from "../ids/index.js";
 import { connectTestNats, createTestDatabase, deleteNamespace, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
 import { enqueueEvents } from "./enqueue.js";
+import { takeQueued, type OutboxMessage } from "./handoff.js";
+import type { Tx } from "../db/database.js";
 import { createOutboxRelay } from "./relay.js";
 
 const log = createLogger({ service: "relay-test", level: "silent" });
@@ -63,7 +65,7 @@ describe("outbox relay", () => {
 
     const publishes = new Map<string, number>();
     const js = countingJs(jetstream(nc), publishes);
-    const relays = [1, 2].map(() => createOutboxRelay({ db: database.db, js, names, log, batchSize: 25, pollMs: 50 }));
+    const relays = [1, 2].map(() => createOutboxRelay({ db: database.db, js, names, log, batchSize: 25, pollMs: 50, graceMs: 0 }));
     relays.forEach((r) => r.start());
     await waitFor(async () => {
       const [{ n }] = (await database.db.select({ n: sql<number>`count(*)::int` }).from(outbox)) as [{ n: number }];
@@ -95,11 +97,11 @@ describe("outbox relay", () => {
         };
       },
     });
-    await expect(createOutboxRelay({ db: database.db, js: crashing, names, log }).relayOnce()).rejects.toThrow(/died/);
+    await expect(createOutboxRelay({ db: database.db, js: crashing, names, log }).relayOnce({ all: true })).rejects.toThrow(/died/);
     expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(before + 1);
 
     // On restart the row is still in the outbox, so it goes out again; Nats-Msg-Id dedupes it.
-    expect(await createOutboxRelay({ db: database.db, js: jetstream(nc), names, log }).relayOnce()).toBe(1);
+    expect(await createOutboxRelay({ db: database.db, js: jetstream(nc), names, log }).relayOnce({ all: true })).toBe(1);
     const after = await jsm.streams.info(names.stream("USERS"));
     console.log(`relay crash: publishes=2 stored=${after.state.messages - before}`);
     expect(after.state.messages).toBe(before + 1);
@@ -124,12 +126,48 @@ describe("outbox relay", () => {
         };
       },
     });
-    expect(await createOutboxRelay({ db: database.db, js: picky, names, log }).relayOnce()).toBe(3);
+    expect(await createOutboxRelay({ db: database.db, js: picky, names, log }).relayOnce({ all: true })).toBe(3);
     expect(sent).toEqual(batch.map((b) => b.event.id));
     const left = (await database.db.select({ eventId: outbox.eventId }).from(outbox)) as { eventId: string }[];
     expect(left.map((r) => r.eventId)).toEqual([refusedId]);
     // The next pass publishes it and the outbox is empty.
-    expect(await createOutboxRelay({ db: database.db, js: jetstream(nc), names, log }).relayOnce()).toBe(1);
+    expect(await createOutboxRelay({ db: database.db, js: jetstream(nc), names, log }).relayOnce({ all: true })).toBe(1);
     expect(await database.db.select({ eventId: outbox.eventId }).from(outbox)).toEqual([]);
+  });
+
+  it("publishes handed-over messages at once and deletes their rows; a failed one is left to the poll, which waits out the grace period", async () => {
+    const made = ["h1", "h2", "h3"].map((name) => {
+      const id = uuidv7();
+      return { subject: "users.registered", event: createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: "h@b.co", name, registeredAt: new Date().toISOString() } }) };
+    });
+    let queued: OutboxMessage[] = [];
+    await database.db.transaction(async (tx) => {
+      await enqueueEvents(tx, made);
+      queued = takeQueued(tx as Tx);
+    });
+    expect(queued.map((m) => m.eventId)).toEqual(made.map((m) => m.event.id));
+    const failing = made[1]!.event.id;
+    const publishes = new Map<string, number>();
+    const flaky = new Proxy(countingJs(jetstream(nc), publishes), {
+      get(target, prop, receiver) {
+        if (prop !== "publish") return Reflect.get(target, prop, receiver);
+        return (subject: string, payload: string, opts: { msgID: string }) =>
+          opts.msgID === failing && !publishes.has(`failed:${failing}`)
+            ? (publishes.set(`failed:${failing}`, 1), Promise.reject(new Error("NATS hiccup")))
+            : (target.publish as (s: string, p: string, o: { msgID: string }) => Promise<unknown>)(subject, payload, opts);
+      },
+    });
+    const relay = createOutboxRelay({ db: database.db, js: flaky, names, log, pollMs: 50, graceMs: 1500 });
+    const remaining = async () => ((await database.db.select({ eventId: outbox.eventId }).from(outbox)) as { eventId: string }[]).map((r) => r.eventId);
+    const handedAt = Date.now();
+    relay.handOff(queued);
+    await waitFor(async () => (await remaining()).length === 1, { what: "the acknowledged rows deleted" });
+    expect(await remaining()).toEqual([failing]);
+    // The poll takes the failed one only once it is older than the grace period.
+    relay.start();
+    await waitFor(async () => (await remaining()).length === 0, { what: "the poll to publish the failed row" });
+    expect(Date.now() - handedAt).toBeGreaterThanOrEqual(1000);
+    await relay.stop();
+    expect([...made].map((m) => publishes.get(m.event.id))).toEqual([1, 1, 1]);
   });
 });

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { Db } from "../db/database.js";
 import { prepared } from "../db/statement.js";
 import type { Names } from "../nats/names.js";
+import type { OutboxMessage } from "./handoff.js";
 import { abortableDelay } from "../nats/connect.js";
 
 // Fixed texts, prepared once per connection (see prepared()). seq travels as text: int8 is a
@@ -11,9 +12,14 @@ import { abortableDelay } from "../nats/connect.js";
 // A claimed row is deleted in the claiming transaction, which commits only after JetStream has
 // acknowledged it: cheaper than marking it (no new row version, no index entries) and the
 // outbox stays as small as the backlog. The stream and the event log keep the history.
+// The poll claims only rows older than a grace period unless told otherwise: younger ones were
+// most likely handed over by their committer and are being published right now.
 const CLAIM = `delete from outbox where seq in (
-  select seq from outbox order by seq limit $1::int for update skip locked
+  select seq from outbox where created_at < now() - $2::int * interval '1 millisecond'
+  order by seq limit $1::int for update skip locked
 ) returning seq::text as seq, event_id, subject, payload, headers, created_at`;
+// "= any(array(…))" keeps this an index lookup; "in (select …)" plans as a scan of the table.
+const SENT = "delete from outbox where event_id = any(array(select value::uuid from json_array_elements_text($1::text::json)))";
 const REQUEUE = `insert into outbox (seq, event_id, subject, payload, headers, created_at)
 select seq, event_id, subject, payload, headers, created_at
 from json_to_recordset($1::text::json) as r(seq bigint, event_id uuid, subject text, payload text, headers jsonb, created_at timestamptz)`;
@@ -34,27 +40,46 @@ export interface OutboxRelayOptions {
   log: Logger;
   /** Rows claimed and published per transaction (they are published concurrently). */
   batchSize?: number;
-  /** Fallback poll for rows written by other replicas or missed signals. */
+  /** Fallback poll for rows nobody handed over: other replicas' leftovers, failed publishes. */
   pollMs?: number;
+  /** The poll leaves rows younger than this to the hand-over that is probably publishing them. */
+  graceMs?: number;
+  /** Handed-over messages being published at once; more wait in line. */
+  maxInFlight?: number;
+  /** Handed-over messages waiting beyond this are left to the poll (e.g. while NATS is down). */
+  maxWaiting?: number;
 }
 
 export interface OutboxRelay {
   start(): void;
-  /** Wakes the relay now, e.g. right after a transaction that wrote outbox rows commits. */
+  /**
+   * Publishes messages whose outbox rows have just committed, then deletes those rows in
+   * batches. A message that fails here stays in the outbox for the poll.
+   */
+  handOff(messages: readonly OutboxMessage[]): void;
+  /** Polls now, e.g. after rows were written without a hand-over. */
   notify(): void;
-  /** Publishes one batch; returns how many rows were published. Exposed for tests. */
-  relayOnce(): Promise<number>;
+  /**
+   * Claims and publishes one batch of rows; returns how many went out. `all` includes rows
+   * younger than the grace period (at shutdown, once hand-overs are done; and in tests).
+   */
+  relayOnce(opts?: { all?: boolean }): Promise<number>;
+  /** Stops polling and waits for hand-overs in flight and their deletes. */
   stop(): Promise<void>;
 }
 
 /**
  * Publishes outbox rows to JetStream and removes them once published.
  *
- * Rows are claimed with `FOR UPDATE SKIP LOCKED`, so relays on several replicas split the work
- * instead of publishing the same row twice. A row's removal commits only after JetStream
- * acknowledged it; a crash between the ack and the commit leaves the row in place to be
- * republished, and the stream drops the copy because the Nats-Msg-Id (the event id) is inside
- * its duplicate window.
+ * The fast path: the code that committed the rows hands their messages over, they are
+ * published at once (a bounded window of async publishes), and the acknowledged ones are
+ * deleted in batches, one statement per batch. A crash before the delete leaves rows behind;
+ * the poll republishes them and the stream drops the copies, since the Nats-Msg-Id (the event id)
+ * is inside its duplicate window.
+ *
+ * The poll: rows older than `graceMs` are claimed with `FOR UPDATE SKIP LOCKED`, so relays on
+ * several replicas split the work, and deleted in the claiming transaction, which commits only
+ * after JetStream acknowledged them.
  */
 export function createOutboxRelay({
   db,
@@ -63,24 +88,70 @@ export function createOutboxRelay({
   log,
   batchSize = 256,
   pollMs = 1000,
+  graceMs = 3000,
+  maxInFlight = 1024,
+  maxWaiting = 50_000,
 }: OutboxRelayOptions): OutboxRelay {
   let wake: (() => void) | undefined;
   let pending = false;
   let loop: Promise<void> | undefined;
   const abort = new AbortController();
 
-  async function relayOnce(): Promise<number> {
+  const publish = (m: { subject: string; payload: string; eventId: string; headers: Record<string, string> }) => {
+    const h = natsHeaders();
+    for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
+    return js.publish(names.subject(m.subject), m.payload, { msgID: m.eventId, headers: h });
+  };
+
+  // Hand-over: waiting → in flight → acknowledged ids → one DELETE per batch of ids.
+  const waiting: OutboxMessage[] = [];
+  let inFlight = 0;
+  let sent: string[] = [];
+  let deleting: Promise<void> | undefined;
+  let idle: (() => void) | undefined;
+
+  function pump() {
+    while (inFlight < maxInFlight && waiting.length > 0) {
+      const m = waiting.shift()!;
+      inFlight += 1;
+      publish(m).then(
+        () => {
+          sent.push(m.eventId);
+          deleting ??= deleteSent();
+        },
+        (err: unknown) => log.debug({ err: String(err), eventId: m.eventId }, "hand-over publish failed; the poll will retry"),
+      ).finally(() => {
+        inFlight -= 1;
+        pump();
+        settle();
+      });
+    }
+  }
+
+  async function deleteSent() {
+    while (sent.length > 0) {
+      const ids = sent.splice(0, 1000);
+      try {
+        await prepared(db, SENT, [JSON.stringify(ids)]);
+      } catch (err) {
+        // The rows stay; the poll republishes them and the stream's dedupe drops the copies.
+        log.warn({ err: (err as Error).message, rows: ids.length }, "could not delete published outbox rows; the poll will retry them");
+      }
+    }
+    deleting = undefined;
+    settle();
+  }
+
+  function settle() {
+    if (inFlight === 0 && waiting.length === 0 && !deleting) idle?.();
+  }
+
+  async function relayOnce({ all = false }: { all?: boolean } = {}): Promise<number> {
     return db.transaction(async (tx) => {
       // DELETE … RETURNING has no order; publish in outbox order.
-      const rows = (await prepared<ClaimedRow>(tx, CLAIM, [batchSize])).sort((a, b) => Number(a.seq) - Number(b.seq));
+      const rows = (await prepared<ClaimedRow>(tx, CLAIM, [batchSize, all ? 0 : graceMs])).sort((a, b) => Number(a.seq) - Number(b.seq));
       if (rows.length === 0) return 0;
-      const results = await Promise.allSettled(
-        rows.map((row) => {
-          const h = natsHeaders();
-          for (const [k, v] of Object.entries(row.headers)) h.set(k, v);
-          return js.publish(names.subject(row.subject), row.payload, { msgID: row.event_id, headers: h });
-        }),
-      );
+      const results = await Promise.allSettled(rows.map((row) => publish({ ...row, eventId: row.event_id })));
       const failed = rows.filter((_, i) => results[i]!.status === "rejected");
       if (failed.length > 0) {
         const reason = (results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason;
@@ -127,6 +198,13 @@ export function createOutboxRelay({
     start() {
       loop ??= run();
     },
+    handOff(messages) {
+      if (abort.signal.aborted) return; // stopping: the rows stay for the next start
+      const room = Math.max(0, maxWaiting - waiting.length);
+      // Beyond the line's length (NATS down, say) the rows simply wait for the poll.
+      for (const m of room >= messages.length ? messages : messages.slice(0, room)) waiting.push(m);
+      pump();
+    },
     notify() {
       pending = true;
       wake?.();
@@ -134,7 +212,9 @@ export function createOutboxRelay({
     relayOnce,
     async stop() {
       abort.abort();
+      waiting.length = 0;
       await loop;
+      if (inFlight > 0 || deleting) await new Promise<void>((resolve) => (idle = resolve));
     },
   };
 }

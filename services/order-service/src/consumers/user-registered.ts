@@ -1,4 +1,4 @@
-import { OUTBOX_COLUMNS, jsonRows, outboxRow, prepared, uuidv7, withBatchHandlers, type CloudEvent, type Tx, type UserRegistered } from "@orderflow/shared";
+import { OUTBOX_COLUMNS, jsonRows, outboxMessage, outboxRow, prepared, queueAfterCommit, uuidv7, withBatchHandlers, type CloudEvent, type Tx, type UserRegistered } from "@orderflow/shared";
 import { welcomeCustomer } from "../orders/orders.domain.js";
 
 /**
@@ -24,7 +24,8 @@ const WELCOME = `with input as (
   returning id
 )
 insert into outbox (${OUTBOX_COLUMNS})
-select i.event_id, i.subject, i.payload, i.headers, i.created_at from input i join orders_added o on o.id = i.order_id order by i.n`;
+select i.event_id, i.subject, i.payload, i.headers, i.created_at from input i join orders_added o on o.id = i.order_id order by i.n
+returning event_id`;
 
 /** Runs in the consumer's transaction, after the inbox insert that makes a redelivery a no-op. */
 async function welcome(tx: Tx, events: CloudEvent<UserRegistered>[]): Promise<void> {
@@ -45,7 +46,9 @@ async function welcome(tx: Tx, events: CloudEvent<UserRegistered>[]): Promise<vo
       ...outboxRow("orders.created", created),
     };
   });
-  await prepared(tx, WELCOME, [jsonRows(rows)]);
+  const queued = new Set((await prepared<{ event_id: string }>(tx, WELCOME, [jsonRows(rows)])).map((r) => r.event_id));
+  // For the relay to publish as soon as the consumer's transaction commits.
+  queueAfterCommit(tx, rows.filter((r) => queued.has(r.event_id)).map(outboxMessage));
 }
 
 export const userRegisteredHandlers = withBatchHandlers(

@@ -11,6 +11,7 @@ import {
   toPage,
   uuidv7,
   type Db,
+  type OutboxMessage,
   type ServiceApp,
 } from "@orderflow/shared";
 import { customers, orders } from "../db/schema.js";
@@ -19,7 +20,7 @@ import { getOrderRoute, listOrdersRoute, placeOrderRoute } from "./orders.routes
 
 export interface OrdersDeps {
   db: Db;
-  published: () => void;
+  published: (messages: OutboxMessage[]) => void;
 }
 
 const unknownUser = (userId: string) =>
@@ -46,7 +47,7 @@ export function registerOrderRoutes(app: ServiceApp, { db, published }: OrdersDe
       if (pgErrorCode(err) === "23503") throw unknownUser(body.userId); // foreign key: the customer vanished
       throw err;
     }
-    if (!result.replayed) published();
+    published(result.queued);
     return c.json(result.body, 201, result.headers);
   });
 

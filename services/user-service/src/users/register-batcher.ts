@@ -1,4 +1,4 @@
-import { OUTBOX_COLUMNS, jsonRows, outboxRow, prepared, type CloudEvent, type Db, type UserRegistered } from "@orderflow/shared";
+import { OUTBOX_COLUMNS, jsonRows, outboxMessage, outboxRow, prepared, type CloudEvent, type Db, type OutboxMessage, type UserRegistered } from "@orderflow/shared";
 import type { UserRow } from "../db/schema.js";
 
 /**
@@ -19,7 +19,7 @@ const REGISTER = `with input as (
 )
 select id from created`;
 
-const REGISTERED = "select id from users where id in (select value::uuid from json_array_elements_text($1::text::json))";
+const REGISTERED = "select id from users where id = any(array(select value::uuid from json_array_elements_text($1::text::json)))";
 
 export type RegisterOutcome = "created" | "duplicate";
 
@@ -43,7 +43,7 @@ interface Pending {
  * batch. A batch that fails for another reason is retried one registration at a time, so one
  * bad row cannot fail its neighbours.
  */
-export function createRegisterBatcher({ db, published, maxBatch = 256, maxInFlight = 2 }: { db: Db; published: () => void; maxBatch?: number; maxInFlight?: number }): RegisterBatcher {
+export function createRegisterBatcher({ db, published, maxBatch = 256, maxInFlight = 2 }: { db: Db; published: (messages: OutboxMessage[]) => void; maxBatch?: number; maxInFlight?: number }): RegisterBatcher {
   const queue: Pending[] = [];
   let inFlight = 0;
 
@@ -62,7 +62,7 @@ export function createRegisterBatcher({ db, published, maxBatch = 256, maxInFlig
   async function run(batch: Pending[], retrying = false): Promise<void> {
     try {
       const created = await commit(batch, retrying);
-      if (created.size > 0) published();
+      if (created.size > 0) published(batch.filter((p) => created.has(p.user.id)).map((p) => outboxMessage(outboxRow("users.registered", p.event))));
       for (const p of batch) p.resolve(created.has(p.user.id) ? "created" : "duplicate");
     } catch (err) {
       if (batch.length === 1) return batch[0]!.reject(err);

@@ -11,6 +11,7 @@ import {
   toPage,
   uuidv7,
   type Db,
+  type OutboxMessage,
   type ServiceApp,
 } from "@orderflow/shared";
 import { users } from "../db/schema.js";
@@ -20,8 +21,8 @@ import { getUserRoute, listUsersRoute, registerUserRoute } from "./users.routes.
 
 export interface UsersDeps {
   db: Db;
-  /** Wakes the outbox relay once a transaction that wrote events has committed. */
-  published: () => void;
+  /** Hands the relay the outbox messages of a write that has committed. */
+  published: (messages: OutboxMessage[]) => void;
 }
 
 export function registerUserRoutes(app: ServiceApp, { db, published }: UsersDeps) {
@@ -49,7 +50,7 @@ export function registerUserRoutes(app: ServiceApp, { db, published }: UsersDeps
       }
       throw err;
     }
-    if (!result.replayed) published();
+    published(result.queued);
     return c.json(result.body, 201, result.headers);
   });
 

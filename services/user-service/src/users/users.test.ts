@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
-import { createLogger, decodeEvent } from "@orderflow/shared";
+import { createLogger, decodeEvent, type OutboxMessage } from "@orderflow/shared";
 import { createMigratedDatabase } from "@orderflow/shared/testing";
 import { createApp } from "../app.js";
 import { outbox, users } from "../db/schema.js";
@@ -9,11 +9,11 @@ import { outbox, users } from "../db/schema.js";
 const migrations = fileURLToPath(new URL("../../drizzle", import.meta.url));
 let env: Awaited<ReturnType<typeof createMigratedDatabase>>;
 let app: ReturnType<typeof createApp>;
-let wakeups = 0;
+const handed: OutboxMessage[] = [];
 
 beforeAll(async () => {
   env = await createMigratedDatabase(migrations, "of_users_app");
-  app = createApp({ db: env.db, log: createLogger({ service: "test", level: "silent" }), published: () => wakeups++ });
+  app = createApp({ db: env.db, log: createLogger({ service: "test", level: "silent" }), published: (messages) => handed.push(...messages) });
 });
 afterAll(() => env?.drop());
 
@@ -33,13 +33,14 @@ async function expectProblem(res: Response, status: number) {
 describe("POST /users", () => {
   it("registers a trimmed user, answers 201 with Location, and writes the event in the same transaction", async () => {
     const email = unique();
-    const before = wakeups;
+    const before = handed.length;
     const res = await post({ email: `  ${email}  `, name: "  Ada Lovelace " });
     expect(res.status).toBe(201);
     const user = (await res.json()) as Record<string, unknown>;
     expect(user).toMatchObject({ email, name: "Ada Lovelace", orderCount: 0 });
     expect(res.headers.get("location")).toBe(`/users/${user.id}`);
-    expect(wakeups).toBe(before + 1);
+    // The committed event is handed to the relay as well, byte for byte what the outbox holds.
+    expect(handed.length).toBe(before + 1);
 
     const [row] = await env.db.select().from(outbox).where(eq(outbox.subject, "users.registered")).orderBy(outbox.seq);
     const rows = await env.db.select().from(outbox);
@@ -47,6 +48,8 @@ describe("POST /users", () => {
     expect(row).toBeDefined();
     expect(mine?.name).toBe("users.registered");
     expect(mine?.event.data).toMatchObject({ userId: user.id, email, name: "Ada Lovelace" });
+    const stored = rows.find((r) => r.eventId === mine?.event.id)!;
+    expect(handed.at(-1)).toEqual({ eventId: stored.eventId, subject: "users.registered", payload: stored.payload, headers: stored.headers });
   });
 
   it("rejects a taken email regardless of case with 409, and writes no second event", async () => {
