@@ -1,4 +1,4 @@
-import { createServiceApp, type Db, type Logger, type OutboxMessage } from "@orderflow/shared";
+import { createServiceApp, type Db, type Logger } from "@orderflow/shared";
 import { registerCatalogRoutes } from "./catalog/catalog.handlers.js";
 import { registerEventRoutes } from "./events/events.handlers.js";
 import type { Tail } from "./events/events.tail.js";
