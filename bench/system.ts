@@ -14,6 +14,7 @@ import {
   type ManagedProcess,
   type TestDatabase,
   serviceEnv,
+  SERVICE_NODE_OPTIONS,
 } from "@orderflow/shared/testing";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -71,7 +72,7 @@ export async function createBenchSystem({ env = {} as Record<string, string>, ec
           {
             ...serviceEnv({ port, databaseUrl: database.url, natsUrl, namespace }),
             // A .cpuprofile per process, written when it exits gracefully (open it in Chrome DevTools).
-            ...(cpuProfileDir ? { NODE_OPTIONS: `--require ${profilerPreload}`, BENCH_CPU_PROFILE_DIR: join(cpuProfileDir, name) } : {}),
+            ...(cpuProfileDir ? { NODE_OPTIONS: `${SERVICE_NODE_OPTIONS} --require ${profilerPreload}`, BENCH_CPU_PROFILE_DIR: join(cpuProfileDir, name) } : {}),
             ...env,
           },
           { cwd: join(repoRoot, "services", name), echo },

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { connect } from "node:net";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SERVICE_NODE_OPTIONS } from "@orderflow/shared";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const env = process.env;
@@ -119,7 +120,7 @@ async function main() {
   for (const s of services) {
     const child = spawn(process.execPath, [join(root, "services", s.name, "dist", "main.js")], {
       cwd: join(root, "services", s.name),
-      env: { ...env, PORT: s.port, DATABASE_URL: s.db, NATS_URL: nats },
+      env: { NODE_OPTIONS: SERVICE_NODE_OPTIONS, ...env, PORT: s.port, DATABASE_URL: s.db, NATS_URL: nats },
       stdio: ["ignore", "pipe", "pipe"],
     });
     pipe(s.name, child);

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { SERVICE_NODE_OPTIONS } from "@orderflow/shared";
 import { byKind, template, type K8sObject } from "./support/helm.js";
 import { buildImage, ensureBaseImage, imageConfig, imageSize, mountImage, type ImageConfig } from "./support/image.js";
 import {
@@ -154,12 +155,14 @@ describe.skipIf(!isRoot)("image and kubelet-style run", () => {
     }
   });
 
-  it.each(SERVICES)("%s image: node 24 slim base, USER node (uid 1000), NODE_ENV=production, exec-form CMD in the service's WORKDIR", async (svc) => {
+  it.each(SERVICES)("%s image: node 24 slim base, USER node (uid 1000), NODE_ENV=production, the services' V8 settings, exec-form CMD in the service's WORKDIR", async (svc) => {
     const cfg = images.get(imageRef(svc))!;
     expect(cfg.User).toBe("node");
     expect(cfg.Cmd).toEqual(["node", "dist/main.js"]);
     expect(cfg.WorkingDir).toBe(`/app/services/${svc}`);
     expect(cfg.Env).toContain("NODE_ENV=production");
+    // The heap settings the tests and the bench measure the services with.
+    expect(cfg.Env).toContain(`NODE_OPTIONS=${SERVICE_NODE_OPTIONS}`);
     expect(cfg.Env?.some((e) => e.startsWith("NODE_EXTRA_CA_CERTS"))).toBe(false);
     expect(readFileSync(repoPath("Dockerfile"), "utf8")).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
   });

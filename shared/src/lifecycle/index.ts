@@ -3,3 +3,4 @@ export * from "./shutdown.js";
 export * from "./service.js";
 export * from "./system-events.js";
 export * from "./main.js";
+export * from "./node-options.js";

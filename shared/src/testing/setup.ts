@@ -4,13 +4,16 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "./nats.js";
 import { freePort, startProcess, waitReady, type ManagedProcess } from "./process.js";
+import { SERVICE_NODE_OPTIONS } from "../lifecycle/node-options.js";
+
+export { SERVICE_NODE_OPTIONS };
 
 /** The repository root, found from this file (shared/src/testing or shared/dist/testing). */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 
 /** The environment a service process needs to run on loopback in a test's (or bench's) own database and namespace. */
 export function serviceEnv(o: { port: number; databaseUrl: string; natsUrl: string; namespace: string }): Record<string, string> {
-  return { PORT: String(o.port), HOST: "127.0.0.1", DATABASE_URL: o.databaseUrl, NATS_URL: o.natsUrl, NATS_NAMESPACE: o.namespace, LOG_LEVEL: "info" };
+  return { NODE_OPTIONS: SERVICE_NODE_OPTIONS, PORT: String(o.port), HOST: "127.0.0.1", DATABASE_URL: o.databaseUrl, NATS_URL: o.natsUrl, NATS_NAMESPACE: o.namespace, LOG_LEVEL: "info" };
 }
 
 export type ServiceName = "user-service" | "order-service";
