@@ -73,8 +73,8 @@ CMD ["sh", "-c", "/app/node_modules/.bin/tsc -w -p /app/shared --preserveWatchOu
 FROM ${NODE_IMAGE} AS runtime
 ARG SERVICE
 ENV NODE_ENV=production
-# Heap sized for the container, not the node: peak RSS under load ~100 MB (see SERVICE_NODE_OPTIONS).
-ENV NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=256"
+# A 4 MB young generation: peak RSS under load ~150 MB instead of ~175 (see SERVICE_NODE_OPTIONS).
+ENV NODE_OPTIONS=--max-semi-space-size=4
 WORKDIR /app
 COPY --from=build /out/ ./
 WORKDIR /app/services/${SERVICE}
