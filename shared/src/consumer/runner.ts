@@ -12,29 +12,11 @@ import type { Names } from "../nats/names.js";
 import { ensureDurableConsumer } from "../nats/streams.js";
 import { publishDeadLetter } from "./dead-letter.js";
 import { createPullLoop, type PullLoop } from "./pull-loop.js";
-
-/** Where `withBatchHandlers` keeps a handler set's multi-event handlers. */
-export const BATCH_HANDLERS: unique symbol = Symbol("orderflow.batch-handlers");
+import { STATEMENT_HANDLER, batchStatement, runBatchStatement, type StatementBackedHandler, type StatementHandler } from "./statement-handler.js";
 
 export type EventHandlers = {
   [N in EventName]?: (tx: Tx, event: CloudEvent<EventData<N>>) => Promise<void>;
-} & { readonly [BATCH_HANDLERS]?: BatchHandlers };
-
-/**
- * Optional multi-event handlers: given events of one type in stream order, each new to the
- * inbox, they must leave the database exactly as calling the per-event handler on each in turn
- * would (typically with multi-row statements). A throw rolls the batch back and the consumer
- * retries its messages one by one, so a poison message still gets its own nak or dead letter.
- */
-export type BatchHandlers = {
-  [N in EventName]?: (tx: Tx, events: CloudEvent<EventData<N>>[]) => Promise<void>;
 };
-
-/**
- * Adds batch handlers to a handler set.
- * @example withBatchHandlers({ "orders.created": one }, { "orders.created": many })
- */
-export const withBatchHandlers = (handlers: EventHandlers, batch: BatchHandlers): EventHandlers => ({ ...handlers, [BATCH_HANDLERS]: batch });
 
 export interface RetryPolicy {
   /** nak delay after the 1st, 2nd, … failed delivery; the last value repeats. */
@@ -82,6 +64,7 @@ export interface ConsumerOptions {
 export type Consumer = PullLoop;
 
 type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered";
+type Item = { msg: JsMsg; name: EventName; event: CloudEvent };
 
 /** Records events as applied by a consumer; returns the ids that were not there yet. */
 const INSERT_INBOX = `insert into inbox (consumer, event_id, subject, stream_seq, processed_by)
@@ -105,7 +88,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   const { js, db, names, log, durable, retry } = opts;
   const ackWaitMs = opts.ackWaitMs ?? 30_000;
   const maxBatch = Math.max(1, opts.maxBatch ?? 256);
-  const batchHandlers = opts.handlers[BATCH_HANDLERS] ?? {};
+  // Handlers written as SQL (statementHandler) apply batches in one autocommitted statement.
+  const statements = new Map<EventName, { def: StatementHandler; text: string }>();
+  for (const [name, handler] of Object.entries(opts.handlers) as [EventName, unknown][]) {
+    const def = (handler as Partial<StatementBackedHandler<EventName>> | undefined)?.[STATEMENT_HANDLER];
+    if (def) statements.set(name, { def: def as StatementHandler, text: batchStatement(def as StatementHandler) });
+  }
   const deliveryCap = Math.max(retry.maxDeliver, retry.deliveryCap ?? retry.maxDeliver * 4);
 
   const ensure = () =>
@@ -176,17 +164,15 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   /**
-   * Applies first deliveries together: one transaction with one multi-row inbox insert, then
-   * the fresh events through batch handlers (or the per-event handlers in turn), commit, and
-   * only then ack them all. Redeliveries, undecodable messages and a batch that fails take the
-   * one-by-one path with its own retry and dead-letter treatment.
+   * Applies first deliveries together. Events with a statement handler: one autocommitted
+   * statement per event type records the inbox rows and applies them, then they are acked.
+   * Others: one transaction with one multi-row inbox insert and the per-event handlers in turn,
+   * commit, then ack. Redeliveries, undecodable messages, events a statement did not accept and
+   * a batch that fails take the one-by-one path with its own retry and dead-letter treatment.
    */
   async function handleBatch(batch: JsMsg[]): Promise<void> {
-    if (batch.length === 1) {
-      await handle(batch[0]!);
-      return;
-    }
-    const items: { msg: JsMsg; name: EventName; event: CloudEvent }[] = [];
+    const items: Item[] = [];
+    const byStatement = new Map<EventName, Item[]>();
     const single: JsMsg[] = [];
     for (const msg of batch) {
       let decoded;
@@ -196,38 +182,57 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         decoded = undefined;
       }
       if (!decoded || !opts.handlers[decoded.name]) single.push(msg);
-      else items.push({ msg, name: decoded.name, event: decoded.event as CloudEvent });
-    }
-    if (items.length > 0) {
-      const keepAlive = setInterval(() => items.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
-      try {
-        let committed: Tx | undefined;
-        const applied = await db.transaction(async (tx) => {
-          committed = tx;
-          const isFresh = await recordInbox(tx, durable, opts.instance, items.map((i) => ({ event_id: i.event.id, subject: i.name, stream_seq: i.msg.seq })));
-          // The same event twice in one batch is applied once, like two deliveries would be.
-          const todo = items.filter((i) => isFresh.delete(i.event.id));
-          for (let from = 0; from < todo.length; ) {
-            let to = from + 1;
-            while (to < todo.length && todo[to]!.name === todo[from]!.name) to += 1;
-            const run = todo.slice(from, to);
-            const many = batchHandlers[run[0]!.name] as ((tx: Tx, e: CloudEvent[]) => Promise<void>) | undefined;
-            if (many) await many(tx, run.map((i) => i.event));
-            else for (const i of run) await (opts.handlers[i.name] as (tx: Tx, e: CloudEvent) => Promise<void>)(tx, i.event);
-            from = to;
-          }
-          return todo.length;
-        });
-        for (const i of items) i.msg.ack();
-        if (applied > 0) opts.onCommitted?.(takeQueued(committed));
-      } catch (err) {
-        log.warn({ durable, events: items.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
-        for (const i of items) single.push(i.msg);
-      } finally {
-        clearInterval(keepAlive);
+      else {
+        const item = { msg, name: decoded.name, event: decoded.event as CloudEvent };
+        if (statements.has(item.name)) byStatement.set(item.name, [...(byStatement.get(item.name) ?? []), item]);
+        else items.push(item);
       }
     }
+    for (const [name, group] of byStatement) await applyStatement(name, group, single);
+    if (items.length === 1) single.push(items[0]!.msg);
+    else if (items.length > 1) await applyInTransaction(items, single);
     for (const msg of single) await handle(msg);
+  }
+
+  async function applyStatement(name: EventName, group: Item[], single: JsMsg[]) {
+    const { def, text } = statements.get(name)!;
+    const keepAlive = setInterval(() => group.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
+    try {
+      const result = await runBatchStatement(db, text, def, durable, opts.instance, group.map((i) => ({ event: i.event, subject: name, streamSeq: i.msg.seq })));
+      const accepted = new Set(result.accepted);
+      for (const i of group) {
+        if (accepted.has(i.event.id)) i.msg.ack();
+        else single.push(i.msg); // alone, its handler says why (e.g. a PermanentError)
+      }
+      if (result.fresh > 0) opts.onCommitted?.(result.queued);
+    } catch (err) {
+      log.warn({ durable, events: group.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
+      for (const i of group) single.push(i.msg);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  async function applyInTransaction(items: Item[], single: JsMsg[]) {
+    const keepAlive = setInterval(() => items.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
+    try {
+      let committed: Tx | undefined;
+      const applied = await db.transaction(async (tx) => {
+        committed = tx;
+        const isFresh = await recordInbox(tx, durable, opts.instance, items.map((i) => ({ event_id: i.event.id, subject: i.name, stream_seq: i.msg.seq })));
+        // The same event twice in one batch is applied once, like two deliveries would be.
+        const todo = items.filter((i) => isFresh.delete(i.event.id));
+        for (const i of todo) await (opts.handlers[i.name] as (tx: Tx, e: CloudEvent) => Promise<void>)(tx, i.event);
+        return todo.length;
+      });
+      for (const i of items) i.msg.ack();
+      if (applied > 0) opts.onCommitted?.(takeQueued(committed));
+    } catch (err) {
+      log.warn({ durable, events: items.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
+      for (const i of items) single.push(i.msg);
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 
   // Messages are queued as they arrive; each transaction takes everything queued so far (up to

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
-import { BATCH_HANDLERS, createEvent, decodeEvent, takeQueued, uuidv7, type CloudEvent, type OutboxMessage, type Tx, type UserRegistered } from "@orderflow/shared";
+import { STATEMENT_HANDLER, batchStatement, createEvent, decodeEvent, runBatchStatement, uuidv7, type StatementBackedHandler, type StatementHandler, takeQueued, type Tx, type CloudEvent, type OutboxMessage, type UserRegistered } from "@orderflow/shared";
 import { createMigratedDatabase } from "@orderflow/shared/testing";
 import { orders, outbox } from "../db/schema.js";
 import { userRegisteredHandlers } from "./user-registered.js";
@@ -16,16 +16,16 @@ afterAll(() => env?.drop());
 const registered = (userId = uuidv7()): CloudEvent<UserRegistered> =>
   createEvent({ name: "users.registered", source: "/t", subject: userId, data: { userId, email: `${userId}@example.com`, name: "W", registeredAt: new Date().toISOString() } });
 
-describe("welcome orders (batch handler)", () => {
+describe("welcome orders (statement handler)", () => {
   it("creates one welcome order per user, even for the same user twice, and queues exactly the orders.created it wrote", async () => {
-    const welcome = userRegisteredHandlers[BATCH_HANDLERS]!["users.registered"]!;
     const first = registered();
     const batch = [first, registered(), registered(first.data.userId)]; // the last is a re-published registration
-    let queued: OutboxMessage[] = [];
-    await env.db.transaction(async (tx) => {
-      await welcome(tx, batch);
-      queued = takeQueued(tx as Tx);
-    });
+    // The runner's batch path: one statement with the inbox insert, as a live consumer runs it.
+    const def = (userRegisteredHandlers["users.registered"] as unknown as StatementBackedHandler<"users.registered">)[STATEMENT_HANDLER];
+    const result = await runBatchStatement(env.db, batchStatement(def as StatementHandler), def as StatementHandler, "order-service", "test", batch.map((event, i) => ({ event, subject: "users.registered", streamSeq: i + 1 })));
+    expect(result.accepted.sort()).toEqual(batch.map((e) => e.id).sort());
+    expect(result.fresh).toBe(3);
+    const queued: OutboxMessage[] = result.queued;
     for (const userId of [first.data.userId, batch[1]!.data.userId]) {
       expect(await env.db.select().from(orders).where(eq(orders.userId, userId))).toHaveLength(1);
     }
@@ -33,5 +33,19 @@ describe("welcome orders (batch handler)", () => {
     expect(rows).toHaveLength(2);
     expect(queued).toEqual(rows.map((r) => ({ eventId: r.eventId, subject: "orders.created", payload: r.payload, headers: r.headers })));
     expect(rows.map((r) => (decodeEvent(r.payload).event.data as { userId: string }).userId)).toEqual([first.data.userId, batch[1]!.data.userId]);
+  });
+
+  it("as a per-event handler inside a transaction, applies once and queues the event for the relay", async () => {
+    const event = registered();
+    const handler = userRegisteredHandlers["users.registered"]!;
+    let queued: OutboxMessage[] = [];
+    await env.db.transaction(async (tx) => {
+      await handler(tx, event);
+      await handler(tx, event); // a second apply (no inbox here) still makes no second order
+      queued = takeQueued(tx as Tx);
+    });
+    expect(await env.db.select().from(orders).where(eq(orders.userId, event.data.userId))).toHaveLength(1);
+    expect(queued).toHaveLength(1);
+    expect((decodeEvent(queued[0]!.payload).event.data as { userId: string }).userId).toBe(event.data.userId);
   });
 });

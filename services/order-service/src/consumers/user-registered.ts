@@ -1,36 +1,19 @@
-import { OUTBOX_COLUMNS, jsonRows, outboxMessage, outboxRow, prepared, queueAfterCommit, uuidv7, withBatchHandlers, type CloudEvent, type Tx, type UserRegistered } from "@orderflow/shared";
+import { OUTBOX_COLUMNS, statementHandler, uuidv7, type EventHandlers } from "@orderflow/shared";
 import { welcomeCustomer } from "../orders/orders.domain.js";
 
 /**
- * One statement for any number of registrations (a fixed text, prepared once per connection):
- * record the customers, create their welcome orders, and queue orders.created for each order
- * actually inserted. The partial unique index orders_one_welcome_per_user makes a second welcome
- * order impossible even for a re-published registration with a new event id, or the same user
- * twice in one batch: that row conflicts and is skipped, as it would be one event at a time.
+ * Records the customer, creates the welcome order and queues its orders.created, as one
+ * statement for any number of registrations (with the inbox insert, when the runner batches).
+ * The partial unique index orders_one_welcome_per_user makes a second welcome order impossible
+ * even for a re-published registration with a new event id, or the same user twice in one
+ * batch: that row conflicts and is skipped, and no event is queued for it.
  */
-const WELCOME = `with input as (
-  select * from json_to_recordset($1::text::json) as r(
-    n int, user_id uuid, email text, name text, registered_at timestamptz,
+const welcome = statementHandler<"users.registered">({
+  columns: `user_id uuid, email text, name text, registered_at timestamptz,
     order_id uuid, status text, source text, items jsonb, total_cents bigint, order_created_at timestamptz,
-    event_id uuid, subject text, payload text, headers jsonb, created_at timestamptz)
-), customers_added as (
-  insert into customers (user_id, email, name, registered_at)
-  select user_id, email, name, registered_at from input order by n
-  on conflict do nothing
-), orders_added as (
-  insert into orders (id, user_id, status, source, items, total_cents, created_at)
-  select order_id, user_id, status, source, items, total_cents, order_created_at from input order by n
-  on conflict do nothing
-  returning id
-)
-insert into outbox (${OUTBOX_COLUMNS})
-select i.event_id, i.subject, i.payload, i.headers, i.created_at from input i join orders_added o on o.id = i.order_id order by i.n
-returning event_id`;
-
-/** Runs in the consumer's transaction, after the inbox insert that makes a redelivery a no-op. */
-async function welcome(tx: Tx, events: CloudEvent<UserRegistered>[]): Promise<void> {
-  const now = new Date();
-  const rows = events.map((event) => {
+    order_event_id uuid, order_payload text`,
+  row(event) {
+    const now = new Date();
     const { customer, order, event: created } = welcomeCustomer(event.data, { orderId: uuidv7(now.getTime()), now });
     return {
       user_id: customer.userId,
@@ -43,15 +26,26 @@ async function welcome(tx: Tx, events: CloudEvent<UserRegistered>[]): Promise<vo
       items: order.items,
       total_cents: order.totalCents,
       order_created_at: order.createdAt,
-      ...outboxRow("orders.created", created),
+      order_event_id: created.id,
+      order_payload: JSON.stringify(created),
     };
-  });
-  const queued = new Set((await prepared<{ event_id: string }>(tx, WELCOME, [jsonRows(rows)])).map((r) => r.event_id));
-  // For the relay to publish as soon as the consumer's transaction commits.
-  queueAfterCommit(tx, rows.filter((r) => queued.has(r.event_id)).map(outboxMessage));
-}
+  },
+  apply: `, customers_added as (
+  insert into customers (user_id, email, name, registered_at)
+  select user_id, email, name, registered_at from applied order by n
+  on conflict do nothing
+), orders_added as (
+  insert into orders (id, user_id, status, source, items, total_cents, created_at)
+  select order_id, user_id, status, source, items, total_cents, order_created_at from applied order by n
+  on conflict do nothing
+  returning id
+), queued as (
+  insert into outbox (${OUTBOX_COLUMNS})
+  select a.order_event_id, 'orders.created', a.order_payload, '{}'::jsonb, a.order_created_at
+  from applied a join orders_added o on o.id = a.order_id order by a.n
+  returning event_id, subject, payload, headers
+)`,
+  queues: true,
+});
 
-export const userRegisteredHandlers = withBatchHandlers(
-  { "users.registered": (tx, event) => welcome(tx, [event]) },
-  { "users.registered": welcome },
-);
+export const userRegisteredHandlers: EventHandlers = { "users.registered": welcome };
