@@ -10,7 +10,7 @@ import { createNames } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
 import { connectTestNats, deleteNamespace, uniqueNamespace, waitFor } from "../testing/index.js";
 import { DlqHeaders } from "./dead-letter.js";
-import { createConsumer } from "./runner.js";
+import { createConsumer, type ConsumerOptions } from "./runner.js";
 import { enqueueEvents } from "../outbox/enqueue.js";
 import type { OutboxMessage } from "../outbox/handoff.js";
 
@@ -35,22 +35,16 @@ afterAll(async () => {
   await nc?.close();
 });
 
+/** A runner on this file's USERS stream for users.registered. */
+const runnerFor = async (durable: string, o: Pick<ConsumerOptions, "handlers" | "retry"> & Partial<ConsumerOptions>) =>
+  createConsumer({ js: jetstream(nc), jsm: await jetstreamManager(nc), db: database.db, names, log, stream: "USERS", filterSubject: "users.registered", durable, ...o });
+
 describe("consumer runner", () => {
   it("dead-letters a message that keeps coming back without an outcome, instead of handling it forever", async () => {
     const retry = { delaysMs: [10], maxDeliver: 2, deliveryCap: 3 };
     const handled: string[] = [];
-    const consumer = createConsumer({
-      js: jetstream(nc),
-      jsm: await jetstreamManager(nc),
-      db: database.db,
-      names,
-      log,
-      stream: "USERS",
-      durable: "cap-test",
-      filterSubject: "users.registered",
-      retry,
-      handlers: { "users.registered": async (_tx, e) => void handled.push(e.id) },
-    });
+    const handlers = { "users.registered": async (_tx: unknown, e: { id: string }) => void handled.push(e.id) };
+    const consumer = await runnerFor("cap-test", { retry, handlers });
     // Create the durable (unbounded server-side max_deliver), then stop the runner so a raw
     // client can play a process that dies on the message each time: deliver, never answer.
     await consumer.start();
@@ -70,7 +64,7 @@ describe("consumer runner", () => {
       m!.nak();
     }
 
-    const again = createConsumer({ js: jetstream(nc), jsm, db: database.db, names, log, stream: "USERS", durable: "cap-test", filterSubject: "users.registered", retry, handlers: { "users.registered": async (_tx, e) => void handled.push(e.id) } });
+    const again = await runnerFor("cap-test", { retry, handlers });
     await again.start();
     try {
       const dlq = await waitFor(async () => {
@@ -88,15 +82,7 @@ describe("consumer runner", () => {
 
   it("hands the relay what its handlers wrote to the outbox, once their transaction has committed", async () => {
     const handed: OutboxMessage[] = [];
-    const consumer = createConsumer({
-      js: jetstream(nc),
-      jsm: await jetstreamManager(nc),
-      db: database.db,
-      names,
-      log,
-      stream: "USERS",
-      durable: "handoff-test",
-      filterSubject: "users.registered",
+    const consumer = await runnerFor("handoff-test", {
       retry: { delaysMs: [10], maxDeliver: 2 },
       handlers: {
         "users.registered": async (tx, e) => {
