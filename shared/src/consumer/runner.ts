@@ -198,11 +198,13 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     const { def, text } = statements.get(name)!;
     const keepAlive = setInterval(() => group.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
     try {
-      const result = await runBatchStatement(db, text, def, durable, opts.instance, group.map((i) => ({ event: i.event, subject: name, streamSeq: i.msg.seq })));
-      const accepted = new Set(result.accepted);
+      // The same event twice in one batch is applied once, like two deliveries would be.
+      const distinct = [...new Map(group.map((i) => [i.event.id, i])).values()];
+      const result = await runBatchStatement(db, text, def, durable, opts.instance, distinct.map((i) => ({ event: i.event, subject: name, streamSeq: i.msg.seq })));
+      const rejected = new Set(result.rejected);
       for (const i of group) {
-        if (accepted.has(i.event.id)) i.msg.ack();
-        else single.push(i.msg); // alone, its handler says why (e.g. a PermanentError)
+        if (rejected.has(i.event.id)) single.push(i.msg); // alone, its handler says why (e.g. a PermanentError)
+        else i.msg.ack();
       }
       if (result.fresh > 0) opts.onCommitted?.(result.queued);
     } catch (err) {

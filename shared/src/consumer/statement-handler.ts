@@ -16,12 +16,15 @@ export interface StatementHandler<E extends CloudEvent = CloudEvent> {
   /** The event's row; keys `n`, `event_id`, `subject` and `stream_seq` are the runner's. */
   row(event: E): Record<string, unknown>;
   /**
-   * Data-modifying CTEs (`, name as (…)`, …) that apply the rows in `applied`. A CTE named
-   * `queued` returning outbox rows (event_id, subject, payload, headers) hands them to the relay.
+   * Data-modifying CTEs (`, name as (…)`, …) that apply the rows in `applied`. When the handler
+   * writes outbox rows, a CTE named `queued` returns the `event_id` of each row written.
    */
   apply: string;
-  /** Whether `apply` defines `queued`. */
-  queues?: boolean;
+  /**
+   * For a handler with `queued`: the outbox message its row carries, keyed by the outbox
+   * event_id, so the relay gets what was written without the statement sending it back.
+   */
+  queues?(row: Record<string, unknown>): OutboxMessage;
   /**
    * A condition on `r` that an event must meet to be applied at all. An event that fails it is
    * not recorded in the batch; the runner retries it alone, where `reject` gives its error.
@@ -37,15 +40,14 @@ export type StatementBackedHandler<N extends EventName> = ((tx: Tx, event: Cloud
   readonly [STATEMENT_HANDLER]: StatementHandler<CloudEvent<EventData<N>>>;
 };
 
-interface QueuedRow {
-  event_id: string;
-  subject: string;
-  payload: string;
-  headers: Record<string, string>;
-}
+const queuedJson = (def: StatementHandler) => (def.queues ? "(select coalesce(json_agg(event_id), '[]'::json) from queued)" : "'[]'::json");
 
-const queuedJson = (def: StatementHandler) => (def.queues ? "(select coalesce(json_agg(q), '[]'::json) from queued q)" : "'[]'::json");
-const toMessages = (rows: QueuedRow[]): OutboxMessage[] => rows.map((q) => ({ eventId: q.event_id, subject: q.subject, payload: q.payload, headers: q.headers }));
+/** The messages of the outbox rows the statement reports as written, from the rows sent. */
+function queuedMessages(def: StatementHandler, rows: Record<string, unknown>[], written: string[]): OutboxMessage[] {
+  if (!def.queues || written.length === 0) return [];
+  const ids = new Set(written);
+  return rows.map((r) => def.queues!(r)).filter((m) => ids.has(m.eventId));
+}
 
 /** Makes a per-event handler from a statement definition (and keeps the definition on it). */
 export function statementHandler<N extends EventName>(def: StatementHandler<CloudEvent<EventData<N>>>): StatementBackedHandler<N> {
@@ -55,17 +57,19 @@ export function statementHandler<N extends EventName>(def: StatementHandler<Clou
 )${def.apply}
 select (select count(*)::int from applied) as accepted, ${queuedJson(def as StatementHandler)} as queued`;
   const handler = async (tx: Tx, event: CloudEvent<EventData<N>>) => {
-    const [result] = await prepared<{ accepted: number; queued: QueuedRow[] }>(tx, text, [jsonRows([{ ...def.row(event), event_id: event.id }])]);
+    const row = def.row(event);
+    const [result] = await prepared<{ accepted: number; queued: string[] }>(tx, text, [jsonRows([{ ...row, event_id: event.id }])]);
     if (!result || result.accepted === 0) throw def.reject?.(event) ?? new Error(`event ${event.id} was not accepted`);
-    queueAfterCommit(tx, toMessages(result.queued));
+    queueAfterCommit(tx, queuedMessages(def as StatementHandler, [row], result.queued));
   };
   return Object.assign(handler, { [STATEMENT_HANDLER]: def });
 }
 
 /**
- * The runner's batch statement for a definition: $1 consumer, $2 instance, $3 rows (each with
- * event_id, subject, stream_seq and the definition's columns). Returns the accepted event ids,
- * how many were new to the inbox, and the outbox rows to hand to the relay.
+ * The runner's batch statement for a definition: $1 consumer, $2 instance, $3 rows, one per
+ * distinct event (a batch holding an event twice must send it once), each with
+ * event_id, subject, stream_seq and the definition's columns). Returns the ids of events it did
+ * not accept, how many were new to the inbox, and the outbox messages to hand to the relay.
  */
 export function batchStatement(def: StatementHandler): string {
   return `with input as (
@@ -78,16 +82,16 @@ export function batchStatement(def: StatementHandler): string {
   on conflict do nothing
   returning event_id
 ), applied as (
-  -- the same event twice in one batch is applied once, like two deliveries would be
-  select distinct on (event_id) * from accepted where event_id in (select event_id from fresh) order by event_id, n
+  select * from accepted where event_id in (select event_id from fresh)
 )${def.apply}
-select (select coalesce(json_agg(event_id), '[]'::json) from accepted) as accepted,
+select ${def.accept ? "(select coalesce(json_agg(event_id), '[]'::json) from input where event_id not in (select event_id from accepted))" : "'[]'::json"} as rejected,
   (select count(*)::int from fresh) as fresh,
   ${queuedJson(def)} as queued`;
 }
 
 export interface BatchStatementResult {
-  accepted: string[];
+  /** Events the acceptance condition turned away: not recorded, not applied. */
+  rejected: string[];
   fresh: number;
   queued: OutboxMessage[];
 }
@@ -102,6 +106,7 @@ export async function runBatchStatement(
   events: { event: CloudEvent; subject: string; streamSeq: number }[],
 ): Promise<BatchStatementResult> {
   const rows = events.map((e) => ({ ...def.row(e.event), event_id: e.event.id, subject: e.subject, stream_seq: e.streamSeq }));
-  const [result] = await prepared<{ accepted: string[]; fresh: number; queued: QueuedRow[] }>(ex, text, [consumer, instance ?? null, jsonRows(rows)]);
-  return { accepted: result?.accepted ?? [], fresh: result?.fresh ?? 0, queued: toMessages(result?.queued ?? []) };
+  const [result] = await prepared<{ rejected: string[]; fresh: number; queued: string[] }>(ex, text, [consumer, instance ?? null, jsonRows(rows)]);
+  if (!result) throw new Error("the batch statement returned no row");
+  return { rejected: result.rejected, fresh: result.fresh, queued: queuedMessages(def, rows, result.queued) };
 }

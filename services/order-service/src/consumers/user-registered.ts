@@ -43,9 +43,9 @@ const welcome = statementHandler<"users.registered">({
   insert into outbox (${OUTBOX_COLUMNS})
   select a.order_event_id, 'orders.created', a.order_payload, '{}'::jsonb, a.order_created_at
   from applied a join orders_added o on o.id = a.order_id order by a.n
-  returning event_id, subject, payload, headers
+  returning event_id
 )`,
-  queues: true,
+  queues: (r) => ({ eventId: r.order_event_id as string, subject: "orders.created", payload: r.order_payload as string, headers: {} }),
 });
 
 export const userRegisteredHandlers: EventHandlers = { "users.registered": welcome };
