@@ -1,4 +1,4 @@
-import type { Tx } from "../db/database.js";
+import type { Executor, Tx } from "../db/database.js";
 import { jsonRows, prepared } from "../db/statement.js";
 import type { CloudEvent } from "../events/envelope.js";
 import type { EventData, EventName } from "../events/catalog.js";
@@ -66,10 +66,10 @@ select (select count(*)::int from applied) as accepted, ${queuedJson(def as Stat
 }
 
 /**
- * The runner's batch statement for a definition: $1 consumer, $2 instance, $3 rows, one per
- * distinct event (a batch holding an event twice must send it once), each with
- * event_id, subject, stream_seq and the definition's columns). Returns the ids of events it did
- * not accept, how many were new to the inbox, and the outbox messages to hand to the relay.
+ * The runner's batch statement for a definition: $1 consumer, $2 instance, $3 the rows (with
+ * event_id, subject, stream_seq and the definition's columns), one per distinct event: a batch
+ * holding an event twice sends it once. Returns the ids of events it did not accept, how many
+ * were new to the inbox, and the event ids of the outbox rows written.
  */
 export function batchStatement(def: StatementHandler): string {
   return `with input as (
@@ -98,7 +98,7 @@ export interface BatchStatementResult {
 
 /** Runs a definition's batch statement (autocommit: its own transaction). */
 export async function runBatchStatement(
-  ex: Parameters<typeof prepared>[0],
+  ex: Executor,
   text: string,
   def: StatementHandler,
   consumer: string,

@@ -111,7 +111,7 @@ export function createOutboxRelay({
   // Hand-over: waiting → in flight → acknowledged ids → one DELETE per batch of ids.
   const waiting: OutboxMessage[] = [];
   let inFlight = 0;
-  let sent: string[] = [];
+  const sent: string[] = [];
   let deleting: Promise<void> | undefined;
   let linger: NodeJS.Timeout | undefined;
   let idle: (() => void) | undefined;
