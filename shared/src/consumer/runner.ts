@@ -171,8 +171,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
    * a batch that fails take the one-by-one path with its own retry and dead-letter treatment.
    */
   async function handleBatch(batch: JsMsg[]): Promise<void> {
-    const items: Item[] = [];
-    const byStatement = new Map<EventName, Item[]>();
+    // Consecutive events of one statement-handled type form a run, consecutive events of
+    // other types another; runs are applied in stream order.
+    const runs: { statement?: EventName; items: Item[] }[] = [];
     const single: JsMsg[] = [];
     for (const msg of batch) {
       let decoded;
@@ -181,16 +182,21 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       } catch {
         decoded = undefined;
       }
-      if (!decoded || !opts.handlers[decoded.name]) single.push(msg);
-      else {
-        const item = { msg, name: decoded.name, event: decoded.event as CloudEvent };
-        if (statements.has(item.name)) byStatement.set(item.name, [...(byStatement.get(item.name) ?? []), item]);
-        else items.push(item);
+      if (!decoded || !opts.handlers[decoded.name]) {
+        single.push(msg);
+        continue;
       }
+      const item = { msg, name: decoded.name, event: decoded.event as CloudEvent };
+      const statement = statements.has(item.name) ? item.name : undefined;
+      const last = runs.at(-1);
+      if (last && last.statement === statement) last.items.push(item);
+      else runs.push({ statement, items: [item] });
     }
-    for (const [name, group] of byStatement) await applyStatement(name, group, single);
-    if (items.length === 1) single.push(items[0]!.msg);
-    else if (items.length > 1) await applyInTransaction(items, single);
+    for (const run of runs) {
+      if (run.statement) await applyStatement(run.statement, run.items, single);
+      else if (run.items.length === 1) await handle(run.items[0]!.msg);
+      else await applyInTransaction(run.items, single);
+    }
     for (const msg of single) await handle(msg);
   }
 

@@ -170,4 +170,37 @@ describe("outbox relay", () => {
     await relay.stop();
     expect([...made].map((m) => publishes.get(m.event.id))).toEqual([1, 1, 1]);
   });
+
+  it("leaves a handed-over message that waited past the grace period to the poll, so no late copy escapes the dedupe window", async () => {
+    const made = ["slow", "stale"].map((name) => {
+      const id = uuidv7();
+      return { subject: "users.registered", event: createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: "s@b.co", name, registeredAt: new Date().toISOString() } }) };
+    });
+    let queued: OutboxMessage[] = [];
+    await database.db.transaction(async (tx) => {
+      await enqueueEvents(tx, made);
+      queued = takeQueued(tx as Tx);
+    });
+    const sent: string[] = [];
+    // One publish at a time, and the first one is slow: the second waits longer than the grace period.
+    const slow = new Proxy(jetstream(nc), {
+      get(target, prop, receiver) {
+        if (prop !== "publish") return Reflect.get(target, prop, receiver);
+        return async (subject: string, payload: string, opts: { msgID: string }) => {
+          sent.push(opts.msgID);
+          if (opts.msgID === made[0]!.event.id) await new Promise((r) => setTimeout(r, 300));
+          return (target.publish as (s: string, p: string, o: { msgID: string }) => Promise<unknown>)(subject, payload, opts);
+        };
+      },
+    });
+    const relay = createOutboxRelay({ db: database.db, js: slow, names, log, graceMs: 100, maxInFlight: 1, pollMs: 60_000 });
+    const left = async () => ((await database.db.select({ eventId: outbox.eventId }).from(outbox)) as { eventId: string }[]).map((r) => r.eventId);
+    relay.handOff(queued);
+    // The first row is deleted only after its ack, and the line moved on right after that ack.
+    await waitFor(async () => !(await left()).includes(made[0]!.event.id), { what: "the slow message published and its row deleted" });
+    expect(sent).toEqual([made[0]!.event.id]);
+    expect(await left()).toEqual([made[1]!.event.id]);
+    await relay.stop();
+    expect(await createOutboxRelay({ db: database.db, js: jetstream(nc), names, log }).relayOnce({ all: true })).toBe(1);
+  });
 });

@@ -13,7 +13,9 @@ import { abortableDelay } from "../nats/connect.js";
 // acknowledged it: cheaper than marking it (no new row version, no index entries) and the
 // outbox stays as small as the backlog. The stream and the event log keep the history.
 // The poll claims only rows older than a grace period unless told otherwise: younger ones were
-// most likely handed over by their committer and are being published right now.
+// most likely handed over by their committer and are being published right now. created_at is
+// the app's clock and now() the database's: skew beyond the grace period only means both paths
+// publish some rows, and the stream's dedupe drops the copies.
 const CLAIM = `delete from outbox where seq in (
   select seq from outbox where created_at < now() - $2::int * interval '1 millisecond'
   order by seq limit $1::int for update skip locked
@@ -109,16 +111,20 @@ export function createOutboxRelay({
   };
 
   // Hand-over: waiting → in flight → acknowledged ids → one DELETE per batch of ids.
-  const waiting: OutboxMessage[] = [];
+  const waiting: { m: OutboxMessage; at: number }[] = [];
   let inFlight = 0;
   const sent: string[] = [];
   let deleting: Promise<void> | undefined;
   let linger: NodeJS.Timeout | undefined;
   let idle: (() => void) | undefined;
+  let stopping: Promise<void> | undefined;
 
   function pump() {
     while (inFlight < maxInFlight && waiting.length > 0) {
-      const m = waiting.shift()!;
+      const { m, at } = waiting.shift()!;
+      // Waited past the grace period (NATS slow or down): the poll may have published it
+      // already, and a copy sent much later could fall outside the stream's dedupe window.
+      if (Date.now() - at > graceMs) continue;
       inFlight += 1;
       publish(m).then(
         () => {
@@ -224,7 +230,8 @@ export function createOutboxRelay({
       if (abort.signal.aborted) return; // stopping: the rows stay for the next start
       const room = Math.max(0, maxWaiting - waiting.length);
       // Beyond the line's length (NATS down, say) the rows simply wait for the poll.
-      for (const m of room >= messages.length ? messages : messages.slice(0, room)) waiting.push(m);
+      const at = Date.now();
+      for (const m of room >= messages.length ? messages : messages.slice(0, room)) waiting.push({ m, at });
       pump();
     },
     notify() {
@@ -232,15 +239,18 @@ export function createOutboxRelay({
       wake?.();
     },
     relayOnce,
-    async stop() {
-      abort.abort();
-      waiting.length = 0;
-      await loop;
-      if (inFlight > 0 || deleting || linger) {
-        const done = new Promise<void>((resolve) => (idle = resolve));
-        if (linger) scheduleDelete(true);
-        await done;
-      }
+    stop() {
+      stopping ??= (async () => {
+        abort.abort();
+        waiting.length = 0;
+        await loop;
+        if (inFlight > 0 || deleting || linger) {
+          const done = new Promise<void>((resolve) => (idle = resolve));
+          if (linger) scheduleDelete(true);
+          await done;
+        }
+      })();
+      return stopping;
     },
   };
 }
