@@ -41,17 +41,39 @@ afterAll(async () => {
 
 /** Counts publish calls per relay, to show that no row was published twice (dedupe would hide it). */
 function countingJs(js: JetStreamClient, counter: Map<string, number>): JetStreamClient {
+  return aroundPublish(js, (publish, subject, payload, opts) => {
+    counter.set(opts.msgID, (counter.get(opts.msgID) ?? 0) + 1);
+    return publish(subject, payload, opts);
+  });
+}
+
+type Publish = (subject: string, payload: string, opts: { msgID: string }) => Promise<unknown>;
+
+/** The client with its publish wrapped: `around` gets the real one and the call's arguments. */
+function aroundPublish(js: JetStreamClient, around: (publish: Publish, ...args: Parameters<Publish>) => Promise<unknown>): JetStreamClient {
   return new Proxy(js, {
     get(target, prop, receiver) {
-      if (prop === "publish") {
-        return (subject: string, payload: unknown, opts: { msgID: string }) => {
-          counter.set(opts.msgID, (counter.get(opts.msgID) ?? 0) + 1);
-          return target.publish(subject, payload as string, opts);
-        };
-      }
-      return Reflect.get(target, prop, receiver);
+      if (prop !== "publish") return Reflect.get(target, prop, receiver);
+      const publish = target.publish.bind(target) as unknown as Publish;
+      return (...args: Parameters<Publish>) => around(publish, ...args);
     },
   });
+}
+
+/** A users.registered event to enqueue, with the given name. */
+const registration = (name: string) => {
+  const id = uuidv7();
+  return { subject: "users.registered", event: createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: "r@b.co", name, registeredAt: new Date().toISOString() } }) };
+};
+
+/** Enqueues events in one transaction and returns what it queued for the relay. */
+async function enqueueAndTake(events: ReturnType<typeof registration>[]): Promise<OutboxMessage[]> {
+  let queued: OutboxMessage[] = [];
+  await database.db.transaction(async (tx) => {
+    await enqueueEvents(tx, events);
+    queued = takeQueued(tx as Tx);
+  });
+  return queued;
 }
 
 describe("outbox relay", () => {
@@ -88,14 +110,9 @@ describe("outbox relay", () => {
     const before = (await jsm.streams.info(names.stream("USERS"))).state.messages;
 
     // The first relay "crashes" right after JetStream acknowledged: its transaction never commits.
-    const crashing = new Proxy(jetstream(nc), {
-      get(target, prop, receiver) {
-        if (prop !== "publish") return Reflect.get(target, prop, receiver);
-        return async (...args: Parameters<JetStreamClient["publish"]>) => {
-          await target.publish(...args);
-          throw new Error("process died before marking the row");
-        };
-      },
+    const crashing = aroundPublish(jetstream(nc), async (publish, ...args) => {
+      await publish(...args);
+      throw new Error("process died before marking the row");
     });
     await expect(createOutboxRelay({ db: database.db, js: crashing, names, log }).relayOnce({ all: true })).rejects.toThrow(/died/);
     expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(before + 1);
@@ -108,23 +125,14 @@ describe("outbox relay", () => {
   });
 
   it("keeps the rows JetStream refused and removes the ones it acknowledged, in outbox order", async () => {
-    const make = (name: string) => {
-      const id = uuidv7();
-      return { subject: "users.registered", event: createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: "p@b.co", name, registeredAt: new Date().toISOString() } }) };
-    };
-    const batch = ["a", "refused", "c", "d"].map(make);
+    const batch = ["a", "refused", "c", "d"].map(registration);
     await database.db.transaction((tx) => enqueueEvents(tx, batch));
     const refusedId = batch[1]!.event.id;
     const sent: string[] = [];
-    const picky = new Proxy(jetstream(nc), {
-      get(target, prop, receiver) {
-        if (prop !== "publish") return Reflect.get(target, prop, receiver);
-        return async (subject: string, payload: string, opts: { msgID: string }) => {
-          sent.push(opts.msgID);
-          if (opts.msgID === refusedId) throw new Error("refused by the test");
-          return target.publish(subject, payload, opts);
-        };
-      },
+    const picky = aroundPublish(jetstream(nc), async (publish, subject, payload, opts) => {
+      sent.push(opts.msgID);
+      if (opts.msgID === refusedId) throw new Error("refused by the test");
+      return publish(subject, payload, opts);
     });
     expect(await createOutboxRelay({ db: database.db, js: picky, names, log }).relayOnce({ all: true })).toBe(3);
     expect(sent).toEqual(batch.map((b) => b.event.id));
@@ -136,27 +144,16 @@ describe("outbox relay", () => {
   });
 
   it("publishes handed-over messages at once and deletes their rows; a failed one is left to the poll, which waits out the grace period", async () => {
-    const made = ["h1", "h2", "h3"].map((name) => {
-      const id = uuidv7();
-      return { subject: "users.registered", event: createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: "h@b.co", name, registeredAt: new Date().toISOString() } }) };
-    });
-    let queued: OutboxMessage[] = [];
-    await database.db.transaction(async (tx) => {
-      await enqueueEvents(tx, made);
-      queued = takeQueued(tx as Tx);
-    });
+    const made = ["h1", "h2", "h3"].map(registration);
+    const queued = await enqueueAndTake(made);
     expect(queued.map((m) => m.eventId)).toEqual(made.map((m) => m.event.id));
     const failing = made[1]!.event.id;
     const publishes = new Map<string, number>();
-    const flaky = new Proxy(countingJs(jetstream(nc), publishes), {
-      get(target, prop, receiver) {
-        if (prop !== "publish") return Reflect.get(target, prop, receiver);
-        return (subject: string, payload: string, opts: { msgID: string }) =>
-          opts.msgID === failing && !publishes.has(`failed:${failing}`)
-            ? (publishes.set(`failed:${failing}`, 1), Promise.reject(new Error("NATS hiccup")))
-            : (target.publish as (s: string, p: string, o: { msgID: string }) => Promise<unknown>)(subject, payload, opts);
-      },
-    });
+    const flaky = aroundPublish(countingJs(jetstream(nc), publishes), (publish, subject, payload, opts) =>
+      opts.msgID === failing && !publishes.has(`failed:${failing}`)
+        ? (publishes.set(`failed:${failing}`, 1), Promise.reject(new Error("NATS hiccup")))
+        : publish(subject, payload, opts),
+    );
     const relay = createOutboxRelay({ db: database.db, js: flaky, names, log, pollMs: 50, graceMs: 1500 });
     const remaining = async () => ((await database.db.select({ eventId: outbox.eventId }).from(outbox)) as { eventId: string }[]).map((r) => r.eventId);
     const handedAt = Date.now();
@@ -172,26 +169,14 @@ describe("outbox relay", () => {
   });
 
   it("leaves a handed-over message that waited past the grace period to the poll, so no late copy escapes the dedupe window", async () => {
-    const made = ["slow", "stale"].map((name) => {
-      const id = uuidv7();
-      return { subject: "users.registered", event: createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: "s@b.co", name, registeredAt: new Date().toISOString() } }) };
-    });
-    let queued: OutboxMessage[] = [];
-    await database.db.transaction(async (tx) => {
-      await enqueueEvents(tx, made);
-      queued = takeQueued(tx as Tx);
-    });
+    const made = ["slow", "stale"].map(registration);
+    const queued = await enqueueAndTake(made);
     const sent: string[] = [];
     // One publish at a time, and the first one is slow: the second waits longer than the grace period.
-    const slow = new Proxy(jetstream(nc), {
-      get(target, prop, receiver) {
-        if (prop !== "publish") return Reflect.get(target, prop, receiver);
-        return async (subject: string, payload: string, opts: { msgID: string }) => {
-          sent.push(opts.msgID);
-          if (opts.msgID === made[0]!.event.id) await new Promise((r) => setTimeout(r, 300));
-          return (target.publish as (s: string, p: string, o: { msgID: string }) => Promise<unknown>)(subject, payload, opts);
-        };
-      },
+    const slow = aroundPublish(jetstream(nc), async (publish, subject, payload, opts) => {
+      sent.push(opts.msgID);
+      if (opts.msgID === made[0]!.event.id) await new Promise((r) => setTimeout(r, 300));
+      return publish(subject, payload, opts);
     });
     const relay = createOutboxRelay({ db: database.db, js: slow, names, log, graceMs: 100, maxInFlight: 1, pollMs: 60_000 });
     const left = async () => ((await database.db.select({ eventId: outbox.eventId }).from(outbox)) as { eventId: string }[]).map((r) => r.eventId);
