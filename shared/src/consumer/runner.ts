@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Db, Tx } from "../db/database.js";
 import { reportableError } from "../db/errors.js";
 import { jsonRows, prepared } from "../db/statement.js";
-import { takeQueued, type OutboxMessage } from "../outbox/handoff.js";
+import { transactionWithQueued, type OutboxMessage } from "../outbox/handoff.js";
 import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
 import type { CloudEvent } from "../events/envelope.js";
 import type { EventData, EventName, StreamName } from "../events/catalog.js";
@@ -12,7 +12,7 @@ import type { Names } from "../nats/names.js";
 import { ensureDurableConsumer } from "../nats/streams.js";
 import { publishDeadLetter } from "./dead-letter.js";
 import { createPullLoop, type PullLoop } from "./pull-loop.js";
-import { STATEMENT_HANDLER, batchStatement, runBatchStatement, type StatementBackedHandler, type StatementHandler } from "./statement-handler.js";
+import { STATEMENT_HANDLER, batchStatement, insertInbox, runBatchStatement, type StatementBackedHandler, type StatementHandler } from "./statement-handler.js";
 
 export type EventHandlers = {
   [N in EventName]?: (tx: Tx, event: CloudEvent<EventData<N>>) => Promise<void>;
@@ -67,12 +67,7 @@ type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered";
 type Item = { msg: JsMsg; name: EventName; event: CloudEvent };
 
 /** Records events as applied by a consumer; returns the ids that were not there yet. */
-const INSERT_INBOX = `insert into inbox (consumer, event_id, subject, stream_seq, processed_by)
-select $1::text, event_id, subject, stream_seq, $2::text
-from json_to_recordset($3::text::json) as r(n int, event_id text, subject text, stream_seq bigint)
-order by n
-on conflict do nothing
-returning event_id`;
+const INSERT_INBOX = insertInbox("json_to_recordset($3::text::json) as r(n int, event_id text, subject text, stream_seq bigint)");
 
 const recordInbox = async (tx: Tx, consumer: string, instance: string | undefined, rows: { event_id: string; subject: string; stream_seq: number }[]) =>
   new Set((await prepared<{ event_id: string }>(tx, INSERT_INBOX, [consumer, instance ?? null, jsonRows(rows)])).map((r) => r.event_id));
@@ -140,16 +135,14 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     // Tell the server we are still alive when a handler runs long, instead of being redelivered.
     const keepAlive = setInterval(() => msg.working(), Math.max(1000, ackWaitMs / 3));
     try {
-      let committed: Tx | undefined;
-      const applied = await db.transaction(async (tx) => {
-        committed = tx;
+      const { result: applied, queued } = await transactionWithQueued(db, async (tx) => {
         const fresh = await recordInbox(tx, durable, opts.instance, [{ event_id: event.id, subject: decoded.name, stream_seq: msg.seq }]);
         if (fresh.size === 0) return false;
         await handler(tx, event);
         return true;
       });
       msg.ack();
-      if (applied) opts.onCommitted?.(takeQueued(committed));
+      if (applied) opts.onCommitted?.(queued);
       return applied ? "applied" : "duplicate";
     } catch (err) {
       const error = err instanceof PermanentError ? err : reportableError(err);
@@ -224,9 +217,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   async function applyInTransaction(items: Item[], single: JsMsg[]) {
     const keepAlive = setInterval(() => items.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
     try {
-      let committed: Tx | undefined;
-      const applied = await db.transaction(async (tx) => {
-        committed = tx;
+      const { result: applied, queued } = await transactionWithQueued(db, async (tx) => {
         const isFresh = await recordInbox(tx, durable, opts.instance, items.map((i) => ({ event_id: i.event.id, subject: i.name, stream_seq: i.msg.seq })));
         // The same event twice in one batch is applied once, like two deliveries would be.
         const todo = items.filter((i) => isFresh.delete(i.event.id));
@@ -234,7 +225,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         return todo.length;
       });
       for (const i of items) i.msg.ack();
-      if (applied > 0) opts.onCommitted?.(takeQueued(committed));
+      if (applied > 0) opts.onCommitted?.(queued);
     } catch (err) {
       log.warn({ durable, events: items.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
       for (const i of items) single.push(i.msg);

@@ -33,6 +33,15 @@ export interface StatementHandler<E extends CloudEvent = CloudEvent> {
   reject?(event: E): Error;
 }
 
+/**
+ * The inbox insert every consumer statement makes: $1 consumer, $2 instance, rows (n, event_id,
+ * subject, stream_seq) from `source`. Returns the event ids that were not recorded yet.
+ */
+export const insertInbox = (source: string) => `insert into inbox (consumer, event_id, subject, stream_seq, processed_by)
+  select $1::text, event_id, subject, stream_seq, $2::text from ${source} order by n
+  on conflict do nothing
+  returning event_id`;
+
 export const STATEMENT_HANDLER: unique symbol = Symbol("orderflow.statement-handler");
 
 /** A per-event handler that also carries its statement form for the runner's batches. */
@@ -77,10 +86,7 @@ export function batchStatement(def: StatementHandler): string {
 ), accepted as (
   select * from input r where ${def.accept ?? "true"}
 ), fresh as (
-  insert into inbox (consumer, event_id, subject, stream_seq, processed_by)
-  select $1::text, event_id, subject, stream_seq, $2::text from accepted order by n
-  on conflict do nothing
-  returning event_id
+  ${insertInbox("accepted")}
 ), applied as (
   select * from accepted where event_id in (select event_id from fresh)
 )${def.apply}

@@ -3,7 +3,7 @@ import { eq, lt } from "drizzle-orm";
 import type { Context } from "hono";
 import type { Db, Tx } from "../db/database.js";
 import { idempotencyKeys } from "../db/tables.js";
-import { takeQueued, type OutboxMessage } from "../outbox/handoff.js";
+import { transactionWithQueued, type OutboxMessage } from "../outbox/handoff.js";
 import { HttpProblemError, UnprocessableError } from "../errors/index.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "Idempotency-Key";
@@ -43,50 +43,45 @@ export async function idempotentWrite<B>(
   opts: { scope: string; key: string | undefined; request: unknown },
   write: (tx: Tx) => Promise<WriteResponse<B>>,
 ): Promise<WriteResponse<B> & { replayed: boolean; queued: OutboxMessage[] }> {
-  // The transaction's outbox messages come back with the response, for the relay (takeQueued).
-  let committed: Tx | undefined;
-  const result = await transactionOnce(db, opts, write, (tx) => (committed = tx));
-  return { ...result, queued: takeQueued(committed) };
+  // The transaction's outbox messages come back with the response, for the relay.
+  const { result, queued } = await transactionWithQueued(db, (tx) => writeOnce(tx, opts, write));
+  return { ...result, queued };
 }
 
-async function transactionOnce<B>(
-  db: Db,
+async function writeOnce<B>(
+  tx: Tx,
   opts: { scope: string; key: string | undefined; request: unknown },
   write: (tx: Tx) => Promise<WriteResponse<B>>,
-  seen: (tx: Tx) => void,
 ): Promise<WriteResponse<B> & { replayed: boolean }> {
-  if (opts.key === undefined) return { ...(await db.transaction((tx) => (seen(tx), write(tx)))), replayed: false };
+  if (opts.key === undefined) return { ...(await write(tx)), replayed: false };
   const key = `${opts.scope}:${opts.key}`;
   const requestHash = createHash("sha256").update(JSON.stringify(opts.request)).digest("base64url");
-  return db.transaction(async (tx) => {
-    seen(tx);
-    const claimed = await tx
-      .insert(idempotencyKeys)
-      .values({ key, requestHash, status: 0, responseBody: "" })
-      .onConflictDoNothing()
-      .returning({ key: idempotencyKeys.key });
-    if (claimed.length === 0) {
-      const [stored] = await tx.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key));
-      if (!stored) throw new Error(`idempotency key ${key} vanished while being read`);
-      if (stored.requestHash !== requestHash) {
-        throw new UnprocessableError("this Idempotency-Key was already used with a different request body", {
-          errors: [{ in: "header", pointer: `/${IDEMPOTENCY_KEY_HEADER}`, detail: "reused with a different request body" }],
-        });
-      }
-      return {
-        status: stored.status as 200 | 201,
-        body: JSON.parse(stored.responseBody) as B,
-        headers: { ...stored.responseHeaders, "idempotent-replayed": "true" },
-        replayed: true,
-      };
+  const claimed = await tx
+    .insert(idempotencyKeys)
+    .values({ key, requestHash, status: 0, responseBody: "" })
+    .onConflictDoNothing()
+    .returning({ key: idempotencyKeys.key });
+  if (claimed.length === 0) {
+    const [stored] = await tx.select().from(idempotencyKeys).where(eq(idempotencyKeys.key, key));
+    if (!stored) throw new Error(`idempotency key ${key} vanished while being read`);
+    if (stored.requestHash !== requestHash) {
+      throw new UnprocessableError("this Idempotency-Key was already used with a different request body", {
+        errors: [{ in: "header", pointer: `/${IDEMPOTENCY_KEY_HEADER}`, detail: "reused with a different request body" }],
+      });
     }
-    const response = await write(tx);
-    await tx
-      .update(idempotencyKeys)
-      .set({ status: response.status, responseBody: JSON.stringify(response.body), responseHeaders: response.headers })
-      .where(eq(idempotencyKeys.key, key));
-    return { ...response, replayed: false };
-  });
+    return {
+      status: stored.status as 200 | 201,
+      body: JSON.parse(stored.responseBody) as B,
+      headers: { ...stored.responseHeaders, "idempotent-replayed": "true" },
+      replayed: true,
+    };
+  }
+  const response = await write(tx);
+  await tx
+    .update(idempotencyKeys)
+    .set({ status: response.status, responseBody: JSON.stringify(response.body), responseHeaders: response.headers })
+    .where(eq(idempotencyKeys.key, key));
+  return { ...response, replayed: false };
 }
 
 /** Deletes keys older than `ttlMs`; keys therefore live at least that long. */

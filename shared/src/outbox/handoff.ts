@@ -1,5 +1,5 @@
 import { PgTransaction } from "drizzle-orm/pg-core";
-import type { Executor, Tx } from "../db/database.js";
+import type { Db, Executor, Tx } from "../db/database.js";
 
 /** An outbox row as the relay publishes it. */
 export interface OutboxMessage {
@@ -30,4 +30,17 @@ export function takeQueued(tx: Tx | undefined): OutboxMessage[] {
   const messages = queuing[QUEUED] ?? [];
   delete queuing[QUEUED];
   return messages;
+}
+
+/**
+ * Runs `fn` in a transaction and, once it has committed, returns its result with the outbox
+ * messages queued in it, for the committer to hand to the relay.
+ */
+export async function transactionWithQueued<T>(db: Db, fn: (tx: Tx) => Promise<T>): Promise<{ result: T; queued: OutboxMessage[] }> {
+  let committed: Tx | undefined;
+  const result = await db.transaction((tx) => {
+    committed = tx;
+    return fn(tx);
+  });
+  return { result, queued: takeQueued(committed) };
 }

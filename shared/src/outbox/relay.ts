@@ -62,8 +62,6 @@ export interface OutboxRelay {
    * batches. A message that fails here stays in the outbox for the poll.
    */
   handOff(messages: readonly OutboxMessage[]): void;
-  /** Polls now, e.g. after rows were written without a hand-over. */
-  notify(): void;
   /**
    * Claims and publishes one batch of rows; returns how many went out. `all` includes rows
    * younger than the grace period (at shutdown, once hand-overs are done; and in tests).
@@ -99,8 +97,6 @@ export function createOutboxRelay({
   deleteBatch = 256,
   deleteLingerMs = 10,
 }: OutboxRelayOptions): OutboxRelay {
-  let wake: (() => void) | undefined;
-  let pending = false;
   let loop: Promise<void> | undefined;
   const abort = new AbortController();
 
@@ -196,7 +192,6 @@ export function createOutboxRelay({
   async function run() {
     let failures = 0;
     while (!abort.signal.aborted) {
-      pending = false;
       try {
         const n = await relayOnce();
         failures = 0;
@@ -207,18 +202,7 @@ export function createOutboxRelay({
         await abortableDelay(Math.min(5000, 100 * 2 ** Math.min(failures, 6)), abort.signal).catch(() => {});
         continue;
       }
-      if (pending) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, pollMs);
-        function done() {
-          clearTimeout(timer);
-          wake = undefined;
-          abort.signal.removeEventListener("abort", done);
-          resolve();
-        }
-        wake = done;
-        abort.signal.addEventListener("abort", done, { once: true });
-      });
+      await abortableDelay(pollMs, abort.signal).catch(() => {});
     }
   }
 
@@ -233,10 +217,6 @@ export function createOutboxRelay({
       const at = Date.now();
       for (const m of room >= messages.length ? messages : messages.slice(0, room)) waiting.push({ m, at });
       pump();
-    },
-    notify() {
-      pending = true;
-      wake?.();
     },
     relayOnce,
     stop() {

@@ -30,7 +30,8 @@ export interface RegisterBatcher {
 
 interface Pending {
   user: UserRow;
-  event: CloudEvent<UserRegistered>;
+  /** The event's outbox row, serialized once: written by the statement, then handed over. */
+  outbox: ReturnType<typeof outboxRow>;
   resolve(outcome: RegisterOutcome): void;
   reject(err: unknown): void;
 }
@@ -48,7 +49,7 @@ export function createRegisterBatcher({ db, published, maxBatch = 256, maxInFlig
   let inFlight = 0;
 
   async function commit(batch: Pending[], retrying: boolean): Promise<Set<string>> {
-    const rows = batch.map((p) => ({ id: p.user.id, email: p.user.email, name: p.user.name, user_created_at: p.user.createdAt, ...outboxRow("users.registered", p.event) }));
+    const rows = batch.map((p) => ({ id: p.user.id, email: p.user.email, name: p.user.name, user_created_at: p.user.createdAt, ...p.outbox }));
     const created = new Set((await prepared<{ id: string }>(db, REGISTER, [jsonRows(rows)])).map((r) => r.id));
     if (retrying && created.size < batch.length) {
       // The failed batch may have committed after all (a connection lost during COMMIT): a row
@@ -62,7 +63,7 @@ export function createRegisterBatcher({ db, published, maxBatch = 256, maxInFlig
   async function run(batch: Pending[], retrying = false): Promise<void> {
     try {
       const created = await commit(batch, retrying);
-      if (created.size > 0) published(batch.filter((p) => created.has(p.user.id)).map((p) => outboxMessage(outboxRow("users.registered", p.event))));
+      if (created.size > 0) published(batch.filter((p) => created.has(p.user.id)).map((p) => outboxMessage(p.outbox)));
       for (const p of batch) p.resolve(created.has(p.user.id) ? "created" : "duplicate");
     } catch (err) {
       if (batch.length === 1) return batch[0]!.reject(err);
@@ -83,7 +84,7 @@ export function createRegisterBatcher({ db, published, maxBatch = 256, maxInFlig
   return {
     register(user, event) {
       return new Promise<RegisterOutcome>((resolve, reject) => {
-        queue.push({ user, event, resolve, reject });
+        queue.push({ user, outbox: outboxRow("users.registered", event), resolve, reject });
         flush();
       });
     },
