@@ -1,0 +1,47 @@
+import { fileURLToPath } from "node:url";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { batchStatement, STATEMENT_HANDLER } from "@orderflow/shared";
+import { createMigratedDatabase } from "@orderflow/shared/testing";
+import { orderCreatedHandlers } from "./order-created.js";
+
+const migrations = fileURLToPath(new URL("../../drizzle", import.meta.url));
+let env: Awaited<ReturnType<typeof createMigratedDatabase>>;
+let sql: postgres.Sql;
+
+beforeAll(async () => {
+  env = await createMigratedDatabase(migrations, "of_users_plan");
+  // One connection: PREPARE and EXPLAIN EXECUTE must share a session.
+  sql = postgres(env.url, { max: 1, onnotice: () => {} });
+});
+afterAll(async () => {
+  await sql?.end();
+  await env?.drop();
+});
+
+const handler = orderCreatedHandlers["orders.created"]!;
+const text = batchStatement((handler as unknown as Record<typeof STATEMENT_HANDLER, Parameters<typeof batchStatement>[0]>)[STATEMENT_HANDLER]);
+
+/** The plan a prepared statement settles on after its first executions (its generic plan). */
+async function genericPlan(): Promise<string> {
+  await sql.unsafe("deallocate all");
+  await sql.unsafe(`prepare count_orders(text, text, text) as ${text}`);
+  await sql.unsafe("set plan_cache_mode = force_generic_plan");
+  const rows = await sql.unsafe<{ "QUERY PLAN": string }[]>("explain execute count_orders('c', 'i', '[]')");
+  await sql.unsafe("reset plan_cache_mode");
+  return rows.map((r) => r["QUERY PLAN"]).join("\n");
+}
+
+describe("orders.created batch statement", () => {
+  // The statement is prepared once per connection and keeps the plan it got while users was
+  // small (without autovacuum nothing replans it). A plan that scans users would then cost a
+  // full pass over the table for every batch as the table grows.
+  it("finds users by primary-key probes on an empty table and on a large one", async () => {
+    expect(await genericPlan()).not.toMatch(/Seq Scan on users/);
+    await sql`insert into users (id, email, name, order_count, created_at)
+      select gen_random_uuid(), 'plan-' || i || '@example.com', 'P', 0, now() from generate_series(1, 20000) i`;
+    const plan = await genericPlan();
+    expect(plan).not.toMatch(/Seq Scan on users/);
+    expect(plan).toMatch(/Index (Only )?Scan using users_pkey/);
+  });
+});
