@@ -26,6 +26,16 @@ export interface DatabaseOptions {
 }
 
 /**
+ * Settings every service session starts with. The planner's default random_page_cost (4)
+ * prices an index probe as a disk seek; a service's working set is in memory, where a probe
+ * costs about as much as a sequential page read. With the default, a statement that looks up
+ * a batch of rows by primary key was planned as a sequential scan while its table held a few
+ * hundred rows, and a prepared statement keeps that plan as the table grows (until ANALYZE
+ * replans it, which never happens without autovacuum).
+ */
+export const SESSION_SETTINGS = { random_page_cost: "1.1" } as const;
+
+/**
  * Opens `postgres://…` with postgres.js (a pool that reconnects on its own after an outage)
  * or `pglite://<dir>` (`pglite://memory` for a throwaway one) with embedded PGlite.
  */
@@ -43,7 +53,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     onnotice: () => {},
-    connection: { application_name: opts.applicationName ?? "orderflow" },
+    connection: { application_name: opts.applicationName ?? "orderflow", ...SESSION_SETTINGS },
   });
   const db = drizzle({ client }) as unknown as Db;
   return {

@@ -14,7 +14,7 @@ const countOrders = statementHandler<"orders.created">({
   // plain `exists`/join was then planned as a hash join over a sequential scan of users, and
   // kept that plan as the table grew (no autovacuum here, so no ANALYZE to replan it). The
   // OFFSET 0 keeps `exists` a per-row subplan (an index probe); the update finds its rows by
-  // `= any(array(…))`, an index scan.
+  // `= any(array(…))`, an index scan at every size given the sessions' SESSION_SETTINGS.
   accept: "exists (select 1 from users u where u.id = r.user_id offset 0)",
   reject: (event) => new PermanentError(`order ${event.data.orderId} belongs to unknown user ${event.data.userId}`),
   apply: `, counted as (
