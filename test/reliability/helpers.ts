@@ -1,7 +1,7 @@
 import postgres from "postgres";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { createNames } from "@orderflow/shared";
+import { createNames, DlqHeaders } from "@orderflow/shared";
 import { waitFor, type TestSystem } from "@orderflow/shared/testing";
 import { email } from "../system/helpers.js";
 
@@ -164,4 +164,22 @@ export function checkExactlyOnce(ledger: Ledger, accepted: readonly string[]) {
   const duplicateWelcomes = [...ledger.welcomes.values()].filter((n) => n > 1).length;
   const wrongCounts = [...ledger.orderCounts.values()].filter((n) => n !== 1).length;
   return { missingAccepted, unknownCustomers, withoutWelcome, duplicateWelcomes, wrongCounts };
+}
+
+/**
+ * What the DLQ of a namespace holds, one line per message (subject, consumer, deliveries and
+ * the error recorded when it was dead-lettered): printed by a failing run to say why.
+ */
+export async function deadLetters(nc: NatsConnection, namespace: string): Promise<string[]> {
+  const jsm = await jetstreamManager(nc);
+  const stream = createNames(namespace).stream("DLQ");
+  const { state } = await jsm.streams.info(stream);
+  const lines: string[] = [];
+  for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(stream, { seq }).catch(() => undefined);
+    if (!m) continue;
+    const h = (k: string) => m.header?.get(k) ?? "";
+    lines.push(`${m.subject} deliveries=${h(DlqHeaders.Deliveries)} ${h(DlqHeaders.ErrorClass)}: ${h(DlqHeaders.ErrorMessage)}`);
+  }
+  return lines;
 }

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { startSystem, type TestSystem } from "@orderflow/shared/testing";
-import { checkExactlyOnce, readLedger, registrationLoad, report, streamMessages, waitSettled } from "./helpers.js";
+import { checkExactlyOnce, deadLetters, readLedger, registrationLoad, report, streamMessages, waitSettled } from "./helpers.js";
 
 const systems: TestSystem[] = [];
 
@@ -45,6 +45,8 @@ describe("kill -9", () => {
       orderInbox: ledger.orderInbox,
       kills,
     });
+    // Why anything was dead-lettered, so a failure says more than a count.
+    for (const line of await deadLetters(sys.nc, sys.namespace)) console.log(`[reliability]   DLQ ${line}`);
     expect(check).toEqual({ missingAccepted: [], unknownCustomers: [], withoutWelcome: [], duplicateWelcomes: 0, wrongCounts: 0 });
     expect(ledger.customers.size).toBe(ledger.users.size);
     expect(ledger.orderInbox).toBe(ledger.users.size);
