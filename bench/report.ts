@@ -14,6 +14,16 @@ export function rows(r: BenchResult): [string, string, string][] {
       .sort((a, b) => b[1] - a[1])
       .map(([k, v]) => `${k} ${v.toFixed(1)}`)
       .join(", ");
+  // The same CPU seconds per event: what each process spends on one registration (or drained
+  // event), the figure the README's "where the time goes" reasons with.
+  const perEvent = (c: Record<string, number>, events: number) =>
+    Object.entries(c)
+      .filter(([k, v]) => v >= 0.05 && k !== "everything else")
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${n0((v * 1e6) / events)}`)
+      .join(", ");
+  const total = (c: Record<string, number>, events: number) =>
+    n0((Object.entries(c).filter(([k]) => k !== "everything else").reduce((sum, [, v]) => sum + v, 0) * 1e6) / events);
   const proc = (name: string) => services[name];
   return [
     ["**Limits of this machine**", "", ""],
@@ -28,6 +38,7 @@ export function rows(r: BenchResult): [string, string, string][] {
     ["user commit → welcome order commit p50 / p99", `${n1(sat.e2e.p50Ms)} / ${n1(sat.e2e.p99Ms)} ms`, `max ${n1(sat.e2e.maxMs)} ms`],
     ["caught up after load ended", `${n0(sat.e2e.catchUpMs)} ms`, "every welcome order applied, orderCount 1"],
     ["CPU seconds by process", "", cpu(sat.cpuSeconds)],
+    ["CPU µs per registration", total(sat.cpuSeconds, sat.http.created), perEvent(sat.cpuSeconds, sat.http.created)],
     ["**System, fixed rate**", "", `${r.options.moderateRate}/s for ${r.options.moderateSeconds} s`],
     ["registrations accepted/s", n0(mod.http.createdPerSec), `${n0(mod.http.created)} × 201`],
     ["HTTP latency p50 / p99", `${n1(mod.http.latencyP50Ms)} / ${n1(mod.http.latencyP99Ms)} ms`, ""],
@@ -38,6 +49,7 @@ export function rows(r: BenchResult): [string, string, string][] {
     ["welcome orders applied/s", n0(bl.drainPerSec), `first → last commit; spawn → empty ${n0(bl.drainWallMs)} ms; complete: ${bl.complete}`],
     ["full loop (orderCount 1 for all)", `${n0(bl.loopWallMs)} ms`, "order-service spawn → last orders.created applied"],
     ["CPU seconds by process", "", cpu(bl.cpuSeconds)],
+    ["CPU µs per drained event", total(bl.cpuSeconds, bl.users), perEvent(bl.cpuSeconds, bl.users)],
     ["**Service processes**", "", ""],
     ["ready after spawn: user / order / order with backlog", `${n0(r.system.readyMs["user-service"])} / ${n0(r.system.readyMs["order-service"])} / ${n0(bl.readyMs)} ms`, "first two include migrations on a fresh database"],
     ...Object.keys(services).map((name): [string, string, string] => [`${name}: peak RSS / CPU s`, `${n0(proc(name)?.peakRssMb ?? NaN)} MB / ${n1(proc(name)?.cpuSeconds ?? NaN)} s`, "VmHWM, utime+stime over the process's life"]),
