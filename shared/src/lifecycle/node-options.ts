@@ -6,7 +6,8 @@
  * saturation; 4 MB ones, ~145-150 MB at the same throughput. Going lower costs latency: capping
  * the old generation (--max-old-space-size=256) or a smaller growing factor brings the peak to
  * ~100 MB, but the extra full collections cost ~10% throughput and raise the end-to-end p99 at
- * 1,000 registrations/s from ~21 to ~32 ms. A deployment that prefers the smaller heap sets
+ * 1,000 registrations/s from ~21 to ~32 ms (re-measured with 768 and 1536: ~100 MB, and the
+ * same price in tail latency). A deployment that prefers the smaller heap sets
  * NODE_OPTIONS itself (the chart's `env`).
  */
 export const SERVICE_NODE_OPTIONS = "--max-semi-space-size=4";
