@@ -8,20 +8,16 @@ const n2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "—");
 export function rows(r: BenchResult): [string, string, string][] {
   const { postgres: pg, jetstream: js, http } = r.limits;
   const { saturation: sat, moderate: mod, backlog: bl, services } = r.system;
-  const cpu = (c: Record<string, number>) =>
+  // CPU seconds by process, largest first; per event, "everything else" is left out: it is the
+  // rest of the machine, not a cost of the registrations.
+  const byProcess = (c: Record<string, number>, show: (seconds: number) => string, others = true) =>
     Object.entries(c)
-      .filter(([, v]) => v >= 0.05)
+      .filter(([k, v]) => v >= 0.05 && (others || k !== "everything else"))
       .sort((a, b) => b[1] - a[1])
-      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+      .map(([k, v]) => `${k} ${show(v)}`)
       .join(", ");
-  // The same CPU seconds per event: what each process spends on one registration (or drained
-  // event), the figure the README's "where the time goes" reasons with.
-  const perEvent = (c: Record<string, number>, events: number) =>
-    Object.entries(c)
-      .filter(([k, v]) => v >= 0.05 && k !== "everything else")
-      .sort((a, b) => b[1] - a[1])
-      .map(([k, v]) => `${k} ${n0((v * 1e6) / events)}`)
-      .join(", ");
+  const cpu = (c: Record<string, number>) => byProcess(c, (v) => v.toFixed(1));
+  const perEvent = (c: Record<string, number>, events: number) => byProcess(c, (v) => n0((v * 1e6) / events), false);
   const total = (c: Record<string, number>, events: number) =>
     n0((Object.entries(c).filter(([k]) => k !== "everything else").reduce((sum, [, v]) => sum + v, 0) * 1e6) / events);
   const proc = (name: string) => services[name];

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { batchStatement, SESSION_SETTINGS, STATEMENT_HANDLER } from "@orderflow/shared";
+import { batchStatement, SESSION_SETTINGS, STATEMENT_HANDLER, type StatementBackedHandler } from "@orderflow/shared";
 import { createMigratedDatabase } from "@orderflow/shared/testing";
 import { orderCreatedHandlers } from "./order-created.js";
 
@@ -19,8 +19,9 @@ afterAll(async () => {
   await env?.drop();
 });
 
-const handler = orderCreatedHandlers["orders.created"]!;
-const text = batchStatement((handler as unknown as Record<typeof STATEMENT_HANDLER, Parameters<typeof batchStatement>[0]>)[STATEMENT_HANDLER]);
+// The text the runner prepares for this handler's batches.
+const handler = orderCreatedHandlers["orders.created"] as StatementBackedHandler<"orders.created">;
+const text = batchStatement(handler[STATEMENT_HANDLER] as Parameters<typeof batchStatement>[0]);
 
 /** The plan a prepared statement settles on after its first executions (its generic plan). */
 async function genericPlan(): Promise<string> {
