@@ -111,7 +111,16 @@ export async function runBatchStatement(
   instance: string | undefined,
   events: { event: CloudEvent; subject: string; streamSeq: number }[],
 ): Promise<BatchStatementResult> {
-  const rows = events.map((e) => ({ ...def.row(e.event), event_id: e.event.id, subject: e.subject, stream_seq: e.streamSeq }));
+  const rows = events.map((e) => {
+    // row() makes a fresh object, so the runner's keys are added to it: spreading it into a new
+    // literal with them cost ~7 µs per event in V8 (bench/probe of a 256-event batch), twice
+    // what building the row itself costs.
+    const row = def.row(e.event);
+    row.event_id = e.event.id;
+    row.subject = e.subject;
+    row.stream_seq = e.streamSeq;
+    return row;
+  });
   const [result] = await prepared<{ rejected: string[]; fresh: number; queued: string[] }>(ex, text, [consumer, instance ?? null, jsonRows(rows)]);
   if (!result) throw new Error("the batch statement returned no row");
   return { rejected: result.rejected, fresh: result.fresh, queued: queuedMessages(def, rows, result.queued) };
