@@ -6,6 +6,7 @@ import { prepared } from "../db/statement.js";
 import type { Names } from "../nats/names.js";
 import type { OutboxMessage } from "./handoff.js";
 import { abortableDelay } from "../nats/connect.js";
+import { Fifo } from "./fifo.js";
 
 // Fixed texts, prepared once per connection (see prepared()). seq travels as text: int8 is a
 // string in postgres.js and may be a bigint elsewhere, neither of which JSON.stringify takes.
@@ -107,7 +108,7 @@ export function createOutboxRelay({
   };
 
   // Hand-over: waiting → in flight → acknowledged ids → one DELETE per batch of ids.
-  const waiting: { m: OutboxMessage; at: number }[] = [];
+  const waiting = new Fifo<{ m: OutboxMessage; at: number }>();
   let inFlight = 0;
   const sent: string[] = [];
   let deleting: Promise<void> | undefined;
@@ -222,7 +223,7 @@ export function createOutboxRelay({
     stop() {
       stopping ??= (async () => {
         abort.abort();
-        waiting.length = 0;
+        waiting.clear();
         await loop;
         if (inFlight > 0 || deleting || linger) {
           const done = new Promise<void>((resolve) => (idle = resolve));
