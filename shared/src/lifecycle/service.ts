@@ -11,6 +11,7 @@ import { createReadiness, registerHealthRoutes } from "../health/readiness.js";
 import type { ServiceApp } from "../http/app.js";
 import { problem, problemResponse } from "../http/problem.js";
 import { startHttpServer, type HttpServer } from "../http/server.js";
+import { createAckedPublisher } from "../nats/acked-publisher.js";
 import { connectNats, type NatsState } from "../nats/connect.js";
 import { createNames, type Names } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
@@ -152,7 +153,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       log,
       abort.signal,
     );
-    relay = createOutboxRelay({ db: database.db, js, names, log, pollMs: config.OUTBOX_POLL_MS });
+    relay = createOutboxRelay({ db: database.db, js: createAckedPublisher(nc), names, log, pollMs: config.OUTBOX_POLL_MS });
     relay.start();
     consumers = spec.consumers.map((c) =>
       createConsumer({

@@ -1,4 +1,3 @@
-import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { Db } from "../db/database.js";
@@ -6,6 +5,7 @@ import { prepared } from "../db/statement.js";
 import type { Names } from "../nats/names.js";
 import type { OutboxMessage } from "./handoff.js";
 import { abortableDelay } from "../nats/connect.js";
+import type { AckedPublisher } from "../nats/acked-publisher.js";
 import { Fifo } from "./fifo.js";
 
 // Fixed texts, prepared once per connection (see prepared()). seq travels as text: int8 is a
@@ -38,7 +38,8 @@ interface ClaimedRow {
 
 export interface OutboxRelayOptions {
   db: Db;
-  js: JetStreamClient;
+  /** createAckedPublisher(nc) in the services; any JetStreamClient works too. */
+  js: AckedPublisher;
   names: Names;
   log: Logger;
   /** Rows claimed and published per transaction (they are published concurrently). */

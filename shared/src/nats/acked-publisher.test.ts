@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
+import { connectTestNats, uniqueNamespace } from "../testing/index.js";
+import { createAckedPublisher, PublishRejectedError, PublishTimeoutError } from "./acked-publisher.js";
+
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+const stream = uniqueNamespace().toUpperCase();
+const small = `${stream}_SMALL`;
+
+beforeAll(async () => {
+  nc = await connectTestNats();
+  jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], num_replicas: 1, duplicate_window: 60_000_000_000 });
+  await jsm.streams.add({ name: small, subjects: [`${small}.>`], num_replicas: 1, max_msg_size: 128 });
+});
+
+afterAll(async () => {
+  await jsm?.streams.delete(stream).catch(() => {});
+  await jsm?.streams.delete(small).catch(() => {});
+  await nc?.close();
+});
+
+describe("acked publisher", () => {
+  it("stores each message once per Nats-Msg-Id and reports the copy as a duplicate, with its headers", async () => {
+    const publisher = createAckedPublisher(nc);
+    const h = natsHeaders();
+    h.set("traceparent", "00-abc-def-01");
+    const acks = await Promise.all(
+      ["a", "b", "a"].map((id, i) => publisher.publish(`${stream}.x`, `payload ${i}`, { msgID: id, headers: i === 0 ? h : undefined })),
+    );
+    expect(acks.map((a) => [a.stream, a.duplicate])).toEqual([
+      [stream, false],
+      [stream, false],
+      [stream, true],
+    ]);
+    expect(acks[2]!.seq).toBe(acks[0]!.seq);
+    expect((await jsm.streams.info(stream)).state.messages).toBe(2);
+    const first = await jsm.streams.getMessage(stream, { seq: acks[0]!.seq });
+    expect(first!.string()).toBe("payload 0");
+    expect(first!.header.get("Nats-Msg-Id")).toBe("a");
+    expect(first!.header.get("traceparent")).toBe("00-abc-def-01");
+    publisher.close();
+  });
+
+  it("rejects a message JetStream refuses and one no stream takes, and the others still succeed", async () => {
+    const publisher = createAckedPublisher(nc);
+    const results = await Promise.allSettled([
+      publisher.publish(`${small}.x`, "x".repeat(500), { msgID: "big" }),
+      publisher.publish(`nostream_${stream}.x`, "hello", { msgID: "lost" }),
+      publisher.publish(`${small}.x`, "tiny", { msgID: "ok" }),
+    ]);
+    const [tooBig, nowhere, ok] = results;
+    expect(tooBig!.status).toBe("rejected");
+    expect((tooBig as PromiseRejectedResult).reason).toBeInstanceOf(PublishRejectedError);
+    expect((tooBig as PromiseRejectedResult).reason.message).toMatch(/size/i);
+    expect(nowhere!.status).toBe("rejected");
+    expect((nowhere as PromiseRejectedResult).reason).toMatchObject({ name: "PublishRejectedError", code: 503 });
+    expect(ok).toMatchObject({ status: "fulfilled", value: { stream: small, duplicate: false } });
+    publisher.close();
+  });
+
+  it("times out when nothing acknowledges, and a later answer changes nothing", async () => {
+    // A plain subscriber takes the subject and never answers, as a stuck server would.
+    const silent = nc.subscribe(`silent_${stream}`);
+    const publisher = createAckedPublisher(nc, { timeoutMs: 150 });
+    const started = Date.now();
+    await expect(publisher.publish(`silent_${stream}`, "x", { msgID: "t" })).rejects.toBeInstanceOf(PublishTimeoutError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    silent.unsubscribe();
+    publisher.close();
+  });
+
+  it("rejects what is pending and what comes after once the connection closes", async () => {
+    const own = await connectTestNats();
+    const silent = own.subscribe(`silent2_${stream}`);
+    const publisher = createAckedPublisher(own);
+    const pending = publisher.publish(`silent2_${stream}`, "x", { msgID: "p" });
+    await own.close();
+    await expect(pending).rejects.toThrow();
+    await expect(publisher.publish(`${stream}.x`, "y", { msgID: "q" })).rejects.toThrow();
+    silent.unsubscribe();
+  });
+});
