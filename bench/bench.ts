@@ -1,6 +1,7 @@
 import { cpus, totalmem } from "node:os";
 import { execFileSync } from "node:child_process";
 import { measureHttp, type HttpLimit } from "./limits/http.js";
+import { measureRoundTrip, type RoundTripLimit } from "./limits/round-trip.js";
 import { measureJetStream, type JetStreamLimit } from "./limits/jetstream.js";
 import { measurePostgres, type PostgresLimit } from "./limits/postgres.js";
 import { runBacklogPhase, runLoadPhase, type BacklogPhase, type LoadPhase } from "./phases.js";
@@ -53,7 +54,7 @@ export interface BenchResult {
   startedAt: string;
   options: Omit<BenchOptions, "log">;
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; postgres: string; nats: string; commit: string };
-  limits: { postgres: PostgresLimit; jetstream: JetStreamLimit; http: HttpLimit };
+  limits: { postgres: PostgresLimit; jetstream: JetStreamLimit; http: HttpLimit; roundTrip: RoundTripLimit };
   system: {
     readyMs: { "user-service": number; "order-service": number };
     saturation: LoadPhase;
@@ -93,7 +94,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
   const js = await measureJetStream({ seconds: opts.limitSeconds });
   log(`  ${js.publishPerSec.toFixed(0)} pub/s, ${js.consumeAckPerSec.toFixed(0)} consume+ack/s; http…`);
   const http = await measureHttp({ seconds: opts.limitSeconds, connections: opts.connections });
-  log(`  ${http.requestsPerSec.toFixed(0)} req/s`);
+  log(`  ${http.requestsPerSec.toFixed(0)} req/s; round trip…`);
+  const roundTrip = await measureRoundTrip({ seconds: Math.min(2, opts.limitSeconds) });
+  log(`  ${roundTrip.latencyUs.toFixed(0)} µs, ${roundTrip.cpuUs.toFixed(0)} µs CPU`);
 
   const sys = await createBenchSystem({ cpuProfileDir: opts.cpuProfileDir });
   try {
@@ -132,7 +135,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       startedAt,
       options: { ...opts, log: undefined } as Omit<BenchOptions, "log">,
       machine,
-      limits: { postgres: pg, jetstream: js, http },
+      limits: { postgres: pg, jetstream: js, http, roundTrip },
       system: { readyMs: { "user-service": readyUsers, "order-service": readyOrders }, saturation, moderate, backlog, services },
       ratios,
       targets,

@@ -6,7 +6,7 @@ const n2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "—");
 
 /** Rows of the one side-by-side table: what, figure, note. */
 export function rows(r: BenchResult): [string, string, string][] {
-  const { postgres: pg, jetstream: js, http } = r.limits;
+  const { postgres: pg, jetstream: js, http, roundTrip: rt } = r.limits;
   const { saturation: sat, moderate: mod, backlog: bl, services } = r.system;
   // CPU seconds by process, largest first; per event, "everything else" is left out: it is the
   // rest of the machine, not a cost of the registrations.
@@ -27,6 +27,7 @@ export function rows(r: BenchResult): [string, string, string][] {
     ["JetStream publish/s (Nats-Msg-Id, file stream)", n0(js.publishPerSec), `${js.window} in flight, ${js.payloadBytes} B payload`],
     ["JetStream consume+ack/s (durable pull)", n0(js.consumeAckPerSec), `${n0(js.messages)} messages`],
     ["HTTP ceiling: Hono JSON echo req/s", n0(http.requestsPerSec), `p50 ${n1(http.latencyP50Ms)} ms, p99 ${n1(http.latencyP99Ms)} ms, ${r.options.connections} connections`],
+    ["round trip between two processes (loopback TCP)", `${n1(rt.latencyUs)} µs`, `${n1(rt.cpuUs)} µs CPU of both per round trip; ${n0(rt.roundTrips)} one-byte ping-pongs`],
     ["**System, saturated**", "", `${r.options.saturationSeconds} s, ${r.options.connections} connections`],
     ["registrations accepted/s (201s only)", n0(sat.http.createdPerSec), `${n0(sat.http.created)} × 201; other: ${JSON.stringify(sat.http.otherStatuses)}, errors ${sat.http.errors}`],
     ["registrations completed/s end-to-end", n0(sat.e2e.completedPerSec), `load start → last orderCount 1; complete: ${sat.e2e.complete}`],
@@ -40,6 +41,8 @@ export function rows(r: BenchResult): [string, string, string][] {
     ["HTTP latency p50 / p99", `${n1(mod.http.latencyP50Ms)} / ${n1(mod.http.latencyP99Ms)} ms`, ""],
     ["user commit → welcome order commit p50 / p99", `${n1(mod.e2e.p50Ms)} / ${n1(mod.e2e.p99Ms)} ms`, `max ${n1(mod.e2e.maxMs)} ms`],
     ["caught up after load ended", `${n0(mod.e2e.catchUpMs)} ms`, ""],
+    // Unbatched, every stage is its own hop: compare with the saturated row and the round trip.
+    ["CPU µs per registration", total(mod.cpuSeconds, mod.http.created), perEvent(mod.cpuSeconds, mod.http.created)],
     ["**Backlog drain**", "", `${n0(bl.users)} registrations queued while order-service was stopped`],
     ["relay publish/s (outbox → JetStream)", n0(bl.relayPublishPerSec), "user-service's relay, backlog in the outbox"],
     ["welcome orders applied/s", n0(bl.drainPerSec), `first → last commit; spawn → empty ${n0(bl.drainWallMs)} ms; complete: ${bl.complete}`],

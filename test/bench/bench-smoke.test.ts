@@ -11,6 +11,8 @@ describe("npm run bench, a few seconds' worth", () => {
       jsPublish: r.limits.jetstream.publishPerSec,
       jsConsume: r.limits.jetstream.consumeAckPerSec,
       httpCeiling: r.limits.http.requestsPerSec,
+      roundTrip: r.limits.roundTrip.latencyUs,
+      roundTripCpu: r.limits.roundTrip.cpuUs,
       accepted: r.system.saturation.http.createdPerSec,
       completed: r.system.saturation.e2e.completedPerSec,
       httpP99: r.system.saturation.http.latencyP99Ms,
