@@ -13,7 +13,10 @@ import { queueAfterCommit, type OutboxMessage } from "../outbox/handoff.js";
 export interface StatementHandler<E extends CloudEvent = CloudEvent> {
   /** Column list of the rows `row` makes, as in `json_to_recordset(…) as r(<columns>)`. */
   columns: string;
-  /** The event's row; keys `n`, `event_id`, `subject` and `stream_seq` are the runner's. */
+  /**
+   * The event's row, a new object on every call (the runner adds its keys `n`, `event_id`,
+   * `subject` and `stream_seq` to it).
+   */
   row(event: E): Record<string, unknown>;
   /**
    * Data-modifying CTEs (`, name as (…)`, …) that apply the rows in `applied`. When the handler

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
-import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
+import { headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import { connectTestNats, uniqueNamespace } from "../testing/index.js";
 import { createAckedPublisher, PublishRejectedError, PublishTimeoutError } from "./acked-publisher.js";
 
@@ -61,15 +61,27 @@ describe("acked publisher", () => {
     publisher.close();
   });
 
-  it("times out when nothing acknowledges, and a later answer changes nothing", async () => {
-    // A plain subscriber takes the subject and never answers, as a stuck server would.
-    const silent = nc.subscribe(`silent_${stream}`);
+  it("times out when nothing acknowledges, and a late answer changes nothing", async () => {
+    // A plain subscriber takes the subject and answers only after the publisher gave up.
+    const late: Msg[] = [];
+    const slow = nc.subscribe(`slow_${stream}`, { callback: (_err, m) => late.push(m) });
     const publisher = createAckedPublisher(nc, { timeoutMs: 150 });
     const started = Date.now();
-    await expect(publisher.publish(`silent_${stream}`, "x", { msgID: "t" })).rejects.toBeInstanceOf(PublishTimeoutError);
+    await expect(publisher.publish(`slow_${stream}`, "x", { msgID: "t" })).rejects.toBeInstanceOf(PublishTimeoutError);
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
-    silent.unsubscribe();
+    // The late ack is dropped; the next publish gets its own answer, not that one.
+    late[0]!.respond(JSON.stringify({ stream: "LATE", seq: 99 }));
+    const ack = await publisher.publish(`${stream}.x`, "after", { msgID: "after-late" });
+    expect(ack).toMatchObject({ stream, duplicate: false });
+    slow.unsubscribe();
     publisher.close();
+  });
+
+  it("rejects publishes after close at once", async () => {
+    const publisher = createAckedPublisher(nc);
+    publisher.close();
+    publisher.close();
+    await expect(publisher.publish(`${stream}.x`, "z", { msgID: "closed" })).rejects.toThrow(/closed/);
   });
 
   it("rejects what is pending and what comes after once the connection closes", async () => {

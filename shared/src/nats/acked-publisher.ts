@@ -23,6 +23,7 @@ export class PublishTimeoutError extends Error {
 }
 
 interface Pending {
+  subject: string;
   resolve(ack: PubAck): void;
   reject(err: Error): void;
   deadline: number;
@@ -35,6 +36,9 @@ interface Pending {
  * `<inbox>.<n>`, pending publishes wait in a map, and one sweep times out the late ones:
  * about 15 µs. Same wire protocol (a publish with a reply subject), same `Nats-Msg-Id`
  * dedupe, same answers: a PubAck, or an error for a refusal, no stream, or a timeout.
+ * Unlike js.publish: no retries (the relay's poll is the retry), a timeout fires up to a
+ * quarter of `timeoutMs` late (one sweep, not a timer each), and a publish the server's
+ * permissions refuse fails by timing out. Replies use the default `_INBOX` prefix.
  */
 export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: { timeoutMs?: number } = {}): AckedPublisher & { close(): void } {
   const prefix = createInbox();
@@ -49,7 +53,11 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
 
   const sub = nc.subscribe(`${prefix}.*`, {
     callback: (err, msg) => {
-      if (err) return failAll(err);
+      if (err) {
+        // The subscription is gone (a permissions error, say): no ack can arrive any more.
+        closedWith = err;
+        return failAll(err);
+      }
       const id = Number(msg.subject.slice(prefix.length + 1));
       const p = pending.get(id);
       if (!p) return; // timed out already
@@ -57,7 +65,7 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
       // A status-only answer: 503 is the server's "no responders", no stream takes the subject.
       if (msg.headers?.hasError || msg.data.length === 0) {
         const code = msg.headers?.code ?? 503;
-        return p.reject(new PublishRejectedError(code === 503 ? `no stream takes ${msg.subject}` : `publish answered ${code} ${msg.headers?.description ?? ""}`.trim(), code));
+        return p.reject(new PublishRejectedError(code === 503 ? `no stream takes ${p.subject}` : `publish to ${p.subject} answered ${code} ${msg.headers?.description ?? ""}`.trim(), code));
       }
       let answer: { stream?: string; seq?: number; duplicate?: boolean; domain?: string; error?: { code: number; err_code?: number; description: string } };
       try {
@@ -71,10 +79,11 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
     },
   });
 
-  // Deadlines grow with insertion order, so the sweep stops at the first one still running.
+  // Deadlines grow with insertion order (a monotonic clock), so the sweep stops at the first
+  // one still running.
   const sweep = setInterval(
     () => {
-      const now = Date.now();
+      const now = performance.now();
       for (const [id, p] of pending) {
         if (p.deadline > now) break;
         pending.delete(id);
@@ -98,7 +107,7 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
         const id = next++;
         const h = headers ?? natsHeaders();
         h.set("Nats-Msg-Id", msgID);
-        pending.set(id, { resolve, reject, deadline: Date.now() + timeoutMs });
+        pending.set(id, { subject, resolve, reject, deadline: performance.now() + timeoutMs });
         try {
           nc.publish(subject, payload, { reply: `${prefix}.${id}`, headers: h });
         } catch (err) {
@@ -109,9 +118,11 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
       });
     },
     close() {
+      if (closedWith) return;
+      closedWith = new Error("the publisher is closed");
       clearInterval(sweep);
       sub.unsubscribe();
-      failAll(new Error("the publisher is closed"));
+      failAll(closedWith);
     },
   };
 }
