@@ -51,7 +51,9 @@ export function responseEnd(buf: Buffer): number {
  *
  * Requests are written as prebuilt bytes and answers are only framed (status line, length):
  * node's http client cost ~300 µs of CPU per request here, a fifth of both cores at 1,000/s,
- * taken from the system it measures; this costs a fraction of that.
+ * taken from the system it measures; this costs a fraction of that. A connection that fails is
+ * not replaced: its request and, once none is left, the waiting ones count as errors, as does
+ * anything unanswered `drainMs` after the last request was due.
  */
 export async function pacedLoad({
   url,
@@ -60,6 +62,7 @@ export async function pacedLoad({
   rate,
   connections,
   body,
+  drainMs = 30_000,
 }: {
   url: string;
   path: string;
@@ -67,6 +70,7 @@ export async function pacedLoad({
   rate: number;
   connections: number;
   body: (i: number) => string;
+  drainMs?: number;
 }): Promise<PacedResult> {
   const { hostname, port } = new URL(url);
   const head = `POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nConnection: keep-alive\r\nContent-Length: `;
@@ -155,7 +159,12 @@ export async function pacedLoad({
     });
 
   const total = Math.round(rate * seconds);
-  idle.push(...(await Promise.all(Array.from({ length: connections }, open))));
+  try {
+    idle.push(...(await Promise.all(Array.from({ length: connections }, open))));
+  } catch (err) {
+    for (const c of all) c.socket.destroy();
+    throw err;
+  }
   const done = new Promise<void>((resolve) => (allSettled = resolve));
   const start = performance.now();
   let sent = 0;
@@ -171,7 +180,14 @@ export async function pacedLoad({
     }
     await new Promise((r) => setTimeout(r, 1));
   }
-  if (total > 0) await done;
+  if (total > 0) {
+    // Sockets still owing an answer after drainMs are destroyed; `die` counts their requests.
+    const giveUp = setTimeout(() => {
+      for (const c of all) c.socket.destroy();
+    }, drainMs);
+    await done;
+    clearTimeout(giveUp);
+  }
   const elapsed = (performance.now() - start) / 1000;
   for (const c of all) c.socket.destroy();
   return { seconds: elapsed, statuses, errors, latenciesMs: latencies.sort((a, b) => a - b) };

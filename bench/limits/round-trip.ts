@@ -24,7 +24,11 @@ export async function measureRoundTrip({ seconds }: { seconds: number }): Promis
   const script = fileURLToPath(new URL("./echo-socket.mjs", import.meta.url));
   const child = spawn(process.execPath, [script, String((server.address() as AddressInfo).port)], { stdio: "ignore" });
   try {
-    const [socket] = (await once(server, "connection")) as [Socket];
+    const exited = once(child, "exit").then(() => Promise.reject(new Error("the round-trip echo process exited before connecting")));
+    const failed = once(child, "error").then(([err]) => Promise.reject(err as Error));
+    const [socket] = (await Promise.race([once(server, "connection"), exited, failed])) as [Socket];
+    exited.catch(() => {});
+    failed.catch(() => {});
     socket.setNoDelay(true);
     const ping = Buffer.from("x");
     const pingPong = (until: number) =>

@@ -44,6 +44,13 @@ describe("the bench's paced load generator", () => {
     expect(bodies.map((b) => JSON.parse(b).i).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
   });
 
+  it("gives up on answers still owed after the drain time, counting them as errors", async () => {
+    const url = await serve(() => {}); // reads every request, answers none
+    const r = await pacedLoad({ url, path: "/users", seconds: 0.1, rate: 100, connections: 4, body: () => "{}", drainMs: 200 });
+    expect(r.errors).toBe(10);
+    expect(r.statuses).toEqual({});
+  });
+
   it("counts requests on connections the server drops as errors, and still finishes", async () => {
     const url = await serve((req) => req.socket.destroy());
     const r = await pacedLoad({ url, path: "/users", seconds: 0.2, rate: 100, connections: 2, body: () => "{}" });
