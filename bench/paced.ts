@@ -1,4 +1,5 @@
 import { connect, type Socket } from "node:net";
+import { Fifo } from "@orderflow/shared";
 
 export interface PacedResult {
   seconds: number;
@@ -77,8 +78,7 @@ export async function pacedLoad({
   const statuses: Record<string, number> = {};
   const latencies: number[] = [];
   let errors = 0;
-  const waiting: Job[] = [];
-  let waitingHead = 0;
+  const waiting = new Fifo<Job>();
   const idle: Conn[] = [];
   const all: Conn[] = [];
   let settled = 0;
@@ -108,15 +108,13 @@ export async function pacedLoad({
 
   // Every connection gone: nothing can answer what is still waiting.
   const failWaiting = () => {
-    while (waitingHead < waiting.length) finish(waiting[waitingHead++]!);
+    for (let job = waiting.shift(); job; job = waiting.shift()) finish(job);
   };
 
   const release = (c: Conn) => {
-    if (waitingHead < waiting.length) {
-      const next = waiting[waitingHead]!;
-      waiting[waitingHead++] = undefined as never;
-      dispatch(c, next);
-    } else idle.push(c);
+    const next = waiting.shift();
+    if (next) dispatch(c, next);
+    else idle.push(c);
   };
 
   const open = () =>
