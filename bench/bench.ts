@@ -54,7 +54,8 @@ export interface BenchResult {
   startedAt: string;
   options: Omit<BenchOptions, "log">;
   machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; postgres: string; nats: string; commit: string };
-  limits: { postgres: PostgresLimit; jetstream: JetStreamLimit; http: HttpLimit; roundTrip: RoundTripLimit };
+  /** postgresAfter: the same measurement once the system phases are done (services idle), to show the host's drift within the run. */
+  limits: { postgres: PostgresLimit; jetstream: JetStreamLimit; http: HttpLimit; roundTrip: RoundTripLimit; postgresAfter: PostgresLimit };
   system: {
     readyMs: { "user-service": number; "order-service": number };
     saturation: LoadPhase;
@@ -109,7 +110,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
     log(`  ${moderate.http.createdPerSec.toFixed(0)} 201/s, e2e p99 ${moderate.e2e.p99Ms.toFixed(1)} ms; backlog of ${opts.backlogUsers}…`);
     const orderServiceUnderLoad = readProcStats(sys.orders.proc!.child.pid!);
     const backlog = await runBacklogPhase(sys, { n: opts.backlogUsers });
-    log(`  drained ${backlog.drainPerSec.toFixed(0)}/s`);
+    log(`  drained ${backlog.drainPerSec.toFixed(0)}/s; postgres again…`);
+    const postgresAfter = await measurePostgres({ seconds: opts.limitSeconds });
+    log(`  ${postgresAfter.commitsPerSec.toFixed(0)} commits/s`);
     const services = {
       "user-service": readProcStats(sys.users.proc!.child.pid!),
       "order-service (load)": orderServiceUnderLoad,
@@ -135,7 +138,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchResult> {
       startedAt,
       options: { ...opts, log: undefined } as Omit<BenchOptions, "log">,
       machine,
-      limits: { postgres: pg, jetstream: js, http, roundTrip },
+      limits: { postgres: pg, jetstream: js, http, roundTrip, postgresAfter },
       system: { readyMs: { "user-service": readyUsers, "order-service": readyOrders }, saturation, moderate, backlog, services },
       ratios,
       targets,

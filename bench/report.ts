@@ -6,7 +6,7 @@ const n2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : "—");
 
 /** Rows of the one side-by-side table: what, figure, note. */
 export function rows(r: BenchResult): [string, string, string][] {
-  const { postgres: pg, jetstream: js, http, roundTrip: rt } = r.limits;
+  const { postgres: pg, jetstream: js, http, roundTrip: rt, postgresAfter: pgAfter } = r.limits;
   const { saturation: sat, moderate: mod, backlog: bl, services } = r.system;
   // CPU seconds by process, largest first; per event, "everything else" is left out: it is the
   // rest of the machine, not a cost of the registrations.
@@ -23,7 +23,7 @@ export function rows(r: BenchResult): [string, string, string][] {
   const proc = (name: string) => services[name];
   return [
     ["**Limits of this machine**", "", ""],
-    ["Postgres single-row insert commits/s", n0(pg.commitsPerSec), `${pg.tool}, ${pg.clients} clients`],
+    ["Postgres single-row insert commits/s", n0(pg.commitsPerSec), `${pg.tool}, ${pg.clients} clients; ${n0(pgAfter.commitsPerSec)} when measured again after the system phases (the ratio uses the first)`],
     ["JetStream publish/s (Nats-Msg-Id, file stream)", n0(js.publishPerSec), `${js.window} in flight, ${js.payloadBytes} B payload`],
     ["JetStream consume+ack/s (durable pull)", n0(js.consumeAckPerSec), `${n0(js.messages)} messages`],
     ["HTTP ceiling: Hono JSON echo req/s", n0(http.requestsPerSec), `p50 ${n1(http.latencyP50Ms)} ms, p99 ${n1(http.latencyP99Ms)} ms, ${r.options.connections} connections`],

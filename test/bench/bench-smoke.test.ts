@@ -8,6 +8,7 @@ describe("npm run bench, a few seconds' worth", () => {
     const r = await runBench(smokeOptions);
     const figures = {
       pgCommits: r.limits.postgres.commitsPerSec,
+      pgCommitsAfter: r.limits.postgresAfter.commitsPerSec,
       jsPublish: r.limits.jetstream.publishPerSec,
       jsConsume: r.limits.jetstream.consumeAckPerSec,
       httpCeiling: r.limits.http.requestsPerSec,
