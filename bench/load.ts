@@ -1,6 +1,7 @@
 import autocannon from "autocannon";
 import { randomBytes } from "node:crypto";
 import { pacedLoad } from "./paced.js";
+import { percentile } from "./stats.js";
 import { registrationBody } from "./payload.js";
 
 export interface LoadResult {
@@ -61,7 +62,7 @@ async function saturate({ url, seconds, connections, rate, path = "/users" }: { 
 async function pacedRegistrations({ url, seconds, connections, rate, path = "/users" }: { url: string; seconds: number; connections: number; rate: number; path?: string }): Promise<LoadResult> {
   const run = randomBytes(4).toString("hex");
   const r = await pacedLoad({ url, path, seconds, rate, connections, body: (i) => registrationBody(i, run) });
-  const pct = (p: number) => Math.round(r.latenciesMs[Math.min(r.latenciesMs.length - 1, Math.floor((p / 100) * r.latenciesMs.length))] ?? 0);
+  const pct = (p: number) => Math.round(percentile(r.latenciesMs, p));
   const { "201": created = 0, ...otherStatuses } = r.statuses;
   return {
     seconds: r.seconds,

@@ -142,14 +142,14 @@ export async function pacedLoad({
         const end = responseEnd(c.pending);
         if (end === -1) return;
         const job = c.job;
-        c.job = undefined;
         if (end === -2 || !job) {
-          // Not a response this client can frame (or one it did not ask for): drop the socket.
-          c.job = job;
+          // Not a response this client can frame (or one it did not ask for): drop the socket;
+          // `die` counts its request as an error.
           die();
           socket.destroy();
           return;
         }
+        c.job = undefined;
         finish(job, c.pending.toString("latin1", 9, 12));
         c.pending = c.pending.subarray(end);
         release(c);
