@@ -3,6 +3,7 @@ import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jets
 import { headers as natsHeaders, type MsgHdrs } from "@nats-io/nats-core";
 import { DlqHeaders } from "../consumer/dead-letter.js";
 import type { Names } from "../nats/names.js";
+import { storedAck } from "../nats/acked-publisher.js";
 
 /** One message of the DLQ stream, with the reason it was given up on read back from its headers. */
 export interface DeadLetter {
@@ -125,7 +126,7 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
     h.append(key, value);
   }
   const msgId = `replay:${seq}:${uuid()}`;
-  const ack = await deps.js.publish(dl.originalSubject, dl.payload, { headers: h, msgID: msgId });
+  const ack = storedAck(await deps.js.publish(dl.originalSubject, dl.payload, { headers: h, msgID: msgId }));
   await deps.jsm.streams.deleteMessage(deps.names.stream("DLQ"), seq, false);
   return { dlqSeq: seq, subject: dl.subject, msgId, streamSeq: ack.seq };
 }

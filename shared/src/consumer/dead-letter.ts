@@ -1,6 +1,7 @@
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { Names } from "../nats/names.js";
+import { storedAck } from "../nats/acked-publisher.js";
 
 /** Headers added to every dead letter; the `dlq` command reads them back. */
 export const DlqHeaders = {
@@ -46,8 +47,10 @@ export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: 
   h.set(DlqHeaders.ErrorMessage, info.error.message.replace(/[\r\n]+/g, " ").slice(0, 1024));
   h.set(DlqHeaders.Time, (info.now ?? new Date()).toISOString());
   const logical = names.logicalSubject(msg.subject);
-  await js.publish(names.subject(`dlq.${info.consumer}.${logical}`), msg.data, {
-    headers: h,
-    msgID: `dlq:${msg.info.stream}:${msg.seq}`,
-  });
+  storedAck(
+    await js.publish(names.subject(`dlq.${info.consumer}.${logical}`), msg.data, {
+      headers: h,
+      msgID: `dlq:${msg.info.stream}:${msg.seq}`,
+    }),
+  );
 }

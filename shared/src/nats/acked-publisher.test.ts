@@ -1,8 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
-import { connectTestNats, uniqueNamespace } from "../testing/index.js";
-import { createAckedPublisher, PublishRejectedError, PublishTimeoutError } from "./acked-publisher.js";
+import { connect } from "@nats-io/transport-node";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connectTestNats, startOwnNatsServer, uniqueNamespace, waitFor } from "../testing/index.js";
+import { createAckedPublisher, PublishRejectedError, PublishTimeoutError, storedAck } from "./acked-publisher.js";
 
 let nc: NatsConnection;
 let jsm: JetStreamManager;
@@ -75,6 +79,54 @@ describe("acked publisher", () => {
     expect(ack).toMatchObject({ stream, duplicate: false });
     slow.unsubscribe();
     publisher.close();
+  });
+
+  it("passes a duplicate answer with sequence 0 on as such, and storedAck refuses it", async () => {
+    // What a clustered stream on a server before 2.11 answers while the first copy is still
+    // being proposed; a plain responder stands in for it (a single server never says it).
+    const subject = `pending_${stream}`;
+    const responder = nc.subscribe(subject, { callback: (_, m) => m.respond(JSON.stringify({ stream, seq: 0, duplicate: true })) });
+    const publisher = createAckedPublisher(nc);
+    const ack = await publisher.publish(subject, "x", { msgID: "pending" });
+    expect(ack).toMatchObject({ stream, seq: 0, duplicate: true });
+    expect(() => storedAck(ack)).toThrow(PublishRejectedError);
+    const stored = await publisher.publish(`${stream}.stored`, "y", { msgID: "stored" });
+    expect(storedAck(stored)).toBe(stored);
+    publisher.close();
+    responder.unsubscribe();
+  });
+
+  it("subscribes again after losing its ack subscription, so a passing permissions fault does not fail it for good", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "of-perm-"));
+    const conf = join(dir, "nats.conf");
+    const permissions = (inbox: string) => `authorization { users = [
+      { user: admin, password: admin }
+      { user: relay, password: relay, permissions: { publish: ">", subscribe: { ${inbox}: "_INBOX.>" } } }
+    ] }`;
+    writeFileSync(conf, permissions("deny"));
+    const server = await startOwnNatsServer({ extraArgs: ["-c", conf] });
+    const admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
+    const relay = await connect({ servers: server.url, user: "relay", pass: "relay" });
+    try {
+      // A responder answers as a stream would: this server's configuration is reloaded, and a
+      // reload cannot keep the JetStream store directory that startOwnNatsServer passes as a flag.
+      let seq = 0;
+      admin.subscribe("perm.>", { callback: (_, m) => m.respond(JSON.stringify({ stream: "PERM", seq: ++seq })) });
+      await admin.flush();
+      const publisher = createAckedPublisher(relay, { timeoutMs: 1000 });
+      // The server refuses the ack subscription: no ack can come back.
+      await expect(publisher.publish("perm.a", "1", { msgID: "a" })).rejects.toThrow();
+      writeFileSync(conf, permissions("allow"));
+      server.reload();
+      const ack = await waitFor(() => publisher.publish("perm.b", "2", { msgID: "b" }).catch(() => undefined), { what: "a publish acknowledged after the permissions came back" });
+      expect(storedAck(ack).stream).toBe("PERM");
+      publisher.close();
+    } finally {
+      await relay.close();
+      await admin.close();
+      await server.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("rejects publishes after close at once", async () => {

@@ -1,4 +1,4 @@
-import { createInbox, headers as natsHeaders, type MsgHdrs, type NatsConnection, type Payload } from "@nats-io/nats-core";
+import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Payload, type Subscription } from "@nats-io/nats-core";
 import type { PubAck } from "@nats-io/jetstream";
 
 /** The JetStream publish the outbox relay needs; a `JetStreamClient` is one too. */
@@ -22,6 +22,19 @@ export class PublishTimeoutError extends Error {
   override name = "PublishTimeoutError";
 }
 
+/**
+ * The ack, if it says the stream holds the message; otherwise throws. A clustered stream on a
+ * server before 2.11 answers a copy of a message whose first publish is still being proposed
+ * with `{ duplicate: true, seq: 0 }` and no error, and that proposal can still be lost (a leader
+ * election): sequence 0 means "not stored", so whoever deletes its own copy on an ack (the relay,
+ * the DLQ) must keep it and try again later. Streams here use limits retention, so a stored
+ * message always has a sequence above 0.
+ */
+export function storedAck(ack: PubAck): PubAck {
+  if (ack.seq > 0) return ack;
+  throw new PublishRejectedError(`the stream ${ack.stream} has not stored the message yet (duplicate of a pending publish)`, 503);
+}
+
 interface Pending {
   subject: string;
   resolve(ack: PubAck): void;
@@ -38,7 +51,9 @@ interface Pending {
  * dedupe, same answers: a PubAck, or an error for a refusal, no stream, or a timeout.
  * Unlike js.publish: no retries (the relay's poll is the retry), a timeout fires up to a
  * quarter of `timeoutMs` late (one sweep, not a timer each), and a publish the server's
- * permissions refuse fails by timing out. Replies use the default `_INBOX` prefix.
+ * permissions refuse fails by timing out. Replies use the default `_INBOX` prefix. Like
+ * js.publish, a duplicate answer with sequence 0 resolves: callers that drop their copy on an
+ * ack check it with `storedAck`.
  */
 export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: { timeoutMs?: number } = {}): AckedPublisher & { close(): void } {
   const prefix = createInbox();
@@ -51,33 +66,41 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
     pending.clear();
   };
 
-  const sub = nc.subscribe(`${prefix}.*`, {
-    callback: (err, msg) => {
-      if (err) {
-        // The subscription is gone (a permissions error, say): no ack can arrive any more.
-        closedWith = err;
-        return failAll(err);
-      }
-      const id = Number(msg.subject.slice(prefix.length + 1));
-      const p = pending.get(id);
-      if (!p) return; // timed out already
-      pending.delete(id);
-      // A status-only answer: 503 is the server's "no responders", no stream takes the subject.
-      if (msg.headers?.hasError || msg.data.length === 0) {
-        const code = msg.headers?.code ?? 503;
-        return p.reject(new PublishRejectedError(code === 503 ? `no stream takes ${p.subject}` : `publish to ${p.subject} answered ${code} ${msg.headers?.description ?? ""}`.trim(), code));
-      }
-      let answer: { stream?: string; seq?: number; duplicate?: boolean; domain?: string; error?: { code: number; err_code?: number; description: string } };
-      try {
-        answer = msg.json();
-      } catch {
-        return p.reject(new PublishRejectedError("publish answered with something that is not JSON", 500));
-      }
-      if (answer.error) return p.reject(new PublishRejectedError(answer.error.description, answer.error.code, answer.error.err_code));
-      if (!answer.stream) return p.reject(new PublishRejectedError("publish answered without a stream", 500));
-      p.resolve({ stream: answer.stream, seq: answer.seq ?? 0, duplicate: answer.duplicate ?? false, domain: answer.domain } as PubAck);
-    },
-  });
+  const onAnswer = (msg: Msg) => {
+    const id = Number(msg.subject.slice(prefix.length + 1));
+    const p = pending.get(id);
+    if (!p) return; // timed out already
+    pending.delete(id);
+    // A status-only answer: 503 is the server's "no responders", no stream takes the subject.
+    if (msg.headers?.hasError || msg.data.length === 0) {
+      const code = msg.headers?.code ?? 503;
+      return p.reject(new PublishRejectedError(code === 503 ? `no stream takes ${p.subject}` : `publish to ${p.subject} answered ${code} ${msg.headers?.description ?? ""}`.trim(), code));
+    }
+    let answer: { stream?: string; seq?: number; duplicate?: boolean; domain?: string; error?: { code: number; err_code?: number; description: string } };
+    try {
+      answer = msg.json();
+    } catch {
+      return p.reject(new PublishRejectedError("publish answered with something that is not JSON", 500));
+    }
+    if (answer.error) return p.reject(new PublishRejectedError(answer.error.description, answer.error.code, answer.error.err_code));
+    if (!answer.stream) return p.reject(new PublishRejectedError("publish answered without a stream", 500));
+    p.resolve({ stream: answer.stream, seq: answer.seq ?? 0, duplicate: answer.duplicate ?? false, domain: answer.domain } as PubAck);
+  };
+  let subscription: Subscription | undefined;
+  const subscribe = () => {
+    const sub: Subscription = nc.subscribe(`${prefix}.*`, {
+      callback: (err, msg) => {
+        if (!err) return onAnswer(msg);
+        // The subscription is gone (a permissions error, say): no ack for what is pending can
+        // arrive any more. The next publish subscribes again, so a passing fault (permissions
+        // being changed) does not fail every later publish until a restart.
+        if (subscription === sub) subscription = undefined;
+        failAll(err);
+      },
+    });
+    subscription = sub;
+  };
+  subscribe();
 
   // Deadlines grow with insertion order (a monotonic clock), so the sweep stops at the first
   // one still running.
@@ -103,6 +126,7 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
   return {
     publish(subject, payload, { msgID, headers }) {
       if (closedWith) return Promise.reject(closedWith);
+      if (!subscription) subscribe();
       return new Promise<PubAck>((resolve, reject) => {
         const id = next++;
         const h = headers ?? natsHeaders();
@@ -121,7 +145,7 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
       if (closedWith) return;
       closedWith = new Error("the publisher is closed");
       clearInterval(sweep);
-      sub.unsubscribe();
+      subscription?.unsubscribe();
       failAll(closedWith);
     },
   };

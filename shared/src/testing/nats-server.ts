@@ -13,6 +13,8 @@ export interface OwnNatsServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts it again on the same port and store. */
   start(): Promise<void>;
+  /** Makes it reread its configuration file (SIGHUP), as `nats-server --signal reload` does. */
+  reload(): void;
   /** Stops it and deletes its store. */
   dispose(): Promise<void>;
 }
@@ -46,6 +48,9 @@ export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [
         c.once("exit", () => done());
         c.kill(signal);
       });
+    },
+    reload() {
+      child?.kill("SIGHUP");
     },
     async dispose() {
       await server.stop("SIGKILL");
