@@ -14,6 +14,7 @@ import { enqueueEvents } from "./enqueue.js";
 import { takeQueued, type OutboxMessage } from "./handoff.js";
 import type { Tx } from "../db/database.js";
 import { createOutboxRelay } from "./relay.js";
+import { createAckedPublisher } from "../nats/acked-publisher.js";
 
 const log = createLogger({ service: "relay-test", level: "silent" });
 let nc: NatsConnection;
@@ -187,5 +188,47 @@ describe("outbox relay", () => {
     expect(await left()).toEqual([made[1]!.event.id]);
     await relay.stop();
     expect(await createOutboxRelay({ db: database.db, js: jetstream(nc), names, log }).relayOnce({ all: true })).toBe(1);
+  });
+  it("keeps a row whose publish was answered as a duplicate the stream has not stored (sequence 0)", async () => {
+    // A clustered stream on a server before 2.11 answers so while the first copy is still being
+    // proposed, and that copy can still be lost; a plain responder stands in for it here.
+    const responder = nc.subscribe(names.subject("pending.x"), { callback: (_, m) => m.respond(JSON.stringify({ stream: "USERS", seq: 0, duplicate: true })) });
+    const answered = new Set<string>();
+    const js = createAckedPublisher(nc);
+    const watched = { publish: (...args: Parameters<typeof js.publish>) => js.publish(...args).finally(() => answered.add(args[2].msgID)) };
+    const event = { ...registration("pending"), subject: "pending.x" };
+    const queued = await enqueueAndTake([event]);
+    const relay = createOutboxRelay({ db: database.db, js: watched, names, log, pollMs: 60_000 });
+    relay.handOff(queued);
+    await waitFor(() => answered.has(event.event.id), { what: "the hand-over publish answered" });
+    await relay.stop();
+    const left = async () => ((await database.db.select({ eventId: outbox.eventId }).from(outbox)) as { eventId: string }[]).map((r) => r.eventId);
+    expect(await left()).toEqual([event.event.id]);
+    // The poll keeps it too.
+    await expect(createOutboxRelay({ db: database.db, js, names, log }).relayOnce({ all: true })).rejects.toThrow(/not stored/);
+    expect(await left()).toEqual([event.event.id]);
+    responder.unsubscribe();
+    js.close();
+    await database.db.delete(outbox);
+  });
+
+  it("does not let rows JetStream keeps refusing hold up the rows behind them, and keeps trying them", async () => {
+    // No stream takes these subjects: every publish is refused (503), however often it is tried.
+    const refused = ["r1", "r2"].map((n) => ({ ...registration(n), subject: `nostream.${n}` }));
+    const bad = { ...registration("bad header"), headers: { "bad\nname": "x" } };
+    const good = registration("good");
+    for (const e of [...refused, bad, good]) await database.db.transaction((tx) => enqueueEvents(tx, [e]));
+    const js = createAckedPublisher(nc);
+    const relay = createOutboxRelay({ db: database.db, js, names, log, batchSize: 3 });
+    const left = async () => ((await database.db.select({ eventId: outbox.eventId }).from(outbox).orderBy(outbox.seq)) as { eventId: string }[]).map((r) => r.eventId);
+    // The first three fail, two refused by the server and one header the client will not send.
+    await expect(relay.relayOnce({ all: true })).rejects.toThrow();
+    expect(await relay.relayOnce({ all: true })).toBe(1);
+    expect(await left()).toEqual([...refused, bad].map((e) => e.event.id));
+    // Then it starts over from the oldest row.
+    await expect(relay.relayOnce({ all: true })).rejects.toThrow();
+    expect(await left()).toEqual([...refused, bad].map((e) => e.event.id));
+    js.close();
+    await database.db.delete(outbox);
   });
 });

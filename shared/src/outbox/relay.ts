@@ -5,7 +5,7 @@ import { prepared } from "../db/statement.js";
 import type { Names } from "../nats/names.js";
 import type { OutboxMessage } from "./handoff.js";
 import { abortableDelay } from "../nats/connect.js";
-import type { AckedPublisher } from "../nats/acked-publisher.js";
+import { storedAck, type AckedPublisher } from "../nats/acked-publisher.js";
 import { Fifo } from "./fifo.js";
 
 // Fixed texts, prepared once per connection (see prepared()). seq travels as text: int8 is a
@@ -18,7 +18,7 @@ import { Fifo } from "./fifo.js";
 // the app's clock and now() the database's: skew beyond the grace period only means both paths
 // publish some rows, and the stream's dedupe drops the copies.
 const CLAIM = `delete from outbox where seq in (
-  select seq from outbox where created_at < now() - $2::int * interval '1 millisecond'
+  select seq from outbox where created_at < now() - $2::int * interval '1 millisecond' and seq > $3::bigint
   order by seq limit $1::int for update skip locked
 ) returning seq::text as seq, event_id, subject, payload, headers, created_at`;
 // "= any(array(…))" keeps this an index lookup; "in (select …)" plans as a scan of the table.
@@ -84,7 +84,8 @@ export interface OutboxRelay {
  *
  * The poll: rows older than `graceMs` are claimed with `FOR UPDATE SKIP LOCKED`, so relays on
  * several replicas split the work, and deleted in the claiming transaction, which commits only
- * after JetStream acknowledged them.
+ * after JetStream acknowledged them. A batch with failures moves the next claim past it, so
+ * rows that always fail are retried in turn rather than claimed first every time.
  */
 export function createOutboxRelay({
   db,
@@ -102,10 +103,17 @@ export function createOutboxRelay({
   let loop: Promise<void> | undefined;
   const abort = new AbortController();
 
+  // Always a promise, also when a header or subject is refused before anything is sent, so a
+  // failure only ever leaves the row to a later attempt. Only an ack that the stream stored the
+  // message (see storedAck) lets the row go.
   const publish = (m: { subject: string; payload: string; eventId: string; headers: Record<string, string> }) => {
-    const h = natsHeaders();
-    for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
-    return js.publish(names.subject(m.subject), m.payload, { msgID: m.eventId, headers: h });
+    try {
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
+      return js.publish(names.subject(m.subject), m.payload, { msgID: m.eventId, headers: h }).then(storedAck);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
   };
 
   // Hand-over: waiting → in flight → acknowledged ids → one DELETE per batch of ids.
@@ -172,14 +180,23 @@ export function createOutboxRelay({
     if (inFlight === 0 && waiting.length === 0 && !deleting && !linger) idle?.();
   }
 
+  // Where the poll's next claim starts: past a batch in which some rows failed, so rows that
+  // JetStream keeps refusing (a subject no stream takes, a payload over the size limit) cannot
+  // hold up the rows behind them; back at the start once nothing is left past it.
+  let after = "0";
+
   async function relayOnce({ all = false }: { all?: boolean } = {}): Promise<number> {
     return db.transaction(async (tx) => {
-      // DELETE … RETURNING has no order; publish in outbox order.
-      const rows = (await prepared<ClaimedRow>(tx, CLAIM, [batchSize, all ? 0 : graceMs])).sort((a, b) => Number(a.seq) - Number(b.seq));
+      const claim = (from: string) => prepared<ClaimedRow>(tx, CLAIM, [batchSize, all ? 0 : graceMs, from]);
+      let rows = await claim(after);
+      if (rows.length === 0 && after !== "0") rows = await claim((after = "0"));
       if (rows.length === 0) return 0;
+      // DELETE … RETURNING has no order; publish in outbox order.
+      rows.sort((a, b) => Number(a.seq) - Number(b.seq));
       const results = await Promise.allSettled(rows.map((row) => publish({ ...row, eventId: row.event_id })));
       const failed = rows.filter((_, i) => results[i]!.status === "rejected");
       if (failed.length > 0) {
+        after = rows.at(-1)!.seq;
         const reason = (results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason;
         // Nothing went out: roll back, every row stays. Otherwise keep the published rows'
         // deletion and put the others back (same seq), so one bad row cannot hold up the rest.
