@@ -49,6 +49,7 @@ describe("poison messages", () => {
         ...over,
       });
       const ghost = uuidv7(); // a user the user service never registered
+      const refused = uuidv7();
       const poison: { label: string; subject: string; body: string; errorClass: RegExp }[] = [
         { label: "invalid JSON", subject: "users.registered", body: "{not json", errorClass: /^InvalidEventError$/ },
         { label: "wrong schema", subject: "users.registered", body: JSON.stringify(registered(uuidv7(), { data: { userId: "nope" } })), errorClass: /^InvalidEventError$/ },
@@ -61,6 +62,13 @@ describe("poison messages", () => {
             createEvent({ name: "orders.created", source: "/test", subject: ghost, data: { orderId: uuidv7(), userId: ghost, status: "created", source: "api", items: [], totalCents: 0, createdAt: new Date().toISOString() } }),
           ),
           errorClass: /^PermanentError$/,
+        },
+        {
+          // A valid ISO date-time that Postgres cannot store (22008): it would fail on every delivery.
+          label: "value the database refuses (permanent)",
+          subject: "users.registered",
+          body: JSON.stringify(registered(refused, { data: { userId: refused, email: `${refused}@example.com`, name: "Poison", registeredAt: "0000-01-01T00:00:00Z" } })),
+          errorClass: /^PostgresError$/,
         },
         { label: "always throws (transient)", subject: "users.registered", body: JSON.stringify(registered(stuck)), errorClass: /./ },
       ];
@@ -81,11 +89,11 @@ describe("poison messages", () => {
       const dlqWhenApplied = await listDeadLetters(deps);
       expect(dlqWhenApplied.some((d) => d.errorMessage.includes(stuck))).toBe(false);
 
-      // All six end up in the DLQ, each with its original payload and headers and the reason.
+      // All of them end up in the DLQ, each with its original payload and headers and the reason.
       const letters = await waitFor(async () => {
         const l = await listDeadLetters(deps);
         return l.length === poison.length ? l : undefined;
-      }, { what: "six dead letters", timeoutMs: 30_000 });
+      }, { what: "every poison message dead-lettered", timeoutMs: 30_000 });
       const byLabel = new Map<string, DeadLetter>(letters.map((d) => [new Map(d.headers).get("X-Test-Label")!, d]));
       for (const [i, p] of poison.entries()) {
         const d = byLabel.get(p.label);
@@ -105,6 +113,7 @@ describe("poison messages", () => {
         expect(d!.deliveries).toBe(p.label.startsWith("always") ? MAX_DELIVER : 1);
       }
       expect(byLabel.get("always throws (transient)")!.errorMessage).toContain(stuck);
+      expect(byLabel.get("value the database refuses (permanent)")!.errorMessage).toMatch(/^22008: date\/time field value out of range/);
 
       // `dlq list` as a real process shows them all.
       const list = await runCli(["list"]);

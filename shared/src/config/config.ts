@@ -32,6 +32,8 @@ export const baseConfigSchema = z.object({
   HOST: z.string().default("0.0.0.0"),
   DATABASE_URL: databaseUrl,
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(8),
+  /** Longest a service's statement may run, lock waits included (0: no limit); see DatabaseOptions. */
+  DATABASE_STATEMENT_TIMEOUT_MS: durationMs(30_000),
   NATS_URL: z.string().default("nats://127.0.0.1:4222"),
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),

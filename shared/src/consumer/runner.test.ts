@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
-import { openDatabase, type Database } from "../db/database.js";
+import { openDatabase, type Database, type Tx } from "../db/database.js";
 import { createEvent } from "../events/create.js";
 import { uuidv7 } from "../ids/index.js";
 import { createLogger } from "../logger/index.js";
@@ -34,6 +34,12 @@ afterAll(async () => {
   await deleteNamespace(nc, namespace);
   await nc?.close();
 });
+
+/** A users.registered event, its data overridden by `data`. */
+const registered = (data: Record<string, unknown> = {}) => {
+  const id = uuidv7();
+  return createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: `${id}@y.zz`, name: "n", registeredAt: new Date().toISOString(), ...data } });
+};
 
 /** A runner on this file's USERS stream for users.registered. */
 const runnerFor = async (durable: string, o: Pick<ConsumerOptions, "handlers" | "retry"> & Partial<ConsumerOptions>) =>
@@ -106,6 +112,64 @@ describe("consumer runner", () => {
       expect(handed.every((m) => m.subject === "orders.created")).toBe(true);
     } finally {
       await consumer.stop();
+    }
+  });
+  it("dead-letters an event whose data the database refuses on its first delivery, without waiting out the retries", async () => {
+    const jsm = await jetstreamManager(nc);
+    const handlers = { "users.registered": async (tx: Tx, e: { data: { registeredAt: string } }) => void (await tx.execute(sql`select ${e.data.registeredAt}::timestamptz`)) };
+    const consumer = await runnerFor("refused-test", { retry: { delaysMs: [60_000], maxDeliver: 3 }, handlers });
+    await consumer.start();
+    try {
+      // Valid as an ISO date-time, out of range for Postgres (22008).
+      const event = registered({ registeredAt: "0000-01-01T00:00:00Z" });
+      await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+      const letter = await waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.refused-test.users.registered") }).then((m) => m ?? undefined, () => undefined), { what: "the dead letter" });
+      expect(letter.header.get(DlqHeaders.Deliveries)).toBe("1");
+      expect(letter.header.get(DlqHeaders.ErrorMessage)).toMatch(/^22008: /);
+    } finally {
+      await consumer.stop();
+    }
+  });
+
+  it("stops between the events of a failed batch and hands the rest back, which a new runner applies once", async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(names.stream("USERS"));
+    await database.db.execute(sql`create table applied (id text primary key)`);
+    const events = Array.from({ length: 6 }, () => registered());
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((r) => (releaseFirst = r));
+    const calls = new WeakMap<Tx, number>();
+    const handlers = {
+      "users.registered": async (tx: Tx, e: { id: string }) => {
+        // The first event waits until all six are in the runner's hands, so the rest arrive as one batch.
+        if (e.id === events[0]!.id) await firstHeld;
+        // A transaction that applies more than one event fails: a batch goes one by one, slowly.
+        const n = (calls.get(tx) ?? 0) + 1;
+        calls.set(tx, n);
+        if (n > 1) throw new Error("the batch fails");
+        await new Promise((r) => setTimeout(r, 200));
+        await tx.execute(sql`insert into applied values (${e.id})`);
+      },
+    };
+    const count = async () => ((await database.db.execute(sql`select count(*)::int as n from applied`)) as unknown as { rows: { n: number }[] }).rows[0]!.n;
+    const retry = { delaysMs: [10], maxDeliver: 5 };
+    const consumer = await runnerFor("stop-test", { retry, handlers });
+    await consumer.start();
+    for (const event of events) await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+    await waitFor(async () => (await jsm.consumers.info(names.stream("USERS"), names.durable("stop-test"))).num_ack_pending === events.length, { what: "all six delivered" });
+    releaseFirst();
+    await waitFor(async () => (await count()) >= 2, { what: "the first events applied" });
+    await consumer.stop();
+    // It did not work through the rest of the failed batch before returning.
+    expect(await count()).toBeLessThan(events.length);
+    const again = await runnerFor("stop-test", { retry, handlers });
+    await again.start();
+    try {
+      await waitFor(async () => (await count()) === events.length, { what: "every event applied" });
+      const rows = (await database.db.execute(sql`select id from applied order by id`)) as unknown as { rows: { id: string }[] };
+      expect(rows.rows.map((r) => r.id)).toEqual(events.map((e) => e.id).sort());
+    } finally {
+      await again.stop();
     }
   });
 });

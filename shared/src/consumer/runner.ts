@@ -1,7 +1,7 @@
 import type { JetStreamClient, JetStreamManager, JsMsg, ConsumerMessages } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { Db, Tx } from "../db/database.js";
-import { reportableError } from "../db/errors.js";
+import { isPermanentDbError, reportableError } from "../db/errors.js";
 import { jsonRows, prepared } from "../db/statement.js";
 import { transactionWithQueued, type OutboxMessage } from "../outbox/handoff.js";
 import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
@@ -65,6 +65,15 @@ export type Consumer = PullLoop;
 
 type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered";
 type Item = { msg: JsMsg; name: EventName; event: CloudEvent };
+/** Consecutive messages of a batch that are applied the same way (see handleBatch). */
+type Run = { kind: "single"; msgs: JsMsg[] } | { kind: "statement" | "transaction"; items: Item[] };
+
+/**
+ * What a stopping runner hands back is redelivered after this long, not at once: at once, the
+ * server may send it straight back to this runner's pull, which is closing and would drop it,
+ * leaving it to wait out ack_wait. By then another replica (or the next start) takes it.
+ */
+const HAND_BACK_DELAY_MS = 1000;
 
 /** Records events as applied by a consumer; returns the ids that were not there yet. */
 const INSERT_INBOX = insertInbox("json_to_recordset($3::text::json) as r(n int, event_id text, subject text, stream_seq bigint)");
@@ -146,7 +155,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       return applied ? "applied" : "duplicate";
     } catch (err) {
       const error = err instanceof PermanentError ? err : reportableError(err);
-      if (error instanceof PermanentError || deliveries >= retry.maxDeliver) return deadLetter(msg, error, event.id);
+      // A value or constraint the database refuses for this event's data fails the same way on
+      // every delivery: no point waiting out the retry delays.
+      if (error instanceof PermanentError || isPermanentDbError(err) || deliveries >= retry.maxDeliver) return deadLetter(msg, error, event.id);
       const delay = retry.delaysMs[Math.min(deliveries - 1, retry.delaysMs.length - 1)] ?? 1000;
       log.warn({ eventId: event.id, subject: msg.subject, deliveries, err: error.message, retryInMs: delay }, "event failed; retrying");
       msg.nak(delay);
@@ -162,12 +173,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
    * Others: one transaction with one multi-row inbox insert and the per-event handlers in turn,
    * commit, then ack. Redeliveries, undecodable messages, events a statement did not accept and
    * a batch that fails take the one-by-one path with its own retry and dead-letter treatment.
+   * Everything keeps stream order: consecutive messages of one kind form a run, the runs are
+   * applied in turn, and a run's one-by-one leftovers right after it. Once `signal` aborts, what
+   * is not handled yet is handed straight back (nak) instead of being worked through.
    */
-  async function handleBatch(batch: JsMsg[]): Promise<void> {
-    // Consecutive events of one statement-handled type form a run, consecutive events of
-    // other types another; runs are applied in stream order.
-    const runs: { statement?: EventName; items: Item[] }[] = [];
-    const single: JsMsg[] = [];
+  async function handleBatch(batch: JsMsg[], signal: AbortSignal): Promise<void> {
+    const runs: Run[] = [];
     for (const msg of batch) {
       let decoded;
       try {
@@ -175,25 +186,35 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       } catch {
         decoded = undefined;
       }
+      const last = runs.at(-1);
       if (!decoded || !opts.handlers[decoded.name]) {
-        single.push(msg);
+        if (last?.kind === "single") last.msgs.push(msg);
+        else runs.push({ kind: "single", msgs: [msg] });
         continue;
       }
       const item = { msg, name: decoded.name, event: decoded.event as CloudEvent };
-      const statement = statements.has(item.name) ? item.name : undefined;
-      const last = runs.at(-1);
-      if (last && last.statement === statement) last.items.push(item);
-      else runs.push({ statement, items: [item] });
+      const kind = statements.has(item.name) ? "statement" : "transaction";
+      if (last && last.kind === kind && (kind === "transaction" || last.items[0]!.name === item.name)) last.items.push(item);
+      else runs.push({ kind, items: [item] });
     }
-    for (const run of runs) {
-      if (run.statement) await applyStatement(run.statement, run.items, single);
-      else if (run.items.length === 1) await handle(run.items[0]!.msg);
-      else await applyInTransaction(run.items, single);
+    for (const [i, run] of runs.entries()) {
+      const alone: JsMsg[] = [];
+      if (signal.aborted) return handBack(runs.slice(i).flatMap(messagesOf));
+      if (run.kind === "single") alone.push(...run.msgs);
+      else if (run.kind === "statement") await applyStatement(run.items[0]!.name, run.items, alone);
+      else if (run.items.length === 1) alone.push(run.items[0]!.msg);
+      else await applyInTransaction(run.items, alone);
+      for (const [j, msg] of alone.entries()) {
+        if (signal.aborted) return handBack([...alone.slice(j), ...runs.slice(i + 1).flatMap(messagesOf)]);
+        await handle(msg);
+      }
     }
-    for (const msg of single) await handle(msg);
   }
 
-  async function applyStatement(name: EventName, group: Item[], single: JsMsg[]) {
+  const messagesOf = (run: Run) => (run.kind === "single" ? run.msgs : run.items.map((i) => i.msg));
+  const handBack = (msgs: JsMsg[]) => msgs.forEach((m) => m.nak(HAND_BACK_DELAY_MS));
+
+  async function applyStatement(name: EventName, group: Item[], alone: JsMsg[]) {
     const { def, text } = statements.get(name)!;
     const keepAlive = setInterval(() => group.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
     try {
@@ -202,19 +223,19 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       const result = await runBatchStatement(db, text, def, durable, opts.instance, distinct.map((i) => ({ event: i.event, subject: name, streamSeq: i.msg.seq })));
       const rejected = new Set(result.rejected);
       for (const i of group) {
-        if (rejected.has(i.event.id)) single.push(i.msg); // alone, its handler says why (e.g. a PermanentError)
+        if (rejected.has(i.event.id)) alone.push(i.msg); // alone, its handler says why (e.g. a PermanentError)
         else i.msg.ack();
       }
       if (result.fresh > 0) opts.onCommitted?.(result.queued);
     } catch (err) {
       log.warn({ durable, events: group.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
-      for (const i of group) single.push(i.msg);
+      for (const i of group) alone.push(i.msg);
     } finally {
       clearInterval(keepAlive);
     }
   }
 
-  async function applyInTransaction(items: Item[], single: JsMsg[]) {
+  async function applyInTransaction(items: Item[], alone: JsMsg[]) {
     const keepAlive = setInterval(() => items.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
     try {
       const { result: applied, queued } = await transactionWithQueued(db, async (tx) => {
@@ -228,7 +249,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       if (applied > 0) opts.onCommitted?.(queued);
     } catch (err) {
       log.warn({ durable, events: items.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
-      for (const i of items) single.push(i.msg);
+      for (const i of items) alone.push(i.msg);
     } finally {
       clearInterval(keepAlive);
     }
@@ -266,7 +287,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     try {
       for (;;) {
         if (signal.aborted) {
-          for (const msg of queue.splice(0)) msg.nak(); // hand them straight back rather than waiting out ack_wait
+          handBack(queue.splice(0)); // rather than leaving them to wait out ack_wait
           break;
         }
         if (queue.length === 0) {
@@ -277,14 +298,14 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         }
         const batch = queue.splice(0, maxBatch);
         makeSpace();
-        await handleBatch(batch);
+        await handleBatch(batch, signal);
       }
     } finally {
       makeSpace();
     }
     if (signal.aborted) current.stop(); // ends the pump, which is awaited below
     await pump;
-    if (signal.aborted) for (const msg of queue.splice(0)) msg.nak();
+    if (signal.aborted) handBack(queue.splice(0));
     else if (failure) throw failure;
   }
 

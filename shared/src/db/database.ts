@@ -23,6 +23,15 @@ export interface Database {
 export interface DatabaseOptions {
   poolSize?: number;
   applicationName?: string;
+  /**
+   * `statement_timeout` for every session (0 or absent: none), and twice that as
+   * `idle_in_transaction_session_timeout`. Without them a statement waiting on a lock that is
+   * never released (a session idle in a transaction, a peer whose connection is half open after
+   * its node died) waits forever, and a consumer keeps telling JetStream it is working on the
+   * message. With them it fails as a cancelled query (57014), which is retried like any other
+   * transient error, and a transaction of ours left open by a dead connection is ended.
+   */
+  statementTimeoutMs?: number;
 }
 
 /**
@@ -34,6 +43,9 @@ export interface DatabaseOptions {
  * replans it, which never happens without autovacuum).
  */
 export const SESSION_SETTINGS = { random_page_cost: "1.1" } as const;
+
+const timeouts = (ms: number | undefined): Record<string, string> =>
+  ms ? { statement_timeout: String(ms), idle_in_transaction_session_timeout: String(2 * ms) } : {};
 
 /**
  * Opens `postgres://…` with postgres.js (a pool that reconnects on its own after an outage)
@@ -53,7 +65,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     onnotice: () => {},
-    connection: { application_name: opts.applicationName ?? "orderflow", ...SESSION_SETTINGS },
+    connection: { application_name: opts.applicationName ?? "orderflow", ...SESSION_SETTINGS, ...timeouts(opts.statementTimeoutMs) },
   });
   const db = drizzle({ client }) as unknown as Db;
   return {

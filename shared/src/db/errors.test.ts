@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { openDatabase } from "./database.js";
-import { isTransientDbError, isUniqueViolation, reportableError } from "./errors.js";
+import { isPermanentDbError, isTransientDbError, isUniqueViolation, reportableError } from "./errors.js";
+import { createTestDatabase } from "../testing/database.js";
 
 describe("database errors", () => {
   it("reports the driver's reason and SQLSTATE, never the query parameters", async () => {
@@ -18,6 +19,61 @@ describe("database errors", () => {
       expect(reported.name).not.toBe("Error");
     } finally {
       await database.close();
+    }
+  });
+
+  it("tells data the database refuses (permanent) from unique and foreign-key violations a retry can outlive", async () => {
+    const database = await openDatabase("pglite://memory");
+    try {
+      await database.db.execute(sql`create table p (id int primary key)`);
+      await database.db.execute(sql`create table c (id int primary key, p int references p, n int not null check (n > 0))`);
+      const failure = (q: ReturnType<typeof sql>) => database.db.execute(q).catch((e: unknown) => e);
+      const refused = [
+        await failure(sql`select ${"0000-01-01T00:00:00Z"}::timestamptz`), // 22008
+        await failure(sql`select ${"x"}::int`), // 22P02
+        await failure(sql`insert into c values (1, null, null)`), // 23502
+        await failure(sql`insert into c values (1, null, 0)`), // 23514
+      ];
+      for (const err of refused) expect(isPermanentDbError(err), String(err)).toBe(true);
+      await database.db.execute(sql`insert into c values (1, null, 1)`);
+      for (const err of [await failure(sql`insert into c values (1, null, 1)`), await failure(sql`insert into c values (2, 7, 1)`)]) {
+        expect(isPermanentDbError(err), String(err)).toBe(false);
+      }
+      expect(isPermanentDbError(new Error("not a database error"))).toBe(false);
+    } finally {
+      await database.close();
+    }
+  });
+
+  it("ends a statement that waits on a lock past statementTimeoutMs with a transient error", async () => {
+    const testDb = await createTestDatabase("of_timeout");
+    const holder = await openDatabase(testDb.url, { poolSize: 1 });
+    const database = await openDatabase(testDb.url, { poolSize: 1, statementTimeoutMs: 300 });
+    try {
+      await holder.db.execute(sql`create table t (id int primary key)`);
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((r) => (locked = r));
+      // A session that holds the table and does not let go: an idle transaction, as a peer whose
+      // connection is half open would leave it.
+      const holding = holder.db.transaction(async (tx) => {
+        await tx.execute(sql`lock table t in access exclusive mode`);
+        locked();
+        await released;
+      });
+      await isLocked;
+      const err = await database.db.execute(sql`select count(*) from t`).catch((e: unknown) => e);
+      release();
+      await holding;
+      expect(reportableError(err).message).toMatch(/^57014: canceling statement due to statement timeout/);
+      expect(isTransientDbError(err)).toBe(true);
+      // Once the lock is gone, the same session reads the table.
+      expect(await database.db.execute(sql`select count(*)::int as n from t`)).toEqual([{ n: 0 }]);
+    } finally {
+      await database.close();
+      await holder.close();
+      await testDb.drop();
     }
   });
 

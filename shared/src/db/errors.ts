@@ -43,6 +43,17 @@ export function isTransientDbError(err: unknown): boolean {
   return false;
 }
 
+// Refusals that depend only on the values written: the same data fails the same way every time.
+// Unique and foreign-key violations are left out: another writer or a later event can change
+// their outcome (a retry then finds the row, or its parent).
+const permanentCodes = new Set(["23502", "23514", "23P01"]); // not null, check, exclusion
+
+/** The database refused the data itself (SQLSTATE class 22 "data exception", or a value constraint). */
+export function isPermanentDbError(err: unknown): boolean {
+  const code = pgErrorCode(err);
+  return code !== undefined && (code.startsWith("22") || permanentCodes.has(code));
+}
+
 /**
  * The error worth reporting in logs and dead-letter headers. Drizzle wraps driver errors in a
  * DrizzleQueryError named plain "Error" whose message is the SQL text and its parameters —
@@ -52,7 +63,14 @@ export function isTransientDbError(err: unknown): boolean {
 export function reportableError(err: unknown): Error {
   const error = err instanceof Error ? err : new Error(String(err));
   const cause = (error as { cause?: unknown }).cause;
-  if (!error.message.startsWith("Failed query") || !(cause instanceof Error)) return error;
+  if (!error.message.startsWith("Failed query") || !(cause instanceof Error)) {
+    // A driver error from a statement sent without drizzle: its SQLSTATE in front, as above.
+    const own = (error as { code?: unknown }).code;
+    if (typeof own !== "string" || !/^[0-9A-Z]{5}$/.test(own) || error.message.startsWith(own)) return error;
+    const reported = new Error(`${own}: ${error.message}`, { cause: error });
+    reported.name = error.name;
+    return reported;
+  }
   const code = pgErrorCode(cause);
   const reported = new Error(code ? `${code}: ${cause.message}` : cause.message, { cause: error });
   reported.name = cause.name === "Error" ? "DatabaseError" : cause.name;

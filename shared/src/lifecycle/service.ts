@@ -83,7 +83,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   const instance = config.SERVICE_INSTANCE ?? hostname();
   const names = createNames(config.NATS_NAMESPACE);
   const abort = new AbortController();
-  const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DATABASE_POOL_SIZE, applicationName: spec.name });
+  const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DATABASE_POOL_SIZE, applicationName: spec.name, statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
 
   let migrated = false;
   let nats: { nc: NatsConnection; state: NatsState; js: JetStreamClient; jsm: JetStreamManager } | undefined;
