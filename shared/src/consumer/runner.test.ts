@@ -86,6 +86,33 @@ describe("consumer runner", () => {
     }
   });
 
+  it("acks an event it applied already when it comes back past the cap, instead of dead-lettering it", async () => {
+    const retry = { delaysMs: [10], maxDeliver: 2, deliveryCap: 2 };
+    const handled: string[] = [];
+    const handlers = { "users.registered": async (_tx: unknown, e: { id: string }) => void handled.push(e.id) };
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(names.stream("USERS")); // only this test's event
+    const consumer = await runnerFor("applied-cap-test", { retry, handlers });
+    await consumer.start();
+    await consumer.stop();
+    const event = registered();
+    await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+    // Its inbox row is there (an earlier delivery committed), but no ack ever reached the server.
+    await database.db.execute(sql`insert into inbox (consumer, event_id, subject) values ('applied-cap-test', ${event.id}, 'users.registered')`);
+    const raw = await jetstream(nc).consumers.get(names.stream("USERS"), names.durable("applied-cap-test"));
+    for (let i = 1; i <= 2; i++) (await raw.next({ expires: 5000 }))!.nak();
+    const again = await runnerFor("applied-cap-test", { retry, handlers });
+    await again.start();
+    try {
+      await waitFor(async () => (await jsm.consumers.info(names.stream("USERS"), names.durable("applied-cap-test"))).num_ack_pending === 0, { what: "the third delivery settled" });
+      const letter = await jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.applied-cap-test.users.registered") });
+      expect(letter).toBeNull();
+      expect(handled).toEqual([]);
+    } finally {
+      await again.stop();
+    }
+  });
+
   it("hands the relay what its handlers wrote to the outbox, once their transaction has committed", async () => {
     const handed: OutboxMessage[] = [];
     const consumer = await runnerFor("handoff-test", {

@@ -78,6 +78,8 @@ const HAND_BACK_DELAY_MS = 1000;
 /** Records events as applied by a consumer; returns the ids that were not there yet. */
 const INSERT_INBOX = insertInbox("json_to_recordset($3::text::json) as r(n int, event_id text, subject text, stream_seq bigint)");
 
+const INBOX_HAS = "select 1 from inbox where consumer = $1::text and event_id = $2::text";
+
 const recordInbox = async (tx: Tx, consumer: string, instance: string | undefined, rows: { event_id: string; subject: string; stream_seq: number }[]) =>
   new Set((await prepared<{ event_id: string }>(tx, INSERT_INBOX, [consumer, instance ?? null, jsonRows(rows)])).map((r) => r.event_id));
 
@@ -123,11 +125,27 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     return "dead-lettered";
   }
 
+  /** Whether the inbox holds the message's event; false when it cannot tell (undecodable, no database). */
+  async function alreadyApplied(msg: JsMsg): Promise<boolean> {
+    try {
+      const { event } = decodeEvent(msg.data);
+      return (await prepared(db, INBOX_HAS, [durable, event.id])).length > 0;
+    } catch {
+      return false;
+    }
+  }
+
   async function handle(msg: JsMsg): Promise<Outcome> {
     const headerId = msg.headers?.get("Nats-Msg-Id") || undefined;
     const deliveries = msg.info.deliveryCount;
     if (deliveries > 1) log.info({ eventId: headerId, subject: msg.subject, deliveries }, "redelivery");
     if (deliveries > deliveryCap) {
+      // Applied already, only its acks were lost (or it waited out ack_wait in a pull buffer):
+      // an ack, not a dead letter that a replay would find applied anyway.
+      if (await alreadyApplied(msg)) {
+        msg.ack();
+        return "duplicate";
+      }
       return deadLetter(msg, new RedeliveryLimitError(`delivered ${deliveries} times without an outcome (crash loop, or a handler slower than ack_wait)`), headerId);
     }
     let decoded;
