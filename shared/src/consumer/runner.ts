@@ -193,7 +193,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
    * a batch that fails take the one-by-one path with its own retry and dead-letter treatment.
    * Everything keeps stream order: consecutive messages of one kind form a run, the runs are
    * applied in turn, and a run's one-by-one leftovers right after it. Once `signal` aborts, what
-   * is not handled yet is handed straight back (nak) instead of being worked through.
+   * is not handled yet is handed back (nak) instead of being worked through.
    */
   async function handleBatch(batch: JsMsg[], signal: AbortSignal): Promise<void> {
     const runs: Run[] = [];
