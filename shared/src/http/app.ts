@@ -1,3 +1,4 @@
+import { STATUS_CODES } from "node:http";
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
@@ -36,7 +37,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     if (err instanceof HTTPException) {
       // Hono raises these for malformed JSON and similar client mistakes.
       const status = err.status;
-      return problemResponse(problem(status, status === 400 ? "Bad Request" : "Error", err.message));
+      return problemResponse(problem(status, STATUS_CODES[status] ?? "Error", err.message), status === 415 ? { "accept-post": "application/json" } : undefined);
     }
     if (isTransientDbError(err)) {
       log.warn({ err: err.message, path: c.req.path }, "database unavailable");
@@ -72,6 +73,11 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
         { "accept-post": "application/json" },
       );
     }
+    // The route's own media-type check is narrower than RFC 9110 (no space before ";", no digit
+    // in a +json type): a JSON type accepted here is handed on in its plain form. Rare, so the
+    // headers are materialised only then.
+    const header = c.req.header("content-type")!;
+    if (!ROUTE_ACCEPTS_JSON.test(header)) c.req.raw.headers.set("content-type", "application/json");
     const declared = c.req.header("content-length");
     if (declared !== undefined && /^\d{1,15}$/.test(declared)) {
       if (Number(declared) > maxBytes) return tooLarge();
@@ -80,6 +86,9 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
     return streamed(c, next);
   };
 }
+
+/** What @hono/zod-openapi's body validator takes as JSON (its jsonRequestRegex). */
+const ROUTE_ACCEPTS_JSON = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
 
 /** The request came through @hono/node-server, whose parser enforces Content-Length. */
 const isNodeIncoming = (incoming: unknown): boolean =>

@@ -30,3 +30,10 @@ export const pageSchema = <T extends z.ZodType>(item: T, name: string) =>
   z.object({ items: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
 
 export const idParams = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" } }) });
+
+/**
+ * Free text that will be stored or compared in Postgres: text there cannot hold NUL, and a lone
+ * UTF-16 surrogate has no UTF-8 form (the driver would store U+FFFD while the answer and the
+ * event still carried the original). Refused as a field error instead of failing in the database.
+ */
+export const storableText = () => z.string().regex(/^[^\u0000\uD800-\uDFFF]*$/u, "must not contain NUL characters or unpaired surrogates");

@@ -1,9 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { problemContent as problem, streamCatalog, type StreamName } from "@orderflow/shared";
+import { problemContent as problem, storableText, streamCatalog, type StreamName } from "@orderflow/shared";
 
 const isoTime = (what: string) =>
   z.iso.datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z" }).openapi({ description: what });
-const text = (what: string) => z.string().min(1).max(500).openapi({ description: what });
+const text = (what: string) => storableText().min(1).max(500).openapi({ description: what });
 
 export const eventSchema = z
   .object({

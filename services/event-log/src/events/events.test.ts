@@ -85,7 +85,7 @@ describe("GET /events", () => {
   });
 
   it("answers 400 problem+json for unknown parameters and malformed values", async () => {
-    for (const q of ["foo=1", "limit=0", "limit=201", "limit=x", "from=yesterday", "to=2026-13-01T00:00:00Z", "cursor=zzz", "stream=NOPE", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"]) {
+    for (const q of ["foo=1", "limit=0", "limit=201", "limit=x", "from=yesterday", "to=2026-13-01T00:00:00Z", "cursor=zzz", "stream=NOPE", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "subject=a%00b", "entity=%00"]) {
       const body = await problemOf(await app.request(`/events?${q}`));
       expect(body.status).toBe(400);
     }

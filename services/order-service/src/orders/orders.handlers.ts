@@ -30,7 +30,10 @@ const unknownUser = (userId: string) =>
 
 export function registerOrderRoutes(app: ServiceApp, { db, published }: OrdersDeps) {
   app.openapi(placeOrderRoute, async (c) => {
-    const body = c.req.valid("json");
+    // One spelling of the user id (JSON may carry it in upper case): for the row, the event's
+    // subject and data, and the Idempotency-Key's "same body" comparison.
+    const sent = c.req.valid("json");
+    const body = { ...sent, userId: sent.userId.toLowerCase() };
     const key = readIdempotencyKey(c);
     const now = new Date();
     const { order, event } = placeOrder(body, { orderId: uuidv7(now.getTime()), now });

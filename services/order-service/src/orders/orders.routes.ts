@@ -16,10 +16,12 @@ export const orderSchema = z
   })
   .openapi("Order");
 
+// Strict, unlike the event schemas (which must let consumers read events with fields added
+// later): an unknown field in a request is a 400, not silently dropped.
 export const placeOrderBody = z
-  .object({
+  .strictObject({
     userId: z.uuid(),
-    items: z.array(item).min(1).max(100),
+    items: z.array(item.strict()).min(1).max(100),
   })
   .openapi("PlaceOrder");
 

@@ -36,6 +36,14 @@ describe("POST /orders", () => {
     expect(res.headers.get("location")).toBe(`/orders/${order.id}`);
   });
 
+  it("keeps one spelling of the user id, and refuses unknown fields in the order and its items", async () => {
+    const res = await post({ userId: known.toUpperCase(), items: [item()] });
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as { userId: string }).userId).toBe(known);
+    await problemOf(await post({ userId: known, items: [item()], coupon: "X" }), 400);
+    await problemOf(await post({ userId: known, items: [item({ discount: 5 })] }), 400);
+  });
+
   it("answers 422 when the user is not known to the order service", async () => {
     const body = await problemOf(await post({ userId: uuidv7(), items: [item()] }), 422);
     expect(body.detail).toMatch(/not known/);

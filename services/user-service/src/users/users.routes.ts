@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { idParams, jsonBody, pageQuery, pageSchema, problemContent as problem } from "@orderflow/shared";
+import { idParams, jsonBody, pageQuery, pageSchema, problemContent as problem, storableText } from "@orderflow/shared";
 
 export const userSchema = z
   .object({
@@ -11,10 +11,12 @@ export const userSchema = z
   })
   .openapi("User");
 
+// Strict: an unknown field is a 400, not silently dropped (and so not ignored by an
+// Idempotency-Key's "same body" comparison either).
 export const registerUserBody = z
-  .object({
+  .strictObject({
     email: z.string().trim().max(254).email().openapi({ example: "ada@example.com", description: "Trimmed; unique regardless of case." }),
-    name: z.string().trim().min(1).max(100).openapi({ example: "Ada Lovelace", description: "1–100 characters after trimming." }),
+    name: storableText().trim().min(1).max(100).openapi({ example: "Ada Lovelace", description: "1–100 characters after trimming; no NUL characters or unpaired surrogates." }),
   })
   .openapi("RegisterUser");
 

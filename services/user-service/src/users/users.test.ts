@@ -72,6 +72,25 @@ describe("POST /users", () => {
     await expectProblem(await post("null"), 400);
   });
 
+  it("refuses names Postgres cannot store and unknown fields with field errors, not a 500", async () => {
+    // NUL has no place in Postgres text; a lone surrogate has no UTF-8 form.
+    for (const name of ["a\u0000b", "a\ud800b", "\udc00"]) {
+      const body = await expectProblem(await post({ email: unique(), name }), 400);
+      expect(body.errors.map((e: { pointer: string }) => e.pointer)).toEqual(["/name"]);
+    }
+    const fancy = (await (await post({ email: unique(), name: "Ada 🚀 Lovelace" })).json()) as { id: string; name: string };
+    expect(fancy.name).toBe("Ada 🚀 Lovelace");
+    expect(((await (await app.request(`/users/${fancy.id}`)).json()) as { name: string }).name).toBe("Ada 🚀 Lovelace");
+    const extra = await expectProblem(await post({ email: unique(), name: "A", admin: true }), 400);
+    expect(extra.errors.length).toBeGreaterThan(0);
+  });
+
+  it("takes any JSON media type RFC 9110 allows, such as a space before the parameters", async () => {
+    for (const type of ["application/json ; charset=utf-8", "application/vnd.orderflow.v2+json", "Application/JSON"]) {
+      expect((await post({ email: unique(), name: "Typed" }, { "content-type": type })).status, type).toBe(201);
+    }
+  });
+
   it("answers 400 for malformed JSON, 415 for non-JSON and 413 past 16 KiB", async () => {
     await expectProblem(await post("{bad json"), 400);
     await expectProblem(await post("email=a", { "content-type": "application/x-www-form-urlencoded" }), 415);
