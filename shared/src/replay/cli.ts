@@ -38,7 +38,13 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
   }
   const config = loadConfigOrExit(replayConfigSchema, env, "replay");
   const log = createLogger({ service: "replay", level: config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, destination: process.stderr });
-  const database = await openDatabase(config.DATABASE_URL, { poolSize: 2, applicationName: "replay" });
+  let database;
+  try {
+    database = await openDatabase(config.DATABASE_URL, { poolSize: 2, applicationName: "replay" });
+  } catch (err) {
+    process.stderr.write(`replay: cannot open the database: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   const abort = AbortSignal.timeout(15_000);
   let nc;
   try {

@@ -17,7 +17,7 @@ const badQuery = (pointer: string, detail: string) =>
 export function decodeEventCursor(raw: string): EventCursor {
   const [time, seq, extra] = Buffer.from(raw, "base64url").toString("utf8").split("|");
   const t = new Date(time ?? "");
-  if (extra !== undefined || !seq || !/^\d{1,18}$/.test(seq) || !time?.endsWith("Z") || Number.isNaN(t.getTime())) {
+  if (extra !== undefined || !seq || !/^\d{1,18}$/.test(seq) || !time || !/^(?!0000)\d{4}-.*Z$/.test(time) || Number.isNaN(t.getTime())) {
     throw badQuery("/cursor", "is not a valid cursor; pass the nextCursor of a previous page");
   }
   return { time: t, seq: Number(seq) };

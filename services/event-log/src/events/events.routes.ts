@@ -1,8 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { problemContent as problem, storableText, streamCatalog, type StreamName } from "@orderflow/shared";
 
+// Years 0001–9999: Postgres has no year 0, and a time it cannot read would be a 500.
 const isoTime = (what: string) =>
-  z.iso.datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z" }).openapi({ description: what });
+  z.iso
+    .datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z" })
+    .refine((t) => !t.startsWith("0000"), "must be in the years 0001–9999")
+    .openapi({ description: what });
 const text = (what: string) => storableText().min(1).max(500).openapi({ description: what });
 
 export const eventSchema = z

@@ -85,7 +85,7 @@ describe("GET /events", () => {
   });
 
   it("answers 400 problem+json for unknown parameters and malformed values", async () => {
-    for (const q of ["foo=1", "limit=0", "limit=201", "limit=x", "from=yesterday", "to=2026-13-01T00:00:00Z", "cursor=zzz", "stream=NOPE", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "subject=a%00b", "entity=%00"]) {
+    for (const q of ["foo=1", "limit=0", "limit=201", "limit=x", "from=yesterday", "to=2026-13-01T00:00:00Z", "cursor=zzz", "stream=NOPE", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "subject=a%00b", "entity=%00", "from=0000-01-01T00:00:00Z", "to=0000-12-31T00:00:00Z", `cursor=${Buffer.from("0000-01-01T00:00:00.000Z|5").toString("base64url")}`, `cursor=${Buffer.from("-200000-01-01T00:00:00.000Z|5").toString("base64url")}`]) {
       const body = await problemOf(await app.request(`/events?${q}`));
       expect(body.status).toBe(400);
     }

@@ -41,4 +41,18 @@ describe("toEventRow", () => {
     const junk = toEventRow(msg("{not json"));
     expect(junk).toMatchObject({ valid: false, error: "message body is not valid JSON", raw: "{not json" });
   });
+
+  it("replaces what Postgres cannot store and flags the row, so ingestion never stalls on it", () => {
+    const e = registered();
+    const nul = toEventRow(msg({ ...e, source: "/a\ud800", data: { ...e.data, name: "a\u0000b" } }, { "X-Odd": "\ud83d" }));
+    expect(nul).toMatchObject({ valid: false, source: "/a\uFFFD", data: { name: "a\uFFFDb" }, headers: { "X-Odd": "\uFFFD" } });
+    expect(nul.error).toMatch(/cannot store/);
+    // Keys too, in whatever JSON a broken envelope carries.
+    expect(toEventRow(msg({ hello: { ["k\u0000"]: ["\udc00"] } }))).toMatchObject({ valid: false, data: { hello: { ["k\uFFFD"]: ["\uFFFD"] } } });
+    expect(toEventRow(msg("raw\u0000body"))).toMatchObject({ valid: false, raw: "raw\uFFFDbody" });
+    const ancient = toEventRow(msg({ ...e, time: "0000-01-01T00:00:00Z" }));
+    expect(ancient).toMatchObject({ valid: false, time: new Date("2026-01-02T03:04:05.678Z") });
+    // A surrogate pair is a character like any other.
+    expect(toEventRow(msg({ ...e, data: { ...e.data, name: "Ada 🚀" } }))).toMatchObject({ valid: true, data: { name: "Ada 🚀" } });
+  });
 });

@@ -20,12 +20,60 @@ const header = (h: Record<string, string>, test: (lower: string) => boolean) => 
   return null;
 };
 
+// What Postgres text and jsonb cannot hold: NUL, and UTF-16 surrogates without their pair.
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const UNSTORABLE_NOTE = "holds what Postgres cannot store (a NUL character, an unpaired surrogate or a time outside the years 1–9999); shown with U+FFFD in their place and the stream's time";
+
+/** The row with every string (and JSON key) storable; `changed` says whether anything had to go. */
+function storable(row: NewEventRow): { row: NewEventRow; changed: boolean } {
+  let changed = false;
+  const text = (s: string) => {
+    const t = s.replace(UNSTORABLE, "\uFFFD");
+    if (t !== s) changed = true;
+    return t;
+  };
+  const json = (v: unknown): unknown => {
+    if (typeof v === "string") return text(v);
+    if (Array.isArray(v)) return v.map(json);
+    if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [text(k), json(x)]));
+    return v;
+  };
+  const maybe = (s: string | null | undefined) => (typeof s === "string" ? text(s) : s);
+  const year = row.time.getUTCFullYear();
+  const time = year >= 1 && year <= 9999 ? row.time : row.streamTime;
+  if (time !== row.time) changed = true;
+  const out = {
+    ...row,
+    subject: text(row.subject),
+    headers: json(row.headers) as Record<string, string>,
+    traceparent: maybe(row.traceparent),
+    correlationId: maybe(row.correlationId),
+    eventId: maybe(row.eventId),
+    type: maybe(row.type),
+    source: maybe(row.source),
+    entity: maybe(row.entity),
+    time,
+    data: json(row.data),
+    raw: maybe(row.raw),
+    error: maybe(row.error),
+  };
+  return { row: out, changed };
+}
+
 /**
- * Turns a message into the row the log stores. Never throws: an event that fails validation is
- * kept with `valid: false` and the reason, and with whatever envelope fields could be read, because
- * the log must show what was actually published. Pure, so it is tested without I/O.
+ * Turns a message into the row the log stores. Never throws, and the row is always one Postgres
+ * takes: an event that fails validation is kept with `valid: false` and the reason, and with
+ * whatever envelope fields could be read, because the log must show what was actually published;
+ * one holding what Postgres cannot store is kept with that replaced and `valid: false` (a row the
+ * database refused would stop the stream's ingestion). Pure, so it is tested without I/O.
  */
 export function toEventRow(m: RawMessage): NewEventRow {
+  const { row, changed } = storable(readEventRow(m));
+  if (!changed) return row;
+  return { ...row, valid: false, error: row.error ? `${row.error}; ${UNSTORABLE_NOTE}` : UNSTORABLE_NOTE };
+}
+
+function readEventRow(m: RawMessage): NewEventRow & { time: Date; streamTime: Date; subject: string } {
   const text = Buffer.from(m.data).toString("utf8");
   const base = {
     stream: m.stream,

@@ -1,14 +1,24 @@
 import type { Db, Executor } from "@orderflow/shared";
+import { sql } from "drizzle-orm";
+import { PgTransaction } from "drizzle-orm/pg-core";
 import { events, type NewEventRow } from "../db/schema.js";
+
+/** Held by every inserting transaction until it commits (see insertEvents). */
+const LOG_ORDER_LOCK = 7215540012;
 
 /**
  * Inserts a batch in one statement; a message already stored (redelivery, replay) is skipped.
- * Returns how many rows were new.
+ * Returns how many rows were new. Log sequence order must be commit order, or the live tail
+ * (`seq > last`) skips a row that committed after a later one: a transaction-scoped advisory
+ * lock makes inserts from every process (replicas, a replay beside the service) take turns.
  */
-export async function insertEvents(db: Executor, rows: NewEventRow[]): Promise<number> {
+export async function insertEvents(ex: Executor, rows: NewEventRow[]): Promise<number> {
   if (rows.length === 0) return 0;
-  const inserted = await db.insert(events).values(rows).onConflictDoNothing().returning({ seq: events.seq });
-  return inserted.length;
+  const run = async (tx: Executor) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${LOG_ORDER_LOCK})`);
+    return (await tx.insert(events).values(rows).onConflictDoNothing().returning({ seq: events.seq })).length;
+  };
+  return ex instanceof PgTransaction ? run(ex) : (ex as Db).transaction(run);
 }
 
 export interface EventWriter {
@@ -17,8 +27,9 @@ export interface EventWriter {
 }
 
 /**
- * Serializes writes so that, within one process, log sequence order is commit order: the live
- * tail reads `seq > last` and would skip a row whose transaction committed late.
+ * Serializes this process's writes (one transaction at a time rather than queueing on the lock),
+ * so that log sequence order is commit order: the live tail reads `seq > last` and would skip a
+ * row whose transaction committed late.
  */
 export function createEventWriter({ db, onStored }: { db: Db; onStored?: () => void }): EventWriter {
   let tail: Promise<unknown> = Promise.resolve();

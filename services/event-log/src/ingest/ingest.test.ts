@@ -2,13 +2,14 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { asc } from "drizzle-orm";
+import { asc, sql } from "drizzle-orm";
 import { createEvent, createLogger, createNames, ensureStreams, replay, uuidv7, type Names } from "@orderflow/shared";
 import { connectTestNats, createMigratedDatabase, deleteNamespace, uniqueNamespace, waitFor } from "@orderflow/shared/testing";
 import { events } from "../db/schema.js";
 import { eventLogReplayTarget } from "../replay.js";
 import { createIngestConsumer, type IngestConsumer } from "./ingest.consumer.js";
-import { createEventWriter } from "./ingest.store.js";
+import { createEventWriter, insertEvents } from "./ingest.store.js";
+import { toEventRow } from "./ingest.domain.js";
 
 const migrations = fileURLToPath(new URL("../../drizzle", import.meta.url));
 const log = createLogger({ service: "test", level: "silent" });
@@ -60,15 +61,27 @@ describe("ingest and replay", () => {
     const sys = createEvent({ name: "system.service.ready", source: "/orderflow/test", subject: "test/i1", data: { service: "test", instance: "i1", version: "1" } });
     await js.publish(names.subject("system.service.ready"), JSON.stringify(sys));
     await js.publish(names.subject("dlq.order-service.users.registered"), JSON.stringify(bad), { headers: undefined });
+    // What Postgres cannot store (NUL, a time in year 0): kept with it replaced and flagged, where
+    // it used to fail its whole batch, again and again, and stop the stream's ingestion.
+    const u = userIds[0]!;
+    const nul = createEvent({ name: "users.registered", source: "/test", subject: u, data: { userId: u, email: "n@b.co", name: "a\u0000b", registeredAt: new Date().toISOString() } });
+    await js.publish(names.subject("users.registered"), JSON.stringify(nul));
+    await js.publish(names.subject("orders.created"), "raw\u0000bytes");
+    const ancient = { ...createEvent({ name: "system.service.ready", source: "/orderflow/test", subject: "test/i2", data: { service: "test", instance: "i2", version: "1" } }), time: "0000-01-01T00:00:00Z" };
+    await js.publish(names.subject("system.service.ready"), JSON.stringify(ancient));
 
-    const expected = 25 + 1 + 1 + 1 + 1;
+    const expected = 25 + 1 + 1 + 1 + 1 + 3;
     await waitFor(async () => (await snapshot()).length === expected, { what: `${expected} stored events` });
     const stored = await snapshot();
     expect(stored.filter((r) => !r.valid).map((r) => [r.stream, r.eventId])).toEqual([
       ["DLQ", bad.id],
       ["ORDERS", null],
+      ["ORDERS", null],
+      ["SYSTEM", ancient.id],
       ["USERS", bad.id],
+      ["USERS", nul.id],
     ]);
+    expect(stored.find((r) => r.eventId === nul.id)).toMatchObject({ data: { name: "a\uFFFDb" }, error: expect.stringMatching(/cannot store/) });
     expect(stored.find((r) => r.stream === "SYSTEM")).toMatchObject({ entity: "test/i1", valid: true });
 
     // Full rebuild: the table is emptied and reloaded from the streams, row for row.
@@ -81,7 +94,30 @@ describe("ingest and replay", () => {
     const again = await replay({ js, jsm, names, db: env.db, target: eventLogReplayTarget, fromSeq: 1 });
     expect(again).toMatchObject({ read: expected, applied: 0, skipped: expected, reset: false });
     const dry = await replay({ js, jsm, names, db: env.db, target: eventLogReplayTarget, fromSeq: 20, dryRun: true });
-    expect(dry).toMatchObject({ read: 7, applied: 0, skipped: 7, dryRun: true });
+    expect(dry).toMatchObject({ read: 8, applied: 0, skipped: 8, dryRun: true });
     expect(await snapshot()).toEqual(stored);
+  });
+  it("commits log rows in sequence order across writers, so the tail cannot pass a row that commits late", async () => {
+    const row = (streamSeq: number) => toEventRow({ stream: "SYSTEM", streamSeq: 1_000_000 + streamSeq, streamTime: new Date(), subject: "system.test", data: Buffer.from("{}"), headers: {} });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let first!: () => void;
+    const firstInserted = new Promise<void>((r) => (first = r));
+    // Writer A inserts and keeps its transaction open; writer B (another process, say) must wait.
+    const a = env.db.transaction(async (tx) => {
+      await insertEvents(tx, [row(1)]);
+      first();
+      await held;
+    });
+    await firstInserted;
+    const b = insertEvents(env.db, [row(2)]);
+    await waitFor(async () => {
+      const rows = (await env.db.execute(sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`)) as unknown as { n: number }[];
+      return rows[0]!.n > 0;
+    }, { what: "the second writer waiting for the first" });
+    release();
+    await Promise.all([a, b]);
+    const stored = await env.db.select({ seq: events.seq, streamSeq: events.streamSeq }).from(events).where(sql`${events.streamSeq} > 1000000`).orderBy(asc(events.seq));
+    expect(stored.map((r) => r.streamSeq)).toEqual([1_000_001, 1_000_002]);
   });
 });
