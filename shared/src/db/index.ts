@@ -3,3 +3,4 @@ export * from "./errors.js";
 export * from "./tables.js";
 export * from "./keyset.js";
 export * from "./statement.js";
+export * from "./text.js";

@@ -66,7 +66,8 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
   const tooLarge = () => problemResponse(problem(413, "Content Too Large", `the request body is larger than ${maxBytes} bytes`));
   const streamed = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return async (c, next) => {
-    const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    const header = c.req.header("content-type") ?? "";
+    const type = header.split(";")[0]!.trim().toLowerCase();
     if (type !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
       return problemResponse(
         problem(415, "Unsupported Media Type", "the request body must be JSON (Content-Type: application/json)"),
@@ -76,7 +77,6 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
     // The route's own media-type check is narrower than RFC 9110 (no space before ";", no digit
     // in a +json type): a JSON type accepted here is handed on in its plain form. Rare, so the
     // headers are materialised only then.
-    const header = c.req.header("content-type")!;
     if (!ROUTE_ACCEPTS_JSON.test(header)) c.req.raw.headers.set("content-type", "application/json");
     const declared = c.req.header("content-length");
     if (declared !== undefined && /^\d{1,15}$/.test(declared)) {

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { isStorableText } from "../db/text.js";
 
 /** OpenAPI schema of the RFC 9457 problem body every error response uses. */
 export const problemSchema = z
@@ -31,9 +32,5 @@ export const pageSchema = <T extends z.ZodType>(item: T, name: string) =>
 
 export const idParams = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" } }) });
 
-/**
- * Free text that will be stored or compared in Postgres: text there cannot hold NUL, and a lone
- * UTF-16 surrogate has no UTF-8 form (the driver would store U+FFFD while the answer and the
- * event still carried the original). Refused as a field error instead of failing in the database.
- */
-export const storableText = () => z.string().regex(/^[^\u0000\uD800-\uDFFF]*$/u, "must not contain NUL characters or unpaired surrogates");
+/** Free text that will be stored or compared in Postgres: refused as a field error, not a 500. */
+export const storableText = () => z.string().refine(isStorableText, "must not contain NUL characters or unpaired surrogates");

@@ -1,4 +1,4 @@
-import { decodeEvent, type StreamName } from "@orderflow/shared";
+import { decodeEvent, toStorableText, type StreamName } from "@orderflow/shared";
 import type { NewEventRow } from "../db/schema.js";
 
 /** A stored JetStream message, independent of the client library. */
@@ -20,15 +20,13 @@ const header = (h: Record<string, string>, test: (lower: string) => boolean) => 
   return null;
 };
 
-// What Postgres text and jsonb cannot hold: NUL, and UTF-16 surrogates without their pair.
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const UNSTORABLE_NOTE = "holds what Postgres cannot store (a NUL character, an unpaired surrogate or a time outside the years 1–9999); shown with U+FFFD in their place and the stream's time";
 
 /** The row with every string (and JSON key) storable; `changed` says whether anything had to go. */
 function storable(row: NewEventRow): { row: NewEventRow; changed: boolean } {
   let changed = false;
   const text = (s: string) => {
-    const t = s.replace(UNSTORABLE, "\uFFFD");
+    const t = toStorableText(s);
     if (t !== s) changed = true;
     return t;
   };
