@@ -1,6 +1,6 @@
 import { createServiceApp, type Db, type Logger } from "@orderflow/shared";
 import { registerCatalogRoutes } from "./catalog/catalog.handlers.js";
-import { registerEventRoutes } from "./events/events.handlers.js";
+import { registerEventRoutes, type EventsDeps } from "./events/events.handlers.js";
 import type { Tail } from "./events/events.tail.js";
 import { registerPage } from "./page/page.handlers.js";
 
@@ -11,14 +11,15 @@ export interface AppDeps {
   version?: string;
   namespace?: string;
   keepAliveMs?: number;
+  tailLimits?: EventsDeps["tailLimits"];
 }
 
 /** The HTTP app, built from its dependencies so tests drive it in-process with `app.request`. */
-export function createApp({ db, log, tail, version = "0.0.0", namespace = "", keepAliveMs }: AppDeps) {
+export function createApp({ db, log, tail, version = "0.0.0", namespace = "", keepAliveMs, tailLimits }: AppDeps) {
   const app = createServiceApp({ log });
   registerPage(app);
   registerCatalogRoutes(app, { version, namespace });
-  registerEventRoutes(app, { db, tail, keepAliveMs });
+  registerEventRoutes(app, { db, tail, keepAliveMs, tailLimits });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "orderflow event-log", version } });
   return app;
 }

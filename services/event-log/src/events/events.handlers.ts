@@ -11,11 +11,13 @@ export interface EventsDeps {
   tail: Tail;
   /** Keep-alive comment interval of the live tail. */
   keepAliveMs?: number;
+  /** Live tail: rows per catch-up query, and live rows held for a client before it reads them from the table instead. */
+  tailLimits?: { page: number; maxQueued: number };
 }
 
 const minuteIso = (d: Date) => `${d.toISOString().slice(0, 16)}:00.000Z`;
 
-export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 15_000 }: EventsDeps) {
+export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 15_000, tailLimits: { page, maxQueued } = { page: 500, maxQueued: 2_000 } }: EventsDeps) {
   app.openapi(statsRoute, async (c) => {
     const { window } = c.req.valid("query");
     const to = new Date();
@@ -49,40 +51,53 @@ export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 1
     }
     const matches = matchesRow(query.data);
     const conditions = eventConditions(query.data);
-    let last = resume?.data !== undefined ? Number(resume.data) : query.data.after !== undefined ? Number(query.data.after) : undefined;
+    const requested = resume?.data !== undefined ? Number(resume.data) : query.data.after !== undefined ? Number(query.data.after) : undefined;
 
     return streamSSE(c, async (stream) => {
+      // Live rows wait here while the client reads; past `maxQueued` they are dropped and read
+      // back from the table instead (`behind`), so a slow client costs the process a bounded
+      // buffer, not a copy of everything stored since it fell behind.
       const queue: EventRow[] = [];
+      let behind = false;
       let wake: (() => void) | undefined;
       let closed = false;
       const end = () => {
         closed = true;
         wake?.();
       };
-      const unsubscribe = await tail.subscribe((rows) => {
-        for (const r of rows) if (matches(r)) queue.push(r);
+      const { position, unsubscribe } = await tail.subscribe((rows) => {
+        if (queue.length + rows.length > maxQueued) {
+          queue.length = 0;
+          behind = true;
+        } else for (const r of rows) if (matches(r)) queue.push(r);
         wake?.();
       }, end);
       stream.onAbort(end);
+      // Every row after `position` reaches the listener, so reading the table from the client's
+      // seq up to where the live rows take over leaves no gap.
+      let last = requested ?? position;
+      behind ||= last < position;
       const send = async (r: EventRow) => {
-        if (last !== undefined && r.seq <= last) return;
+        if (r.seq <= last) return;
         last = r.seq;
         await stream.writeSSE({ id: String(r.seq), event: "event", data: JSON.stringify(presentEvent(r)) });
       };
       try {
-        await stream.writeSSE({ event: "ready", data: JSON.stringify({ after: last ?? null }), retry: 1000 });
-        // Resume: everything stored after the client's last event, then the live rows.
-        // Bounded: a client that fell further behind reads the rest with GET /events.
-        if (last !== undefined) {
-          for (let pages = 0; pages < 20; pages++) {
-            const rows = await db.select().from(events).where(and(conditions, gt(events.seq, last))).orderBy(asc(events.seq)).limit(500);
-            for (const r of rows) await send(r);
-            if (rows.length < 500 || closed) break;
-          }
-        }
+        // `ready` carries the position as its id: a client that reconnects before any event
+        // sends it back as Last-Event-ID and misses nothing stored in between.
+        await stream.writeSSE({ id: String(last), event: "ready", data: JSON.stringify({ after: last }), retry: 1000 });
         while (!closed) {
-          while (queue.length > 0 && !closed) await send(queue.shift()!);
+          if (behind) {
+            behind = false;
+            for (;;) {
+              const rows = await db.select().from(events).where(and(conditions, gt(events.seq, last))).orderBy(asc(events.seq)).limit(page);
+              for (const r of rows) await send(r);
+              if (rows.length < page || closed) break;
+            }
+          }
+          while (queue.length > 0 && !closed && !behind) await send(queue.shift()!);
           if (closed) break;
+          if (behind) continue;
           const woke = await new Promise<boolean>((resolve) => {
             const t = setTimeout(() => resolve(false), keepAliveMs);
             wake = () => {

@@ -105,9 +105,9 @@ export const streamQuery = z.strictObject({
   entity: listEventsQuery.shape.entity,
   after: z
     .string()
-    .regex(/^\d{1,18}$/, "must be a log position (seq)")
+    .regex(/^\d{1,15}$/, "must be a log position (seq)")
     .optional()
     .openapi({ description: "Start after this seq (first connect); reconnects send Last-Event-ID instead" }),
 });
 
-export const lastEventIdHeader = z.string().regex(/^\d{1,18}$/, "must be a log position (the id of an event this stream sent)");
+export const lastEventIdHeader = z.string().regex(/^\d{1,15}$/, "must be a log position (the id of an event this stream sent)");

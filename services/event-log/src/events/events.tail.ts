@@ -3,8 +3,11 @@ import type { Db, Logger } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
 
 export interface Tail {
-  /** Resolves once the tail knows its position, so a catch-up query after it leaves no gap. */
-  subscribe(listener: (rows: EventRow[]) => void, onClose?: () => void): Promise<() => void>;
+  /**
+   * Resolves once the tail knows its position: the listener gets every row stored after
+   * `position` (the last seq dispatched), so a catch-up query after it leaves no gap.
+   */
+  subscribe(listener: (rows: EventRow[]) => void, onClose?: () => void): Promise<{ position: number; unsubscribe: () => void }>;
   /** Rows were stored in this process: look now instead of at the next poll. */
   notify(): void;
   /** Ends every live stream (on shutdown, so open SSE requests do not hold the HTTP server). */
@@ -65,7 +68,7 @@ export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log
       listeners.add(listener);
       if (onClose) closers.set(listener, onClose);
       if (listeners.size === 1) timer = setTimeout(() => void poll(), pollMs);
-      return () => {
+      const unsubscribe = () => {
         listeners.delete(listener);
         closers.delete(listener);
         if (listeners.size === 0) {
@@ -74,6 +77,7 @@ export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log
           ready = undefined;
         }
       };
+      return { position: last!, unsubscribe };
     },
     notify() {
       if (listeners.size > 0 && last !== undefined) void poll();

@@ -177,6 +177,58 @@ describe("GET /events/stream", () => {
   it("rejects unknown parameters and a malformed Last-Event-ID with 400", async () => {
     await problemOf(await app.request("/events/stream?foo=1"));
     await problemOf(await app.request("/events/stream", { headers: { "last-event-id": "abc" } }));
+    // Past 15 digits a seq would not survive as a number: refused, not silently rounded.
+    await problemOf(await app.request("/events/stream", { headers: { "last-event-id": "9007199254740993" } }));
+    await problemOf(await app.request("/events/stream?after=9007199254740993"));
+  });
+
+  // Small limits, so paging and a client's overflowing buffer happen with a handful of rows.
+  const small = () => createApp({ db: env.db, log, tail, keepAliveMs: 200, tailLimits: { page: 3, maxQueued: 4 } });
+  const sameEntity = (userId: string, n: number) => Array.from({ length: n }, (_, i) => history(userId, Date.now() + i * 10)).flatMap((h) => [h.registered, h.order]);
+
+  it("resumes from the ready event's id however many rows were stored meanwhile, then goes live", async () => {
+    const tiny = small();
+    const userId = uuidv7();
+    const ac = new AbortController();
+    const it1 = sse(await tiny.request(`/events/stream?entity=${userId}`, { signal: ac.signal }));
+    const ready = await next(it1, "ready");
+    expect(ready.id).toMatch(/^\d+$/);
+    expect(JSON.parse(ready.data!)).toEqual({ after: Number(ready.id) });
+    ac.abort();
+    await it1.return(undefined);
+
+    // Stored while the client was away, before it saw any event: a browser sends the ready id back.
+    const away = sameEntity(userId, 5);
+    await store(...away);
+    const ac2 = new AbortController();
+    const it2 = sse(await tiny.request(`/events/stream?entity=${userId}`, { headers: { "last-event-id": ready.id! }, signal: ac2.signal }));
+    const got: Record<string, string>[] = [];
+    for (let i = 0; i < away.length; i++) got.push(await next(it2));
+    expect(got.map((e) => JSON.parse(e.data!).id)).toEqual(away.map((e) => e.id));
+    const seqs = got.map((e) => Number(e.id));
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    const live = history(userId);
+    await store(live.registered);
+    expect(JSON.parse((await next(it2)).data!).id).toBe(live.registered.id);
+    ac2.abort();
+    await it2.return(undefined);
+  });
+
+  it("gives a client whose live buffer overflows every row once, in order, from the table", async () => {
+    const tiny = small();
+    const userId = uuidv7();
+    const ac = new AbortController();
+    const it = sse(await tiny.request(`/events/stream?entity=${userId}`, { signal: ac.signal }));
+    await next(it, "ready");
+    const burst = sameEntity(userId, 6); // 12 rows in one poll: more than the client may hold
+    await store(...burst);
+    const after = history(userId);
+    await store(after.registered);
+    const got: string[] = [];
+    for (let i = 0; i < burst.length + 1; i++) got.push(JSON.parse((await next(it)).data!).id);
+    expect(got).toEqual([...burst, after.registered].map((e) => e.id));
+    ac.abort();
+    await it.return(undefined);
   });
 });
 
