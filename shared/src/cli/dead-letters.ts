@@ -131,11 +131,53 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
   return { dlqSeq: seq, subject: dl.subject, msgId, streamSeq: ack.seq };
 }
 
-/** Replays every dead letter present when it starts, oldest first; stops at the first failure. */
-export async function replayAllDeadLetters(deps: DlqDeps, uuid: () => string = randomUUID): Promise<ReplayResult[]> {
-  const results: ReplayResult[] = [];
-  for (const dl of await listDeadLetters(deps)) results.push(await replayDeadLetter(deps, dl.seq, uuid));
-  return results;
+export interface ReplayAllReport {
+  replayed: ReplayResult[];
+  /** Letters left alone: gone since the listing (replayed or purged by someone else), or with nowhere to replay to. */
+  skipped: { seq: number; reason: string; gone: boolean }[];
+}
+
+/** `replay --all` stopped at a letter it could not publish or delete; `report` holds what it did before. */
+export class ReplayAllError extends Error {
+  override name = "ReplayAllError";
+  constructor(
+    readonly seq: number,
+    readonly report: ReplayAllReport,
+    override readonly cause: unknown,
+  ) {
+    super(`replaying dead letter ${seq} failed: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+/**
+ * Replays every dead letter present when it starts, oldest first, reporting each as it goes.
+ * A letter that cannot be replayed for a reason of its own is skipped; a failure to publish or
+ * delete stops the run (NATS is likely unavailable), leaving that letter and the rest in place.
+ */
+export async function replayAllDeadLetters(
+  deps: DlqDeps,
+  { uuid = randomUUID, onReplayed, onSkipped }: { uuid?: () => string; onReplayed?: (r: ReplayResult) => void; onSkipped?: (s: ReplayAllReport["skipped"][number]) => void } = {},
+): Promise<ReplayAllReport> {
+  const report: ReplayAllReport = { replayed: [], skipped: [] };
+  const skip = (s: ReplayAllReport["skipped"][number]) => {
+    report.skipped.push(s);
+    onSkipped?.(s);
+  };
+  for (const dl of await listDeadLetters(deps)) {
+    if (!dl.originalSubject) {
+      skip({ seq: dl.seq, reason: `no ${DlqHeaders.Subject} header; cannot tell where to replay it`, gone: false });
+      continue;
+    }
+    try {
+      const r = await replayDeadLetter(deps, dl.seq, uuid);
+      report.replayed.push(r);
+      onReplayed?.(r);
+    } catch (err) {
+      if (err instanceof DeadLetterNotFoundError) skip({ seq: dl.seq, reason: "gone since the listing (replayed or purged by someone else)", gone: true });
+      else throw new ReplayAllError(dl.seq, report, err);
+    }
+  }
+  return report;
 }
 
 /** Deletes one dead letter for good; throws DeadLetterNotFoundError when there is none. */

@@ -28,12 +28,12 @@ afterAll(async () => {
 });
 
 /** Stores a dead letter as the consumer runner does: original headers plus Orderflow-Dlq-*. */
-async function deadLetter(payload: string, originalSeq: number, error = "InvalidEventError") {
+async function deadLetter(payload: string, originalSeq: number, error = "InvalidEventError", subject: string | null = names.subject("users.registered")) {
   const h = natsHeaders();
   h.set("Orderflow-Trace", `trace-${originalSeq}`);
   h.set(DlqHeaders.OriginalMsgId, `orig-${originalSeq}`);
   h.set(DlqHeaders.Stream, names.stream("USERS"));
-  h.set(DlqHeaders.Subject, names.subject("users.registered"));
+  if (subject !== null) h.set(DlqHeaders.Subject, subject);
   h.set(DlqHeaders.Sequence, String(originalSeq));
   h.set(DlqHeaders.Consumer, "order-service");
   h.set(DlqHeaders.Deliveries, "1");
@@ -83,10 +83,33 @@ describe("dead letters", () => {
 
     await purgeDeadLetter(deps, b);
     expect((await listDeadLetters(deps)).map((d) => d.seq)).toEqual([c]);
-    const all = await replayAllDeadLetters(deps, () => "u2");
-    expect(all.map((r) => r.msgId)).toEqual([`replay:${c}:u2`]);
+    const all = await replayAllDeadLetters(deps, { uuid: () => "u2" });
+    expect(all.replayed.map((r) => r.msgId)).toEqual([`replay:${c}:u2`]);
     expect(await listDeadLetters(deps)).toEqual([]);
     expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(before + 2);
+  });
+
+  it("replay --all reports each letter as it goes, skips one with nowhere to go and stops where publishing fails", async () => {
+    const env = { NATS_URL: testNatsUrl(), NATS_NAMESPACE: namespace };
+    const ok1 = await deadLetter(`{"id":"ok1"}`, 21);
+    const lost = await deadLetter(`{"id":"lost"}`, 22, "InvalidEventError", null);
+    const nowhere = await deadLetter(`{"id":"nowhere"}`, 23, "InvalidEventError", names.subject("nowhere.at.all")); // no stream takes it
+    const ok2 = await deadLetter(`{"id":"ok2"}`, 24);
+    const { out, err, io } = capture();
+    expect(await main(["replay", "--all"], env, io)).toBe(1);
+    expect(out).toEqual([expect.stringMatching(new RegExp(`^replayed dead letter ${ok1} to users.registered as replay:${ok1}:`))]);
+    expect(err[0]).toBe(`dlq: skipped dead letter ${lost}: no Orderflow-Dlq-Subject header; cannot tell where to replay it`);
+    expect(err[1]).toMatch(new RegExp(`^dlq: replaying dead letter ${nowhere} failed: `));
+    expect(err[2]).toBe("dlq: 1 dead letter(s) replayed before it; it and the ones after it are still in the DLQ");
+    expect((await listDeadLetters({ js, jsm, names })).map((d) => d.seq)).toEqual([lost, nowhere, ok2]);
+
+    // With only the unreplayable one left in the way: the others go, the run still exits 1.
+    await purgeDeadLetter({ js, jsm, names }, nowhere);
+    const second = capture();
+    expect(await main(["replay", "--all"], env, second.io)).toBe(1);
+    expect(second.out.at(-1)).toBe("1 dead letter(s) replayed, 1 skipped");
+    expect((await listDeadLetters({ js, jsm, names })).map((d) => d.seq)).toEqual([lost]);
+    await purgeDeadLetter({ js, jsm, names }, lost);
   });
 
   it("answers a missing dead letter with exit 1 and a clear message", async () => {
@@ -112,7 +135,7 @@ describe("command line", () => {
     expect(parseDlqArgs(["purge", "12"])).toEqual({ verb: "purge", seq: 12 });
   });
 
-  it.each([[[]], [["drop", "1"]], [["show"]], [["show", "abc"]], [["show", "0"]], [["show", "-1"]], [["replay", "1.5"]], [["purge", "1", "2"]], [["list", "x"]]])(
+  it.each([[[]], [["drop", "1"]], [["show"]], [["show", "abc"]], [["show", "0"]], [["show", "-1"]], [["show", "9007199254740993"]], [["replay", "1.5"]], [["purge", "1", "2"]], [["list", "x"]]])(
     "rejects %j with exit 2 and the usage",
     async (argv) => {
       expect(() => parseDlqArgs(argv)).toThrow(UsageError);

@@ -11,6 +11,7 @@ import {
   getDeadLetter,
   listDeadLetters,
   purgeDeadLetter,
+  ReplayAllError,
   replayAllDeadLetters,
   replayDeadLetter,
   type DlqDeps,
@@ -20,7 +21,7 @@ export const dlqUsage = `usage: dlq <command>
   list               every dead letter: seq, time, consumer, subject, error, deliveries
   show <seq>         one dead letter's headers and payload
   replay <seq>       republish it to its original subject (new Nats-Msg-Id), then delete it
-  replay --all       replay every dead letter, oldest first
+  replay --all       replay every dead letter, oldest first (exit 1 if any could not be)
   purge <seq>        delete one dead letter without replaying it
 environment: NATS_URL, NATS_NAMESPACE, NATS_USER/NATS_PASSWORD or NATS_TOKEN`;
 
@@ -38,7 +39,8 @@ export type DlqCommand =
 
 function parseSeq(raw: string | undefined, verb: string): number {
   if (raw === undefined) throw new UsageError(`${verb} needs a dead-letter sequence number`);
-  if (!/^[1-9][0-9]{0,15}$/.test(raw)) throw new UsageError(`"${raw}" is not a sequence number (a positive integer)`);
+  // At most 15 digits, so the number is exact (2^53 has 16); real sequences never get there.
+  if (!/^[1-9][0-9]{0,14}$/.test(raw)) throw new UsageError(`"${raw}" is not a sequence number (a positive integer)`);
   return Number(raw);
 }
 
@@ -91,10 +93,13 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
         return 0;
       }
       case "replay-all": {
-        const all = await replayAllDeadLetters(deps);
-        for (const r of all) io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId}`);
-        io.out(`${all.length} dead letter(s) replayed`);
-        return 0;
+        // Each line as it happens, so a run that stops midway has already said what it did.
+        const { replayed, skipped } = await replayAllDeadLetters(deps, {
+          onReplayed: (r) => io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId}`),
+          onSkipped: (s) => io.err(`dlq: skipped dead letter ${s.seq}: ${s.reason}`),
+        });
+        io.out(`${replayed.length} dead letter(s) replayed${skipped.length ? `, ${skipped.length} skipped` : ""}`);
+        return skipped.some((s) => !s.gone) ? 1 : 0;
       }
       case "purge":
         await purgeDeadLetter(deps, cmd.seq);
@@ -106,6 +111,11 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
       }
     }
   } catch (err) {
+    if (err instanceof ReplayAllError) {
+      io.err(`dlq: ${err.message}`);
+      io.err(`dlq: ${err.report.replayed.length} dead letter(s) replayed before it; it and the ones after it are still in the DLQ`);
+      return 1;
+    }
     if (err instanceof DeadLetterNotFoundError) {
       io.err(`dlq: ${err.message}`);
       return 1;
