@@ -2,7 +2,7 @@ import { STATUS_CODES } from "node:http";
 import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import { HttpProblemError } from "../errors/index.js";
 import { isTransientDbError, reportableError } from "../db/errors.js";
@@ -78,13 +78,34 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
     // in a +json type): a JSON type accepted here is handed on in its plain form. Rare, so the
     // headers are materialised only then.
     if (!ROUTE_ACCEPTS_JSON.test(header)) c.req.raw.headers.set("content-type", "application/json");
+    const readThenNext = async () => (await readUtf8Body(c)) ?? next();
     const declared = c.req.header("content-length");
     if (declared !== undefined && /^\d{1,15}$/.test(declared)) {
       if (Number(declared) > maxBytes) return tooLarge();
-      if (isNodeIncoming((c.env as { incoming?: unknown } | undefined)?.incoming)) return next();
+      if (isNodeIncoming((c.env as { incoming?: unknown } | undefined)?.incoming)) return readThenNext();
     }
-    return streamed(c, next);
+    return streamed(c, readThenNext);
   };
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Decodes the body strictly and leaves the text where `c.req.json()` (the route's validator)
+ * reads it. The default decoding turns bytes that are not UTF-8 into U+FFFD, so a client's
+ * mistake would be stored as a different name than it sent; this is the same single pass, only
+ * refusing instead of replacing.
+ */
+async function readUtf8Body(c: Context): Promise<Response | undefined> {
+  const bytes = await c.req.raw.arrayBuffer();
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    return problemResponse(problem(400, "Bad Request", "the request body is not valid UTF-8"));
+  }
+  c.req.bodyCache.text = Promise.resolve(text);
+  return undefined;
 }
 
 /** What @hono/zod-openapi's body validator takes as JSON (its jsonRequestRegex). */

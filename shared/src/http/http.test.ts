@@ -41,14 +41,15 @@ describe("jsonBody behind the Node server", () => {
   // Over a real socket the declared length is trusted (Node enforces it) and the body is read
   // straight from the socket; a chunked body has no length to trust and is counted instead.
   let server: HttpServer;
+  let app: ReturnType<typeof createServiceApp>;
   beforeAll(async () => {
-    const app = createServiceApp({ log: createLogger({ service: "test", level: "silent" }) });
+    app = createServiceApp({ log: createLogger({ service: "test", level: "silent" }) });
     app.post("/echo", jsonBody({ maxBytes: 1024 }), async (c) => c.json({ got: await c.req.json() }, 201));
     server = await startHttpServer((req, env) => app.fetch(req, env), 0, "127.0.0.1");
   });
   afterAll(() => server.close());
 
-  const post = (body: string, headers: Record<string, string>) =>
+  const post = (body: string | Buffer, headers: Record<string, string>) =>
     new Promise<{ status: number; type: string | undefined; body: string }>((resolve, reject) => {
       const req = httpRequest({ host: "127.0.0.1", port: server.port, path: "/echo", method: "POST", headers }, (res) => {
         let text = "";
@@ -68,6 +69,23 @@ describe("jsonBody behind the Node server", () => {
       expect(res.status).toBe(201);
       expect(JSON.parse(res.body)).toEqual({ got: { name: "Ada" } });
     }
+  });
+
+  it("refuses a body that is not UTF-8 with 400 problem+json instead of storing U+FFFD, declared or chunked", async () => {
+    const body = Buffer.concat([Buffer.from(`{"name":"Ad`), Buffer.from([0xff, 0xfe]), Buffer.from(`a"}`)]);
+    for (const headers of [{ "content-type": "application/json", "content-length": String(body.length) }, { "content-type": "application/json" }]) {
+      const res = await post(body, headers);
+      expect(res.status).toBe(400);
+      expect(res.type).toBe("application/problem+json");
+      expect(JSON.parse(res.body)).toMatchObject({ status: 400, detail: "the request body is not valid UTF-8" });
+    }
+    // In process, where the body is counted while streaming.
+    const inProcess = await app.request("/echo", { method: "POST", headers: { "content-type": "application/json" }, body });
+    expect(inProcess.status).toBe(400);
+    expect(inProcess.headers.get("content-type")).toBe("application/problem+json");
+    // A character split between two chunks (bytes 9 and 10 are "ë") is still one character.
+    const ok = await post(Buffer.from(JSON.stringify({ name: "ëZo 東京 🎉" })), { "content-type": "application/json" });
+    expect(JSON.parse(ok.body)).toEqual({ got: { name: "ëZo 東京 🎉" } });
   });
 
   it("answers 413 problem+json past the limit, declared or chunked", async () => {
