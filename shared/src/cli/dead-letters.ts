@@ -92,7 +92,7 @@ export async function listDeadLetters({ jsm, names }: DlqDeps, { limit = Infinit
 /** One dead letter by its DLQ sequence; throws DeadLetterNotFoundError when there is none. */
 export async function getDeadLetter({ jsm, names }: DlqDeps, seq: number): Promise<DeadLetter> {
   const m = await jsm.streams.getMessage(names.stream("DLQ"), { seq }).catch((err: unknown) => {
-    if (/no message found|not found/i.test(String((err as Error)?.message))) return null;
+    if (isNotFound(err)) return null;
     throw err;
   });
   if (!m) throw new DeadLetterNotFoundError(seq);
@@ -126,9 +126,38 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
     h.append(key, value);
   }
   const msgId = `replay:${seq}:${uuid()}`;
-  const ack = storedAck(await deps.js.publish(dl.originalSubject, dl.payload, { headers: h, msgID: msgId }));
-  await deps.jsm.streams.deleteMessage(deps.names.stream("DLQ"), seq, false);
+  let ack;
+  try {
+    ack = storedAck(await deps.js.publish(dl.originalSubject, dl.payload, { headers: h, msgID: msgId }));
+  } catch (err) {
+    // The server answers "no responders" at once when no stream takes the subject.
+    if ((err as Error)?.name === "JetStreamNotEnabled") throw new NoStreamForSubjectError(seq, dl.originalSubject);
+    throw err;
+  }
+  try {
+    await deps.jsm.streams.deleteMessage(deps.names.stream("DLQ"), seq, false);
+  } catch (err) {
+    // Someone else replayed or purged it meanwhile: it is gone, as this replay wanted, and the
+    // extra copy just published is one more duplicate the consumers' inboxes skip.
+    if (isNotFound(err)) return { dlqSeq: seq, subject: dl.subject, msgId, streamSeq: ack.seq };
+    throw new Error(
+      `dead letter ${seq} was republished as ${msgId} but could not be deleted from the DLQ (${(err as Error)?.message ?? String(err)}); replaying it again publishes one more copy, which consumers' inboxes skip`,
+    );
+  }
   return { dlqSeq: seq, subject: dl.subject, msgId, streamSeq: ack.seq };
+}
+
+const isNotFound = (err: unknown) => /no message found|not found/i.test(String((err as Error)?.message));
+
+/** No stream in the namespace stores the dead letter's original subject (any more). */
+export class NoStreamForSubjectError extends Error {
+  override name = "NoStreamForSubjectError";
+  constructor(
+    readonly seq: number,
+    readonly subject: string,
+  ) {
+    super(`no stream stores ${subject}, so dead letter ${seq} has nowhere to go (or JetStream is not available)`);
+  }
 }
 
 export interface ReplayAllReport {
@@ -151,8 +180,9 @@ export class ReplayAllError extends Error {
 
 /**
  * Replays every dead letter present when it starts, oldest first, reporting each as it goes.
- * A letter that cannot be replayed for a reason of its own is skipped; a failure to publish or
- * delete stops the run (NATS is likely unavailable), leaving that letter and the rest in place.
+ * A letter that cannot be replayed for a reason of its own (no original subject, no stream for
+ * it) is skipped; any other failure to publish or delete stops the run (NATS is likely
+ * unavailable), leaving that letter and the rest in place.
  */
 export async function replayAllDeadLetters(
   deps: DlqDeps,
@@ -174,6 +204,7 @@ export async function replayAllDeadLetters(
       onReplayed?.(r);
     } catch (err) {
       if (err instanceof DeadLetterNotFoundError) skip({ seq: dl.seq, reason: "gone since the listing (replayed or purged by someone else)", gone: true });
+      else if (err instanceof NoStreamForSubjectError) skip({ seq: dl.seq, reason: err.message, gone: false });
       else throw new ReplayAllError(dl.seq, report, err);
     }
   }

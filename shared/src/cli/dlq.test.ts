@@ -7,7 +7,7 @@ import { DlqHeaders } from "../consumer/dead-letter.js";
 import { createNames, type Names } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
 import { formatDeadLetter, formatDeadLetterTable, getDeadLetter, listDeadLetters, purgeDeadLetter, replayAllDeadLetters, replayDeadLetter } from "./dead-letters.js";
-import { main, parseDlqArgs, UsageError } from "./dlq.js";
+import { main, parseDlqArgs, runDlqCommand, UsageError } from "./dlq.js";
 
 let nc: NatsConnection;
 let js: JetStreamClient;
@@ -89,27 +89,53 @@ describe("dead letters", () => {
     expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(before + 2);
   });
 
-  it("replay --all reports each letter as it goes, skips one with nowhere to go and stops where publishing fails", async () => {
+  it("replay --all reports each letter as it goes, skips those with nowhere to go and stops where publishing fails", async () => {
     const env = { NATS_URL: testNatsUrl(), NATS_NAMESPACE: namespace };
+    const deps = { js, jsm, names };
     const ok1 = await deadLetter(`{"id":"ok1"}`, 21);
     const lost = await deadLetter(`{"id":"lost"}`, 22, "InvalidEventError", null);
     const nowhere = await deadLetter(`{"id":"nowhere"}`, 23, "InvalidEventError", names.subject("nowhere.at.all")); // no stream takes it
     const ok2 = await deadLetter(`{"id":"ok2"}`, 24);
     const { out, err, io } = capture();
     expect(await main(["replay", "--all"], env, io)).toBe(1);
-    expect(out).toEqual([expect.stringMatching(new RegExp(`^replayed dead letter ${ok1} to users.registered as replay:${ok1}:`))]);
-    expect(err[0]).toBe(`dlq: skipped dead letter ${lost}: no Orderflow-Dlq-Subject header; cannot tell where to replay it`);
-    expect(err[1]).toMatch(new RegExp(`^dlq: replaying dead letter ${nowhere} failed: `));
-    expect(err[2]).toBe("dlq: 1 dead letter(s) replayed before it; it and the ones after it are still in the DLQ");
-    expect((await listDeadLetters({ js, jsm, names })).map((d) => d.seq)).toEqual([lost, nowhere, ok2]);
+    expect(out.slice(0, 2)).toEqual([
+      expect.stringMatching(new RegExp(`^replayed dead letter ${ok1} to users.registered as replay:${ok1}:`)),
+      expect.stringMatching(new RegExp(`^replayed dead letter ${ok2} to users.registered as replay:${ok2}:`)),
+    ]);
+    expect(out[2]).toBe("2 dead letter(s) replayed, 2 skipped");
+    expect(err).toEqual([
+      `dlq: skipped dead letter ${lost}: no Orderflow-Dlq-Subject header; cannot tell where to replay it`,
+      `dlq: skipped dead letter ${nowhere}: no stream stores ${names.subject("nowhere.at.all")}, so dead letter ${nowhere} has nowhere to go (or JetStream is not available)`,
+    ]);
+    expect((await listDeadLetters(deps)).map((d) => d.seq)).toEqual([lost, nowhere]);
+    await purgeDeadLetter(deps, lost);
+    await purgeDeadLetter(deps, nowhere);
 
-    // With only the unreplayable one left in the way: the others go, the run still exits 1.
-    await purgeDeadLetter({ js, jsm, names }, nowhere);
-    const second = capture();
-    expect(await main(["replay", "--all"], env, second.io)).toBe(1);
-    expect(second.out.at(-1)).toBe("1 dead letter(s) replayed, 1 skipped");
-    expect((await listDeadLetters({ js, jsm, names })).map((d) => d.seq)).toEqual([lost]);
-    await purgeDeadLetter({ js, jsm, names }, lost);
+    // A failure that is not the letter's own (here the stream refuses every write) stops the run
+    // at that letter and says how many went before it.
+    const first = await deadLetter(`{"id":"first"}`, 31);
+    const blocked = await deadLetter(`{"id":"blocked"}`, 32);
+    let published = 0;
+    const failing = { ...deps, js: { publish: (...args: Parameters<JetStreamClient["publish"]>) => (published++ === 0 ? js.publish(...args) : Promise.reject(new Error("timeout"))) } as JetStreamClient };
+    const stopped = capture();
+    await expect(runDlqCommand({ verb: "replay-all" }, failing, stopped.io)).resolves.toBe(1);
+    expect(stopped.out).toEqual([expect.stringMatching(new RegExp(`^replayed dead letter ${first} `))]);
+    expect(stopped.err).toEqual([`dlq: replaying dead letter ${blocked} failed: timeout`, "dlq: 1 dead letter(s) replayed before it; it and the ones after it are still in the DLQ"]);
+    expect((await listDeadLetters(deps)).map((d) => d.seq)).toEqual([blocked]);
+    await purgeDeadLetter(deps, blocked);
+  });
+
+  it("replay of a letter someone else removed meanwhile is not an error; a delete that fails says the letter was republished", async () => {
+    const deps = { js, jsm, names };
+    const a = await deadLetter(`{"id":"raced"}`, 41);
+    const racing = { ...deps, jsm: { streams: { getMessage: jsm.streams.getMessage.bind(jsm.streams), deleteMessage: async (s: string, seq: number) => { await jsm.streams.deleteMessage(s, seq, false); return jsm.streams.deleteMessage(s, seq, false); } } } as unknown as JetStreamManager };
+    await expect(replayDeadLetter(racing, a, () => "r1")).resolves.toMatchObject({ dlqSeq: a, msgId: `replay:${a}:r1` });
+    expect(await listDeadLetters(deps)).toEqual([]);
+
+    const b = await deadLetter(`{"id":"stuck"}`, 42);
+    const refusing = { ...deps, jsm: { streams: { getMessage: jsm.streams.getMessage.bind(jsm.streams), deleteMessage: async () => Promise.reject(new Error("permissions violation")) } } as unknown as JetStreamManager };
+    await expect(replayDeadLetter(refusing, b, () => "r2")).rejects.toThrow(`dead letter ${b} was republished as replay:${b}:r2 but could not be deleted from the DLQ (permissions violation)`);
+    await purgeDeadLetter(deps, b);
   });
 
   it("answers a missing dead letter with exit 1 and a clear message", async () => {

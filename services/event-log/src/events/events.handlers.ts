@@ -65,6 +65,9 @@ export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 1
         closed = true;
         wake?.();
       };
+      // Before the await: a client gone while the tail finds its position must still end this
+      // handler (abort listeners added later are never called).
+      stream.onAbort(end);
       const { position, unsubscribe } = await tail.subscribe((rows) => {
         if (queue.length + rows.length > maxQueued) {
           queue.length = 0;
@@ -72,7 +75,10 @@ export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 1
         } else for (const r of rows) if (matches(r)) queue.push(r);
         wake?.();
       }, end);
-      stream.onAbort(end);
+      if (closed || stream.aborted) {
+        unsubscribe();
+        return;
+      }
       // Every row after `position` reaches the listener, so reading the table from the client's
       // seq up to where the live rows take over leaves no gap.
       let last = requested ?? position;

@@ -26,6 +26,8 @@ export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log
   let ready: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let polling = false;
+  /** Subscribes waiting for the position: the last listener leaving must not reset it under them. */
+  let pending = 0;
   let again = false;
   let closed = false;
 
@@ -64,7 +66,12 @@ export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log
         ready = undefined;
         throw err;
       });
-      await ready;
+      pending++;
+      try {
+        await ready;
+      } finally {
+        pending--;
+      }
       listeners.add(listener);
       if (onClose) closers.set(listener, onClose);
       if (listeners.size === 1) timer = setTimeout(() => void poll(), pollMs);
@@ -72,9 +79,10 @@ export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log
         listeners.delete(listener);
         closers.delete(listener);
         if (listeners.size === 0) {
-          // Nobody listens: forget the position, so the next client starts from "now".
           clearTimeout(timer);
-          ready = undefined;
+          // Nobody listens: forget the position, so the next client starts from "now" — unless a
+          // subscribe is about to take it: a fresh max(seq) would skip rows that one is owed.
+          if (pending === 0) ready = undefined;
         }
       };
       return { position: last!, unsubscribe };

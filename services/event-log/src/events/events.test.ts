@@ -232,6 +232,46 @@ describe("GET /events/stream", () => {
   });
 });
 
+describe("the live tail's bookkeeping", () => {
+  it("lets go of a client that leaves while the tail is still finding its position", async () => {
+    const real = createTail({ db: env.db, log, pollMs: 50 });
+    let active = 0;
+    let subscribed = 0;
+    // Counts listeners the handler holds; the real tail does the work.
+    const counting: Tail = {
+      ...real,
+      async subscribe(listener, onClose) {
+        const s = await real.subscribe(listener, onClose);
+        active++;
+        subscribed++;
+        return { position: s.position, unsubscribe: () => (active--, s.unsubscribe()) };
+      },
+    };
+    const res = await createApp({ db: env.db, log, tail: counting, keepAliveMs: 100 }).request("/events/stream");
+    await res.body!.cancel(); // gone before the ready event
+    await waitFor(() => subscribed === 1 && active === 0, { timeoutMs: 3000, what: "the handler to subscribe, then unsubscribe" });
+    real.close();
+  });
+
+  it("gives a subscriber the rows it is owed when the last other listener leaves while it waits", async () => {
+    const own = createTail({ db: env.db, log, pollMs: 50 });
+    await store(history().registered);
+    const a = await own.subscribe(() => {});
+    const got: number[] = [];
+    const pending = own.subscribe((rows) => got.push(...rows.map((r) => r.seq)));
+    a.unsubscribe(); // the same tick: the tail has no listener while `pending` waits for its position
+    const b = await pending;
+    const { userId, registered, order } = history();
+    await store(registered, order);
+    const c = await own.subscribe(() => {}); // would have re-read max(seq), past b's rows
+    await waitFor(() => got.length >= 2, { timeoutMs: 3000, what: `rows after ${b.position} for ${userId}` });
+    expect(got.every((seq) => seq > b.position)).toBe(true);
+    b.unsubscribe();
+    c.unsubscribe();
+    own.close();
+  });
+});
+
 describe("catalog, AsyncAPI and the page", () => {
   it("derives the catalog and an AsyncAPI 3.0 document from the zod schemas", async () => {
     const catalog = await get<{ streams: { name: string }[]; events: { name: string; type: string; dataSchema: { properties: Record<string, unknown> } }[] }>("/catalog");
