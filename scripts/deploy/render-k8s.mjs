@@ -44,6 +44,8 @@ export const variants = [
       "serviceDefaults.topologySpreadConstraints[0].maxSkew=1",
       "serviceDefaults.topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
       "serviceDefaults.topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+      // NATS runs in the cluster (namespace nats): an ipBlock rule may not match pod IPs (Cilium).
+      "networkPolicy.externalNats.to[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=nats",
     ],
   },
 ];

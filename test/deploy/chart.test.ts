@@ -159,15 +159,24 @@ describe("helm/orderflow", () => {
     expect((find(objs, "ConfigMap", "orderflow-user-service").data as Record<string, string>).SHUTDOWN_TIMEOUT_MS).toBe("30000");
   });
 
-  it("runs migrations as hook Jobs: post-install with the bundled Postgres (its initContainer waits and creates the database), pre-install with an external one", async () => {
+  it("runs migrations in Jobs: plain resources with the bundled Postgres (helm install --wait cannot deadlock on them), pre-install hooks with an external one", async () => {
     const dev = byKind(await render("defaults"), "Job");
     expect(dev).toHaveLength(SERVICES.length);
     for (const job of dev) {
-      expect(job.metadata.annotations?.["helm.sh/hook"]).toBe("post-install,pre-upgrade");
+      // A post-install hook would run only after --wait saw every pod ready, and no pod is ready
+      // before its migrations.
+      expect(job.metadata.annotations?.["helm.sh/hook"]).toBeUndefined();
       const spec = podSpec(job);
       expect(spec.containers[0]!.command).toEqual(["node", "dist/migrate.js"]);
       expect(spec.initContainers?.[0]?.name).toBe("create-database");
     }
+    // Anything that changes the Job's spec changes its name: a Job's pod template cannot be patched.
+    const jobName = async (sets: string[]) => byKind(await template(sets), "Job").find((j) => j.metadata.name.startsWith("orderflow-user-service-migrate-"))!.metadata.name;
+    const base = await jobName([]);
+    expect(dev.map((j) => j.metadata.name)).toContain(base);
+    expect(await jobName(["services.user-service.image.tag=0.2.0"])).not.toBe(base);
+    expect(await jobName(["services.user-service.migrations.backoffLimit=5"])).not.toBe(base);
+    expect(await jobName(["services.user-service.replicaCount=4"])).toBe(base);
     const ext = await render("external NATS and Postgres (deps off)");
     for (const job of byKind(ext, "Job")) {
       expect(job.metadata.annotations?.["helm.sh/hook"]).toBe("pre-install,pre-upgrade");
@@ -235,6 +244,32 @@ describe("helm/orderflow", () => {
     expect(sts.volumeClaimTemplates[0]!.metadata.name).toBe("data");
   });
 
+  it("spreads each service's own pods: a topology constraint without a labelSelector gets the service's selector", async () => {
+    const objs = await template([
+      "serviceDefaults.topologySpreadConstraints[0].maxSkew=1",
+      "serviceDefaults.topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+      "serviceDefaults.topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+      "services.event-log.topologySpreadConstraints[0].maxSkew=2",
+      "services.event-log.topologySpreadConstraints[0].topologyKey=kubernetes.io/hostname",
+      "services.event-log.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+      "services.event-log.topologySpreadConstraints[0].labelSelector.matchLabels.team=a",
+    ]);
+    type Spread = { topologySpreadConstraints: { labelSelector: { matchLabels: Record<string, string> } }[] };
+    for (const svc of ["user-service", "order-service"]) {
+      const d = find(objs, "Deployment", `orderflow-${svc}`);
+      const selector = (d.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels;
+      expect((podSpec(d) as unknown as Spread).topologySpreadConstraints[0]!.labelSelector.matchLabels).toEqual(selector);
+    }
+    const own = (podSpec(find(objs, "Deployment", "orderflow-event-log")) as unknown as Spread).topologySpreadConstraints;
+    expect(own).toEqual([expect.objectContaining({ labelSelector: { matchLabels: { team: "a" } } })]);
+  });
+
+  it("bundled NATS with an existingSecret checks a token or a user and password, as told", async () => {
+    const conf = async (sets: string[]) => (find(await template(sets), "ConfigMap", "orderflow-nats").data as Record<string, string>)["nats.conf"]!;
+    expect(await conf(["nats.auth.existingSecret=creds"])).toContain("authorization { user: $NATS_USER, password: $NATS_PASSWORD }");
+    expect(await conf(["nats.auth.existingSecret=creds", "nats.auth.existingSecretType=token"])).toContain("authorization { token: $NATS_TOKEN }");
+  });
+
   it("adds a service from one entry: Deployment, Job, route and database", async () => {
     const objs = await render("another service is one entry");
     const d = find(objs, "Deployment", "orderflow-audit");
@@ -269,6 +304,13 @@ describe("helm/orderflow", () => {
     expect(await templateError(["services.user-service.routes={users}"])).toMatch(/routes/);
     expect(await templateError(["services.user-service.replicas=2"])).toMatch(/additional properties 'replicas' not allowed/);
     expect(await templateError(["services.user-service.env.DATABASE_URL=x"])).toMatch(/env/);
+    // Keys the chart sets itself would be written twice into the ConfigMap; credentials would be
+    // written there in plain text.
+    for (const key of ["HOST", "SHUTDOWN_TIMEOUT_MS", "NATS_PASSWORD", "NATS_TOKEN", "DATABASE_URL"]) {
+      expect(await templateError([`config.${key}=x`])).toMatch(new RegExp(`invalid propertyName '${key}'`));
+      expect(await templateError([`services.order-service.env.${key}=x`])).toMatch(new RegExp(`invalid propertyName '${key}'`));
+    }
+    expect(await templateError(["nats.auth.existingSecretType=cert"])).toMatch(/existingSecretType/);
     expect(await templateError(["postgres.deploy=false"])).toMatch(/database\.url or \.existingSecret is required/);
   });
 });

@@ -37,4 +37,12 @@ describe("k8s/ (kubectl apply -k)", () => {
     const chart = (await template(["postgres.auth.password=orderflow-dev-only"])).map(key);
     expect(objs.sort()).toEqual(chart.sort());
   });
+
+  it("k8s/prod lets the services reach the in-cluster NATS by namespace, not by an ipBlock pod IPs may not match", async () => {
+    type Rule = { to: Record<string, unknown>[]; ports: { port: number }[] };
+    const policies = parseManifests(readFileSync(repoPath("k8s/prod/orderflow.yaml"), "utf8")).filter((o) => o.kind === "NetworkPolicy");
+    const natsRules = policies.flatMap((p) => ((p.spec as { egress?: Rule[] }).egress ?? []).filter((r) => r.ports?.some((x) => x.port === 4222)));
+    expect(natsRules.length).toBeGreaterThan(0);
+    for (const r of natsRules) expect(r.to).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "nats" } } }]);
+  });
 });

@@ -123,16 +123,6 @@ The services to render: each enabled entry of .Values.services deep-merged over
 {{- .Values.nats.auth.existingSecret | default (printf "%s-nats-auth" (include "orderflow.fullname" .)) -}}
 {{- end -}}
 
-{{/*
-Whether migration Jobs run before (pre-install) or after (post-install) the release's objects
-on first install. An external database exists before the install, so migrations run first and
-new pods never see an old schema. The bundled Postgres only exists once the install created it,
-so the first migration runs post-install (its initContainer waits for Postgres); upgrades are
-pre-upgrade in both cases.
-*/}}
-{{- define "orderflow.migrationHook" -}}
-{{- if .Values.postgres.deploy -}}post-install,pre-upgrade{{- else -}}pre-install,pre-upgrade{{- end -}}
-{{- end -}}
 
 {{- define "orderflow.terminationGracePeriodSeconds" -}}
 {{- $s := .Values.shutdown -}}
