@@ -78,7 +78,11 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
     // in a +json type): a JSON type accepted here is handed on in its plain form. Rare, so the
     // headers are materialised only then.
     if (!ROUTE_ACCEPTS_JSON.test(header)) c.req.raw.headers.set("content-type", "application/json");
-    const readThenNext = async () => (await readUtf8Body(c)) ?? next();
+    const readThenNext = async (): Promise<void> => {
+      const refused = await readUtf8Body(c);
+      if (refused) c.res = refused;
+      else await next();
+    };
     const declared = c.req.header("content-length");
     if (declared !== undefined && /^\d{1,15}$/.test(declared)) {
       if (Number(declared) > maxBytes) return tooLarge();
@@ -104,7 +108,8 @@ async function readUtf8Body(c: Context): Promise<Response | undefined> {
   } catch {
     return problemResponse(problem(400, "Bad Request", "the request body is not valid UTF-8"));
   }
-  c.req.bodyCache.text = Promise.resolve(text);
+  // Hono keeps body promises in this cache (its type says the value).
+  (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
   return undefined;
 }
 
