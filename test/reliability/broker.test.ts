@@ -65,12 +65,16 @@ describe("NATS faults", () => {
   it("a three-node JetStream cluster loses the stream leader during load: nothing lost, services keep going", async () => {
     const clusterPorts = [await freePort(), await freePort(), await freePort()];
     const routes = clusterPorts.map((p) => `nats://127.0.0.1:${p}`).join(",");
-    const nodes: OwnNatsServer[] = await Promise.all(
+    const started = await Promise.allSettled(
       clusterPorts.map((p, i) =>
         startOwnNatsServer({ extraArgs: ["-n", `n${i + 1}`, "--cluster_name", "of-test", "--cluster", `nats://127.0.0.1:${p}`, "--routes", routes] }),
       ),
     );
-    for (const n of nodes) cleanups.push(() => n.dispose());
+    // Nodes that did start are disposed even when another did not.
+    for (const s of started) if (s.status === "fulfilled") cleanups.push(() => s.value.dispose());
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
+    const nodes: OwnNatsServer[] = started.map((s) => (s as PromiseFulfilledResult<OwnNatsServer>).value);
     const allUrls = nodes.map((n) => n.url).join(",");
     const sys = await startSystem({ natsUrl: nodes[0]!.url, env: { NATS_URL: allUrls, STREAM_REPLICAS: "3" } });
     cleanups.push(() => sys.cleanup());

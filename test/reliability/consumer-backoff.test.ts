@@ -39,8 +39,19 @@ describe("consumer backoff", () => {
 
       // The scenario itself: a handler stuck for longer than the whole backoff schedule
       // (200+500+1000+1000 ms), with events queued behind it, then a crash.
-      const t0 = Date.now();
-      await waitFor(() => Date.now() - t0 > 4000, { what: "the slow handler to hold the consumer for 4 s" });
+      // Observed, not timed: the handler's statement has been in pg_sleep for over 4 s (a slow
+      // host could otherwise reach the kill after the sleep ended) and events wait behind it.
+      await waitFor(
+        async () => {
+          const [held] = await orderDb.unsafe<{ n: number }[]>(
+            `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event = 'PgSleep' and now() - query_start > interval '4 seconds'`,
+          );
+          if (!held?.n) return false;
+          const info = await jsm.consumers.info(names.stream("USERS"), names.durable("order-service"));
+          return info.num_ack_pending + info.num_pending > 1;
+        },
+        { what: "the slow handler to hold the consumer for 4 s with events behind it", timeoutMs: 20_000 },
+      );
       await orders.proc.kill("SIGKILL");
       await orderDb.unsafe(`drop trigger slow_user on customers`);
       await orders.restart();

@@ -1,5 +1,7 @@
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { createNames } from "@orderflow/shared";
 import {
   adminDatabaseUrl,
   adminSql,
@@ -76,7 +78,17 @@ describe("database faults", () => {
       expect(await status(orders.url, "/healthz")).toBe(200);
       const n = load.accepted.length;
       await load.more(80);
-      await waitFor(() => Date.now() - t0 > 5000, { what: "an outage of 5 s" });
+      // The outage lasts 5 s (the scenario) and must be seen to bite: events that arrived
+      // during it were tried and handed back for redelivery.
+      const jsm = await jetstreamManager(sys.nc);
+      const names = createNames(sys.namespace);
+      await waitFor(
+        async () => {
+          const info = await jsm.consumers.info(names.stream("USERS"), names.durable("order-service"));
+          return Date.now() - t0 > 5000 && info.num_redelivered > 0 && info.num_ack_pending + info.num_pending > 0;
+        },
+        { what: "events redelivered while the order database refuses connections", timeoutMs: 30_000 },
+      );
       acceptedDuringOutage = load.accepted.length - n;
       await adminSql(`alter database "${dbName}" allow_connections true`);
       outageMs = Date.now() - t0;

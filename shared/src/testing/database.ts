@@ -52,8 +52,16 @@ export async function adminSql(statement: string, adminUrl = adminDatabaseUrl())
 export async function createMigratedDatabase(migrationsFolder: string, prefix = "of_app") {
   const { openDatabase } = await import("../db/database.js");
   const testDb = await createTestDatabase(prefix);
-  const database = await openDatabase(testDb.url, { poolSize: 4 });
-  await database.migrate(migrationsFolder);
+  let database: Awaited<ReturnType<typeof openDatabase>> | undefined;
+  try {
+    database = await openDatabase(testDb.url, { poolSize: 4 });
+    await database.migrate(migrationsFolder);
+  } catch (err) {
+    // No handle reaches the caller, so nobody else would drop it.
+    await database?.close().catch(() => {});
+    await testDb.drop().catch(() => {});
+    throw err;
+  }
   return {
     database,
     db: database.db,

@@ -57,6 +57,11 @@ export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [
       rmSync(store, { recursive: true, force: true });
     },
   };
-  await server.start();
+  try {
+    await server.start();
+  } catch (err) {
+    await server.dispose().catch(() => {});
+    throw err;
+  }
   return server;
 }

@@ -21,6 +21,10 @@ export interface ManagedProcess {
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** Children still running; killed when the test process exits, whatever a failed test skipped. */
+const running = new Set<ChildProcess>();
+let exitHook = false;
+
 /** Spawns a node script, keeps its output lines (for assertions and for failure messages). */
 export function startProcess(script: string, args: string[], env: Record<string, string>, opts: { cwd?: string; echo?: boolean } = {}): ManagedProcess {
   const child = spawn(process.execPath, [script, ...args], {
@@ -28,6 +32,14 @@ export function startProcess(script: string, args: string[], env: Record<string,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+  if (!exitHook) {
+    exitHook = true;
+    process.once("exit", () => {
+      for (const c of running) c.kill("SIGKILL");
+    });
+  }
   const output: string[] = [];
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) {
@@ -64,7 +76,9 @@ export function waitReady(baseUrl: string, proc?: ManagedProcess, timeoutMs = 30
       timeoutMs,
       what: `${baseUrl}/readyz`,
       abortIf: () =>
-        proc && proc.child.exitCode !== null ? `process exited with ${proc.child.exitCode}:\n${proc.output.slice(-20).join("\n")}` : undefined,
+        proc && (proc.child.exitCode !== null || proc.child.signalCode !== null)
+          ? `process exited with ${proc.child.exitCode ?? proc.child.signalCode}:\n${proc.output.slice(-20).join("\n")}`
+          : undefined,
     },
   );
 }

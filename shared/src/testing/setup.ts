@@ -56,47 +56,52 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
   const wanted = opts.services ?? ["user-service", "order-service"];
   const nc = await connectTestNats(natsUrl);
   const services = {} as Record<ServiceName, TestService>;
-
-  for (const name of wanted) {
-    const database = await createTestDatabase(`of_${name.replace("-service", "")}`);
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const env = (extra: Record<string, string> = {}) => ({
-      ...serviceEnv({ port, databaseUrl: database.url, natsUrl, namespace }),
-      RETRY_DELAYS_MS: "200,500,1000",
-      SHUTDOWN_TIMEOUT_MS: "10000",
-      ...opts.env,
-      ...extra,
-    });
-    const script = join(repoRoot, "services", name, "dist", "main.js");
-    const svc: TestService = {
-      name,
-      url,
-      port,
-      database,
-      proc: undefined as unknown as ManagedProcess,
-      spawn(extra) {
-        svc.proc = startProcess(script, [], env(extra), { cwd: join(repoRoot, "services", name), echo: opts.echo });
-        return svc.proc;
-      },
-      async restart(extra) {
-        svc.spawn(extra);
-        await waitReady(url, svc.proc);
-      },
-    };
-    services[name] = svc;
-  }
-  await Promise.all(Object.values(services).map((s) => s.restart()));
-
-  return {
-    namespace,
-    nc,
-    services,
-    async cleanup() {
-      await Promise.all(Object.values(services).map((s) => s.proc?.kill("SIGKILL")));
-      await Promise.all(Object.values(services).map((s) => s.database.drop().catch(() => {})));
-      await deleteNamespace(nc, namespace).catch(() => {});
-      await nc.close();
-    },
+  const cleanup = async () => {
+    await Promise.all(Object.values(services).map((s) => s.proc?.kill("SIGKILL")));
+    await Promise.all(Object.values(services).map((s) => s.database.drop().catch(() => {})));
+    await deleteNamespace(nc, namespace).catch(() => {});
+    await nc.close();
   };
+
+  try {
+    await startServices();
+  } catch (err) {
+    // The caller gets no system to clean up: what was made so far goes now.
+    await cleanup().catch(() => {});
+    throw err;
+  }
+  return { namespace, nc, services, cleanup };
+
+  async function startServices() {
+    for (const name of wanted) {
+      const database = await createTestDatabase(`of_${name.replace("-service", "")}`);
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}`;
+      const env = (extra: Record<string, string> = {}) => ({
+        ...serviceEnv({ port, databaseUrl: database.url, natsUrl, namespace }),
+        RETRY_DELAYS_MS: "200,500,1000",
+        SHUTDOWN_TIMEOUT_MS: "10000",
+        ...opts.env,
+        ...extra,
+      });
+      const script = join(repoRoot, "services", name, "dist", "main.js");
+      const svc: TestService = {
+        name,
+        url,
+        port,
+        database,
+        proc: undefined as unknown as ManagedProcess,
+        spawn(extra) {
+          svc.proc = startProcess(script, [], env(extra), { cwd: join(repoRoot, "services", name), echo: opts.echo });
+          return svc.proc;
+        },
+        async restart(extra) {
+          svc.spawn(extra);
+          await waitReady(url, svc.proc);
+        },
+      };
+      services[name] = svc;
+    }
+    await Promise.all(Object.values(services).map((s) => s.restart()));
+  }
 }

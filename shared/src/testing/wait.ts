@@ -23,7 +23,12 @@ export async function waitFor<T>(
     const fatal = abortIf?.();
     if (fatal) throw new Error(`gave up waiting for ${what}: ${fatal}`);
     try {
-      const value = await probe();
+      // A probe that hangs (a request nobody answers) must not outlive the deadline.
+      let timer: NodeJS.Timeout | undefined;
+      const overdue = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("the probe did not answer in time")), Math.max(deadline - Date.now(), intervalMs));
+      });
+      const value = await Promise.race([Promise.resolve().then(probe), overdue]).finally(() => clearTimeout(timer));
       if (value !== undefined && value !== false) return value as T;
     } catch (err) {
       lastError = err;

@@ -110,11 +110,18 @@ describe("ingest and replay", () => {
       await held;
     });
     await firstInserted;
-    const b = insertEvents(env.db, [row(2)]);
+    let bDone = false;
+    const b = insertEvents(env.db, [row(2)]).finally(() => (bDone = true));
     await waitFor(async () => {
-      const rows = (await env.db.execute(sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`)) as unknown as { n: number }[];
+      const rows = (await env.db.execute(
+        sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`,
+      )) as unknown as { n: number }[];
       return rows[0]!.n > 0;
     }, { what: "the second writer waiting for the first" });
+    // Without the lock B would have committed by now, ahead of A's earlier seq.
+    expect(bDone).toBe(false);
+    const visible = (await env.db.execute(sql`select count(*)::int as n from events where stream_seq = 1000002`)) as unknown as { n: number }[];
+    expect(visible[0]!.n).toBe(0);
     release();
     await Promise.all([a, b]);
     const stored = await env.db.select({ seq: events.seq, streamSeq: events.streamSeq }).from(events).where(sql`${events.streamSeq} > 1000000`).orderBy(asc(events.seq));
