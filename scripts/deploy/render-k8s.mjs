@@ -77,6 +77,7 @@ export function renderFiles() {
 function main() {
   const check = process.argv.includes("--check");
   const stale = [];
+  let wrote = 0;
   for (const [rel, content] of renderFiles()) {
     const file = join(root, rel);
     const current = existsSync(file) ? readFileSync(file, "utf8") : undefined;
@@ -87,13 +88,14 @@ function main() {
       mkdirSync(dirname(file), { recursive: true });
       writeFileSync(file, content);
       console.log(`k8s:render: wrote ${rel}`);
+      wrote++;
     }
   }
   if (check && stale.length) {
     console.error(`k8s/ is out of date with helm/orderflow (${stale.join(", ")}): run npm run k8s:render`);
     process.exit(1);
   }
-  if (!check) console.log("k8s:render: k8s/ is up to date with helm/orderflow");
+  if (!check) console.log(wrote ? `k8s:render: k8s/ regenerated from helm/orderflow (${wrote} file(s))` : "k8s:render: k8s/ was already up to date with helm/orderflow");
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) main();

@@ -99,4 +99,8 @@ describe("event log page in Chromium", () => {
     expect(errors).toEqual([]);
     await page.close();
   });
+  it("logs no warning or error through a normal run (at LOG_LEVEL=warn every line would be one)", () => {
+    // e.g. an outbox relay polling a table this service does not have, every few seconds forever.
+    expect(eventLog.output.filter((l) => l.startsWith("{"))).toEqual([]);
+  });
 });

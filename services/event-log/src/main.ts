@@ -28,6 +28,8 @@ await serviceMain(
     // The log stores raw messages in batches, invalid ones included, so it runs ingesters of its
     // own instead of the shared per-event consumer runner.
     consumers: [],
+    // It publishes nothing of its own (lifecycle events skip the outbox), so it has no outbox table.
+    outbox: false,
     workers: ({ js, jsm, names, log, db }, config) => {
       const writer = createEventWriter({ db, onStored: () => tail?.notify() });
       return STREAMS.map((stream) => ({

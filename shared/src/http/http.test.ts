@@ -1,4 +1,5 @@
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { HttpProblemError } from "../errors/index.js";
@@ -34,6 +35,14 @@ describe("fieldErrors", () => {
     expect(result.success).toBe(false);
     const errors = fieldErrors("body", result.error!);
     expect(errors.map((e) => e.pointer).sort()).toEqual(["/extra", "/items/1/sku"]);
+  });
+
+  it("gives a value that breaks several rules one entry", () => {
+    const schema = z.object({ cents: z.number().int().max(1000) });
+    const errors = fieldErrors("body", schema.safeParse({ cents: 1e20 }).error!);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ in: "body", pointer: "/cents" });
+    expect(errors[0]!.detail.split("; ")).toHaveLength(2);
   });
 });
 
@@ -86,6 +95,24 @@ describe("jsonBody behind the Node server", () => {
     // A character split between two chunks (bytes 9 and 10 are "ë") is still one character.
     const ok = await post(Buffer.from(JSON.stringify({ name: "ëZo 東京 🎉" })), { "content-type": "application/json" });
     expect(JSON.parse(ok.body)).toEqual({ got: { name: "ëZo 東京 🎉" } });
+  });
+
+  it("answers requests Node's parser refuses with problem+json too, not a bare 400", async () => {
+    const raw = (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(server.port, "127.0.0.1", () => socket.end(text));
+        let got = "";
+        socket.setEncoding("utf8").on("data", (d: string) => (got += d));
+        socket.on("close", () => resolve(got));
+        socket.on("error", reject);
+      });
+    for (const length of ["abc", "99999999999999999999", "1, 2"]) {
+      const res = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n{}`);
+      const [head, body] = res.split("\r\n\r\n");
+      expect(head, length).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+      expect(head).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/i);
+      expect(JSON.parse(body!)).toMatchObject({ status: 400, title: "Bad Request" });
+    }
   });
 
   it("answers 413 problem+json past the limit, declared or chunked", async () => {

@@ -1,6 +1,7 @@
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { STATUS_CODES, type Server } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import { serve } from "@hono/node-server";
+import { problem } from "./problem.js";
 
 export interface HttpServer {
   readonly port: number;
@@ -28,6 +29,26 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
       });
     }) as Server;
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
+    server.on("clientError", answerUnparsable);
     server.once("error", reject);
   });
+}
+
+/**
+ * Requests Node's parser refuses before any handler sees them (a Content-Length that is not a
+ * number or disagrees with the body, a malformed request line, headers too large) get the same
+ * problem+json as every other rejection, instead of Node's bare `400` with no body.
+ */
+function answerUnparsable(err: NodeJS.ErrnoException, socket: Socket) {
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const title = STATUS_CODES[status]!;
+  const body = JSON.stringify(problem(status, title, "the request is not valid HTTP/1.1 (e.g. a Content-Length that is not a number or does not match the body)"));
+  socket.end(
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

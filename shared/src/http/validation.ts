@@ -10,14 +10,23 @@ export interface FieldError {
 
 const escape = (segment: PropertyKey) => String(segment).replaceAll("~", "~0").replaceAll("/", "~1");
 
-/** One entry per invalid field, so a client can show every problem at once. */
+/**
+ * One entry per invalid field, so a client can show every problem at once. A value that breaks
+ * several rules (an integer both unsafe and over the maximum) is still one entry, its details
+ * joined.
+ */
 export function fieldErrors(location: string, error: z.ZodError): FieldError[] {
-  return error.issues.flatMap((issue) => {
+  const byPointer = new Map<string, FieldError>();
+  const add = (pointer: string, detail: string) => {
+    const seen = byPointer.get(pointer);
+    if (!seen) byPointer.set(pointer, { in: location, pointer, detail });
+    else if (!seen.detail.split("; ").includes(detail)) seen.detail = `${seen.detail}; ${detail}`;
+  };
+  for (const issue of error.issues) {
     const base = issue.path.map((p) => `/${escape(p)}`).join("");
     // An unrecognized key issue names the offending keys itself; point at each of them.
-    if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((k) => ({ in: location, pointer: `${base}/${escape(k)}`, detail: "is not a recognized field" }));
-    }
-    return [{ in: location, pointer: base || "/", detail: issue.message }];
-  });
+    if (issue.code === "unrecognized_keys") for (const k of issue.keys) add(`${base}/${escape(k)}`, "is not a recognized field");
+    else add(base || "/", issue.message);
+  }
+  return [...byPointer.values()];
 }

@@ -8,7 +8,7 @@ import type { OutboxMessage } from "../outbox/handoff.js";
 import { runService, type RunningService, type ServiceSpec, type Worker, type WorkerContext } from "./service.js";
 
 export interface ServiceDefinition<C extends BaseConfig = BaseConfig>
-  extends Pick<ServiceSpec, "name" | "version" | "migrationsFolder" | "streams" | "consumers" | "onShuttingDown"> {
+  extends Pick<ServiceSpec, "name" | "version" | "migrationsFolder" | "streams" | "consumers" | "onShuttingDown" | "outbox"> {
   /** A service with settings of its own passes `baseConfigSchema.extend({...})`. */
   configSchema?: z.ZodType<C>;
   buildApp(deps: { db: Db; published: (messages: OutboxMessage[]) => void; names: Names; log: Logger; config: C }): ServiceApp;

@@ -47,6 +47,12 @@ export interface ServiceSpec {
   workers?: (ctx: WorkerContext) => Worker[];
   /** Runs as soon as shutdown begins, before HTTP drains (e.g. to end open SSE streams). */
   onShuttingDown?: () => void;
+  /**
+   * Whether the service publishes through an outbox table of its own (default true). One that
+   * only reads streams (the event log) has no such table, and a relay would poll it and fail
+   * forever.
+   */
+  outbox?: boolean;
   /** Housekeeping run every `everyMs` once the database is migrated (e.g. expiring idempotency keys). */
   periodic?: { name: string; everyMs: number; run: (db: Db) => Promise<void> }[];
 }
@@ -153,8 +159,10 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       log,
       abort.signal,
     );
-    relay = createOutboxRelay({ db: database.db, js: createAckedPublisher(nc), names, log, pollMs: config.OUTBOX_POLL_MS });
-    relay.start();
+    if (spec.outbox !== false) {
+      relay = createOutboxRelay({ db: database.db, js: createAckedPublisher(nc), names, log, pollMs: config.OUTBOX_POLL_MS });
+      relay.start();
+    }
     consumers = spec.consumers.map((c) =>
       createConsumer({
         ...c,

@@ -1,4 +1,8 @@
+import { createRoute, z } from "@hono/zod-openapi";
 import { asyncApiDocument, describeCatalog, type ServiceApp } from "@orderflow/shared";
+
+const documentRoute = (path: string, summary: string) =>
+  createRoute({ method: "get", path, summary, responses: { 200: { description: summary, content: { "application/json": { schema: z.record(z.string(), z.unknown()) } } } } });
 
 /**
  * `GET /catalog` and `GET /asyncapi.json`, both generated from the zod catalog in shared: every
@@ -7,6 +11,6 @@ import { asyncApiDocument, describeCatalog, type ServiceApp } from "@orderflow/s
 export function registerCatalogRoutes(app: ServiceApp, { version, namespace }: { version: string; namespace: string }) {
   const catalog = describeCatalog();
   const asyncapi = asyncApiDocument({ version, namespace });
-  app.get("/catalog", (c) => c.json(catalog));
-  app.get("/asyncapi.json", (c) => c.json(asyncapi));
+  app.openapi(documentRoute("/catalog", "Every stream, subject, event type and version, with the JSON Schema of its data"), (c) => c.json(catalog, 200));
+  app.openapi(documentRoute("/asyncapi.json", "The AsyncAPI 3.0 document of the event streams"), (c) => c.json(asyncapi, 200));
 }

@@ -3,7 +3,7 @@ import { streamSSE } from "hono/streaming";
 import { NotFoundError, fieldErrors, problem, problemResponse, type Db, type ServiceApp } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
 import { beforeCursor, decodeEventCursor, encodeEventCursor, eventConditions, matchesRow, presentEvent } from "./events.query.js";
-import { getEventRoute, lastEventIdHeader, listEventsRoute, statsRoute, streamQuery } from "./events.routes.js";
+import { getEventRoute, lastEventIdHeader, listEventsRoute, statsRoute, streamQuery, streamRouteDoc } from "./events.routes.js";
 import type { Tail } from "./events.tail.js";
 
 export interface EventsDeps {
@@ -41,6 +41,7 @@ export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 1
     return c.json({ window, from: from.toISOString(), to: to.toISOString(), types: Object.keys(totals).sort(), totals, buckets }, 200);
   });
 
+  app.openAPIRegistry.registerPath(streamRouteDoc);
   app.get("/events/stream", async (c) => {
     const query = streamQuery.safeParse(c.req.query());
     if (!query.success) return problemResponse(problem(400, "Bad Request", "the request has invalid fields", { errors: fieldErrors("query", query.error) }));

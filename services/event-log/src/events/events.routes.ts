@@ -111,3 +111,25 @@ export const streamQuery = z.strictObject({
 });
 
 export const lastEventIdHeader = z.string().regex(/^\d{1,15}$/, "must be a log position (the id of an event this stream sent)");
+
+/**
+ * The live tail, for the OpenAPI document only: it streams, so its handler is a plain route that
+ * validates the same schemas itself.
+ */
+export const streamRouteDoc = createRoute({
+  method: "get",
+  path: "/events/stream",
+  summary: "Live tail of stored events (Server-Sent Events)",
+  request: {
+    query: streamQuery,
+    headers: z.object({ "last-event-id": lastEventIdHeader.optional().openapi({ description: "Resume after this seq (browsers send it on reconnect)" }) }),
+  },
+  responses: {
+    200: {
+      description:
+        "`ready` first (its id is the position the stream starts after), then one `event` per stored event matching the filters (id = its seq, data = a StoredEvent), and `: keep-alive` comments",
+      content: { "text/event-stream": { schema: z.string() } },
+    },
+    400: problem("unknown parameter, or a malformed after= / Last-Event-ID"),
+  },
+});

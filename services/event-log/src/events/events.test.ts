@@ -289,6 +289,8 @@ describe("catalog, AsyncAPI and the page", () => {
     expect(doc.info.version).toBe("1.2.3");
     expect(Object.values(doc.channels).map((c) => c.address)).toContain("orders.created");
     expect(Object.keys(doc.operations)).toHaveLength(catalog.events.length);
+    const openapi = await get<{ paths: Record<string, unknown> }>("/openapi.json");
+    expect(Object.keys(openapi.paths).sort()).toEqual(["/asyncapi.json", "/catalog", "/events", "/events/stats", "/events/stream", "/events/{id}"]);
   });
 
   it("serves the page without a build step", async () => {
