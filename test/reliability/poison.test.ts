@@ -13,7 +13,9 @@ import { report, sqlClient } from "./helpers.js";
 const MAX_DELIVER = 3;
 let sys: TestSystem;
 beforeAll(async () => {
-  sys = await startSystem({ env: { MAX_DELIVER: String(MAX_DELIVER), RETRY_DELAYS_MS: "3000" } });
+  // The transient poison stays in retries for ~10 s: ample time, even on a slow host, to show
+  // that events published after it are applied meanwhile.
+  sys = await startSystem({ env: { MAX_DELIVER: String(MAX_DELIVER), RETRY_DELAYS_MS: "5000" } });
 });
 afterAll(() => sys?.cleanup());
 

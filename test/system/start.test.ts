@@ -3,12 +3,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort, repoRoot, startProcess, waitFor, waitReady } from "@orderflow/shared/testing";
+import { freePort, repoRoot, startProcess, waitFor, waitReady, type ManagedProcess } from "@orderflow/shared/testing";
 import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
 
 const tsx = join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs");
 const dirs: string[] = [];
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+let started: ManagedProcess | undefined;
+afterAll(async () => {
+  // Ctrl-C is what makes start.ts stop the services and nats-server it started; a SIGKILL on
+  // exit (the test helpers' last resort) would leave those behind.
+  if (started && started.child.exitCode === null && started.child.signalCode === null) {
+    started.child.kill("SIGINT");
+    await started.exited;
+  }
+  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+});
 
 describe("npm start", () => {
   it("starts its own nats-server and embedded PGlite, serves the README flow (event log included), and stops cleanly on Ctrl-C", async () => {
@@ -25,6 +34,7 @@ describe("npm start", () => {
       ORDER_DATABASE_URL: "",
       EVENTLOG_DATABASE_URL: "",
     }, { cwd: repoRoot });
+    started = proc;
     try {
       const userUrl = `http://127.0.0.1:${userPort}`;
       const orderUrl = `http://127.0.0.1:${orderPort}`;
@@ -52,7 +62,7 @@ describe("npm start", () => {
     const exit = await proc.exited;
     expect(exit.code).toBe(0);
     expect(proc.output.some((l) => l.includes("[orderflow] stopped"))).toBe(true);
-  });
+  }, 240_000); // three readiness waits of up to 60 s each on a slow host
 
   it("exits non-zero with a clear message when NATS is unreachable and nats-server is not installed", async () => {
     const port = await freePort();
