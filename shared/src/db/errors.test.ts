@@ -1,13 +1,31 @@
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
+import { pino } from "pino";
 import { openDatabase } from "./database.js";
 import { isPermanentDbError, isTransientDbError, isUniqueViolation, reportableError } from "./errors.js";
 import { createTestDatabase } from "../testing/database.js";
 
 describe("database errors", () => {
-  it("reports the driver's reason and SQLSTATE, never the query parameters", async () => {
-    const database = await openDatabase("pglite://memory");
+  // On both drivers: postgres.js in production, PGlite for `npm start` without a database.
+  const onBoth = async (run: (database: Awaited<ReturnType<typeof openDatabase>>) => Promise<void>) => {
+    const embedded = await openDatabase("pglite://memory");
     try {
+      await run(embedded);
+    } finally {
+      await embedded.close();
+    }
+    const testDb = await createTestDatabase("of_errors");
+    const database = await openDatabase(testDb.url, { poolSize: 1 });
+    try {
+      await run(database);
+    } finally {
+      await database.close();
+      await testDb.drop();
+    }
+  };
+
+  it("reports the driver's reason and SQLSTATE, never the query parameters, in logs too", async () => {
+    await onBoth(async (database) => {
       await database.db.execute(sql`create table t (email text primary key)`);
       await database.db.execute(sql`insert into t values (${"secret@example.com"})`);
       const err = await database.db.execute(sql`insert into t values (${"secret@example.com"})`).catch((e: unknown) => e);
@@ -17,14 +35,14 @@ describe("database errors", () => {
       expect(reported.message).toMatch(/^23505: duplicate key value/);
       expect(reported.message).not.toContain("secret@example.com");
       expect(reported.name).not.toBe("Error");
-    } finally {
-      await database.close();
-    }
+      // What pino writes for `{ err }`: its serializer follows `cause` chains into messages and stacks.
+      expect(JSON.stringify(pino.stdSerializers.err(reported))).not.toContain("secret@example.com");
+      expect(JSON.stringify(pino.stdSerializers.err(reported))).not.toMatch(/insert into/i);
+    });
   });
 
   it("tells data the database refuses (permanent) from unique and foreign-key violations a retry can outlive", async () => {
-    const database = await openDatabase("pglite://memory");
-    try {
+    await onBoth(async (database) => {
       await database.db.execute(sql`create table p (id int primary key)`);
       await database.db.execute(sql`create table c (id int primary key, p int references p, n int not null check (n > 0))`);
       const failure = (q: ReturnType<typeof sql>) => database.db.execute(q).catch((e: unknown) => e);
@@ -40,9 +58,7 @@ describe("database errors", () => {
         expect(isPermanentDbError(err), String(err)).toBe(false);
       }
       expect(isPermanentDbError(new Error("not a database error"))).toBe(false);
-    } finally {
-      await database.close();
-    }
+    });
   });
 
   it("ends a statement that waits on a lock past statementTimeoutMs with a transient error", async () => {
@@ -77,9 +93,12 @@ describe("database errors", () => {
     }
   });
 
-  it("leaves errors that are not query failures alone", () => {
-    const plain = new TypeError("boom");
-    expect(reportableError(plain)).toBe(plain);
+  it("keeps the name and message of errors that are not query failures, without their cause", () => {
+    const plain = new TypeError("boom", { cause: new Error("Failed query: insert … params: secret@example.com") });
+    const reported = reportableError(plain);
+    expect(reported).toMatchObject({ name: "TypeError", message: "boom" });
+    expect(reported.cause).toBeUndefined();
+    expect(reported.stack).toMatch(/^TypeError: boom\n\s+at /);
     expect(reportableError("text").message).toBe("text");
   });
 });

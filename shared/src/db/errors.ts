@@ -58,21 +58,27 @@ export function isPermanentDbError(err: unknown): boolean {
  * The error worth reporting in logs and dead-letter headers. Drizzle wraps driver errors in a
  * DrizzleQueryError named plain "Error" whose message is the SQL text and its parameters —
  * user data such as emails, and not the reason. Report the driver's error instead, with its
- * SQLSTATE, and keep the original as `cause`.
+ * SQLSTATE. The result never carries a `cause`: pino's serializer appends a cause chain's
+ * messages and stacks to the logged one, which would bring the SQL and its parameters back.
  */
 export function reportableError(err: unknown): Error {
   const error = err instanceof Error ? err : new Error(String(err));
   const cause = (error as { cause?: unknown }).cause;
-  if (!error.message.startsWith("Failed query") || !(cause instanceof Error)) {
-    // A driver error from a statement sent without drizzle: its SQLSTATE in front, as above.
-    const own = (error as { code?: unknown }).code;
-    if (typeof own !== "string" || !/^[0-9A-Z]{5}$/.test(own) || error.message.startsWith(own)) return error;
-    const reported = new Error(`${own}: ${error.message}`, { cause: error });
-    reported.name = error.name;
-    return reported;
+  if (error.message.startsWith("Failed query") && cause instanceof Error) {
+    const code = pgErrorCode(cause);
+    return withoutCause(cause.name === "Error" ? "DatabaseError" : cause.name, code ? `${code}: ${cause.message}` : cause.message, cause);
   }
-  const code = pgErrorCode(cause);
-  const reported = new Error(code ? `${code}: ${cause.message}` : cause.message, { cause: error });
-  reported.name = cause.name === "Error" ? "DatabaseError" : cause.name;
+  // A driver error from a statement sent without drizzle: its SQLSTATE in front, as above.
+  const own = (error as { code?: unknown }).code;
+  const coded = typeof own === "string" && /^[0-9A-Z]{5}$/.test(own) && !error.message.startsWith(own);
+  return withoutCause(error.name, coded ? `${own}: ${error.message}` : error.message, error);
+}
+
+/** A new error with this name and message and the frames (not the text) of `from`'s stack. */
+function withoutCause(name: string, message: string, from: Error): Error {
+  const reported = new Error(message);
+  reported.name = name;
+  const frames = from.stack?.split("\n").filter((l) => l.trimStart().startsWith("at ")) ?? [];
+  reported.stack = [`${name}: ${message}`, ...frames].join("\n");
   return reported;
 }

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { abortableDelay } from "../nats/connect.js";
+import { reportableError } from "../db/errors.js";
 
 /**
  * Runs `fn` until it succeeds or `signal` aborts, with capped exponential backoff. Used for
@@ -13,7 +14,7 @@ export async function retryUntilDone<T>(what: string, fn: () => Promise<T>, log:
       return await fn();
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
-      if (attempt === 1 || attempt % 10 === 0) log.warn({ err: (err as Error).message, attempt }, `${what} failed; retrying`);
+      if (attempt === 1 || attempt % 10 === 0) log.warn({ err: reportableError(err).message, attempt }, `${what} failed; retrying`);
       await abortableDelay(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)), signal);
     }
   }

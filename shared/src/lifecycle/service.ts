@@ -6,6 +6,7 @@ import { baseConfigSchema, loadConfigOrExit, type BaseConfig } from "../config/c
 import { createLogger } from "../logger/index.js";
 import { createConsumer, type Consumer, type EventHandlers } from "../consumer/runner.js";
 import { openDatabase, pendingMigrations, type Database, type Db } from "../db/database.js";
+import { isTransientDbError, reportableError } from "../db/errors.js";
 import type { StreamName } from "../events/catalog.js";
 import { createReadiness, registerHealthRoutes } from "../health/readiness.js";
 import type { ServiceApp } from "../http/app.js";
@@ -101,16 +102,30 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
 
   const system = createSystemEvents({ js: () => nats?.js, names, log, service: spec.name, instance, version: spec.version });
   const readiness = createReadiness();
+  // /readyz is often reachable from outside and its checks go to the SYSTEM stream: a driver's
+  // message (hosts, ports, user and database names) goes to the log, the endpoint gets a category.
+  class NotReady extends Error {}
+  let lastDatabaseError: string | undefined;
   readiness.add({
     name: "database",
     check: async () => {
-      await database.ping();
-      if (migrated) return;
-      if (config.MIGRATE_ON_START) throw new Error("migrations not applied yet");
-      // Migrations are a Job's (or an operator's) to run: ready only once they are all in.
-      const pending = await pendingMigrations(database.db, spec.migrationsFolder);
-      if (pending > 0) throw new Error(`${pending} migration(s) not applied yet; run migrate`);
-      migrated = true;
+      try {
+        await database.ping();
+        if (!migrated) {
+          if (config.MIGRATE_ON_START) throw new NotReady("migrations not applied yet");
+          // Migrations are a Job's (or an operator's) to run: ready only once they are all in.
+          const pending = await pendingMigrations(database.db, spec.migrationsFolder);
+          if (pending > 0) throw new NotReady(`${pending} migration(s) not applied yet; run migrate`);
+          migrated = true;
+        }
+        lastDatabaseError = undefined;
+      } catch (err) {
+        if (err instanceof NotReady) throw err;
+        const reason = reportableError(err).message;
+        if (reason !== lastDatabaseError) log.warn({ err: reason }, "database check failing");
+        lastDatabaseError = reason;
+        throw new NotReady(isTransientDbError(err) ? "unreachable (the service log has the reason)" : "failing (the service log has the reason)");
+      }
     },
   });
   readiness.add({
@@ -187,14 +202,14 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     watchReadiness();
     for (const job of spec.periodic ?? []) {
       const timer = setInterval(() => {
-        job.run(database.db).catch((err) => log.warn({ job: job.name, err: (err as Error).message }, "periodic job failed"));
+        job.run(database.db).catch((err) => log.warn({ job: job.name, err: reportableError(err).message }, "periodic job failed"));
       }, job.everyMs);
       timer.unref();
       timers.push(timer);
     }
   })();
   started.catch((err) => {
-    if (!abort.signal.aborted) log.error({ err }, "start-up failed");
+    if (!abort.signal.aborted) log.error({ err: reportableError(err) }, "start-up failed");
   });
 
   // Publishes ready / not_ready whenever readiness changes, so the event log shows outages.

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { reportableError } from "../db/errors.js";
 
 export interface ShutdownOptions {
   log: Logger;
@@ -27,7 +28,7 @@ export function installShutdown({ log, timeoutMs, steps, exit = (c) => process.e
         try {
           await step.run();
         } catch (err) {
-          log.warn({ step: step.name, err: (err as Error).message }, "shutdown step failed");
+          log.warn({ step: step.name, err: reportableError(err).message }, "shutdown step failed");
         }
       }
       clearTimeout(deadline);

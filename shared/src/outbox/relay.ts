@@ -2,6 +2,7 @@ import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { Db } from "../db/database.js";
 import { prepared } from "../db/statement.js";
+import { reportableError } from "../db/errors.js";
 import type { Names } from "../nats/names.js";
 import type { OutboxMessage } from "./handoff.js";
 import { abortableDelay } from "../nats/connect.js";
@@ -169,7 +170,7 @@ export function createOutboxRelay({
         await prepared(db, SENT, [JSON.stringify(ids)]);
       } catch (err) {
         // The rows stay; the poll republishes them and the stream's dedupe drops the copies.
-        log.warn({ err: (err as Error).message, rows: ids.length }, "could not delete published outbox rows; the poll will retry them");
+        log.warn({ err: reportableError(err).message, rows: ids.length }, "could not delete published outbox rows; the poll will retry them");
       }
     }
     deleting = undefined;
@@ -202,7 +203,7 @@ export function createOutboxRelay({
         // deletion and put the others back (same seq), so one bad row cannot hold up the rest.
         if (failed.length === rows.length) throw reason;
         await prepared(tx, REQUEUE, [JSON.stringify(failed)]);
-        log.warn({ err: String(reason), failed: failed.length }, "some outbox rows not published; will retry");
+        log.warn({ err: reportableError(reason).message, failed: failed.length }, "some outbox rows not published; will retry");
       }
       return rows.length - failed.length;
     });
@@ -217,7 +218,7 @@ export function createOutboxRelay({
         if (n === batchSize) continue; // more may be waiting
       } catch (err) {
         failures += 1;
-        if (failures === 1 || failures % 20 === 0) log.warn({ err: (err as Error).message, failures }, "outbox relay failed; retrying");
+        if (failures === 1 || failures % 20 === 0) log.warn({ err: reportableError(err).message, failures }, "outbox relay failed; retrying");
         await abortableDelay(Math.min(5000, 100 * 2 ** Math.min(failures, 6)), abort.signal).catch(() => {});
         continue;
       }

@@ -1,5 +1,5 @@
 import { asc, gt, max } from "drizzle-orm";
-import type { Db, Logger } from "@orderflow/shared";
+import { reportableError, type Db, type Logger } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
 
 export interface Tail {
@@ -49,7 +49,7 @@ export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log
         }
       } while (again && listeners.size > 0);
     } catch (err) {
-      log.warn({ err: (err as Error).message }, "live tail poll failed");
+      log.warn({ err: reportableError(err).message }, "live tail poll failed");
     } finally {
       polling = false;
       if (listeners.size > 0 && !closed) timer = setTimeout(() => void poll(), pollMs);

@@ -1,5 +1,5 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { createPullLoop, ensureDurableConsumer, streamCatalog, type Logger, type Names, type StreamName } from "@orderflow/shared";
+import { createPullLoop, ensureDurableConsumer, reportableError, streamCatalog, type Logger, type Names, type StreamName } from "@orderflow/shared";
 import { toEventRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
@@ -67,7 +67,7 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
       await writer.write(rows);
       for (const msg of batch) msg.ack();
     } catch (err) {
-      log.warn({ stream, count: batch.length, err: (err as Error).message, retryInMs: retryDelayMs }, "storing events failed; retrying");
+      log.warn({ stream, count: batch.length, err: reportableError(err).message, retryInMs: retryDelayMs }, "storing events failed; retrying");
       for (const msg of batch) msg.nak(retryDelayMs);
     }
   }
