@@ -12,14 +12,15 @@ export interface AppDeps {
   namespace?: string;
   keepAliveMs?: number;
   tailLimits?: EventsDeps["tailLimits"];
+  maxStreams?: number;
 }
 
 /** The HTTP app, built from its dependencies so tests drive it in-process with `app.request`. */
-export function createApp({ db, log, tail, version = "0.0.0", namespace = "", keepAliveMs, tailLimits }: AppDeps) {
+export function createApp({ db, log, tail, version = "0.0.0", namespace = "", keepAliveMs, tailLimits, maxStreams }: AppDeps) {
   const app = createServiceApp({ log });
   registerPage(app);
   registerCatalogRoutes(app, { version, namespace });
-  registerEventRoutes(app, { db, tail, keepAliveMs, tailLimits });
+  registerEventRoutes(app, { db, tail, keepAliveMs, tailLimits, maxStreams });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "orderflow event-log", version } });
   return app;
 }

@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, gt, gte, sql } from "drizzle-orm";
-import { streamSSE } from "hono/streaming";
+import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import { NotFoundError, fieldErrors, problem, problemResponse, type Db, type ServiceApp } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
 import { beforeCursor, decodeEventCursor, encodeEventCursor, eventConditions, matchesRow, presentEvent } from "./events.query.js";
@@ -13,11 +13,14 @@ export interface EventsDeps {
   keepAliveMs?: number;
   /** Live tail: rows per catch-up query, and live rows held for a client before it reads them from the table instead. */
   tailLimits?: { page: number; maxQueued: number };
+  /** Live tails open at once in this process; past it a new one gets 503 (each holds a socket and, catching up, a pooled connection). */
+  maxStreams?: number;
 }
 
 const minuteIso = (d: Date) => `${d.toISOString().slice(0, 16)}:00.000Z`;
 
-export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 15_000, tailLimits: { page, maxQueued } = { page: 500, maxQueued: 2_000 } }: EventsDeps) {
+export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 15_000, tailLimits: { page, maxQueued } = { page: 500, maxQueued: 2_000 }, maxStreams = 200 }: EventsDeps) {
+  let open = 0;
   app.openapi(statsRoute, async (c) => {
     const { window } = c.req.valid("query");
     const to = new Date();
@@ -50,11 +53,19 @@ export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 1
     if (resume && !resume.success) {
       return problemResponse(problem(400, "Bad Request", "Last-Event-ID is not valid", { errors: fieldErrors("header", resume.error).map((e) => ({ ...e, pointer: "/Last-Event-ID" })) }));
     }
+    if (open >= maxStreams) {
+      return problemResponse(problem(503, "Service Unavailable", `this instance already serves ${maxStreams} live tails; retry shortly`), { "retry-after": "5" });
+    }
     const matches = matchesRow(query.data);
     const conditions = eventConditions(query.data);
+    // The socket, to cut a client that does not read: its pending write would hold shutdown.
+    const outgoing = (c.env as { outgoing?: { destroy(): void } } | undefined)?.outgoing;
     const requested = resume?.data !== undefined ? Number(resume.data) : query.data.after !== undefined ? Number(query.data.after) : undefined;
 
-    return streamSSE(c, async (stream) => {
+    open++;
+    return streamSSE(c, (stream) => tailTo(stream).finally(() => open--));
+
+    async function tailTo(stream: SSEStreamingApi) {
       // Live rows wait here while the client reads; past `maxQueued` they are dropped and read
       // back from the table instead (`behind`), so a slow client costs the process a bounded
       // buffer, not a copy of everything stored since it fell behind.
@@ -66,6 +77,11 @@ export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 1
         closed = true;
         wake?.();
       };
+      // Shutdown: a client whose socket is full would keep this handler waiting in a write.
+      const drop = () => {
+        end();
+        outgoing?.destroy();
+      };
       // Before the await: a client gone while the tail finds its position must still end this
       // handler (abort listeners added later are never called).
       stream.onAbort(end);
@@ -75,7 +91,7 @@ export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 1
           behind = true;
         } else for (const r of rows) if (matches(r)) queue.push(r);
         wake?.();
-      }, end);
+      }, drop);
       if (closed || stream.aborted) {
         unsubscribe();
         return;
@@ -118,7 +134,7 @@ export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 1
       } finally {
         unsubscribe();
       }
-    });
+    }
   });
 
   app.openapi(listEventsRoute, async (c) => {

@@ -179,6 +179,26 @@ describe("GET /events/stream", () => {
     own.close();
   });
 
+  it("serves at most maxStreams live tails at once, then 503 with Retry-After until one ends", async () => {
+    const capped = createApp({ db: env.db, log, tail, keepAliveMs: 200, maxStreams: 1 });
+    const ac = new AbortController();
+    const first = await capped.request("/events/stream", { signal: ac.signal });
+    const it = sse(first);
+    await next(it, "ready");
+    const refused = await capped.request("/events/stream");
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("5");
+    await problemOf(refused, 503);
+    ac.abort();
+    await it.return(undefined);
+    await waitFor(async () => {
+      const res = await capped.request("/events/stream");
+      if (res.status !== 200) return false;
+      await res.body!.cancel();
+      return true;
+    }, { what: "a tail once the first one ended", timeoutMs: 5000 });
+  });
+
   it("rejects unknown parameters and a malformed Last-Event-ID with 400", async () => {
     await problemOf(await app.request("/events/stream?foo=1"));
     await problemOf(await app.request("/events/stream", { headers: { "last-event-id": "abc" } }));
@@ -238,6 +258,21 @@ describe("GET /events/stream", () => {
 });
 
 describe("the live tail's bookkeeping", () => {
+  it("cuts the socket of every live tail on shutdown, so a client that stopped reading cannot hold the server in a pending write", async () => {
+    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
+    // What @hono/node-server passes as env; a full socket would leave the handler waiting in a
+    // write that only the socket's end can settle.
+    let destroyed = 0;
+    const outgoing = { destroy: () => void destroyed++ };
+    const res = await app.fetch(new Request("http://x/events/stream"), { outgoing });
+    const reader = res.body!.getReader();
+    await reader.read(); // the ready event
+    own.close(); // what the service's shutdown does first
+    await waitFor(() => destroyed === 1, { what: "the tail's socket destroyed", timeoutMs: 5000 });
+    await reader.cancel();
+  });
+
   it("lets go of a client that leaves while the tail is still finding its position", async () => {
     const real = createTail({ db: env.db, log, pollMs: 50 });
     let active = 0;
