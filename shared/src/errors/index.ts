@@ -36,6 +36,14 @@ export class UnprocessableError extends HttpProblemError {
   }
 }
 
+/** The service cannot take the request now (overloaded, a dependency down): 503 with Retry-After. */
+export class ServiceUnavailableError extends HttpProblemError {
+  override name = "ServiceUnavailableError";
+  constructor(detail: string) {
+    super(503, "Service Unavailable", detail);
+  }
+}
+
 /**
  * Consumer-side: a message that can never succeed (bad JSON, schema violation, unknown type,
  * a reference that cannot exist). The runner dead-letters it at once instead of retrying.

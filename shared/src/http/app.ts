@@ -32,7 +32,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
 
   app.onError((err, c) => {
     if (err instanceof HttpProblemError) {
-      return problemResponse(problem(err.status, err.title, err.message, err.extensions));
+      return problemResponse(problem(err.status, err.title, err.message, err.extensions), err.status === 503 ? { "retry-after": "1" } : undefined);
     }
     if (err instanceof HTTPException) {
       // Hono raises these for malformed JSON and similar client mistakes.
@@ -40,7 +40,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
       return problemResponse(problem(status, STATUS_CODES[status] ?? "Error", err.message), status === 415 ? { "accept-post": "application/json" } : undefined);
     }
     if (isTransientDbError(err)) {
-      log.warn({ err: err.message, path: c.req.path }, "database unavailable");
+      log.warn({ err: reportableError(err).message, path: c.req.path }, "database unavailable");
       return problemResponse(problem(503, "Service Unavailable", "the database is unavailable; retry shortly"), { "retry-after": "1" });
     }
     log.error({ err: reportableError(err), path: c.req.path, method: c.req.method }, "unhandled error");

@@ -29,6 +29,11 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
       });
     }) as Server;
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
+    // A client that trickles its request (slowloris) holds a socket for at most this long; Node's
+    // defaults are 60 s for the headers and 300 s for the whole request. Responses (the event
+    // log's live tail) are not limited by these.
+    server.headersTimeout = 15_000;
+    server.requestTimeout = 30_000;
     server.on("clientError", answerUnparsable);
     server.once("error", reject);
   });

@@ -62,4 +62,26 @@ describe("group commit of registrations", () => {
       await env.db.execute(sql.raw(`drop trigger refuse_boom on users; drop function refuse_boom();`));
     }
   });
+  it("answers 503 past maxQueued waiting registrations instead of holding them all while the database does not answer", async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    // A database that takes connections but answers nothing on the users table.
+    const holding = env.db.transaction(async (tx) => {
+      await tx.execute(sql`lock table users in access exclusive mode`);
+      locked();
+      await released;
+    });
+    await isLocked;
+    const batcher = createRegisterBatcher({ db: env.db, published: () => {}, maxInFlight: 1, maxQueued: 2 });
+    const now = new Date();
+    const make = (name: string) => registerUser({ email: `${name}-${uuidv7().slice(-8)}@example.com`, name }, { id: uuidv7(), now });
+    const [inFlight, q1, q2, over] = ["held", "q1", "q2", "over"].map(make);
+    const waiting = [inFlight!, q1!, q2!].map((r) => batcher.register(r.user, r.event));
+    await expect(batcher.register(over!.user, over!.event)).rejects.toMatchObject({ status: 503, name: "ServiceUnavailableError" });
+    release();
+    await holding;
+    expect(await Promise.all(waiting)).toEqual(["created", "created", "created"]);
+  });
 });

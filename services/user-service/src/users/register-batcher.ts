@@ -1,4 +1,4 @@
-import { OUTBOX_COLUMNS, jsonRows, outboxMessage, outboxRow, prepared, type CloudEvent, type Db, type OutboxMessage, type UserRegistered } from "@orderflow/shared";
+import { OUTBOX_COLUMNS, ServiceUnavailableError, jsonRows, outboxMessage, outboxRow, prepared, type CloudEvent, type Db, type OutboxMessage, type UserRegistered } from "@orderflow/shared";
 import type { UserRow } from "../db/schema.js";
 
 /**
@@ -25,7 +25,7 @@ export type RegisterOutcome = "created" | "duplicate";
 
 export interface RegisterBatcher {
   /** Resolves once the user and its event are committed ("created"), or the email was taken. */
-  register(user: UserRow, event: CloudEvent<UserRegistered>): Promise<RegisterOutcome>;
+  register(user: UserRow, event: CloudEvent<UserRegistered>, headers?: Record<string, string>): Promise<RegisterOutcome>;
 }
 
 interface Pending {
@@ -42,9 +42,23 @@ interface Pending {
  * is skipped by `ON CONFLICT DO NOTHING` and answers "duplicate" for that request alone. No
  * timer: a request that finds a free slot commits at once; ones arriving meanwhile form the next
  * batch. A batch that fails for another reason is retried one registration at a time, so one
- * bad row cannot fail its neighbours.
+ * bad row cannot fail its neighbours. Past `maxQueued` waiting registrations (a database that
+ * stopped answering without refusing connections) a new one is a 503 at once instead of one more
+ * request held in memory for as long as the outage lasts.
  */
-export function createRegisterBatcher({ db, published, maxBatch = 256, maxInFlight = 2 }: { db: Db; published: (messages: OutboxMessage[]) => void; maxBatch?: number; maxInFlight?: number }): RegisterBatcher {
+export function createRegisterBatcher({
+  db,
+  published,
+  maxBatch = 256,
+  maxInFlight = 2,
+  maxQueued = 4096,
+}: {
+  db: Db;
+  published: (messages: OutboxMessage[]) => void;
+  maxBatch?: number;
+  maxInFlight?: number;
+  maxQueued?: number;
+}): RegisterBatcher {
   const queue: Pending[] = [];
   let inFlight = 0;
 
@@ -82,9 +96,10 @@ export function createRegisterBatcher({ db, published, maxBatch = 256, maxInFlig
   }
 
   return {
-    register(user, event) {
+    register(user, event, headers) {
+      if (queue.length >= maxQueued) return Promise.reject(new ServiceUnavailableError(`${queue.length} registrations are waiting for the database; retry shortly`));
       return new Promise<RegisterOutcome>((resolve, reject) => {
-        queue.push({ user, outbox: outboxRow("users.registered", event), resolve, reject });
+        queue.push({ user, outbox: outboxRow("users.registered", event, headers), resolve, reject });
         flush();
       });
     },
