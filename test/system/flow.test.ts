@@ -29,6 +29,45 @@ describe("both services as separate processes", () => {
     expect(await ordersOf(orders.url, user.id)).toHaveLength(2);
   });
 
+  it("carries one trace id from the HTTP request through users.registered to the welcome order's orders.created", async () => {
+    const { "user-service": users, "order-service": orders } = sys.services;
+    const names = createNames(sys.namespace);
+    const jsm = await jetstreamManager(sys.nc);
+    // The message of `subject` whose event is about this user (the streams hold other tests' too).
+    const messageFor = async (stream: "USERS" | "ORDERS", userId: string) =>
+      waitFor(async () => {
+        const info = await jsm.streams.info(names.stream(stream));
+        for (let seq = info.state.last_seq; seq >= info.state.first_seq; seq--) {
+          const m = await jsm.streams.getMessage(names.stream(stream), { seq }).catch(() => null);
+          if (m && (JSON.parse(m.string()) as { data: { userId: string } }).data.userId === userId) return m;
+        }
+        return undefined;
+      }, { what: `the ${stream} message of ${userId}` });
+    const traceOf = (m: { header: { get(k: string): string } }) => /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(m.header.get("traceparent"))?.slice(1);
+
+    const caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const res = await fetch(`${users.url}/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json", traceparent: caller },
+      body: JSON.stringify({ email: `trace${Date.now()}@example.com`, name: "Traced" }),
+    });
+    expect(res.status).toBe(201);
+    const traced = (await res.json()) as { id: string };
+    await waitForWelcome(orders.url, traced.id);
+    const [registeredTrace, registeredSpan] = traceOf(await messageFor("USERS", traced.id))!;
+    const [orderTrace, orderSpan] = traceOf(await messageFor("ORDERS", traced.id))!;
+    expect([registeredTrace, orderTrace]).toEqual(["4bf92f3577b34da6a3ce929d0e0e4736", "4bf92f3577b34da6a3ce929d0e0e4736"]);
+    expect(new Set(["00f067aa0ba902b7", registeredSpan, orderSpan]).size).toBe(3); // a new parent id per hop
+
+    // Without a caller's trace, the registration starts one and the welcome order continues it.
+    const plain = await registerOk(users.url);
+    await waitForWelcome(orders.url, plain.id);
+    const [started] = traceOf(await messageFor("USERS", plain.id))!;
+    const [continued] = traceOf(await messageFor("ORDERS", plain.id))!;
+    expect(started).toMatch(/^[0-9a-f]{32}$/);
+    expect(continued).toBe(started);
+  });
+
   it("applies the same event delivered twice only once", async () => {
     const { "user-service": users, "order-service": orders } = sys.services;
     const user = await registerOk(users.url);

@@ -8,6 +8,7 @@ import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
 import type { CloudEvent } from "../events/envelope.js";
 import type { EventData, EventName, StreamName } from "../events/catalog.js";
 import { decodeEvent } from "../events/decode.js";
+import { TRACEPARENT, type EventContext } from "../events/trace.js";
 import type { Names } from "../nats/names.js";
 import { ensureDurableConsumer } from "../nats/streams.js";
 import { publishDeadLetter } from "./dead-letter.js";
@@ -15,8 +16,11 @@ import { createPullLoop, type PullLoop } from "./pull-loop.js";
 import { STATEMENT_HANDLER, batchStatement, insertInbox, runBatchStatement, type StatementBackedHandler, type StatementHandler } from "./statement-handler.js";
 
 export type EventHandlers = {
-  [N in EventName]?: (tx: Tx, event: CloudEvent<EventData<N>>) => Promise<void>;
+  /** `context` carries the message's trace context, for the events the handler queues in turn. */
+  [N in EventName]?: (tx: Tx, event: CloudEvent<EventData<N>>, context: EventContext) => Promise<void>;
 };
+
+const contextOf = (msg: JsMsg): EventContext => ({ traceparent: msg.headers?.get(TRACEPARENT) || undefined });
 
 export interface RetryPolicy {
   /** nak delay after the 1st, 2nd, … failed delivery; the last value repeats. */
@@ -154,7 +158,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     } catch (err) {
       return deadLetter(msg, err as Error, headerId);
     }
-    const handler = opts.handlers[decoded.name] as ((tx: Tx, e: CloudEvent) => Promise<void>) | undefined;
+    const handler = opts.handlers[decoded.name] as ((tx: Tx, e: CloudEvent, context: EventContext) => Promise<void>) | undefined;
     if (!handler) {
       return deadLetter(msg, new UnknownEventTypeError(`${durable} has no handler for ${decoded.event.type}`), decoded.event.id);
     }
@@ -165,7 +169,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       const { result: applied, queued } = await transactionWithQueued(db, async (tx) => {
         const fresh = await recordInbox(tx, durable, opts.instance, [{ event_id: event.id, subject: decoded.name, stream_seq: msg.seq }]);
         if (fresh.size === 0) return false;
-        await handler(tx, event);
+        await handler(tx, event, contextOf(msg));
         return true;
       });
       msg.ack();
@@ -238,7 +242,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     try {
       // The same event twice in one batch is applied once, like two deliveries would be.
       const distinct = [...new Map(group.map((i) => [i.event.id, i])).values()];
-      const result = await runBatchStatement(db, text, def, durable, opts.instance, distinct.map((i) => ({ event: i.event, subject: name, streamSeq: i.msg.seq })));
+      const result = await runBatchStatement(db, text, def, durable, opts.instance, distinct.map((i) => ({ event: i.event, subject: name, streamSeq: i.msg.seq, context: contextOf(i.msg) })));
       const rejected = new Set(result.rejected);
       for (const i of group) {
         if (rejected.has(i.event.id)) alone.push(i.msg); // alone, its handler says why (e.g. a PermanentError)

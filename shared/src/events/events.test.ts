@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { childTraceparent, traceHeaders, traceIdOf } from "./trace.js";
 import { InvalidEventError, UnknownEventTypeError } from "../errors/index.js";
 import { createEvent } from "./create.js";
 import { decodeEvent } from "./decode.js";
@@ -28,4 +29,25 @@ describe("CloudEvents encode/decode", () => {
     expect(() => decodeEvent(JSON.stringify({ ...registered(), data: { userId: "x" } }))).toThrow(/invalid io.orderflow.user.registered.v1 data/);
     expect(() => decodeEvent(JSON.stringify({ ...registered(), type: "io.orderflow.user.registered.v9" }))).toThrow(UnknownEventTypeError);
   });
+});
+
+describe("trace context", () => {
+  const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  it("continues a valid traceparent with a new parent id, its trace id and flags kept", () => {
+    const child = childTraceparent(parent);
+    expect(child).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
+    expect(child).not.toBe(parent);
+    expect(traceIdOf(child)).toBe("4bf92f3577b34da6a3ce929d0e0e4736");
+    expect(traceHeaders(parent)).toEqual({ traceparent: expect.stringMatching(/^00-4bf92f3577b34da6a3ce929d0e0e4736-/) });
+  });
+
+  it.each([undefined, "", "garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"])(
+    "starts a new trace for %j",
+    (bad) => {
+      const fresh = childTraceparent(bad);
+      expect(traceIdOf(fresh)).toMatch(/^[0-9a-f]{32}$/);
+      expect(traceIdOf(fresh)).not.toBe("4bf92f3577b34da6a3ce929d0e0e4736");
+      expect(childTraceparent(bad)).not.toBe(fresh);
+    },
+  );
 });

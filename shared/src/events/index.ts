@@ -3,3 +3,4 @@ export * from "./catalog.js";
 export * from "./create.js";
 export * from "./decode.js";
 export * from "./asyncapi.js";
+export * from "./trace.js";

@@ -8,7 +8,9 @@ import {
   newestFirst,
   pgErrorCode,
   readIdempotencyKey,
+  TRACEPARENT,
   toPage,
+  traceHeaders,
   uuidv7,
   type Db,
   type OutboxMessage,
@@ -43,7 +45,7 @@ export function registerOrderRoutes(app: ServiceApp, { db, published }: OrdersDe
         const [known] = await tx.select({ id: customers.userId }).from(customers).where(eq(customers.userId, body.userId));
         if (!known) throw unknownUser(body.userId);
         await tx.insert(orders).values(order);
-        await enqueueEvents(tx, [{ subject: "orders.created", event }]);
+        await enqueueEvents(tx, [{ subject: "orders.created", event, headers: traceHeaders(c.req.header(TRACEPARENT)) }]);
         return { status: 201, body: presentOrder(order), headers: { location: `/orders/${order.id}` } };
       });
     } catch (err) {

@@ -8,7 +8,9 @@ import {
   isUniqueViolation,
   newestFirst,
   readIdempotencyKey,
+  TRACEPARENT,
   toPage,
+  traceHeaders,
   uuidv7,
   type Db,
   type OutboxMessage,
@@ -32,16 +34,17 @@ export function registerUserRoutes(app: ServiceApp, { db, published }: UsersDeps
     const key = readIdempotencyKey(c);
     const now = new Date();
     const { user, event } = registerUser(body, { id: uuidv7(now.getTime()), now });
+    const headers = traceHeaders(c.req.header(TRACEPARENT));
     if (key === undefined) {
       // The common case goes through group commit; a request with a key keeps the single path.
-      if ((await batcher.register(user, event)) === "duplicate") throw new ConflictError(`a user with email ${body.email} already exists`);
+      if ((await batcher.register(user, event, headers)) === "duplicate") throw new ConflictError(`a user with email ${body.email} already exists`);
       return c.json(presentUser(user), 201, { location: `/users/${user.id}` });
     }
     let result;
     try {
       result = await idempotentWrite(db, { scope: "POST /users", key, request: body }, async (tx) => {
         await tx.insert(users).values(user);
-        await enqueueEvents(tx, [{ subject: "users.registered", event }]);
+        await enqueueEvents(tx, [{ subject: "users.registered", event, headers }]);
         return { status: 201, body: presentUser(user), headers: { location: `/users/${user.id}` } };
       });
     } catch (err) {
