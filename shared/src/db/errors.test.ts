@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import { pino } from "pino";
 import { openDatabase } from "./database.js";
 import { isPermanentDbError, isTransientDbError, isUniqueViolation, reportableError } from "./errors.js";
-import { createTestDatabase } from "../testing/database.js";
+import { createTestDatabase, holdInTransaction } from "../testing/database.js";
 
 describe("database errors", () => {
   // On both drivers: postgres.js in production, PGlite for `npm start` without a database.
@@ -67,21 +67,11 @@ describe("database errors", () => {
     const database = await openDatabase(testDb.url, { poolSize: 1, statementTimeoutMs: 300 });
     try {
       await holder.db.execute(sql`create table t (id int primary key)`);
-      let release!: () => void;
-      const released = new Promise<void>((r) => (release = r));
-      let locked!: () => void;
-      const isLocked = new Promise<void>((r) => (locked = r));
       // A session that holds the table and does not let go: an idle transaction, as a peer whose
       // connection is half open would leave it.
-      const holding = holder.db.transaction(async (tx) => {
-        await tx.execute(sql`lock table t in access exclusive mode`);
-        locked();
-        await released;
-      });
-      await isLocked;
+      const lock = await holdInTransaction(holder.db, sql`lock table t in access exclusive mode`);
       const err = await database.db.execute(sql`select count(*) from t`).catch((e: unknown) => e);
-      release();
-      await holding;
+      await lock.release();
       expect(reportableError(err).message).toMatch(/^57014: canceling statement due to statement timeout/);
       expect(isTransientDbError(err)).toBe(true);
       // Once the lock is gone, the same session reads the table.

@@ -1,4 +1,6 @@
 import postgres from "postgres";
+import type { SQL } from "drizzle-orm";
+import type { Db } from "../db/database.js";
 import { randomBytes } from "node:crypto";
 
 /** Admin connection used to create and drop per-run databases. */
@@ -69,6 +71,30 @@ export async function createMigratedDatabase(migrationsFolder: string, prefix = 
     async drop() {
       await database.close();
       await testDb.drop();
+    },
+  };
+}
+
+/**
+ * Runs `statement` (say, `lock table t in access exclusive mode`) in a transaction that stays
+ * open, as a peer stuck mid-transaction would leave it. Resolves once the statement has run;
+ * `release()` commits.
+ */
+export async function holdInTransaction(db: Db, statement: SQL): Promise<{ release(): Promise<void> }> {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let held!: () => void;
+  const holding = new Promise<void>((r) => (held = r));
+  const tx = db.transaction(async (t) => {
+    await t.execute(statement);
+    held();
+    await released;
+  });
+  await Promise.race([holding, tx]);
+  return {
+    async release() {
+      release();
+      await tx;
     },
   };
 }

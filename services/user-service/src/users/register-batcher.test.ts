@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { createLogger, uuidv7 } from "@orderflow/shared";
-import { createMigratedDatabase } from "@orderflow/shared/testing";
+import { createMigratedDatabase, holdInTransaction } from "@orderflow/shared/testing";
 import { createApp } from "../app.js";
 import { outbox, users } from "../db/schema.js";
 import { registerUser } from "./users.domain.js";
@@ -63,25 +63,15 @@ describe("group commit of registrations", () => {
     }
   });
   it("answers 503 past maxQueued waiting registrations instead of holding them all while the database does not answer", async () => {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((r) => (locked = r));
     // A database that takes connections but answers nothing on the users table.
-    const holding = env.db.transaction(async (tx) => {
-      await tx.execute(sql`lock table users in access exclusive mode`);
-      locked();
-      await released;
-    });
-    await isLocked;
+    const lock = await holdInTransaction(env.db, sql`lock table users in access exclusive mode`);
     const batcher = createRegisterBatcher({ db: env.db, published: () => {}, maxInFlight: 1, maxQueued: 2 });
     const now = new Date();
     const make = (name: string) => registerUser({ email: `${name}-${uuidv7().slice(-8)}@example.com`, name }, { id: uuidv7(), now });
     const [inFlight, q1, q2, over] = ["held", "q1", "q2", "over"].map(make);
     const waiting = [inFlight!, q1!, q2!].map((r) => batcher.register(r.user, r.event));
     await expect(batcher.register(over!.user, over!.event)).rejects.toMatchObject({ status: 503, name: "ServiceUnavailableError" });
-    release();
-    await holding;
+    await lock.release();
     expect(await Promise.all(waiting)).toEqual(["created", "created", "created"]);
   });
 });
