@@ -20,7 +20,7 @@ export function createApp({ db, log, tail, version = "0.0.0", namespace = "", ke
   const app = createServiceApp({ log });
   registerPage(app);
   registerCatalogRoutes(app, { version, namespace });
-  registerEventRoutes(app, { db, tail, keepAliveMs, tailLimits, maxStreams });
+  registerEventRoutes(app, { db, log, tail, keepAliveMs, tailLimits, maxStreams });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "orderflow event-log", version } });
   return app;
 }

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { asc, eq } from "drizzle-orm";
-import { openDatabase, type Database } from "@orderflow/shared";
+import { createEvent, inboxReplayTarget, openDatabase, uuidv7, type Database } from "@orderflow/shared";
 import { repoRoot, startProcess, startSystem, testNatsUrl, waitFor, type TestSystem } from "@orderflow/shared/testing";
 import { users } from "./db/schema.js";
 
@@ -83,5 +83,21 @@ describe("npm run replay", () => {
     expect(bad.code).toBe(2);
     expect(bad.output).toMatch(/--from-seq must be a whole number/);
     expect((await runReplay("user-service", ["--from-seq", "1", "--from-time", "2026-01-01T00:00:00Z"])).code).toBe(2);
+  });
+  it("hands the handlers the replayed message's trace context, as the live consumer does", async () => {
+    const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const seen: (string | undefined)[] = [];
+    const target = inboxReplayTarget({
+      name: "trace-test",
+      consumer: `trace-test-${uuidv7()}`,
+      sources: [{ stream: "ORDERS" }],
+      handlers: { "orders.created": async (_tx, _event, context) => void seen.push(context.traceparent) },
+      resetProjection: async () => {},
+    });
+    const userId = uuidv7();
+    const event = createEvent({ name: "orders.created", source: "/t", subject: userId, data: { orderId: uuidv7(), userId, status: "created", source: "api", items: [], totalCents: 0, createdAt: new Date().toISOString() } });
+    const message = { stream: "ORDERS" as const, seq: 1, subject: "orders.created", data: Buffer.from(JSON.stringify(event)), headers: { traceparent }, storedAt: new Date() };
+    await userDb.db.transaction((tx) => target.apply(tx, [message]));
+    expect(seen).toEqual([traceparent]);
   });
 });

@@ -20,7 +20,12 @@ export type EventHandlers = {
   [N in EventName]?: (tx: Tx, event: CloudEvent<EventData<N>>, context: EventContext) => Promise<void>;
 };
 
-const contextOf = (msg: JsMsg): EventContext => ({ traceparent: msg.headers?.get(TRACEPARENT) || undefined });
+/** Read only if a handler asks: decoding a message's headers costs ~2 µs, and most handlers queue nothing. */
+const contextOf = (msg: JsMsg): EventContext => ({
+  get traceparent() {
+    return msg.headers?.get(TRACEPARENT) || undefined;
+  },
+});
 
 export interface RetryPolicy {
   /** nak delay after the 1st, 2nd, … failed delivery; the last value repeats. */

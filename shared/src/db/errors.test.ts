@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
+import { Writable } from "node:stream";
 import { pino } from "pino";
+import { createLogger } from "../logger/index.js";
+import { waitFor } from "../testing/wait.js";
 import { openDatabase } from "./database.js";
 import { isPermanentDbError, isTransientDbError, isUniqueViolation, reportableError } from "./errors.js";
 import { createTestDatabase, holdInTransaction } from "../testing/database.js";
@@ -38,6 +41,13 @@ describe("database errors", () => {
       // What pino writes for `{ err }`: its serializer follows `cause` chains into messages and stacks.
       expect(JSON.stringify(pino.stdSerializers.err(reported))).not.toContain("secret@example.com");
       expect(JSON.stringify(pino.stdSerializers.err(reported))).not.toMatch(/insert into/i);
+      // And the services' logger does that for an error logged as it is.
+      const lines: string[] = [];
+      const log = createLogger({ service: "t", destination: new Writable({ write: (chunk, _, done) => (lines.push(String(chunk)), done()) }) });
+      log.error({ err }, "failed");
+      await waitFor(() => lines.length === 1, { what: "the log line" });
+      expect(lines[0]).toMatch(/23505: duplicate key value/);
+      expect(lines[0]).not.toContain("secret@example.com");
     });
   });
 

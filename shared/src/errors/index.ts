@@ -39,7 +39,11 @@ export class UnprocessableError extends HttpProblemError {
 /** The service cannot take the request now (overloaded, a dependency down): 503 with Retry-After. */
 export class ServiceUnavailableError extends HttpProblemError {
   override name = "ServiceUnavailableError";
-  constructor(detail: string) {
+  constructor(
+    detail: string,
+    /** Seconds for the Retry-After header. */
+    readonly retryAfter = 1,
+  ) {
     super(503, "Service Unavailable", detail);
   }
 }

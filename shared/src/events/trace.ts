@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomHex } from "../ids/index.js";
 
 /**
  * W3C Trace Context across the pipeline. Each hop that writes an event (an HTTP request, a
@@ -21,7 +21,7 @@ const VALID = /^00-(?!0{32})([0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-([0-9a-f]{2})$/
 /** A traceparent for the next hop: `parent`'s trace id and flags with a new parent id, or a new trace. */
 export function childTraceparent(parent?: string | null): string {
   const m = parent ? VALID.exec(parent) : null;
-  const id = randomBytes(m ? 8 : 24).toString("hex");
+  const id = randomHex(m ? 8 : 24);
   return m ? `00-${m[1]}-${id}-${m[2]}` : `00-${id.slice(0, 32)}-${id.slice(32)}-01`;
 }
 

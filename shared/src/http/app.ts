@@ -4,7 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import type { Context, MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
-import { HttpProblemError } from "../errors/index.js";
+import { HttpProblemError, ServiceUnavailableError } from "../errors/index.js";
 import { isTransientDbError, reportableError } from "../db/errors.js";
 import { problem, problemResponse } from "./problem.js";
 import { fieldErrors } from "./validation.js";
@@ -32,7 +32,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
 
   app.onError((err, c) => {
     if (err instanceof HttpProblemError) {
-      return problemResponse(problem(err.status, err.title, err.message, err.extensions), err.status === 503 ? { "retry-after": "1" } : undefined);
+      return problemResponse(problem(err.status, err.title, err.message, err.extensions), err instanceof ServiceUnavailableError ? { "retry-after": String(err.retryAfter) } : undefined);
     }
     if (err instanceof HTTPException) {
       // Hono raises these for malformed JSON and similar client mistakes.
@@ -101,7 +101,13 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * refusing instead of replacing.
  */
 async function readUtf8Body(c: Context): Promise<Response | undefined> {
-  const bytes = await c.req.raw.arrayBuffer();
+  let bytes: ArrayBuffer;
+  try {
+    bytes = await c.req.raw.arrayBuffer();
+  } catch {
+    // The client went away mid-body, or was cut off by the server's request timeout.
+    return problemResponse(problem(400, "Bad Request", "the request body could not be read to its end"));
+  }
   let text: string;
   try {
     text = utf8.decode(bytes);

@@ -113,6 +113,9 @@ describe("jsonBody behind the Node server", () => {
       expect(head).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/i);
       expect(JSON.parse(body!)).toMatchObject({ status: 400, title: "Bad Request" });
     }
+    const huge = await raw(`GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
+    expect(huge).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    expect(JSON.parse(huge.split("\r\n\r\n")[1]!)).toMatchObject({ status: 431, detail: "the request's headers are larger than the server accepts" });
   });
 
   it("answers 413 problem+json past the limit, declared or chunked", async () => {

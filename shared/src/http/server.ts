@@ -11,7 +11,8 @@ export interface HttpServer {
 
 export function startHttpServer(fetch: (req: Request, env: object | undefined) => Response | Promise<Response>, port: number, hostname = "0.0.0.0"): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port, hostname }, (info: AddressInfo) => {
+    // Node checks the request timeouts below only this often (30 s by default).
+    const server = serve({ fetch, port, hostname, serverOptions: { connectionsCheckingInterval: 2_000 } }, (info: AddressInfo) => {
       resolve({
         port: info.port,
         close: () =>
@@ -50,9 +51,14 @@ function answerUnparsable(err: NodeJS.ErrnoException, socket: Socket) {
     socket.destroy();
     return;
   }
-  const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+  const [status, detail] =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "the request's headers are larger than the server accepts"]
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "the request did not arrive in time"]
+        : [400, "the request is not valid HTTP/1.1 (e.g. a Content-Length that is not a number or does not match the body)"];
   const title = STATUS_CODES[status]!;
-  const body = JSON.stringify(problem(status, title, "the request is not valid HTTP/1.1 (e.g. a Content-Length that is not a number or does not match the body)"));
+  const body = JSON.stringify(problem(status, title, detail));
   socket.end(
     `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

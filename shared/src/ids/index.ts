@@ -6,16 +6,19 @@ const POOL_IDS = 256;
 let pool = Buffer.alloc(0);
 let offset = 0;
 
-function randomSlice(): Buffer {
-  if (offset >= pool.length) {
+function randomSlice(size = 16): Buffer {
+  if (offset + size > pool.length) {
     // A fresh buffer each time: ids already handed out keep no view into the pool.
     pool = randomFillSync(Buffer.allocUnsafe(16 * POOL_IDS));
     offset = 0;
   }
-  const bytes = pool.subarray(offset, offset + 16);
-  offset += 16;
+  const bytes = pool.subarray(offset, offset + size);
+  offset += size;
   return bytes;
 }
+
+/** `bytes` random bytes (at most 64) as lower-case hex, from the same pool as the ids. */
+export const randomHex = (bytes: number): string => randomSlice(bytes).toString("hex");
 
 /**
  * RFC 9562 UUIDv7: a millisecond timestamp followed by randomness. Ids sort by creation time,

@@ -143,7 +143,8 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   // The node adapter's env ({ incoming, outgoing }) is passed on: jsonBody relies on it.
   const draining = async (req: Request, env: object | undefined) => {
     if (!req.url.endsWith("/healthz") && !req.url.endsWith("/readyz")) {
-      return problemResponse(problem(503, "Service Unavailable", "the service is shutting down"), { connection: "close" });
+      // Retry-After: a retry reaches another replica (this one has left the Service's endpoints).
+      return problemResponse(problem(503, "Service Unavailable", "the service is shutting down"), { connection: "close", "retry-after": "1" });
     }
     // While draining, every answer closes its connection: a keep-alive socket (a prober, an
     // ingress, a mesh sidecar) would otherwise hold server.close() until the deadline.

@@ -5,6 +5,7 @@ import { PermanentError } from "../errors/index.js";
 import type { CloudEvent } from "../events/envelope.js";
 import type { StreamName } from "../events/catalog.js";
 import { decodeEvent, type DecodedEvent } from "../events/decode.js";
+import { TRACEPARENT, type EventContext } from "../events/trace.js";
 import type { EventHandlers } from "../consumer/runner.js";
 import type { BatchResult, ReplayMessage, ReplayTarget } from "./replay.js";
 
@@ -44,7 +45,7 @@ export function inboxReplayTarget(o: InboxTargetOptions): ReplayTarget {
       const r: BatchResult = { applied: 0, skipped: 0, failed: 0 };
       for (const m of batch) {
         const decoded = decode(m);
-        const handler = decoded && (o.handlers[decoded.name] as ((tx: Tx, e: CloudEvent) => Promise<void>) | undefined);
+        const handler = decoded && (o.handlers[decoded.name] as ((tx: Tx, e: CloudEvent, context: EventContext) => Promise<void>) | undefined);
         if (!decoded || !handler) {
           r.failed += 1;
           continue;
@@ -57,7 +58,9 @@ export function inboxReplayTarget(o: InboxTargetOptions): ReplayTarget {
               .onConflictDoNothing()
               .returning({ eventId: inbox.eventId });
             if (fresh.length === 0) return false;
-            await handler(sp as unknown as Tx, decoded.event as CloudEvent);
+            // The events it queues continue the original message's trace, as the live consumer's do.
+            const traceparent = Object.entries(m.headers).find(([k]) => k.toLowerCase() === TRACEPARENT)?.[1];
+            await handler(sp as unknown as Tx, decoded.event as CloudEvent, { traceparent });
             return true;
           });
           if (applied) r.applied += 1;

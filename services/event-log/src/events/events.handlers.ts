@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gt, gte, sql } from "drizzle-orm";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
-import { NotFoundError, fieldErrors, problem, problemResponse, type Db, type ServiceApp } from "@orderflow/shared";
+import { NotFoundError, ServiceUnavailableError, fieldErrors, problem, problemResponse, reportableError, type Db, type Logger, type ServiceApp } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
 import { beforeCursor, decodeEventCursor, encodeEventCursor, eventConditions, matchesRow, presentEvent } from "./events.query.js";
 import { getEventRoute, lastEventIdHeader, listEventsRoute, statsRoute, streamQuery, streamRouteDoc } from "./events.routes.js";
@@ -8,6 +8,7 @@ import type { Tail } from "./events.tail.js";
 
 export interface EventsDeps {
   db: Db;
+  log: Logger;
   tail: Tail;
   /** Keep-alive comment interval of the live tail. */
   keepAliveMs?: number;
@@ -19,7 +20,7 @@ export interface EventsDeps {
 
 const minuteIso = (d: Date) => `${d.toISOString().slice(0, 16)}:00.000Z`;
 
-export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 15_000, tailLimits: { page, maxQueued } = { page: 500, maxQueued: 2_000 }, maxStreams = 200 }: EventsDeps) {
+export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveMs = 15_000, tailLimits: { page, maxQueued } = { page: 500, maxQueued: 2_000 }, maxStreams = 200 }: EventsDeps) {
   let open = 0;
   app.openapi(statsRoute, async (c) => {
     const { window } = c.req.valid("query");
@@ -53,49 +54,56 @@ export function registerEventRoutes(app: ServiceApp, { db, tail, keepAliveMs = 1
     if (resume && !resume.success) {
       return problemResponse(problem(400, "Bad Request", "Last-Event-ID is not valid", { errors: fieldErrors("header", resume.error).map((e) => ({ ...e, pointer: "/Last-Event-ID" })) }));
     }
-    if (open >= maxStreams) {
-      return problemResponse(problem(503, "Service Unavailable", `this instance already serves ${maxStreams} live tails; retry shortly`), { "retry-after": "5" });
-    }
+    if (open >= maxStreams) throw new ServiceUnavailableError(`this instance already serves ${maxStreams} live tails; retry shortly`, 5);
     const matches = matchesRow(query.data);
     const conditions = eventConditions(query.data);
     // The socket, to cut a client that does not read: its pending write would hold shutdown.
     const outgoing = (c.env as { outgoing?: { destroy(): void } } | undefined)?.outgoing;
     const requested = resume?.data !== undefined ? Number(resume.data) : query.data.after !== undefined ? Number(query.data.after) : undefined;
 
-    open++;
-    return streamSSE(c, (stream) => tailTo(stream).finally(() => open--));
-
-    async function tailTo(stream: SSEStreamingApi) {
-      // Live rows wait here while the client reads; past `maxQueued` they are dropped and read
-      // back from the table instead (`behind`), so a slow client costs the process a bounded
-      // buffer, not a copy of everything stored since it fell behind.
-      const queue: EventRow[] = [];
-      let behind = false;
-      let wake: (() => void) | undefined;
-      let closed = false;
-      const end = () => {
-        closed = true;
-        wake?.();
-      };
-      // Shutdown: a client whose socket is full would keep this handler waiting in a write.
-      const drop = () => {
-        end();
-        outgoing?.destroy();
-      };
-      // Before the await: a client gone while the tail finds its position must still end this
-      // handler (abort listeners added later are never called).
-      stream.onAbort(end);
-      const { position, unsubscribe } = await tail.subscribe((rows) => {
+    // Live rows wait here while the client reads; past `maxQueued` they are dropped and read
+    // back from the table instead (`behind`), so a slow client costs the process a bounded
+    // buffer, not a copy of everything stored since it fell behind.
+    const queue: EventRow[] = [];
+    let behind = false;
+    let wake: (() => void) | undefined;
+    let closed = false;
+    const end = () => {
+      closed = true;
+      wake?.();
+    };
+    // Shutdown: a client whose socket is full would keep this handler waiting in a write.
+    const drop = () => {
+      end();
+      outgoing?.destroy();
+    };
+    // Subscribed before the response starts, so a tail that cannot start is a 503, not a 200
+    // stream that ends at once.
+    let subscription;
+    try {
+      subscription = await tail.subscribe((rows) => {
         if (queue.length + rows.length > maxQueued) {
           queue.length = 0;
           behind = true;
         } else for (const r of rows) if (matches(r)) queue.push(r);
         wake?.();
       }, drop);
-      if (closed || stream.aborted) {
-        unsubscribe();
-        return;
-      }
+    } catch (err) {
+      log.warn({ err: reportableError(err).message }, "live tail could not start");
+      throw new ServiceUnavailableError("the live tail cannot start right now; retry shortly", 5);
+    }
+    const { position, unsubscribe } = subscription;
+
+    open++;
+    return streamSSE(
+      c,
+      (stream) => tailTo(stream).finally(() => open--),
+      async (err) => void log.warn({ err: reportableError(err).message }, "live tail failed"),
+    );
+
+    async function tailTo(stream: SSEStreamingApi) {
+      // A client that leaves ends the handler (and its subscription, below).
+      stream.onAbort(end);
       // Every row after `position` reaches the listener, so reading the table from the client's
       // seq up to where the live rows take over leaves no gap.
       let last = requested ?? position;

@@ -131,5 +131,6 @@ export const streamRouteDoc = createRoute({
       content: { "text/event-stream": { schema: z.string() } },
     },
     400: problem("unknown parameter, or a malformed after= / Last-Event-ID"),
+    503: problem("this instance serves its maximum of live tails, or the tail cannot start; see Retry-After"),
   },
 });

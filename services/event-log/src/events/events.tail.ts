@@ -72,6 +72,9 @@ export function createTail({ db, log, pollMs = 250, batch = 500 }: { db: Db; log
       } finally {
         pending--;
       }
+      // Closed while this waited: a listener added now would never be told, and its stream would
+      // hold the server open until the shutdown deadline.
+      if (closed) throw new Error("the live tail is closed");
       listeners.add(listener);
       if (onClose) closers.set(listener, onClose);
       if (listeners.size === 1) timer = setTimeout(() => void poll(), pollMs);

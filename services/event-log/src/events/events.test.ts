@@ -293,6 +293,13 @@ describe("the live tail's bookkeeping", () => {
     real.close();
   });
 
+  it("refuses a subscriber still finding its position when the tail closes, instead of adding a listener nobody will end", async () => {
+    const own = createTail({ db: env.db, log, pollMs: 50 });
+    const pending = own.subscribe(() => {});
+    own.close(); // shutdown, while the first max(seq) query is in flight
+    await expect(pending).rejects.toThrow(/closed/);
+  });
+
   it("gives a subscriber the rows it is owed when the last other listener leaves while it waits", async () => {
     const own = createTail({ db: env.db, log, pollMs: 50 });
     await store(history().registered);
