@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
+import { headers as natsHeaders } from "@nats-io/nats-core";
 import { openDatabase, type Database, type Tx } from "../db/database.js";
 import { createEvent } from "../events/create.js";
 import { uuidv7 } from "../ids/index.js";
@@ -116,12 +117,14 @@ describe("consumer runner", () => {
     }
   });
 
-  it("hands the relay what its handlers wrote to the outbox, once their transaction has committed", async () => {
+  it("hands the relay what its handlers wrote to the outbox, once their transaction has committed, and each handler its message's trace", async () => {
     const handed: OutboxMessage[] = [];
+    const traces: (string | undefined)[] = [];
     const consumer = await runnerFor("handoff-test", {
       retry: { delaysMs: [10], maxDeliver: 2 },
       handlers: {
-        "users.registered": async (tx, e) => {
+        "users.registered": async (tx, e, context) => {
+          traces.push(context === undefined ? "no context" : context.traceparent);
           const now = new Date();
           const order = createEvent({ name: "orders.created", source: "/t", subject: e.data.userId, time: now, data: { orderId: uuidv7(), userId: e.data.userId, status: "created", source: "registration", items: [], totalCents: 0, createdAt: now.toISOString() } });
           await enqueueEvents(tx, [{ subject: "orders.created", event: order }]);
@@ -134,9 +137,15 @@ describe("consumer runner", () => {
       for (let i = 0; i < 3; i++) {
         const id = uuidv7();
         const event = createEvent({ name: "users.registered", source: "/t", subject: id, data: { userId: id, email: `h${i}@y.zz`, name: "n", registeredAt: new Date().toISOString() } });
-        await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+        const h = natsHeaders();
+        h.set("traceparent", `00-${"ab".repeat(16)}-${String(i + 1).padStart(16, "0")}-01`);
+        await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id, headers: h });
       }
       await waitFor(() => handed.length >= 3, { what: "three hand-overs" });
+      // Every call had its context, a batch applied in one transaction included (the stream also
+      // holds earlier tests' events, published without a trace).
+      expect(traces).toEqual(expect.arrayContaining([1, 2, 3].map((i) => `00-${"ab".repeat(16)}-${String(i).padStart(16, "0")}-01`)));
+      expect(traces).not.toContain("no context");
       const rows = (await database.db.execute(sql`select event_id, payload from outbox where subject = 'orders.created' order by seq`)) as unknown as { event_id: string; payload: string }[];
       expect(handed.map((m) => ({ event_id: m.eventId, payload: m.payload }))).toEqual([...rows]);
       expect(handed.every((m) => m.subject === "orders.created")).toBe(true);

@@ -269,7 +269,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         const isFresh = await recordInbox(tx, durable, opts.instance, items.map((i) => ({ event_id: i.event.id, subject: i.name, stream_seq: i.msg.seq })));
         // The same event twice in one batch is applied once, like two deliveries would be.
         const todo = items.filter((i) => isFresh.delete(i.event.id));
-        for (const i of todo) await (opts.handlers[i.name] as (tx: Tx, e: CloudEvent) => Promise<void>)(tx, i.event);
+        for (const i of todo) await (opts.handlers[i.name] as (tx: Tx, e: CloudEvent, context: EventContext) => Promise<void>)(tx, i.event, contextOf(i.msg));
         return todo.length;
       });
       for (const i of items) i.msg.ack();

@@ -93,6 +93,18 @@ describe("database errors", () => {
     }
   });
 
+  it("logs what a network error says failed (code, address, port), and the reasons of an empty AggregateError", async () => {
+    const lines: string[] = [];
+    const log = createLogger({ service: "t", destination: new Writable({ write: (chunk, _, done) => (lines.push(String(chunk)), done()) }) });
+    const refused = (address: string) => Object.assign(new Error(`connect ECONNREFUSED ${address}:5432`), { code: "ECONNREFUSED", address, port: 5432 });
+    // What Node's dual-stack connect throws: no message of its own.
+    const dual = Object.assign(new AggregateError([refused("::1"), refused("127.0.0.1")], ""), { code: "ECONNREFUSED" });
+    log.error({ err: dual }, "failed");
+    await waitFor(() => lines.length === 1, { what: "the log line" });
+    const { err } = JSON.parse(lines[0]!) as { err: Record<string, unknown> };
+    expect(err).toMatchObject({ type: "AggregateError", code: "ECONNREFUSED", message: "connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432" });
+  });
+
   it("keeps the name and message of errors that are not query failures, without their cause", () => {
     const plain = new TypeError("boom", { cause: new Error("Failed query: insert … params: secret@example.com") });
     const reported = reportableError(plain);

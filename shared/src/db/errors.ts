@@ -38,7 +38,9 @@ export function isTransientDbError(err: unknown): boolean {
     const code = e.code;
     if (typeof code !== "string") continue;
     if (transientCodes.has(code) || code.startsWith("08")) return true;
-    if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|CONNECTION_|CONNECT_TIMEOUT)/.test(code)) return true;
+    // DNS too (ENOTFOUND, EAI_AGAIN): a database's name that stops resolving for a while (a
+    // Service being recreated, a resolver restart) is an outage, not a bug.
+    if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|CONNECTION_|CONNECT_TIMEOUT)/.test(code)) return true;
   }
   return false;
 }

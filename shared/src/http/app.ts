@@ -88,9 +88,20 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
       if (Number(declared) > maxBytes) return tooLarge();
       if (isNodeIncoming((c.env as { incoming?: unknown } | undefined)?.incoming)) return readThenNext();
     }
-    return streamed(c, readThenNext);
+    // Hono's bodyLimit reads a body without a trusted length before calling on; a client that
+    // stops sending it mid-way is a 400, not an error of ours (its ECONNRESET looks like a
+    // database outage to the error handler).
+    let reading = true;
+    try {
+      return await streamed(c, () => ((reading = false), readThenNext()));
+    } catch (err) {
+      if (reading) return unreadable();
+      throw err;
+    }
   };
 }
+
+const unreadable = () => problemResponse(problem(400, "Bad Request", "the request body could not be read to its end"));
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -106,7 +117,7 @@ async function readUtf8Body(c: Context): Promise<Response | undefined> {
     bytes = await c.req.raw.arrayBuffer();
   } catch {
     // The client went away mid-body, or was cut off by the server's request timeout.
-    return problemResponse(problem(400, "Bad Request", "the request body could not be read to its end"));
+    return unreadable();
   }
   let text: string;
   try {

@@ -9,6 +9,7 @@ import { fieldErrors } from "./validation.js";
 import { createServiceApp, jsonBody } from "./app.js";
 import { startHttpServer, type HttpServer } from "./server.js";
 import { createLogger } from "../logger/index.js";
+import { waitFor } from "../testing/wait.js";
 
 describe("cursor", () => {
   it("round-trips and rejects anything else with a 400 problem", () => {
@@ -113,9 +114,35 @@ describe("jsonBody behind the Node server", () => {
       expect(head).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/i);
       expect(JSON.parse(body!)).toMatchObject({ status: 400, title: "Bad Request" });
     }
+    // A client that keeps its side open after the answer (half-open) does not keep the server's
+    // socket, so the server can still close.
+    const own = await startHttpServer((req, env) => app.fetch(req, env), 0, "127.0.0.1");
+    const open = connect({ port: own.port, host: "127.0.0.1", allowHalfOpen: true }, () => open.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"));
+    let answered = false;
+    open.on("end", () => (answered = true)).on("error", () => {});
+    open.resume();
+    await waitFor(() => answered, { what: "the answer" });
+    let closed = false;
+    void own.close().then(() => (closed = true));
+    await waitFor(() => closed, { what: "the server to close", timeoutMs: 5000 });
+    open.destroy();
     const huge = await raw(`GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
     expect(huge).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
     expect(JSON.parse(huge.split("\r\n\r\n")[1]!)).toMatchObject({ status: 431, detail: "the request's headers are larger than the server accepts" });
+  });
+
+  it("answers a body the client stops sending with 400, not a 503 blamed on the database", async () => {
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(`{"name":`));
+      },
+      pull(c) {
+        c.error(Object.assign(new Error("aborted"), { code: "ECONNRESET" }));
+      },
+    });
+    const res = await app.request("/echo", { method: "POST", headers: { "content-type": "application/json" }, body, duplex: "half" } as RequestInit);
+    expect(res.status).toBe(400);
+    expect(res.headers.get("content-type")).toBe("application/problem+json");
   });
 
   it("answers 413 problem+json past the limit, declared or chunked", async () => {

@@ -59,7 +59,8 @@ function answerUnparsable(err: NodeJS.ErrnoException, socket: Socket) {
         : [400, "the request is not valid HTTP/1.1 (e.g. a Content-Length that is not a number or does not match the body)"];
   const title = STATUS_CODES[status]!;
   const body = JSON.stringify(problem(status, title, detail));
-  socket.end(
-    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  // Written, then destroyed, as Node's own handler does: a client that keeps its side open (and
+  // keeps trickling bytes) must not hold the socket, or server.close().
+  socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy();
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { uuidv7 } from "./index.js";
+import { randomHex, uuidv7 } from "./index.js";
 
 describe("uuidv7", () => {
   it("is an RFC 9562 version 7 UUID carrying the millisecond timestamp", () => {
@@ -16,5 +16,13 @@ describe("uuidv7", () => {
     // Ids drawn from the same millisecond still differ in their random part.
     const same = Array.from({ length: 1000 }, () => uuidv7(1_700_000_000_000));
     expect(new Set(same).size).toBe(same.length);
+  });
+});
+
+describe("randomHex", () => {
+  it("gives that many random bytes as hex, and refuses sizes the pool does not serve", () => {
+    expect(randomHex(8)).toMatch(/^[0-9a-f]{16}$/);
+    expect(new Set(Array.from({ length: 1000 }, () => randomHex(8))).size).toBe(1000);
+    for (const bad of [0, 65, 1.5, 5000]) expect(() => randomHex(bad)).toThrow(RangeError);
   });
 });

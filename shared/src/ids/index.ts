@@ -18,7 +18,10 @@ function randomSlice(size = 16): Buffer {
 }
 
 /** `bytes` random bytes (at most 64) as lower-case hex, from the same pool as the ids. */
-export const randomHex = (bytes: number): string => randomSlice(bytes).toString("hex");
+export function randomHex(bytes: number): string {
+  if (!Number.isInteger(bytes) || bytes < 1 || bytes > 64) throw new RangeError(`randomHex takes 1 to 64 bytes, not ${bytes}`);
+  return randomSlice(bytes).toString("hex");
+}
 
 /**
  * RFC 9562 UUIDv7: a millisecond timestamp followed by randomness. Ids sort by creation time,

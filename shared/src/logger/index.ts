@@ -18,7 +18,21 @@ export interface LoggerOptions {
  */
 export function createLogger({ service, level = "info", instance, destination }: LoggerOptions): Logger {
   const base = { service, ...(instance ? { instance } : {}) };
-  const err = (e: unknown) => (e instanceof Error ? pino.stdSerializers.err(reportableError(e)) : e);
-  const options = { level, base, timestamp: pino.stdTimeFunctions.isoTime, serializers: { err } };
+  const options = { level, base, timestamp: pino.stdTimeFunctions.isoTime, serializers: { err: serializeError } };
   return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
+}
+
+/** Fields of an error that say what failed (a socket's, a resolver's), kept; never its cause. */
+const DETAIL_FIELDS = ["code", "errno", "syscall", "address", "port", "hostname"] as const;
+
+function serializeError(e: unknown) {
+  if (!(e instanceof Error)) return e;
+  const reported = reportableError(e);
+  // pino names the type by constructor, which is a plain Error here: the reported name says more.
+  const out: Record<string, unknown> = { ...pino.stdSerializers.err(reported), type: reported.name };
+  const own = e as unknown as Record<string, unknown>;
+  for (const k of DETAIL_FIELDS) if (own[k] !== undefined) out[k] = own[k];
+  // Node's dual-stack connect failure is an AggregateError with no message of its own.
+  if (!e.message && e instanceof AggregateError) out.message = e.errors.map((x: unknown) => (x as Error)?.message).join("; ");
+  return out;
 }

@@ -79,6 +79,8 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     };
     // Subscribed before the response starts, so a tail that cannot start is a 503, not a 200
     // stream that ends at once.
+    // Counted before the await: requests arriving while earlier ones subscribe see each other.
+    open++;
     let subscription;
     try {
       subscription = await tail.subscribe((rows) => {
@@ -89,16 +91,18 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
         wake?.();
       }, drop);
     } catch (err) {
+      open--;
       log.warn({ err: reportableError(err).message }, "live tail could not start");
       throw new ServiceUnavailableError("the live tail cannot start right now; retry shortly", 5);
     }
     const { position, unsubscribe } = subscription;
 
-    open++;
-    return streamSSE(
-      c,
-      (stream) => tailTo(stream).finally(() => open--),
-      async (err) => void log.warn({ err: reportableError(err).message }, "live tail failed"),
+    // Failures end the stream and go to the log only: Hono's onError would send the client an
+    // `error` event carrying the message (a failed query's SQL and parameters).
+    return streamSSE(c, (stream) =>
+      tailTo(stream)
+        .catch((err: unknown) => void log.warn({ err: reportableError(err).message }, "live tail failed"))
+        .finally(() => open--),
     );
 
     async function tailTo(stream: SSEStreamingApi) {

@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvent, createLogger, uuidv7 } from "@orderflow/shared";
 import { createMigratedDatabase, waitFor } from "@orderflow/shared/testing";
@@ -197,6 +198,32 @@ describe("GET /events/stream", () => {
       await res.body!.cancel();
       return true;
     }, { what: "a tail once the first one ended", timeoutMs: 5000 });
+  });
+
+  it("holds the cap when many tails open at once (a reconnect storm after a deploy)", async () => {
+    const capped = createApp({ db: env.db, log, tail: createTail({ db: env.db, log, pollMs: 600_000 }), keepAliveMs: 60_000, maxStreams: 1 });
+    const all = await Promise.all(Array.from({ length: 10 }, () => capped.request("/events/stream")));
+    expect(all.map((r) => r.status).sort()).toEqual([200, ...Array(9).fill(503)]);
+    await Promise.all(all.map((r) => r.body?.cancel()));
+  });
+
+  it("ends a tail whose catch-up fails without telling the client the query", async () => {
+    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const holder = await own.subscribe(() => {}); // the tail knows its position: no query to start another
+    const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
+    await env.db.execute(sql`alter table events rename to events_away`);
+    try {
+      const res = await app.request("/events/stream", { headers: { "last-event-id": "0" } });
+      expect(res.status).toBe(200);
+      const text = await res.text(); // the stream ends: the catch-up query failed
+      expect(text).toMatch(/^event: ready/m);
+      expect(text).not.toMatch(/^event: error/m);
+      expect(text).not.toMatch(/select|params/i);
+    } finally {
+      await env.db.execute(sql`alter table events_away rename to events`);
+      holder.unsubscribe();
+      own.close();
+    }
   });
 
   it("rejects unknown parameters and a malformed Last-Event-ID with 400", async () => {
