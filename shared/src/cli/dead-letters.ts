@@ -4,6 +4,7 @@ import { headers as natsHeaders, type MsgHdrs } from "@nats-io/nats-core";
 import { DlqHeaders } from "../consumer/dead-letter.js";
 import type { Names } from "../nats/names.js";
 import { storedAck } from "../nats/acked-publisher.js";
+import { isNotFound } from "../nats/streams.js";
 
 /** One message of the DLQ stream, with the reason it was given up on read back from its headers. */
 export interface DeadLetter {
@@ -147,7 +148,6 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
   return { dlqSeq: seq, subject: dl.subject, msgId, streamSeq: ack.seq };
 }
 
-const isNotFound = (err: unknown) => /no message found|not found/i.test(String((err as Error)?.message));
 
 /** No stream in the namespace stores the dead letter's original subject (any more). */
 export class NoStreamForSubjectError extends Error {

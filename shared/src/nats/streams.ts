@@ -99,7 +99,8 @@ export async function ensureDurableConsumer(jsm: JetStreamManager, names: Names,
   }
 }
 
+/** JetStream says a stream, consumer or message does not exist (a message: "no message found"). */
 export function isNotFound(err: unknown): boolean {
-  if (err instanceof JetStreamApiError) return err.status === 404 || /not found/i.test(err.message);
-  return /not found/i.test(String((err as Error)?.message));
+  if (err instanceof JetStreamApiError) return err.status === 404 || /not found|no message found/i.test(err.message);
+  return /not found|no message found/i.test(String((err as Error)?.message));
 }
