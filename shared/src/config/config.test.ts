@@ -31,4 +31,12 @@ describe("loadConfig", () => {
   it("rejects malformed retry delays", () => {
     expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", RETRY_DELAYS_MS: "1s,2s" })).toThrow(/RETRY_DELAYS_MS/);
   });
+
+  it("takes the heap growing percent as a whole number from 0 (V8's own) to 1000, 150 by default", () => {
+    expect(loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory" }).HEAP_GROWING_PERCENT).toBe(150);
+    expect(loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", HEAP_GROWING_PERCENT: "0" }).HEAP_GROWING_PERCENT).toBe(0);
+    for (const bad of ["-1", "2.5", "lots", "1001"]) {
+      expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", HEAP_GROWING_PERCENT: bad })).toThrow(/HEAP_GROWING_PERCENT/);
+    }
+  });
 });

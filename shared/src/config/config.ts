@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { DEFAULT_HEAP_GROWING_PERCENT } from "../lifecycle/node-options.js";
 
 /** Thrown when the environment does not satisfy a config schema; `message` names every bad variable. */
 export class ConfigError extends Error {
@@ -64,6 +65,8 @@ export const baseConfigSchema = z.object({
   /** Idempotency keys are kept at least this long (default 24 h). */
   IDEMPOTENCY_TTL_MS: durationMs(24 * 3600_000),
   SERVICE_INSTANCE: z.string().optional(),
+  /** V8's old-generation growing factor, as a percentage over 1 × (see applyHeapGrowingPercent); 0: V8's own. */
+  HEAP_GROWING_PERCENT: z.coerce.number().int().min(0).max(1000).default(DEFAULT_HEAP_GROWING_PERCENT),
 });
 
 export type BaseConfig = z.infer<typeof baseConfigSchema>;

@@ -5,6 +5,7 @@ import type { ServiceApp } from "../http/app.js";
 import { createLogger, type Logger } from "../logger/index.js";
 import type { Names } from "../nats/names.js";
 import type { OutboxMessage } from "../outbox/handoff.js";
+import { applyHeapGrowingPercent } from "./node-options.js";
 import { runService, type RunningService, type ServiceSpec, type Worker, type WorkerContext } from "./service.js";
 
 export interface ServiceDefinition<C extends BaseConfig = BaseConfig>
@@ -18,10 +19,11 @@ export interface ServiceDefinition<C extends BaseConfig = BaseConfig>
 
 /**
  * What a service's `main.ts` calls: reads the environment (exit 2 naming each bad variable),
- * creates the logger and runs the service; an unexpected start-up failure exits 1 with its stack.
+ * tunes the heap, creates the logger and runs the service; an unexpected start-up failure exits 1 with its stack.
  */
 export function serviceMain<C extends BaseConfig = BaseConfig>(def: ServiceDefinition<C>, env: Record<string, string | undefined>): Promise<RunningService> {
   const config = loadConfigOrExit(def.configSchema ?? baseConfigSchema, env, def.name) as C;
+  applyHeapGrowingPercent(config.HEAP_GROWING_PERCENT);
   const log = createLogger({ service: def.name, level: config.LOG_LEVEL, instance: config.SERVICE_INSTANCE });
   return runService({
     ...def,
