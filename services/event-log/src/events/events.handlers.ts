@@ -66,6 +66,10 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     // buffer, not a copy of everything stored since it fell behind.
     const queue: EventRow[] = [];
     let behind = false;
+    // The last seq the tail handed over, matching or not. Once every match up to it has been
+    // sent, a quiet stream's keep-alive carries it as the id, so a filtered client that
+    // reconnects resumes from there instead of reading again what it skipped meanwhile.
+    let examined = 0;
     let wake: (() => void) | undefined;
     let closed = false;
     const end = () => {
@@ -84,11 +88,15 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     let subscription;
     try {
       subscription = await tail.subscribe((rows) => {
+        examined = rows.at(-1)?.seq ?? examined;
+        const before = queue.length;
         if (queue.length + rows.length > maxQueued) {
           queue.length = 0;
           behind = true;
         } else for (const r of rows) if (matches(r)) queue.push(r);
-        wake?.();
+        // Only for something to send: rows the filter drops must not keep putting off the
+        // keep-alive that holds the connection open through proxies.
+        if (behind || queue.length > before) wake?.();
       }, drop);
     } catch (err) {
       open--;
@@ -141,7 +149,14 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
             };
           });
           wake = undefined;
-          if (!woke && !closed) await stream.write(": keep-alive\n\n");
+          if (woke || closed) continue;
+          // An id with no data moves the client's Last-Event-ID without dispatching an event
+          // (the SSE spec sets it before looking at the data). Nothing is queued or owed from the
+          // table here, so every match up to `examined` has been sent.
+          if (!behind && queue.length === 0 && examined > last) {
+            last = examined;
+            await stream.write(`: keep-alive\nid: ${last}\n\n`);
+          } else await stream.write(": keep-alive\n\n");
         }
       } finally {
         unsubscribe();

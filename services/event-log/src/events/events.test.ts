@@ -136,8 +136,10 @@ describe("GET /events/stream", () => {
           for (const line of frame.split("\n")) {
             const m = /^(\w+): ?(.*)$/.exec(line);
             if (m) f[m[1]!] = m[2]!;
+            else if (line.startsWith(":")) f.comment = line.slice(1).trim();
           }
-          if (f.event) yield f;
+          // A frame without an event (a keep-alive, maybe with an id) comes as event "keep-alive".
+          yield f.event ? f : { ...f, event: f.comment ?? "" };
         }
       }
     } finally {
@@ -232,6 +234,55 @@ describe("GET /events/stream", () => {
     // Past 15 digits a seq would not survive as a number: refused, not silently rounded.
     await problemOf(await app.request("/events/stream", { headers: { "last-event-id": "9007199254740993" } }));
     await problemOf(await app.request("/events/stream?after=9007199254740993"));
+  });
+
+  it("keeps a filtered tail alive while only rows it does not match arrive, and moves its Last-Event-ID past them", async () => {
+    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 200 });
+    const storeOwn = (...events: ReturnType<typeof createEvent>[]) => createEventWriter({ db: env.db, onStored: () => own.notify() }).write(events.map(rowOf));
+    const lastSeq = async () => (await env.db.execute<{ seq: string }>(sql`select max(seq)::text as seq from events`))[0]!.seq;
+    const { userId, registered } = history();
+    const ac = new AbortController();
+    const it = sse(await app.request(`/events/stream?entity=${userId}`, { signal: ac.signal }));
+    await next(it, "ready");
+    await storeOwn(registered);
+    const first = await next(it);
+
+    // Other entities' rows, more often than the keep-alive interval, until one comes anyway: each
+    // of them used to wake the stream and put the keep-alive off again.
+    let stop = false;
+    let trafficOver = false;
+    const traffic = (async () => {
+      for (let i = 0; !stop && i < 100; i++) {
+        await storeOwn(history().registered);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      trafficOver = true;
+    })();
+    let alive;
+    do alive = await next(it, "keep-alive");
+    while (alive.id === undefined); // one sent before the first of those rows arrived
+    const duringTraffic = !trafficOver;
+    stop = true;
+    await traffic;
+    expect(duringTraffic).toBe(true);
+    expect(Number(alive.id)).toBeGreaterThan(Number(first.id));
+
+    // Once the traffic stops, the next keep-alive names the newest row: nothing matched since.
+    const newest = await lastSeq();
+    let quiet = alive;
+    while (quiet.id !== newest) quiet = await next(it, "keep-alive");
+    ac.abort();
+    await it.return(undefined);
+
+    // A reconnect from there gets what matches next, and nothing it already had.
+    const { order } = history(userId);
+    await storeOwn(order);
+    const it2 = sse(await app.request(`/events/stream?entity=${userId}`, { headers: { "last-event-id": quiet.id! } }));
+    expect((await next(it2, "ready")).id).toBe(newest);
+    expect(JSON.parse((await next(it2)).data!).id).toBe(order.id);
+    await it2.return(undefined);
+    own.close();
   });
 
   // Small limits, so paging and a client's overflowing buffer happen with a handful of rows.
