@@ -26,10 +26,11 @@ export const SERVICE_NODE_OPTIONS = "--max-semi-space-size=4";
  * service peaked at 142-152 MB under load with only ~20 MB of live heap (a forced collection
  * during the bench's saturated phase leaves 17-20 MB): the rest is garbage from request and
  * batch buffers that lived through a database round trip and so reached the old generation.
- * Five alternating pairs of `npm run bench -- --quick` runs on 2026-11-27: peak RSS 119-124 MB
- * with 150 against 142-152 MB without, at the same throughput (completed registrations/s
- * 2,005 against 2,034 on average, CPU per registration and per drained event within the
- * runs' noise). 50 (1.5 ×) gave 98-102 MB but cost ~18 % of the saturated throughput.
+ * Eight alternating pairs of `npm run bench -- --quick` runs on 2026-11-27: peak RSS 119-124 MB
+ * with 150 against 142-152 MB without, at the same throughput and latency (medians: completed
+ * registrations/s 2,059 against 2,030, CPU per registration 879 against 887 µs; the two slow
+ * runs with 150 were the host's, Postgres and nats-server slowed as much). 50 (1.5 ×) gave
+ * 98-102 MB but cost ~18 % of the saturated throughput.
  */
 export const DEFAULT_HEAP_GROWING_PERCENT = 150;
 

@@ -67,8 +67,8 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     const queue: EventRow[] = [];
     let behind = false;
     // The last seq the tail handed over, matching or not. Once every match up to it has been
-    // sent, a quiet stream's keep-alive carries it as the id, so a filtered client that
-    // reconnects resumes from there instead of reading again what it skipped meanwhile.
+    // sent, a quiet stream sends it (a `position` event instead of a keep-alive), so a filtered
+    // client that reconnects resumes from there instead of reading again what it skipped.
     let examined = 0;
     let wake: (() => void) | undefined;
     let closed = false;
@@ -150,12 +150,14 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
           });
           wake = undefined;
           if (woke || closed) continue;
-          // An id with no data moves the client's Last-Event-ID without dispatching an event
-          // (the SSE spec sets it before looking at the data). Nothing is queued or owed from the
-          // table here, so every match up to `examined` has been sent.
+          // Nothing is queued or owed from the table here, so every match up to `examined` has
+          // been sent: a `position` event moves the client's Last-Event-ID there. It carries data
+          // because Firefox, Safari and the eventsource-parser clients keep the id only of an
+          // event with data (the spec and Chromium also take an id alone); a client listens for
+          // `event`, so it sees nothing.
           if (!behind && queue.length === 0 && examined > last) {
             last = examined;
-            await stream.write(`: keep-alive\nid: ${last}\n\n`);
+            await stream.writeSSE({ id: String(last), event: "position", data: JSON.stringify({ after: last }) });
           } else await stream.write(": keep-alive\n\n");
         }
       } finally {

@@ -127,7 +127,7 @@ export const streamRouteDoc = createRoute({
   responses: {
     200: {
       description:
-        "`ready` first (its id is the position the stream starts after), then one `event` per stored event matching the filters (id = its seq, data = a StoredEvent), and, when there is nothing to send, a `: keep-alive` comment every 15 s, with an `id:` of the newest position passed when the filter skipped rows since the last id (no data: it moves Last-Event-ID without an event)",
+        "`ready` first (its id is the position the stream starts after), then one `event` per stored event matching the filters (id = its seq, data = a StoredEvent), and, when there is nothing to send for 15 s, a `position` event (id and data.after = the newest seq passed) if the filter skipped rows since the last id, so a reconnect resumes there, otherwise a `: keep-alive` comment",
       content: { "text/event-stream": { schema: z.string() } },
     },
     400: problem("unknown parameter, or a malformed after= / Last-Event-ID"),

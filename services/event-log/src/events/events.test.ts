@@ -138,7 +138,7 @@ describe("GET /events/stream", () => {
             if (m) f[m[1]!] = m[2]!;
             else if (line.startsWith(":")) f.comment = line.slice(1).trim();
           }
-          // A frame without an event (a keep-alive, maybe with an id) comes as event "keep-alive".
+          // A keep-alive comment comes as event "keep-alive".
           yield f.event ? f : { ...f, event: f.comment ?? "" };
         }
       }
@@ -238,9 +238,10 @@ describe("GET /events/stream", () => {
 
   it("keeps a filtered tail alive while only rows it does not match arrive, and moves its Last-Event-ID past them", async () => {
     const own = createTail({ db: env.db, log, pollMs: 600_000 });
-    const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 200 });
+    const keepAliveMs = 1000;
+    const app = createApp({ db: env.db, log, tail: own, keepAliveMs });
     const storeOwn = (...events: ReturnType<typeof createEvent>[]) => createEventWriter({ db: env.db, onStored: () => own.notify() }).write(events.map(rowOf));
-    const lastSeq = async () => (await env.db.execute<{ seq: string }>(sql`select max(seq)::text as seq from events`))[0]!.seq;
+    const lastSeq = async () => Number((await env.db.execute<{ seq: string }>(sql`select max(seq)::text as seq from events`))[0]!.seq);
     const { userId, registered } = history();
     const ac = new AbortController();
     const it = sse(await app.request(`/events/stream?entity=${userId}`, { signal: ac.signal }));
@@ -248,30 +249,31 @@ describe("GET /events/stream", () => {
     await storeOwn(registered);
     const first = await next(it);
 
-    // Other entities' rows, more often than the keep-alive interval, until one comes anyway: each
-    // of them used to wake the stream and put the keep-alive off again.
+    // Other entities' rows, far more often than the keep-alive interval, until the stream says
+    // something anyway: each of them used to wake it and put the keep-alive off again.
     let stop = false;
     let trafficOver = false;
     const traffic = (async () => {
-      for (let i = 0; !stop && i < 100; i++) {
+      for (let i = 0; !stop && i < 250; i++) {
         await storeOwn(history().registered);
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((r) => setTimeout(r, 20));
       }
       trafficOver = true;
     })();
-    let alive;
-    do alive = await next(it, "keep-alive");
-    while (alive.id === undefined); // one sent before the first of those rows arrived
+    const moved = await next(it, "position");
     const duringTraffic = !trafficOver;
     stop = true;
     await traffic;
     expect(duringTraffic).toBe(true);
-    expect(Number(alive.id)).toBeGreaterThan(Number(first.id));
+    expect(Number(moved.id)).toBeGreaterThan(Number(first.id));
+    expect(JSON.parse(moved.data!)).toEqual({ after: Number(moved.id) });
 
-    // Once the traffic stops, the next keep-alive names the newest row: nothing matched since.
+    // Once the traffic stops, the next one names the newest row: nothing matched since. Then a
+    // plain keep-alive: nothing has moved.
     const newest = await lastSeq();
-    let quiet = alive;
-    while (quiet.id !== newest) quiet = await next(it, "keep-alive");
+    let quiet = moved;
+    while (Number(quiet.id) !== newest) quiet = await next(it, "position");
+    expect((await it.next()).value).toMatchObject({ event: "keep-alive" });
     ac.abort();
     await it.return(undefined);
 
@@ -279,11 +281,11 @@ describe("GET /events/stream", () => {
     const { order } = history(userId);
     await storeOwn(order);
     const it2 = sse(await app.request(`/events/stream?entity=${userId}`, { headers: { "last-event-id": quiet.id! } }));
-    expect((await next(it2, "ready")).id).toBe(newest);
+    expect(Number((await next(it2, "ready")).id)).toBe(newest);
     expect(JSON.parse((await next(it2)).data!).id).toBe(order.id);
     await it2.return(undefined);
     own.close();
-  });
+  }, 30_000);
 
   // Small limits, so paging and a client's overflowing buffer happen with a handful of rows.
   const small = () => createApp({ db: env.db, log, tail, keepAliveMs: 200, tailLimits: { page: 3, maxQueued: 4 } });
