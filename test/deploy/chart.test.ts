@@ -302,6 +302,7 @@ describe("helm/orderflow", () => {
     expect(await templateError(["config.LOG_LEVEL=loud"])).toMatch(/LOG_LEVEL/);
     // Every pod of every service would exit at start with it (the shared config map feeds them all).
     for (const bad of ["250%", "1.5", "1001"]) expect(await templateError([`config.HEAP_GROWING_PERCENT=${bad}`])).toMatch(/HEAP_GROWING_PERCENT/);
+    expect(await templateError(["config.NATS_INBOX_PREFIX=_INBOX.>"])).toMatch(/NATS_INBOX_PREFIX/);
     expect(await templateError(["nats.deploy=false"])).toMatch(/nats\/url/);
     expect(await templateError(["services.user-service.routes={users}"])).toMatch(/routes/);
     expect(await templateError(["services.user-service.replicas=2"])).toMatch(/additional properties 'replicas' not allowed/);

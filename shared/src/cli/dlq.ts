@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { baseConfigSchema, ConfigError, loadConfig } from "../config/config.js";
+import { natsClientOptions } from "../nats/connect.js";
 import { createNames } from "../nats/names.js";
 import {
   DeadLetterNotFoundError,
@@ -23,7 +24,7 @@ export const dlqUsage = `usage: dlq <command>
   replay <seq>       republish it to its original subject (new Nats-Msg-Id), then delete it
   replay --all       replay every dead letter, oldest first (exit 1 if any could not be)
   purge <seq>        delete one dead letter without replaying it
-environment: NATS_URL, NATS_NAMESPACE, NATS_USER/NATS_PASSWORD or NATS_TOKEN`;
+environment: NATS_URL, NATS_NAMESPACE, NATS_USER/NATS_PASSWORD or NATS_TOKEN, NATS_INBOX_PREFIX`;
 
 /** Bad command-line input: the CLI prints the message and the usage and exits 2. */
 export class UsageError extends Error {
@@ -128,7 +129,7 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
   }
 }
 
-const cliConfigSchema = baseConfigSchema.pick({ NATS_URL: true, NATS_NAMESPACE: true, NATS_USER: true, NATS_PASSWORD: true, NATS_TOKEN: true });
+const cliConfigSchema = baseConfigSchema.pick({ NATS_URL: true, NATS_NAMESPACE: true, NATS_USER: true, NATS_PASSWORD: true, NATS_TOKEN: true, NATS_INBOX_PREFIX: true });
 
 /**
  * The whole command: argv and env in, exit code out. A CLI fails fast instead of reconnecting
@@ -155,10 +156,7 @@ export async function main(argv: readonly string[], env: Record<string, string |
   let nc: NatsConnection;
   try {
     nc = await connect({
-      servers: config.NATS_URL.split(",").map((s) => s.trim()),
-      user: config.NATS_USER,
-      pass: config.NATS_PASSWORD,
-      token: config.NATS_TOKEN,
+      ...natsClientOptions(config),
       name: "orderflow-dlq",
       timeout: 5000,
       noAsyncTraces: true,

@@ -39,4 +39,11 @@ describe("loadConfig", () => {
       expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", HEAP_GROWING_PERCENT: bad })).toThrow(/HEAP_GROWING_PERCENT/);
     }
   });
+
+  it("takes NATS_INBOX_PREFIX only as dot-separated subject tokens, without wildcards", () => {
+    expect(loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", NATS_INBOX_PREFIX: "orderflow_r.users" }).NATS_INBOX_PREFIX).toBe("orderflow_r.users");
+    for (const bad of ["_INBOX.>", "a b", "a..b", ".a", "a.*"]) {
+      expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", NATS_INBOX_PREFIX: bad })).toThrow(/NATS_INBOX_PREFIX/);
+    }
+  });
 });

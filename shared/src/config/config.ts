@@ -39,6 +39,12 @@ export const baseConfigSchema = z.object({
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
   NATS_TOKEN: z.string().optional(),
+  /** Prefix of the replies this client asks for, for accounts that allow each user only its own (default `_INBOX`). */
+  NATS_INBOX_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be subject tokens (letters, digits, '_', '-') separated by dots")
+    .max(64)
+    .optional(),
   NATS_NAMESPACE: z
     .string()
     .regex(/^[A-Za-z0-9_-]*$/, "may only contain letters, digits, '_' and '-'")

@@ -163,7 +163,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       migrated = true;
     }
     const { nc, state } = await connectNats(
-      { url: config.NATS_URL, name: `${spec.name}@${instance}`, log, user: config.NATS_USER, password: config.NATS_PASSWORD, token: config.NATS_TOKEN },
+      { config, name: `${spec.name}@${instance}`, log },
       abort.signal,
     );
     nats = { nc, state, js: jetstream(nc), jsm: await jetstreamManager(nc) };

@@ -129,6 +129,33 @@ describe("acked publisher", () => {
     }
   });
 
+  it("asks for its acks under the connection's inbox prefix, so an account that allows only its own reply subjects gets them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "of-prefix-"));
+    const conf = join(dir, "nats.conf");
+    writeFileSync(
+      conf,
+      `authorization { users = [
+        { user: admin, password: admin }
+        { user: relay, password: relay, permissions: { publish: ">", subscribe: { allow: "orderflow_r.>" } } }
+      ] }`,
+    );
+    const server = await startOwnNatsServer({ extraArgs: ["-c", conf] });
+    const admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
+    const relay = await connect({ servers: server.url, user: "relay", pass: "relay", inboxPrefix: "orderflow_r" });
+    try {
+      admin.subscribe("prefixed.>", { callback: (_, m) => m.respond(JSON.stringify({ stream: "PREFIXED", seq: 1 })) });
+      await admin.flush();
+      const publisher = createAckedPublisher(relay, { timeoutMs: 2000 });
+      expect(storedAck(await publisher.publish("prefixed.a", "1", { msgID: "a" })).stream).toBe("PREFIXED");
+      publisher.close();
+    } finally {
+      await relay.close();
+      await admin.close();
+      await server.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("rejects publishes after close at once", async () => {
     const publisher = createAckedPublisher(nc);
     publisher.close();

@@ -51,12 +51,14 @@ interface Pending {
  * dedupe, same answers: a PubAck, or an error for a refusal, no stream, or a timeout.
  * Unlike js.publish: no retries (the relay's poll is the retry), a timeout fires up to a
  * quarter of `timeoutMs` late (one sweep, not a timer each), and a publish the server's
- * permissions refuse fails by timing out. Replies use the default `_INBOX` prefix. Like
+ * permissions refuse fails by timing out. Replies use the connection's inbox prefix, as
+ * nats.js's own requests do (`inboxPrefix`, default `_INBOX`). Like
  * js.publish, a duplicate answer with sequence 0 resolves: callers that drop their copy on an
  * ack check it with `storedAck`.
  */
 export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: { timeoutMs?: number } = {}): AckedPublisher & { close(): void } {
-  const prefix = createInbox();
+  // ConnectionOptions.inboxPrefix: an account may only allow its users their own reply subjects.
+  const prefix = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
   const pending = new Map<number, Pending>();
   let next = 0;
   let closedWith: Error | undefined;

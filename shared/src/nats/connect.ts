@@ -1,13 +1,30 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 
+/** The settings of a NATS client that come from the environment (see baseConfigSchema). */
+export interface NatsClientConfig {
+  NATS_URL: string;
+  NATS_USER?: string;
+  NATS_PASSWORD?: string;
+  NATS_TOKEN?: string;
+  NATS_INBOX_PREFIX?: string;
+}
+
+/** nats.js connection options from the environment's settings: services and CLIs connect alike. */
+export function natsClientOptions(config: NatsClientConfig): Pick<ConnectionOptions, "servers" | "user" | "pass" | "token" | "inboxPrefix"> {
+  return {
+    servers: config.NATS_URL.split(",").map((s) => s.trim()),
+    user: config.NATS_USER,
+    pass: config.NATS_PASSWORD,
+    token: config.NATS_TOKEN,
+    inboxPrefix: config.NATS_INBOX_PREFIX,
+  };
+}
+
 export interface NatsOptions {
-  url: string;
+  config: NatsClientConfig;
   name: string;
   log: Logger;
-  user?: string;
-  password?: string;
-  token?: string;
 }
 
 /** Live view of the connection for readiness: false while disconnected or reconnecting. */
@@ -27,11 +44,8 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
     signal?.throwIfAborted();
     try {
       const nc = await connect({
-        servers: opts.url.split(",").map((s) => s.trim()),
+        ...natsClientOptions(opts.config),
         name: opts.name,
-        user: opts.user,
-        pass: opts.password,
-        token: opts.token,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1000,
         reconnectJitter: 500,

@@ -14,6 +14,7 @@ const replayConfigSchema = baseConfigSchema.pick({
   NATS_USER: true,
   NATS_PASSWORD: true,
   NATS_TOKEN: true,
+  NATS_INBOX_PREFIX: true,
   NATS_NAMESPACE: true,
   LOG_LEVEL: true,
 });
@@ -48,7 +49,7 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
   const abort = AbortSignal.timeout(15_000);
   let nc;
   try {
-    ({ nc } = await connectNats({ url: config.NATS_URL, name: "replay", log, user: config.NATS_USER, password: config.NATS_PASSWORD, token: config.NATS_TOKEN }, abort));
+    ({ nc } = await connectNats({ config, name: "replay", log }, abort));
   } catch {
     await database.close();
     process.stderr.write(`replay: NATS is not reachable at ${config.NATS_URL}\n`);

@@ -1,0 +1,48 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import postgres from "postgres";
+import { afterAll, describe, expect, it } from "vitest";
+import { startOwnNatsServer, startSystem, waitFor } from "@orderflow/shared/testing";
+import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+});
+
+describe("a NATS account that allows its users only their own reply subjects", () => {
+  it("runs the whole flow with NATS_INBOX_PREFIX: streams, consumers and the relay's acks", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "of-perm-"));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    const conf = join(dir, "nats.conf");
+    // The test's own client connects without credentials (no_auth_user); the services as `svc`,
+    // who may subscribe to nothing but orderflow_r.> (so not to the default _INBOX.>).
+    writeFileSync(
+      conf,
+      `authorization { users = [
+        { user: admin, password: admin }
+        { user: svc, password: svc, permissions: { publish: ">", subscribe: { allow: "orderflow_r.>" } } }
+      ] }
+      no_auth_user: admin`,
+    );
+    const nats = await startOwnNatsServer({ extraArgs: ["-c", conf] });
+    cleanups.push(() => nats.dispose());
+    const sys = await startSystem({ natsUrl: nats.url, env: { NATS_USER: "svc", NATS_PASSWORD: "svc", NATS_INBOX_PREFIX: "orderflow_r" } });
+    cleanups.push(() => sys.cleanup());
+    const { "user-service": users, "order-service": orders } = sys.services;
+
+    const user = await registerOk(users.url);
+    expect((await waitForWelcome(orders.url, user.id)).filter((o) => o.source === "registration")).toHaveLength(1);
+    await waitForCount(users.url, user.id, 1);
+    // Both outboxes empty: each relay got its publish acks (a row stays until its ack comes).
+    for (const svc of [users, orders]) {
+      const sql = postgres(svc.database.url, { max: 1, onnotice: () => {} });
+      try {
+        await waitFor(async () => (await sql`select count(*)::int as n from outbox`)[0]!.n === 0, { what: `${svc.name}'s outbox to empty`, timeoutMs: 10_000 });
+      } finally {
+        await sql.end();
+      }
+    }
+  });
+});
