@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { startOwnNatsServer, startSystem, waitFor } from "@orderflow/shared/testing";
@@ -13,20 +10,15 @@ afterAll(async () => {
 
 describe("a NATS account that allows its users only their own reply subjects", () => {
   it("runs the whole flow with NATS_INBOX_PREFIX: streams, consumers and the relay's acks", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "of-perm-"));
-    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
-    const conf = join(dir, "nats.conf");
     // The test's own client connects without credentials (no_auth_user); the services as `svc`,
     // who may subscribe to nothing but orderflow_r.> (so not to the default _INBOX.>).
-    writeFileSync(
-      conf,
-      `authorization { users = [
+    const nats = await startOwnNatsServer({
+      config: `authorization { users = [
         { user: admin, password: admin }
         { user: svc, password: svc, permissions: { publish: ">", subscribe: { allow: "orderflow_r.>" } } }
       ] }
       no_auth_user: admin`,
-    );
-    const nats = await startOwnNatsServer({ extraArgs: ["-c", conf] });
+    });
     cleanups.push(() => nats.dispose());
     const sys = await startSystem({ natsUrl: nats.url, env: { NATS_USER: "svc", NATS_PASSWORD: "svc", NATS_INBOX_PREFIX: "orderflow_r" } });
     cleanups.push(() => sys.cleanup());

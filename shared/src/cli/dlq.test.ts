@@ -1,7 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
 import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "../testing/nats.js";
@@ -197,10 +194,7 @@ describe("command line", () => {
   });
 
   it("asks for its replies under NATS_INBOX_PREFIX, for an account that allows its users only their own", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "of-dlq-prefix-"));
-    const conf = join(dir, "nats.conf");
-    writeFileSync(conf, `authorization { users = [ { user: dlq, password: dlq, permissions: { publish: ">", subscribe: { allow: "ops_r.>" } } } ] }`);
-    const server = await startOwnNatsServer({ extraArgs: ["-c", conf] });
+    const server = await startOwnNatsServer({ config: `authorization { users = [ { user: dlq, password: dlq, permissions: { publish: ">", subscribe: { allow: "ops_r.>" } } } ] }` });
     try {
       const ok = capture();
       // It gets an answer from JetStream: about the (missing) DLQ stream.
@@ -208,7 +202,6 @@ describe("command line", () => {
       expect(ok.err.join("\n")).toMatch(/authtest_DLQ does not exist/);
     } finally {
       await server.dispose();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 

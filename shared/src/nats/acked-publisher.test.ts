@@ -2,9 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { connectTestNats, startOwnNatsServer, uniqueNamespace, waitFor } from "../testing/index.js";
 import { createAckedPublisher, PublishRejectedError, PublishTimeoutError, storedAck } from "./acked-publisher.js";
 
@@ -97,14 +94,11 @@ describe("acked publisher", () => {
   });
 
   it("subscribes again after losing its ack subscription, so a passing permissions fault does not fail it for good", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "of-perm-"));
-    const conf = join(dir, "nats.conf");
     const permissions = (inbox: string) => `authorization { users = [
       { user: admin, password: admin }
       { user: relay, password: relay, permissions: { publish: ">", subscribe: { ${inbox}: "_INBOX.>" } } }
     ] }`;
-    writeFileSync(conf, permissions("deny"));
-    const server = await startOwnNatsServer({ extraArgs: ["-c", conf] });
+    const server = await startOwnNatsServer({ config: permissions("deny") });
     const admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
     const relay = await connect({ servers: server.url, user: "relay", pass: "relay" });
     try {
@@ -116,8 +110,7 @@ describe("acked publisher", () => {
       const publisher = createAckedPublisher(relay, { timeoutMs: 1000 });
       // The server refuses the ack subscription: no ack can come back.
       await expect(publisher.publish("perm.a", "1", { msgID: "a" })).rejects.toThrow();
-      writeFileSync(conf, permissions("allow"));
-      server.reload();
+      server.reconfigure(permissions("allow"));
       const ack = await waitFor(() => publisher.publish("perm.b", "2", { msgID: "b" }).catch(() => undefined), { what: "a publish acknowledged after the permissions came back" });
       expect(storedAck(ack).stream).toBe("PERM");
       publisher.close();
@@ -125,21 +118,16 @@ describe("acked publisher", () => {
       await relay.close();
       await admin.close();
       await server.dispose();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 
   it("asks for its acks under the connection's inbox prefix, so an account that allows only its own reply subjects gets them", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "of-prefix-"));
-    const conf = join(dir, "nats.conf");
-    writeFileSync(
-      conf,
-      `authorization { users = [
+    const server = await startOwnNatsServer({
+      config: `authorization { users = [
         { user: admin, password: admin }
         { user: relay, password: relay, permissions: { publish: ">", subscribe: { allow: "orderflow_r.>" } } }
       ] }`,
-    );
-    const server = await startOwnNatsServer({ extraArgs: ["-c", conf] });
+    });
     const admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
     const relay = await connect({ servers: server.url, user: "relay", pass: "relay", inboxPrefix: "orderflow_r" });
     try {
@@ -152,7 +140,6 @@ describe("acked publisher", () => {
       await relay.close();
       await admin.close();
       await server.dispose();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 

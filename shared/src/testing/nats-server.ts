@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +15,8 @@ export interface OwnNatsServer {
   start(): Promise<void>;
   /** Makes it reread its configuration file (SIGHUP), as `nats-server --signal reload` does. */
   reload(): void;
+  /** Replaces the configuration given at start (`config`) and reloads it. */
+  reconfigure(config: string): void;
   /** Stops it and deletes its store. */
   dispose(): Promise<void>;
 }
@@ -28,17 +30,21 @@ const portOpen = (port: number) =>
 
 /**
  * A nats-server of the test's own, on a free port with JetStream in a temp dir, for fault tests
- * that stop or kill the broker (the machine's shared server is never touched).
+ * that stop or kill the broker (the machine's shared server is never touched). `config` is the
+ * text of a configuration file (authorization, say); the command line's port and store win.
  */
-export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [] as string[] } = {}): Promise<OwnNatsServer> {
+export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [] as string[], config }: { binary?: string; extraArgs?: string[]; config?: string } = {}): Promise<OwnNatsServer> {
   const port = await freePort();
   const store = mkdtempSync(join(tmpdir(), "of-nats-"));
+  const confDir = config === undefined ? undefined : mkdtempSync(join(tmpdir(), "of-nats-conf-"));
+  const confFile = confDir && join(confDir, "nats.conf");
+  if (confFile) writeFileSync(confFile, config!);
   let child: ChildProcess | undefined;
   const server: OwnNatsServer = {
     url: `nats://127.0.0.1:${port}`,
     port,
     async start() {
-      child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store, ...extraArgs], { stdio: "ignore" });
+      child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store, ...(confFile ? ["-c", confFile] : []), ...extraArgs], { stdio: "ignore" });
       await waitFor(() => portOpen(port), { what: `nats-server on ${port}`, timeoutMs: 10_000 });
     },
     async stop(signal = "SIGTERM") {
@@ -52,9 +58,15 @@ export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [
     reload() {
       child?.kill("SIGHUP");
     },
+    reconfigure(text) {
+      if (!confFile) throw new Error("this nats-server was started without a config");
+      writeFileSync(confFile, text);
+      server.reload();
+    },
     async dispose() {
       await server.stop("SIGKILL");
       rmSync(store, { recursive: true, force: true });
+      if (confDir) rmSync(confDir, { recursive: true, force: true });
     },
   };
   try {
