@@ -41,7 +41,9 @@ describe("loadConfig", () => {
   });
 
   it("takes NATS_INBOX_PREFIX only as dot-separated subject tokens, without wildcards", () => {
-    expect(loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", NATS_INBOX_PREFIX: "orderflow_r.users" }).NATS_INBOX_PREFIX).toBe("orderflow_r.users");
+    for (const good of ["orderflow_r.users", "_INBOX.alice@corp", "_INBOX:svc", `r.U${"A".repeat(55)}`]) {
+      expect(loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", NATS_INBOX_PREFIX: good }).NATS_INBOX_PREFIX).toBe(good);
+    }
     for (const bad of ["_INBOX.>", "a b", "a..b", ".a", "a.*"]) {
       expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", NATS_INBOX_PREFIX: bad })).toThrow(/NATS_INBOX_PREFIX/);
     }

@@ -42,8 +42,8 @@ export const baseConfigSchema = z.object({
   /** Prefix of the replies this client asks for, for accounts that allow each user only its own (default `_INBOX`). */
   NATS_INBOX_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be subject tokens (letters, digits, '_', '-') separated by dots")
-    .max(64)
+    // As nats.js checks it: tokens separated by dots, no whitespace, no wildcards.
+    .regex(/^[^\s.*>]+(\.[^\s.*>]+)*$/, "must be subject tokens separated by dots, without spaces or wildcards (* >)")
     .optional(),
   NATS_NAMESPACE: z
     .string()

@@ -99,14 +99,13 @@ describe("acked publisher", () => {
       { user: relay, password: relay, permissions: { publish: ">", subscribe: { ${inbox}: "_INBOX.>" } } }
     ] }`;
     const server = await startOwnNatsServer({ config: permissions("deny") });
-    const admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
-    const relay = await connect({ servers: server.url, user: "relay", pass: "relay" });
+    let admin: NatsConnection | undefined;
+    let relay: NatsConnection | undefined;
     try {
-      // A responder answers as a stream would: this server's configuration is reloaded, and a
-      // reload cannot keep the JetStream store directory that startOwnNatsServer passes as a flag.
-      let seq = 0;
-      admin.subscribe("perm.>", { callback: (_, m) => m.respond(JSON.stringify({ stream: "PERM", seq: ++seq })) });
-      await admin.flush();
+      admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
+      relay = await connect({ servers: server.url, user: "relay", pass: "relay" });
+      // A real stream, which the reload below must keep.
+      await (await jetstreamManager(admin)).streams.add({ name: "PERM", subjects: ["perm.>"], num_replicas: 1 });
       const publisher = createAckedPublisher(relay, { timeoutMs: 1000 });
       // The server refuses the ack subscription: no ack can come back.
       await expect(publisher.publish("perm.a", "1", { msgID: "a" })).rejects.toThrow();
@@ -115,8 +114,8 @@ describe("acked publisher", () => {
       expect(storedAck(ack).stream).toBe("PERM");
       publisher.close();
     } finally {
-      await relay.close();
-      await admin.close();
+      await relay?.close();
+      await admin?.close();
       await server.dispose();
     }
   });
@@ -128,17 +127,19 @@ describe("acked publisher", () => {
         { user: relay, password: relay, permissions: { publish: ">", subscribe: { allow: "orderflow_r.>" } } }
       ] }`,
     });
-    const admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
-    const relay = await connect({ servers: server.url, user: "relay", pass: "relay", inboxPrefix: "orderflow_r" });
+    let admin: NatsConnection | undefined;
+    let relay: NatsConnection | undefined;
     try {
+      admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
+      relay = await connect({ servers: server.url, user: "relay", pass: "relay", inboxPrefix: "orderflow_r" });
       admin.subscribe("prefixed.>", { callback: (_, m) => m.respond(JSON.stringify({ stream: "PREFIXED", seq: 1 })) });
       await admin.flush();
       const publisher = createAckedPublisher(relay, { timeoutMs: 2000 });
       expect(storedAck(await publisher.publish("prefixed.a", "1", { msgID: "a" })).stream).toBe("PREFIXED");
       publisher.close();
     } finally {
-      await relay.close();
-      await admin.close();
+      await relay?.close();
+      await admin?.close();
       await server.dispose();
     }
   });

@@ -31,20 +31,23 @@ const portOpen = (port: number) =>
 /**
  * A nats-server of the test's own, on a free port with JetStream in a temp dir, for fault tests
  * that stop or kill the broker (the machine's shared server is never touched). `config` is the
- * text of a configuration file (authorization, say); the command line's port and store win.
+ * text of a configuration file (authorization, say): the server then runs from that file, which
+ * starts with its address and JetStream store, so a reload (reconfigure) keeps both.
  */
 export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [] as string[], config }: { binary?: string; extraArgs?: string[]; config?: string } = {}): Promise<OwnNatsServer> {
   const port = await freePort();
   const store = mkdtempSync(join(tmpdir(), "of-nats-"));
   const confDir = config === undefined ? undefined : mkdtempSync(join(tmpdir(), "of-nats-conf-"));
   const confFile = confDir && join(confDir, "nats.conf");
-  if (confFile) writeFileSync(confFile, config!);
+  // Flags would not survive a reload: a file without a jetstream block switches JetStream off.
+  const writeConfig = (text: string) => writeFileSync(confFile!, `listen: "127.0.0.1:${port}"\njetstream { store_dir: ${JSON.stringify(store)} }\n${text}\n`);
+  if (confFile) writeConfig(config!);
   let child: ChildProcess | undefined;
   const server: OwnNatsServer = {
     url: `nats://127.0.0.1:${port}`,
     port,
     async start() {
-      child = spawn(binary, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store, ...(confFile ? ["-c", confFile] : []), ...extraArgs], { stdio: "ignore" });
+      child = spawn(binary, [...(confFile ? ["-c", confFile] : ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store]), ...extraArgs], { stdio: "ignore" });
       await waitFor(() => portOpen(port), { what: `nats-server on ${port}`, timeoutMs: 10_000 });
     },
     async stop(signal = "SIGTERM") {
@@ -60,7 +63,7 @@ export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [
     },
     reconfigure(text) {
       if (!confFile) throw new Error("this nats-server was started without a config");
-      writeFileSync(confFile, text);
+      writeConfig(text);
       server.reload();
     },
     async dispose() {
