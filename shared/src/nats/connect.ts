@@ -1,14 +1,9 @@
 import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+import type { BaseConfig } from "../config/config.js";
 
-/** The settings of a NATS client that come from the environment (see baseConfigSchema). */
-export interface NatsClientConfig {
-  NATS_URL: string;
-  NATS_USER?: string;
-  NATS_PASSWORD?: string;
-  NATS_TOKEN?: string;
-  NATS_INBOX_PREFIX?: string;
-}
+/** The settings of a NATS client that come from the environment. */
+export type NatsClientConfig = Pick<BaseConfig, "NATS_URL" | "NATS_USER" | "NATS_PASSWORD" | "NATS_TOKEN" | "NATS_INBOX_PREFIX">;
 
 /** nats.js connection options from the environment's settings: services and CLIs connect alike. */
 export function natsClientOptions(config: NatsClientConfig): Pick<ConnectionOptions, "servers" | "user" | "pass" | "token" | "inboxPrefix"> {

@@ -13,9 +13,7 @@ export interface OwnNatsServer {
   stop(signal?: NodeJS.Signals): Promise<void>;
   /** Starts it again on the same port and store. */
   start(): Promise<void>;
-  /** Makes it reread its configuration file (SIGHUP), as `nats-server --signal reload` does. */
-  reload(): void;
-  /** Replaces the configuration given at start (`config`) and reloads it. */
+  /** Replaces the configuration given at start (`config`) and makes the server reread it (SIGHUP, as `nats-server --signal reload` does). */
   reconfigure(config: string): void;
   /** Stops it and deletes its store. */
   dispose(): Promise<void>;
@@ -58,13 +56,10 @@ export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [
         c.kill(signal);
       });
     },
-    reload() {
-      child?.kill("SIGHUP");
-    },
     reconfigure(text) {
       if (!confFile) throw new Error("this nats-server was started without a config");
       writeConfig(text);
-      server.reload();
+      child?.kill("SIGHUP");
     },
     async dispose() {
       await server.stop("SIGKILL");
