@@ -5,8 +5,8 @@ import { PermanentError } from "../errors/index.js";
 import type { CloudEvent } from "../events/envelope.js";
 import type { StreamName } from "../events/catalog.js";
 import { decodeEvent, type DecodedEvent } from "../events/decode.js";
-import { TRACEPARENT, type EventContext } from "../events/trace.js";
-import type { EventHandlers } from "../consumer/runner.js";
+import { TRACEPARENT } from "../events/trace.js";
+import type { AnyEventHandler, EventHandlers } from "../consumer/runner.js";
 import type { BatchResult, ReplayMessage, ReplayTarget } from "./replay.js";
 
 export interface InboxTargetOptions {
@@ -45,7 +45,7 @@ export function inboxReplayTarget(o: InboxTargetOptions): ReplayTarget {
       const r: BatchResult = { applied: 0, skipped: 0, failed: 0 };
       for (const m of batch) {
         const decoded = decode(m);
-        const handler = decoded && (o.handlers[decoded.name] as ((tx: Tx, e: CloudEvent, context: EventContext) => Promise<void>) | undefined);
+        const handler = decoded && (o.handlers[decoded.name] as AnyEventHandler | undefined);
         if (!decoded || !handler) {
           r.failed += 1;
           continue;
