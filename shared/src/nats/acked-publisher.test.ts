@@ -120,6 +120,40 @@ describe("acked publisher", () => {
     }
   });
 
+  it("fails a publish the account may not make with the server's refusal, not a timeout, and the others still succeed", async () => {
+    const server = await startOwnNatsServer({
+      config: `authorization { users = [
+        { user: admin, password: admin }
+        { user: relay, password: relay, permissions: { publish: { allow: ">", deny: "refused.>" } } }
+      ] }`,
+    });
+    let admin: NatsConnection | undefined;
+    let relay: NatsConnection | undefined;
+    try {
+      admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
+      await (await jetstreamManager(admin)).streams.add({ name: "REFUSED", subjects: ["refused.>", "allowed.>"], num_replicas: 1 });
+      relay = await connect({ servers: server.url, user: "relay", pass: "relay" });
+      // Far longer than the test's own timeout: only the refusal itself can end these publishes.
+      const publisher = createAckedPublisher(relay, { timeoutMs: 600_000 });
+      const results = await Promise.allSettled([
+        publisher.publish("refused.a", "1", { msgID: "r1" }),
+        publisher.publish("allowed.a", "2", { msgID: "a1" }),
+        publisher.publish("refused.a", "3", { msgID: "r2" }),
+      ]);
+      for (const refused of [results[0], results[2]]) {
+        expect(refused).toMatchObject({ status: "rejected", reason: { name: "PublishRejectedError", code: 403 } });
+        expect((refused as PromiseRejectedResult).reason.message).toMatch(/permissions violation.*refused\.a/i);
+      }
+      expect(results[1]).toMatchObject({ status: "fulfilled", value: { stream: "REFUSED", duplicate: false } });
+      expect((await (await jetstreamManager(admin)).streams.info("REFUSED")).state.messages).toBe(1);
+      publisher.close();
+    } finally {
+      await relay?.close();
+      await admin?.close();
+      await server.dispose();
+    }
+  });
+
   it("asks for its acks under the connection's inbox prefix, so an account that allows only its own reply subjects gets them", async () => {
     const server = await startOwnNatsServer({
       config: `authorization { users = [

@@ -1,4 +1,14 @@
-import { createInbox, headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Payload, type Subscription } from "@nats-io/nats-core";
+import {
+  createInbox,
+  headers as natsHeaders,
+  PermissionViolationError,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Payload,
+  type Status,
+  type Subscription,
+} from "@nats-io/nats-core";
 import type { PubAck } from "@nats-io/jetstream";
 
 /** The JetStream publish the outbox relay needs; a `JetStreamClient` is one too. */
@@ -50,8 +60,10 @@ interface Pending {
  * about 15 µs. Same wire protocol (a publish with a reply subject), same `Nats-Msg-Id`
  * dedupe, same answers: a PubAck, or an error for a refusal, no stream, or a timeout.
  * Unlike js.publish: no retries (the relay's poll is the retry), a timeout fires up to a
- * quarter of `timeoutMs` late (one sweep, not a timer each), and a publish the server's
- * permissions refuse fails by timing out. Replies use the connection's inbox prefix, as
+ * quarter of `timeoutMs` late (one sweep, not a timer each). A publish the server's
+ * permissions refuse fails with a 403 `PublishRejectedError` as soon as the server says so
+ * (its `-ERR` names only the subject, so every publish pending on that subject fails: one that
+ * was in fact stored is published again and deduplicated). Replies use the connection's inbox prefix, as
  * nats.js's own requests do (`inboxPrefix`, default `_INBOX`). Like
  * js.publish, a duplicate answer with sequence 0 resolves: callers that drop their copy on an
  * ack check it with `storedAck`.
@@ -104,6 +116,21 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
   };
   subscribe();
 
+  // The server answers a refused publish with a connection-level `-ERR`, not on the reply
+  // subject: without this, the relay would log a timeout 5 s later instead of the refusal.
+  const status = nc.status() as AsyncIterable<Status> & { stop?(): void };
+  void (async () => {
+    for await (const s of status) {
+      if (s.type !== "error" || !(s.error instanceof PermissionViolationError) || s.error.operation !== "publish") continue;
+      const refusal = new PublishRejectedError(s.error.message, 403);
+      for (const [id, p] of pending) {
+        if (p.subject !== s.error.subject) continue;
+        pending.delete(id);
+        p.reject(refusal);
+      }
+    }
+  })();
+
   // Deadlines grow with insertion order (a monotonic clock), so the sweep stops at the first
   // one still running.
   const sweep = setInterval(
@@ -122,6 +149,7 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
   void nc.closed().then((err) => {
     closedWith = err instanceof Error ? err : new Error("the NATS connection is closed");
     clearInterval(sweep);
+    status.stop?.();
     failAll(closedWith);
   });
 
@@ -147,6 +175,7 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
       if (closedWith) return;
       closedWith = new Error("the publisher is closed");
       clearInterval(sweep);
+      status.stop?.();
       subscription?.unsubscribe();
       failAll(closedWith);
     },
