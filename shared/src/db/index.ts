@@ -4,3 +4,4 @@ export * from "./tables.js";
 export * from "./keyset.js";
 export * from "./statement.js";
 export * from "./text.js";
+export * from "./time.js";

@@ -74,6 +74,15 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
         { "accept-post": "application/json" },
       );
     }
+    // A compressed body would be read as text and refused as "not UTF-8" or invalid JSON; say
+    // what is wrong (RFC 9110 §15.5.16). Only `identity` is taken.
+    const coding = c.req.header("content-encoding");
+    if (coding !== undefined && !/^[\s,]*(identity[\s,]*)*$/i.test(coding)) {
+      return problemResponse(
+        problem(415, "Unsupported Media Type", `the request body must not be encoded (Content-Encoding: ${JSON.stringify(coding.slice(0, 50))}); send it as plain JSON`),
+        { "accept-encoding": "identity" },
+      );
+    }
     // The route's own media-type check is narrower than RFC 9110 (no space before ";", no digit
     // in a +json type): a JSON type accepted here is handed on in its plain form. Rare, so the
     // headers are materialised only then.

@@ -12,20 +12,43 @@ import { createLogger } from "../logger/index.js";
 import { waitFor } from "../testing/wait.js";
 
 describe("cursor", () => {
+  const b64 = (text: string) => Buffer.from(text).toString("base64url");
+
   it("round-trips and rejects anything else with a 400 problem", () => {
     const c = { createdAt: new Date("2026-01-02T03:04:05.678Z"), id: uuidv7() };
-    expect(decodeCursor(encodeCursor(c))).toEqual(c);
-    for (const bad of ["x", encodeCursor(c) + "A", Buffer.from("2026|not-a-uuid").toString("base64url")]) {
-      expect(() => decodeCursor(bad)).toThrow(HttpProblemError);
+    const cursor = encodeCursor("users", c);
+    expect(decodeCursor("users", cursor)).toEqual(c);
+    const bad = [
+      "x",
+      cursor + "A",
+      b64(`users|2026|not-a-uuid`),
+      // Another listing's cursor.
+      encodeCursor("orders", c),
+      // Characters base64url does not have, which Node's decoder would skip.
+      `${cursor}!!!`,
+      `${cursor}==`,
+      // Times a Date takes but Postgres refuses (22007/22008/22009 would be a 500).
+      b64(`users|0000-01-01T00:00:00.000Z|${c.id}`),
+      b64(`users|-000001-01-01T00:00:00.000Z|${c.id}`),
+      b64(`users|+275760-09-13T00:00:00.000Z|${c.id}`),
+      // Not the form this service writes.
+      b64(`users|2026|${c.id}`),
+      b64(`users|2026-01-02T03:04:05Z|${c.id}`),
+      b64(`users|2026-02-30T00:00:00.000Z|${c.id}`),
+    ];
+    for (const raw of bad) expect(() => decodeCursor("users", raw), raw).toThrow(HttpProblemError);
+    // The edges of the range Postgres reads back.
+    for (const time of ["0001-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"]) {
+      expect(decodeCursor("users", b64(`users|${time}|${c.id}`)).createdAt.toISOString()).toBe(time);
     }
   });
 
   it("pages with one extra row to know whether more exist", () => {
     const rows = [3, 2, 1].map((n) => ({ id: uuidv7(n), createdAt: new Date(n) }));
-    const page = toPage(rows, 2, (r) => r.id);
+    const page = toPage("users", rows, 2, (r) => r.id);
     expect(page.items).toEqual([rows[0]!.id, rows[1]!.id]);
-    expect(decodeCursor(page.nextCursor!).id).toBe(rows[1]!.id);
-    expect(toPage(rows, 3, (r) => r.id).nextCursor).toBeNull();
+    expect(decodeCursor("users", page.nextCursor!).id).toBe(rows[1]!.id);
+    expect(toPage("users", rows, 3, (r) => r.id).nextCursor).toBeNull();
   });
 });
 
@@ -72,6 +95,16 @@ describe("jsonBody behind the Node server", () => {
       req.end(body.slice(10));
     });
 
+  /** Writes `text` as it is and reads everything the server answers until it closes. */
+  const raw = (text: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(server.port, "127.0.0.1", () => socket.end(text));
+      let got = "";
+      socket.setEncoding("utf8").on("data", (d: string) => (got += d));
+      socket.on("close", () => resolve(got));
+      socket.on("error", reject);
+    });
+
   it("accepts a body within the limit, declared or chunked", async () => {
     const body = JSON.stringify({ name: "Ada" });
     for (const headers of [{ "content-type": "application/json", "content-length": String(body.length) }, { "content-type": "application/json" }]) {
@@ -99,14 +132,6 @@ describe("jsonBody behind the Node server", () => {
   });
 
   it("answers requests Node's parser refuses with problem+json too, not a bare 400", async () => {
-    const raw = (text: string) =>
-      new Promise<string>((resolve, reject) => {
-        const socket = connect(server.port, "127.0.0.1", () => socket.end(text));
-        let got = "";
-        socket.setEncoding("utf8").on("data", (d: string) => (got += d));
-        socket.on("close", () => resolve(got));
-        socket.on("error", reject);
-      });
     for (const length of ["abc", "99999999999999999999", "1, 2"]) {
       const res = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n{}`);
       const [head, body] = res.split("\r\n\r\n");
@@ -129,6 +154,41 @@ describe("jsonBody behind the Node server", () => {
     const huge = await raw(`GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
     expect(huge).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
     expect(JSON.parse(huge.split("\r\n\r\n")[1]!)).toMatchObject({ status: 431, detail: "the request's headers are larger than the server accepts" });
+  });
+
+  it("answers a request that arrived whole before refusing what follows it on the same connection", async () => {
+    const body = JSON.stringify({ name: "Ada" });
+    // Bytes after a body of the declared length parse as the next request, which is garbage.
+    for (const rest of ["GARBAGE\r\n\r\n", `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n`]) {
+      const res = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}${rest}`);
+      const answers = res.split(/(?=HTTP\/1\.1 \d{3} )/);
+      expect(answers, res).toHaveLength(2);
+      expect(answers[0]).toMatch(/^HTTP\/1\.1 201 Created\r\n/);
+      expect(answers[0]).toContain(JSON.stringify({ got: { name: "Ada" } }));
+      expect(answers[1]).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+      expect(answers[1]).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/i);
+    }
+  });
+
+  it("answers requests the adapter cannot make a Request of (no Host, a backslash in the path, OPTIONS *) with problem+json", async () => {
+    for (const request of ["GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n", "GET /echo\\x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]) {
+      const res = await raw(request);
+      expect(res, request).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+      expect(res).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
+      expect(res).toMatch(/"status":400/);
+    }
+  });
+
+  it("refuses a compressed body with 415 instead of reading its bytes as JSON text", async () => {
+    const body = JSON.stringify({ name: "Ada" });
+    for (const coding of ["gzip", "br", "identity, gzip"]) {
+      const res = await post(body, { "content-type": "application/json", "content-length": String(body.length), "content-encoding": coding });
+      expect(res.status, coding).toBe(415);
+      expect(res.type).toBe("application/problem+json");
+      expect(JSON.parse(res.body)).toMatchObject({ status: 415, detail: expect.stringMatching(/content-encoding/i) });
+    }
+    const plain = await post(body, { "content-type": "application/json", "content-length": String(body.length), "content-encoding": "identity" });
+    expect(plain.status).toBe(201);
   });
 
   it("answers a body the client stops sending with 400, not a 503 blamed on the database", async () => {

@@ -21,9 +21,22 @@ export const problemContent = (description: string) => ({
   content: { "application/problem+json": { schema: problemSchema } },
 });
 
+/**
+ * A whole number in a query string, in decimal digits only: `z.coerce.number()` would also take
+ * `0x10`, `1e1` or ` 1` (JavaScript's Number()).
+ */
+export const queryInt = (min: number, max: number, fallback: number) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .default(fallback)
+    .openapi({ type: "integer", minimum: min, maximum: max, default: fallback, description: `${min}–${max}, default ${fallback}` });
+
 /** `?limit=&cursor=` for newest-first listings; unknown parameters are rejected. */
 export const pageQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20).openapi({ description: "1–100, default 20" }),
+  limit: queryInt(1, 100, 20),
   cursor: z.string().min(1).optional().openapi({ description: "The nextCursor of the previous page" }),
 });
 

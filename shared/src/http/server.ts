@@ -1,7 +1,7 @@
-import { STATUS_CODES, type Server } from "node:http";
+import { createServer, STATUS_CODES, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { serve } from "@hono/node-server";
-import { problem } from "./problem.js";
+import { getRequestListener, RequestError } from "@hono/node-server";
+import { PROBLEM_CONTENT_TYPE, problem, problemResponse, type ProblemDetails } from "./problem.js";
 
 export interface HttpServer {
   readonly port: number;
@@ -11,10 +11,18 @@ export interface HttpServer {
 
 export function startHttpServer(fetch: (req: Request, env: object | undefined) => Response | Promise<Response>, port: number, hostname = "0.0.0.0"): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
-    // Node checks the request timeouts below only this often (30 s by default).
-    const server = serve({ fetch, port, hostname, serverOptions: { connectionsCheckingInterval: 2_000 } }, (info: AddressInfo) => {
+    // @hono/node-server's serve(), with an error handler (serve() passes it none). Node checks
+    // the request timeouts below only this often (30 s by default).
+    const listener = getRequestListener(fetch, { hostname, errorHandler: requestNotMade });
+    // HTTP/1.1 requires Host (RFC 9112 §3.2); Node's own check answers an empty 400, so the
+    // check is made here, with a problem.
+    const server = createServer({ connectionsCheckingInterval: 2_000, requireHostHeader: false }, (req, res) => {
+      if (req.headers.host === undefined && req.httpVersion === "1.1") return void answerProblem(res, problem(400, "Bad Request", "the request has no Host header"));
+      void listener(req, res);
+    });
+    server.listen(port, hostname, () => {
       resolve({
-        port: info.port,
+        port: (server.address() as AddressInfo).port,
         close: () =>
           new Promise<void>((done) => {
             // close() stops accepting and drops idle keep-alive sockets; active requests run to
@@ -28,7 +36,7 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
             server.closeIdleConnections();
           }),
       });
-    }) as Server;
+    });
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
     // A client that trickles its request (slowloris) holds a socket for at most this long; Node's
     // defaults are 60 s for the headers and 300 s for the whole request. Responses (the event
@@ -41,13 +49,43 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
 }
 
 /**
+ * @hono/node-server cannot make a WHATWG Request of some that Node's parser let through (no Host,
+ * a malformed Host, a backslash in the path, `OPTIONS *`) and answers those with a bare 400;
+ * anything else reaching here escaped the app's own error handler.
+ */
+function answerProblem(res: ServerResponse, p: ProblemDetails) {
+  res.writeHead(p.status, { "content-type": PROBLEM_CONTENT_TYPE, connection: "close" }).end(JSON.stringify(p));
+}
+
+function requestNotMade(err: unknown): Response {
+  if (err instanceof RequestError) return problemResponse(problem(400, "Bad Request", `the request cannot be served: ${err.message}`));
+  return problemResponse(problem(500, "Internal Server Error", "an unexpected error occurred"));
+}
+
+type InFlight = NodeJS.EventEmitter & { req?: { complete: boolean }; headersSent: boolean; writableFinished: boolean };
+
+/**
  * Requests Node's parser refuses before any handler sees them (a Content-Length that is not a
  * number or disagrees with the body, a malformed request line, headers too large) get the same
  * problem+json as every other rejection, instead of Node's bare `400` with no body.
  */
 function answerUnparsable(err: NodeJS.ErrnoException, socket: Socket) {
-  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
+  if (err.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const inFlight = (socket as Socket & { _httpMessage?: InFlight })._httpMessage;
+  // The bytes at fault follow a request that arrived whole and is still being answered (a
+  // pipelined request, or a body longer than its Content-Length, whose excess parses as the
+  // next request): that answer goes out first, so a client does not lose the 201 of a
+  // registration that was committed. Node's own handler answers 400 in its place.
+  if (inFlight?.req?.complete && !inFlight.writableFinished) {
+    inFlight.once("finish", () => answerUnparsable(err, socket));
+    return;
+  }
+  // The request being answered is the one at fault (its body timed out or is malformed): once
+  // its answer has begun, nothing can be added to it.
+  if (inFlight?.headersSent) {
     socket.destroy();
     return;
   }

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, gte, sql } from "drizzle-orm";
+import { and, asc, desc, gt, gte, inArray, sql } from "drizzle-orm";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import { NotFoundError, ServiceUnavailableError, fieldErrors, problem, problemResponse, reportableError, type Db, type Logger, type ServiceApp } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
@@ -47,7 +47,9 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
 
   app.openAPIRegistry.registerPath(streamRouteDoc);
   app.get("/events/stream", async (c) => {
-    const query = streamQuery.safeParse(c.req.query());
+    // As the validated routes see a query: a repeated parameter is an array, so a 400, not
+    // silently its first value.
+    const query = streamQuery.safeParse(Object.fromEntries(Object.entries(c.req.queries()).map(([k, v]) => [k, v.length === 1 ? v[0] : v])));
     if (!query.success) return problemResponse(problem(400, "Bad Request", "the request has invalid fields", { errors: fieldErrors("query", query.error) }));
     const header = c.req.header("last-event-id");
     const resume = header === undefined ? undefined : lastEventIdHeader.safeParse(header);
@@ -55,6 +57,9 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
       return problemResponse(problem(400, "Bad Request", "Last-Event-ID is not valid", { errors: fieldErrors("header", resume.error).map((e) => ({ ...e, pointer: "/Last-Event-ID" })) }));
     }
     if (open >= maxStreams) throw new ServiceUnavailableError(`this instance already serves ${maxStreams} live tails; retry shortly`, 5);
+    // Hono answers HEAD by running this GET handler and dropping the body without cancelling
+    // it: a stream started here would hold its slot and subscription for good.
+    if (c.req.method === "HEAD") return c.body(null, 200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
     const matches = matchesRow(query.data);
     const conditions = eventConditions(query.data);
     // The socket, to cut a client that does not read: its pending write would hold shutdown.
@@ -118,7 +123,10 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
       stream.onAbort(end);
       // Every row after `position` reaches the listener, so reading the table from the client's
       // seq up to where the live rows take over leaves no gap.
-      let last = requested ?? position;
+      // A position past the log's end is not one this log issued (it was emptied or restored
+      // from a backup): starting there would hide every event until the log caught up with it,
+      // so the stream starts from the end, and `ready` tells the client where that is.
+      let last = requested !== undefined && requested <= position ? requested : position;
       behind ||= last < position;
       const send = async (r: EventRow) => {
         if (r.seq <= last) return;
@@ -186,7 +194,9 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     const rows = await db
       .select()
       .from(events)
-      .where(eq(events.eventId, id))
+      // Event ids are text as published; ours are lower case, so an upper-case UUID (valid, and
+      // found by /users/{id}) finds them too.
+      .where(inArray(events.eventId, [...new Set([id, id.toLowerCase()])]))
       .orderBy(sql`${events.stream} = 'DLQ'`, asc(events.seq))
       .limit(20);
     const [first, ...rest] = rows;

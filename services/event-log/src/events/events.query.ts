@@ -1,5 +1,5 @@
 import { and, eq, gte, lt, or, type SQL } from "drizzle-orm";
-import { HttpProblemError, eventCatalog, type EventName } from "@orderflow/shared";
+import { HttpProblemError, decodeOpaque, eventCatalog, parseCanonicalTime, type EventName } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
 
 /** Keyset position in the newest-first listing: the last item's time and log seq. */
@@ -15,16 +15,20 @@ const badQuery = (pointer: string, detail: string) =>
 
 /** Throws a 400 problem for anything that is not a cursor this service issued. */
 export function decodeEventCursor(raw: string): EventCursor {
-  const [time, seq, extra] = Buffer.from(raw, "base64url").toString("utf8").split("|");
-  const t = new Date(time ?? "");
-  if (extra !== undefined || !seq || !/^\d{1,18}$/.test(seq) || !time || !/^(?!0000)\d{4}-.*Z$/.test(time) || Number.isNaN(t.getTime())) {
+  const [time, seq, extra] = decodeOpaque(raw)?.split("|") ?? [];
+  const t = parseCanonicalTime(time);
+  // 15 digits: a seq stays an exact JavaScript number.
+  if (extra !== undefined || !seq || !/^\d{1,15}$/.test(seq) || !t) {
     throw badQuery("/cursor", "is not a valid cursor; pass the nextCursor of a previous page");
   }
   return { time: t, seq: Number(seq) };
 }
 
-/** Accepts a CloudEvents type or a catalog name (`users.registered`) and returns the type. */
-export const resolveType = (type: string) => (type in eventCatalog ? eventCatalog[type as EventName].type : type);
+/**
+ * Accepts a CloudEvents type or a catalog name (`users.registered`) and returns the type. Own
+ * keys only: `toString` or `constructor` are names of every object, not of an event.
+ */
+export const resolveType = (type: string) => (Object.hasOwn(eventCatalog, type) ? eventCatalog[type as EventName].type : type);
 
 export interface EventFilters {
   type?: string;

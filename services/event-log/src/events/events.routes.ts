@@ -1,11 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { problemContent as problem, storableText, streamCatalog, type StreamName } from "@orderflow/shared";
+import { isStorableTime, problemContent as problem, queryInt, storableText, streamCatalog, type StreamName } from "@orderflow/shared";
 
-// Years 0001–9999: Postgres has no year 0, and a time it cannot read would be a 500.
+// Years 0001–9999 once in UTC (0001-01-01T00:00+14:00 is still year 0): a time Postgres cannot
+// read would be a 500.
 const isoTime = (what: string) =>
   z.iso
     .datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z" })
-    .refine((t) => !t.startsWith("0000"), "must be in the years 0001–9999")
+    .refine((t) => isStorableTime(Date.parse(t)), "must be in the years 0001–9999 (UTC)")
     .openapi({ description: what });
 const text = (what: string) => storableText().min(1).max(500).openapi({ description: what });
 
@@ -39,7 +40,7 @@ export const listEventsQuery = z.strictObject({
   stream: z.enum(Object.keys(streamCatalog) as [StreamName, ...StreamName[]]).optional(),
   from: isoTime("Events at or after this time").optional(),
   to: isoTime("Events before this time").optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ description: "1–200, default 50" }),
+  limit: queryInt(1, 200, 50),
   cursor: z.string().min(1).max(200).optional().openapi({ description: "The nextCursor of the previous page" }),
 });
 
@@ -70,7 +71,7 @@ export const getEventRoute = createRoute({
 });
 
 export const statsQuery = z.strictObject({
-  window: z.coerce.number().int().min(1).max(1440).default(15).openapi({ description: "Minutes back from now, 1–1440, default 15" }),
+  window: queryInt(1, 1440, 15).openapi({ description: "Minutes back from now, 1–1440, default 15" }),
 });
 
 export const statsRoute = createRoute({

@@ -87,11 +87,25 @@ describe("GET /events", () => {
   });
 
   it("answers 400 problem+json for unknown parameters and malformed values", async () => {
-    for (const q of ["foo=1", "limit=0", "limit=201", "limit=x", "from=yesterday", "to=2026-13-01T00:00:00Z", "cursor=zzz", "stream=NOPE", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "subject=a%00b", "entity=%00", "from=0000-01-01T00:00:00Z", "to=0000-12-31T00:00:00Z", `cursor=${Buffer.from("0000-01-01T00:00:00.000Z|5").toString("base64url")}`, `cursor=${Buffer.from("-200000-01-01T00:00:00.000Z|5").toString("base64url")}`]) {
+    for (const q of ["foo=1", "limit=0", "limit=201", "limit=x", "from=yesterday", "to=2026-13-01T00:00:00Z", "cursor=zzz", "stream=NOPE", "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "subject=a%00b", "entity=%00", "from=0000-01-01T00:00:00Z", "to=0000-12-31T00:00:00Z", `cursor=${Buffer.from("0000-01-01T00:00:00.000Z|5").toString("base64url")}`, `cursor=${Buffer.from("-200000-01-01T00:00:00.000Z|5").toString("base64url")}`,
+      // Years 0001 and 9999 as written, but 0000 and 10000 once in UTC: Postgres refuses those.
+      "from=0001-01-01T00:00:00%2B14:00", "from=9999-12-31T23:00:00-05:00", "to=9999-12-31T23:59:59-00:01",
+      // Numbers JavaScript's Number() reads, which are not whole numbers as written.
+      "limit=1e1", "limit=0x10", "limit=%201", "limit=1&limit=2",
+      // A cursor with characters base64url does not have, which Node's decoder would skip.
+      `cursor=${Buffer.from("2026-01-02T03:04:05.678Z|5").toString("base64url")}!!!`]) {
       const body = await problemOf(await app.request(`/events?${q}`));
       expect(body.status).toBe(400);
     }
     expect((await problemOf(await app.request("/events?bogus=1"))).errors?.[0]?.pointer).toBe("/bogus");
+  });
+
+  it("takes a type named like a property of every JavaScript object as a type no event has", async () => {
+    const { userId, registered } = history();
+    await store(registered);
+    for (const type of ["toString", "constructor", "__proto__", "hasOwnProperty"]) {
+      expect((await get(`/events?entity=${userId}&type=${type}`)).items, type).toEqual([]);
+    }
   });
 });
 
@@ -103,6 +117,8 @@ describe("GET /events/{id}", () => {
     expect(got).toMatchObject({ id: registered.id, valid: true, data: registered.data, copies: [] });
     await problemOf(await app.request(`/events/${uuidv7()}`), 404);
     await problemOf(await app.request("/events/not-a-uuid"), 400);
+    // The route takes an upper-case UUID, as /users/{id} does; the stored id is lower case.
+    expect((await get<{ id: string }>(`/events/${registered.id.toUpperCase()}`)).id).toBe(registered.id);
   });
 });
 
@@ -115,7 +131,7 @@ describe("GET /events/stats", () => {
     expect(s.buckets).toHaveLength(3);
     expect(s.buckets.at(-1)!.counts["io.orderflow.user.registered.v1"]).toBeGreaterThanOrEqual(1);
     expect(s.totals["io.orderflow.order.created.v1"]).toBeGreaterThanOrEqual(1);
-    for (const q of ["window=0", "window=1441", "window=x", "other=1"]) await problemOf(await app.request(`/events/stats?${q}`));
+    for (const q of ["window=0", "window=1441", "window=x", "window=1e1", "other=1"]) await problemOf(await app.request(`/events/stats?${q}`));
   });
 });
 
@@ -234,6 +250,36 @@ describe("GET /events/stream", () => {
     // Past 15 digits a seq would not survive as a number: refused, not silently rounded.
     await problemOf(await app.request("/events/stream", { headers: { "last-event-id": "9007199254740993" } }));
     await problemOf(await app.request("/events/stream?after=9007199254740993"));
+    // A repeated parameter is an error here too, not silently its first value.
+    for (const q of ["after=1&after=2", "type=a&type=b"]) await problemOf(await app.request(`/events/stream?${q}`));
+  });
+
+  it("answers HEAD with the stream's headers without holding one of its live tails", async () => {
+    const capped = createApp({ db: env.db, log, tail, keepAliveMs: 60_000, maxStreams: 2 });
+    for (let i = 0; i < 5; i++) {
+      const head = await capped.request("/events/stream", { method: "HEAD" });
+      expect(head.status).toBe(200);
+      expect(head.headers.get("content-type")).toMatch(/text\/event-stream/);
+    }
+    const res = await capped.request("/events/stream");
+    expect(res.status).toBe(200);
+    await res.body!.cancel();
+  });
+
+  it("starts a Last-Event-ID past the log's end (a log emptied or restored since) from the end, so new events still arrive", async () => {
+    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
+    const { userId, registered } = history();
+    for (const resume of [{ headers: { "last-event-id": "999999999999999" } }, { url: "?after=999999999999999" }]) {
+      const res = await app.request(`/events/stream${"url" in resume ? `${resume.url}&` : "?"}entity=${userId}`, "headers" in resume ? { headers: resume.headers } : {});
+      const it = sse(res);
+      const ready = await next(it, "ready");
+      expect(Number(ready.id)).toBeLessThan(999999999999999);
+      await createEventWriter({ db: env.db, onStored: () => own.notify() }).write([rowOf(registered)]);
+      expect(JSON.parse((await next(it)).data!)).toMatchObject({ id: registered.id });
+      await it.return(undefined);
+    }
+    own.close();
   });
 
   it("keeps a filtered tail alive while only rows it does not match arrive, and moves its Last-Event-ID past them", async () => {

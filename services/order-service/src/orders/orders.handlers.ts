@@ -65,13 +65,13 @@ export function registerOrderRoutes(app: ServiceApp, { db, published }: OrdersDe
 
   app.openapi(listOrdersRoute, async (c) => {
     const { limit, cursor, userId } = c.req.valid("query");
-    const page = newestFirst(orders.createdAt, orders.id, cursor ? decodeCursor(cursor) : undefined);
+    const page = newestFirst(orders.createdAt, orders.id, cursor ? decodeCursor("orders", cursor) : undefined);
     const rows = await db
       .select()
       .from(orders)
       .where(and(userId ? eq(orders.userId, userId) : undefined, page.after))
       .orderBy(...page.orderBy)
       .limit(limit + 1);
-    return c.json(toPage(rows, limit, presentOrder), 200);
+    return c.json(toPage("orders", rows, limit, presentOrder), 200);
   });
 }

@@ -86,6 +86,9 @@ describe("GET /orders", () => {
     expect(second.nextCursor).toBeNull();
     await problemOf(await app.request(`/orders?userId=abc`), 400);
     await problemOf(await app.request(`/orders?status=created`), 400);
+    // A cursor from another listing, and one with characters base64url does not have.
+    await problemOf(await app.request(`/orders?cursor=${Buffer.from(`users|2026-01-02T03:04:05.678Z|${other}`).toString("base64url")}`), 400);
+    await problemOf(await app.request(`/orders?userId=${other}&limit=2&cursor=${first.nextCursor}!!!`), 400);
   });
 });
 

@@ -66,8 +66,8 @@ export function registerUserRoutes(app: ServiceApp, { db, published }: UsersDeps
 
   app.openapi(listUsersRoute, async (c) => {
     const { limit, cursor } = c.req.valid("query");
-    const page = newestFirst(users.createdAt, users.id, cursor ? decodeCursor(cursor) : undefined);
+    const page = newestFirst(users.createdAt, users.id, cursor ? decodeCursor("users", cursor) : undefined);
     const rows = await db.select().from(users).where(page.after).orderBy(...page.orderBy).limit(limit + 1);
-    return c.json(toPage(rows, limit, presentUser), 200);
+    return c.json(toPage("users", rows, limit, presentUser), 200);
   });
 }

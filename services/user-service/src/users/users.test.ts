@@ -130,7 +130,22 @@ describe("GET /users", () => {
   });
 
   it("rejects bad limits, bad cursors and unknown parameters with 400", async () => {
-    for (const q of ["limit=0", "limit=101", "limit=abc", "cursor=zzz", "sort=name"]) {
+    const id = "01890a5d-ac96-774b-bcce-b302099a8057";
+    const cursor = (text: string) => Buffer.from(text).toString("base64url");
+    for (const q of [
+      "limit=0",
+      "limit=101",
+      "limit=abc",
+      "limit=1e1",
+      "limit=0x10",
+      "cursor=zzz",
+      "sort=name",
+      // Times a Date reads but Postgres refuses: a 500 if they reached the query.
+      `cursor=${cursor(`users|0000-01-01T00:00:00.000Z|${id}`)}`,
+      `cursor=${cursor(`users|+275760-09-13T00:00:00.000Z|${id}`)}`,
+      // Another listing's cursor.
+      `cursor=${cursor(`orders|2026-01-02T03:04:05.678Z|${id}`)}`,
+    ]) {
       await expectProblem(await app.request(`/users?${q}`), 400);
     }
   });
