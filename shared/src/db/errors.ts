@@ -48,7 +48,8 @@ export function isTransientDbError(err: unknown): boolean {
 // Refusals that depend only on the values written: the same data fails the same way every time.
 // Unique and foreign-key violations are left out: another writer or a later event can change
 // their outcome (a retry then finds the row, or its parent).
-const permanentCodes = new Set(["23502", "23514", "23P01"]); // not null, check, exclusion
+// 54000 is a value over a built-in limit (an index entry over 2,704 bytes, say).
+const permanentCodes = new Set(["23502", "23514", "23P01", "54000"]); // not null, check, exclusion, program limit
 
 /** The database refused the data itself (SQLSTATE class 22 "data exception", or a value constraint). */
 export function isPermanentDbError(err: unknown): boolean {

@@ -1,6 +1,6 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { createPullLoop, ensureDurableConsumer, reportableError, streamCatalog, type Logger, type Names, type StreamName } from "@orderflow/shared";
-import { toEventRow } from "./ingest.domain.js";
+import { createPullLoop, ensureDurableConsumer, isPermanentDbError, isTransientDbError, reportableError, streamCatalog, type Logger, type Names, type StreamName } from "@orderflow/shared";
+import { refusedRow, toEventRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
 export interface IngestOptions {
@@ -59,14 +59,30 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
 
-  async function store(batch: JsMsg[]) {
-    const rows = batch.map((msg) =>
-      toEventRow({ stream, streamSeq: msg.seq, streamTime: msg.time, subject: names.logicalSubject(msg.subject), data: msg.data, headers: headersOf(msg) }),
-    );
+  const rowOf = (msg: JsMsg) =>
+    toEventRow({ stream, streamSeq: msg.seq, streamTime: msg.time, subject: names.logicalSubject(msg.subject), data: msg.data, headers: headersOf(msg) });
+
+  async function store(batch: JsMsg[], rows = batch.map(rowOf)): Promise<void> {
     try {
       await writer.write(rows);
       for (const msg of batch) msg.ack();
+      return;
     } catch (err) {
+      if (!isTransientDbError(err)) {
+        // One row Postgres refuses must not hold the rest of its batch, again on every
+        // redelivery (with more messages joining it until the consumer stops at max_ack_pending):
+        // each is tried alone, and one refused for its values is kept as a note of where it is.
+        if (batch.length > 1) {
+          log.warn({ stream, count: batch.length, err: reportableError(err).message }, "storing a batch failed; storing its events one at a time");
+          for (let i = 0; i < batch.length; i++) await store([batch[i]!], [rows[i]!]);
+          return;
+        }
+        const kept = isPermanentDbError(err) ? refusedRow(rows[0]!, reportableError(err).message) : undefined;
+        if (kept) {
+          log.error({ stream, streamSeq: batch[0]!.seq, err: reportableError(err).message }, "Postgres refused an event's row; storing where it is instead");
+          return store(batch, [kept]);
+        }
+      }
       log.warn({ stream, count: batch.length, err: reportableError(err).message, retryInMs: retryDelayMs }, "storing events failed; retrying");
       for (const msg of batch) msg.nak(retryDelayMs);
     }

@@ -42,6 +42,17 @@ describe("toEventRow", () => {
     expect(junk).toMatchObject({ valid: false, error: "message body is not valid JSON", raw: "{not json" });
   });
 
+  it("cuts the indexed fields to 512 characters, never inside a surrogate pair, and flags the row", () => {
+    const e = registered();
+    const long = toEventRow({ ...msg({ ...e, source: `/${"s".repeat(600)}`, subject: "é".repeat(2000) }), subject: `users.${"x".repeat(3000)}` });
+    expect(long).toMatchObject({ valid: false, error: expect.stringMatching(/over 512 characters/) });
+    expect([long.subject.length, long.source!.length, long.entity!.length]).toEqual([512, 512, 512]);
+    // 511 characters and a pair would be cut between its halves: the pair goes whole.
+    const emoji = toEventRow(msg({ ...e, source: `${"a".repeat(511)}🚀🚀` }));
+    expect(emoji.source).toBe("a".repeat(511));
+    expect(toEventRow(msg({ ...e, source: "a".repeat(512) }))).toMatchObject({ valid: true });
+  });
+
   it("replaces what Postgres cannot store and flags the row, so ingestion never stalls on it", () => {
     const e = registered();
     const nul = toEventRow(msg({ ...e, source: "/a\ud800", data: { ...e.data, name: "a\u0000b" } }, { "X-Odd": "\ud83d" }));

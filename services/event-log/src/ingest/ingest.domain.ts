@@ -22,13 +22,29 @@ const header = (h: Record<string, string>, test: (lower: string) => boolean) => 
 
 const UNSTORABLE_NOTE = "holds what Postgres cannot store (a NUL character, an unpaired surrogate or a time outside the years 1–9999); shown with U+FFFD in their place and the stream's time";
 
+/**
+ * Characters kept of the fields the log indexes (subject, id, type, source, entity): a btree
+ * entry holds at most 2,704 bytes, and 512 characters are at most 2,048 bytes of UTF-8. A
+ * longer one would make Postgres refuse the whole batch's insert.
+ */
+export const MAX_INDEXED_CHARS = 512;
+const CUT_NOTE = `has a subject, id, type, source or entity over ${MAX_INDEXED_CHARS} characters; shown cut to that length`;
+
 /** The row with every string (and JSON key) storable; `changed` says whether anything had to go. */
-function storable(row: NewEventRow): { row: NewEventRow; changed: boolean } {
+function storable(row: NewEventRow): { row: NewEventRow; changed: boolean; cut: boolean } {
   let changed = false;
+  let cut = false;
   const text = (s: string) => {
     const t = toStorableText(s);
     if (t !== s) changed = true;
     return t;
+  };
+  const indexed = <T extends string | null | undefined>(s: T): T => {
+    if (typeof s !== "string" || s.length <= MAX_INDEXED_CHARS) return s;
+    cut = true;
+    // Not inside a surrogate pair: half of one would be unstorable again.
+    const end = /[\uD800-\uDBFF]/.test(s[MAX_INDEXED_CHARS - 1]!) ? MAX_INDEXED_CHARS - 1 : MAX_INDEXED_CHARS;
+    return s.slice(0, end) as T;
   };
   const json = (v: unknown): unknown => {
     if (typeof v === "string") return text(v);
@@ -42,20 +58,20 @@ function storable(row: NewEventRow): { row: NewEventRow; changed: boolean } {
   if (time !== row.time) changed = true;
   const out = {
     ...row,
-    subject: text(row.subject),
+    subject: indexed(text(row.subject)),
     headers: json(row.headers) as Record<string, string>,
     traceparent: maybe(row.traceparent),
     correlationId: maybe(row.correlationId),
-    eventId: maybe(row.eventId),
-    type: maybe(row.type),
-    source: maybe(row.source),
-    entity: maybe(row.entity),
+    eventId: indexed(maybe(row.eventId)),
+    type: indexed(maybe(row.type)),
+    source: indexed(maybe(row.source)),
+    entity: indexed(maybe(row.entity)),
     time,
     data: json(row.data),
     raw: maybe(row.raw),
     error: maybe(row.error),
   };
-  return { row: out, changed };
+  return { row: out, changed, cut };
 }
 
 /**
@@ -66,9 +82,33 @@ function storable(row: NewEventRow): { row: NewEventRow; changed: boolean } {
  * database refused would stop the stream's ingestion). Pure, so it is tested without I/O.
  */
 export function toEventRow(m: RawMessage): NewEventRow {
-  const { row, changed } = storable(readEventRow(m));
-  if (!changed) return row;
-  return { ...row, valid: false, error: row.error ? `${row.error}; ${UNSTORABLE_NOTE}` : UNSTORABLE_NOTE };
+  const { row, changed, cut } = storable(readEventRow(m));
+  if (!changed && !cut) return row;
+  const notes = [row.error, changed ? UNSTORABLE_NOTE : undefined, cut ? CUT_NOTE : undefined].filter(Boolean).join("; ");
+  return { ...row, valid: false, error: notes };
+}
+
+const REFUSED = "Postgres refused to store this message";
+
+/**
+ * What the log keeps of a message whose row Postgres refused for its values anyway (a case
+ * `toEventRow` does not foresee): its position, subject and the reason, so the stream's
+ * ingestion goes on and the message is still found, and read again with `npm run replay` or
+ * from the stream itself. Undefined for a row that is already this.
+ */
+export function refusedRow(row: NewEventRow, reason: string): NewEventRow | undefined {
+  if (row.error?.startsWith(REFUSED)) return undefined;
+  return {
+    stream: row.stream,
+    streamSeq: row.streamSeq,
+    streamTime: row.streamTime,
+    subject: toStorableText(row.subject).slice(0, MAX_INDEXED_CHARS - 1),
+    headers: {},
+    time: row.streamTime,
+    data: null,
+    valid: false,
+    error: `${REFUSED} (${toStorableText(reason).slice(0, 500)}); the message is in the stream at this position`,
+  };
 }
 
 function readEventRow(m: RawMessage): NewEventRow & { time: Date; streamTime: Date; subject: string } {

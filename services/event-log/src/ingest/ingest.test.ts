@@ -2,17 +2,17 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { asc, sql } from "drizzle-orm";
+import { asc, eq, inArray, or, sql } from "drizzle-orm";
 import { createEvent, createLogger, createNames, ensureStreams, replay, uuidv7, type Names } from "@orderflow/shared";
 import { connectTestNats, createMigratedDatabase, deleteNamespace, uniqueNamespace, waitFor } from "@orderflow/shared/testing";
 import { events } from "../db/schema.js";
 import { eventLogReplayTarget } from "../replay.js";
-import { createIngestConsumer, type IngestConsumer } from "./ingest.consumer.js";
+import { createIngestConsumer, ingestDurable, type IngestConsumer } from "./ingest.consumer.js";
 import { createEventWriter, insertEvents } from "./ingest.store.js";
 import { toEventRow } from "./ingest.domain.js";
 
 const migrations = fileURLToPath(new URL("../../drizzle", import.meta.url));
-const log = createLogger({ service: "test", level: "silent" });
+const log = createLogger({ service: "test", level: (process.env.TEST_LOG_LEVEL ?? "silent") as "silent" });
 let env: Awaited<ReturnType<typeof createMigratedDatabase>>;
 let nc: NatsConnection;
 let js: JetStreamClient;
@@ -97,6 +97,48 @@ describe("ingest and replay", () => {
     expect(dry).toMatchObject({ read: 8, applied: 0, skipped: 8, dryRun: true });
     expect(await snapshot()).toEqual(stored);
   });
+  it("stores the rest of a batch when Postgres refuses one of its rows, and cuts indexed fields too long to index", async () => {
+    const own = createNames(uniqueNamespace());
+    await ensureStreams(jsm, own, ["USERS"], { replicas: 1, maxAgeMs: 3600_000 });
+    // A refusal of a row's content that the domain cannot foresee, made by the database itself.
+    await env.db.execute(sql.raw(`create function refuse_poison() returns trigger language plpgsql as $$
+      begin if new.subject = 'users.poison' and new.data is not null then raise exception 'refused for the test' using errcode = '22023'; end if; return new; end $$`));
+    await env.db.execute(sql.raw("create trigger refuse_poison before insert on events for each row execute function refuse_poison()"));
+    const c = createIngestConsumer({ js, jsm, names: own, log, writer: createEventWriter({ db: env.db }), stream: "USERS", batchSize: 50, lingerMs: 50, retryDelayMs: 100 });
+    try {
+      // One batch: a subject whose index entry would exceed Postgres's 2,704 bytes, a row the
+      // trigger refuses, and ordinary events around them.
+      const ids: string[] = [];
+      const publish = async (subject: string) => {
+        const userId = uuidv7();
+        const e = createEvent({ name: "users.registered", source: "/test", subject: userId, data: { userId, email: "a@b.co", name: "A", registeredAt: new Date().toISOString() } });
+        ids.push(e.id);
+        await js.publish(own.subject(subject), JSON.stringify(e));
+      };
+      await publish("users.registered");
+      await publish(`users.${"x".repeat(3000)}`);
+      await publish("users.registered");
+      await publish("users.poison");
+      await publish("users.registered");
+      await c.start();
+      const mine = () => env.db.select().from(events).where(or(inArray(events.eventId, ids), eq(events.subject, "users.poison"))).orderBy(asc(events.streamSeq));
+      await waitFor(async () => (await mine()).length === 5, { what: "all five messages stored" });
+      const rows = await mine();
+      expect(rows.map((r) => r.valid)).toEqual([true, false, true, false, true]);
+      expect(rows[1]!.subject).toHaveLength(512);
+      expect(rows[1]).toMatchObject({ eventId: ids[1], error: expect.stringMatching(/over 512 characters/) });
+      // The refused one: where it is, and why, in place of its content.
+      expect(rows[3]).toMatchObject({ subject: "users.poison", eventId: null, data: null, error: expect.stringMatching(/refused to store/) });
+      expect(rows[3]!.error).toMatch(/refused for the test/);
+      const info = await jsm.consumers.info(own.stream("USERS"), own.durable(ingestDurable("USERS")));
+      expect(info.num_ack_pending + info.num_pending).toBe(0);
+    } finally {
+      await c.stop();
+      await env.db.execute(sql.raw("drop trigger refuse_poison on events; drop function refuse_poison()"));
+      await deleteNamespace(nc, own.namespace).catch(() => {});
+    }
+  });
+
   it("commits log rows in sequence order across writers, so the tail cannot pass a row that commits late", async () => {
     const row = (streamSeq: number) => toEventRow({ stream: "SYSTEM", streamSeq: 1_000_000 + streamSeq, streamTime: new Date(), subject: "system.test", data: Buffer.from("{}"), headers: {} });
     let release!: () => void;
