@@ -9,7 +9,7 @@ import { uuidv7 } from "../ids/index.js";
 import { createLogger } from "../logger/index.js";
 import { createNames } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
-import { connectTestNats, createTestDatabase, deleteNamespace, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
+import { connectTestNats, createTestDatabase, deleteNamespace, postgresRelay, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
 import { DlqHeaders } from "./dead-letter.js";
 import { createConsumer, type ConsumerOptions } from "./runner.js";
 import { enqueueEvents } from "../outbox/enqueue.js";
@@ -87,6 +87,40 @@ describe("consumer runner", () => {
       expect(handled).toEqual([]);
     } finally {
       await again.stop();
+    }
+  });
+
+  it("waits out an unreachable database however many deliveries it takes, instead of dead-lettering the event", async () => {
+    const retry = { delaysMs: [20, 50], maxDeliver: 2, deliveryCap: 2 };
+    const relay = postgresRelay(testDb.url);
+    await relay.listen();
+    const viaRelay = await openDatabase(relay.viaRelay(testDb.url), { poolSize: 2 });
+    const handled: string[] = [];
+    const handlers = { "users.registered": async (_tx: unknown, e: { id: string }) => void handled.push(e.id) };
+    const consumer = createConsumer({ js: jetstream(nc), jsm: await jetstreamManager(nc), db: viaRelay.db, names, log, stream: "USERS", filterSubject: "users.registered", durable: "outage-test", retry, handlers });
+    const jsm = await jetstreamManager(nc);
+    try {
+      await consumer.start();
+      await relay.close();
+      const event = registered();
+      await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+      // Well past maxDeliver and the cap while the database is away.
+      await waitFor(async () => (await jsm.consumers.info(names.stream("USERS"), names.durable("outage-test"))).delivered.consumer_seq >= 6, {
+        what: "six deliveries during the outage",
+      });
+      expect(handled).toEqual([]);
+      await relay.listen();
+      await waitFor(() => handled.includes(event.id), { what: "the event applied once the database is back" });
+      await waitFor(async () => (await jsm.consumers.info(names.stream("USERS"), names.durable("outage-test"))).num_ack_pending === 0, { what: "its ack" });
+      // Applied once: its inbox row (the handler may have run in a transaction that did not commit).
+      const inbox = (await database.db.execute(sql`select count(*)::int as n from inbox where consumer = 'outage-test' and event_id = ${event.id}`)) as unknown as { n: number }[];
+      expect(inbox[0]!.n).toBe(1);
+      const letter = await jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.outage-test.users.registered") });
+      expect(letter).toBeNull();
+    } finally {
+      await consumer.stop();
+      await relay.close();
+      await viaRelay.close();
     }
   });
 

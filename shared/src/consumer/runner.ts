@@ -1,7 +1,7 @@
 import type { JetStreamClient, JetStreamManager, JsMsg, ConsumerMessages } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { Db, Tx } from "../db/database.js";
-import { isPermanentDbError, reportableError } from "../db/errors.js";
+import { isDatabaseUnreachable, isPermanentDbError, reportableError } from "../db/errors.js";
 import { jsonRows, prepared } from "../db/statement.js";
 import { transactionWithQueued, type OutboxMessage } from "../outbox/handoff.js";
 import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
@@ -87,6 +87,9 @@ type Run = { kind: "single"; msgs: JsMsg[] } | { kind: "statement" | "transactio
  */
 const HAND_BACK_DELAY_MS = 1000;
 
+/** Messages whose outage deliveries one runner remembers (about 30 bytes each). */
+const MAX_OUTAGE_ENTRIES = 100_000;
+
 /** Records events as applied by a consumer; returns the ids that were not there yet. */
 const INSERT_INBOX = insertInbox("json_to_recordset($3::text::json) as r(n int, event_id text, subject text, stream_seq bigint)");
 
@@ -99,7 +102,7 @@ const recordInbox = async (tx: Tx, consumer: string, instance: string | undefine
  * Runs a durable pull consumer. Per message: decode and validate, then in one transaction
  * insert the inbox row and apply the handler, commit, and only then ack. Permanent failures
  * go to the DLQ at once; transient ones are nak'ed with growing delays and dead-lettered after
- * `maxDeliver` deliveries. The server's own max_deliver is unlimited and the budget is kept
+ * `maxDeliver` deliveries, not counting those that found the database unreachable. The server's own max_deliver is unlimited and the budget is kept
  * here, so every message ends applied or in the DLQ — none is dropped silently by the server.
  */
 export function createConsumer(opts: ConsumerOptions): Consumer {
@@ -122,6 +125,25 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       ackWaitMs,
     });
 
+  // Deliveries of a message that ended because the database could not be reached, by stream
+  // sequence: they are not held against the message's retry budget, so an outage of any length
+  // delays events instead of dead-lettering them. Kept by this process only (a restart during
+  // an outage forgets them) and bounded; an entry goes once its message is settled.
+  const outageDeliveries = new Map<number, number>();
+  const budgetSpent = (msg: JsMsg) => msg.info.deliveryCount - (outageDeliveries.get(msg.seq) ?? 0);
+  const settled = (msg: JsMsg) => void outageDeliveries.delete(msg.seq);
+
+  function waitForDatabase(msg: JsMsg, error: Error, eventId: string | undefined): Outcome {
+    const n = (outageDeliveries.get(msg.seq) ?? 0) + 1;
+    outageDeliveries.delete(msg.seq);
+    outageDeliveries.set(msg.seq, n);
+    if (outageDeliveries.size > MAX_OUTAGE_ENTRIES) outageDeliveries.delete(outageDeliveries.keys().next().value!);
+    const delay = retry.delaysMs[Math.min(n - 1, retry.delaysMs.length - 1)] ?? 1000;
+    log.warn({ eventId, subject: msg.subject, deliveries: msg.info.deliveryCount, err: error.message, retryInMs: delay }, "database unreachable; the event waits for it");
+    msg.nak(delay);
+    return "retry";
+  }
+
   async function deadLetter(msg: JsMsg, error: Error, eventId: string | undefined): Promise<Outcome> {
     const fields = { eventId, subject: msg.subject, deliveries: msg.info.deliveryCount, err: error.message, errorClass: error.name };
     try {
@@ -133,29 +155,44 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       return "retry";
     }
     msg.term();
+    settled(msg);
     log.error(fields, "event dead-lettered");
     return "dead-lettered";
   }
 
-  /** Whether the inbox holds the message's event; false when it cannot tell (undecodable, no database). */
+  /** Whether the inbox holds the message's event; false for one that does not decode. Throws what the database throws. */
   async function alreadyApplied(msg: JsMsg): Promise<boolean> {
+    let id: string;
     try {
-      const { event } = decodeEvent(msg.data);
-      return (await prepared(db, INBOX_HAS, [durable, event.id])).length > 0;
+      id = decodeEvent(msg.data).event.id;
     } catch {
       return false;
     }
+    return (await prepared(db, INBOX_HAS, [durable, id])).length > 0;
   }
 
   async function handle(msg: JsMsg): Promise<Outcome> {
     const headerId = msg.headers?.get("Nats-Msg-Id") || undefined;
     const deliveries = msg.info.deliveryCount;
     if (deliveries > 1) log.info({ eventId: headerId, subject: msg.subject, deliveries }, "redelivery");
-    if (deliveries > deliveryCap) {
+    const spent = budgetSpent(msg);
+    if (spent > deliveryCap) {
       // Applied already, only its acks were lost (or it waited out ack_wait in a pull buffer):
       // an ack, not a dead letter that a replay would find applied anyway.
-      if (await alreadyApplied(msg)) {
+      let applied: boolean;
+      try {
+        applied = await alreadyApplied(msg);
+      } catch (err) {
+        // Not knowing is no reason to give up on it: asked again on its next delivery.
+        if (isDatabaseUnreachable(err)) return waitForDatabase(msg, reportableError(err), headerId);
+        const delay = retry.delaysMs.at(-1) ?? 1000;
+        log.warn({ eventId: headerId, subject: msg.subject, deliveries, err: reportableError(err).message, retryInMs: delay }, "could not look the event up in the inbox; retrying");
+        msg.nak(delay);
+        return "retry";
+      }
+      if (applied) {
         msg.ack();
+        settled(msg);
         return "duplicate";
       }
       return deadLetter(msg, new RedeliveryLimitError(`delivered ${deliveries} times without an outcome (crash loop, or a handler slower than ack_wait)`), headerId);
@@ -181,14 +218,16 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         return true;
       });
       msg.ack();
+      settled(msg);
       if (applied) opts.onCommitted?.(queued);
       return applied ? "applied" : "duplicate";
     } catch (err) {
       const error = err instanceof PermanentError ? err : reportableError(err);
+      if (!(err instanceof PermanentError) && isDatabaseUnreachable(err)) return waitForDatabase(msg, error, event.id);
       // A value or constraint the database refuses for this event's data fails the same way on
       // every delivery: no point waiting out the retry delays.
-      if (error instanceof PermanentError || isPermanentDbError(err) || deliveries >= retry.maxDeliver) return deadLetter(msg, error, event.id);
-      const delay = retry.delaysMs[Math.min(deliveries - 1, retry.delaysMs.length - 1)] ?? 1000;
+      if (error instanceof PermanentError || isPermanentDbError(err) || spent >= retry.maxDeliver) return deadLetter(msg, error, event.id);
+      const delay = retry.delaysMs[Math.min(spent - 1, retry.delaysMs.length - 1)] ?? 1000;
       log.warn({ eventId: event.id, subject: msg.subject, deliveries, err: error.message, retryInMs: delay }, "event failed; retrying");
       msg.nak(delay);
       return "retry";

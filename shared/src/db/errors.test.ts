@@ -5,8 +5,8 @@ import { pino } from "pino";
 import { createLogger } from "../logger/index.js";
 import { waitFor } from "../testing/wait.js";
 import { openDatabase } from "./database.js";
-import { isPermanentDbError, isTransientDbError, isUniqueViolation, reportableError } from "./errors.js";
-import { createTestDatabase, holdInTransaction } from "../testing/database.js";
+import { isDatabaseUnreachable, isPermanentDbError, isTransientDbError, isUniqueViolation, reportableError } from "./errors.js";
+import { adminSql, createTestDatabase, holdInTransaction } from "../testing/database.js";
 
 describe("database errors", () => {
   // On both drivers: postgres.js in production, PGlite for `npm start` without a database.
@@ -84,6 +84,15 @@ describe("database errors", () => {
       await lock.release();
       expect(reportableError(err).message).toMatch(/^57014: canceling statement due to statement timeout/);
       expect(isTransientDbError(err)).toBe(true);
+      // Transient, but about this statement: it counts against an event's retry budget.
+      expect(isDatabaseUnreachable(err)).toBe(false);
+      // A database that does not take connections is unreachable, whatever the statement.
+      await adminSql(`alter database "${testDb.name}" allow_connections false`);
+      const refused = await openDatabase(testDb.url, { poolSize: 1 });
+      const down = await refused.db.execute(sql`select 1`).catch((e: unknown) => e);
+      await refused.close();
+      await adminSql(`alter database "${testDb.name}" allow_connections true`);
+      expect(isDatabaseUnreachable(down)).toBe(true);
       // Once the lock is gone, the same session reads the table.
       expect(await database.db.execute(sql`select count(*)::int as n from t`)).toEqual([{ n: 0 }]);
     } finally {

@@ -20,26 +20,38 @@ export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   return false;
 }
 
+// Contention and timeouts; the unreachable database's codes are below. DNS failures count as
+// unreachable (ENOTFOUND, EAI_AGAIN): a database's name that stops resolving for a while (a
+// Service being recreated, a resolver restart) is an outage, not a bug.
 const transientCodes = new Set([
   "40001", // serialization_failure
   "40P01", // deadlock_detected
-  "53300", // too_many_connections
-  "55000", // object_not_in_prerequisite_state: database not accepting connections
   "55P03", // lock_not_available
   "57014", // query_canceled (statement timeout)
-  "57P01", // admin_shutdown
-  "57P02", // crash_shutdown
-  "57P03", // cannot_connect_now
 ]);
 
 /** Connection loss, refusal, timeouts and contention: worth retrying later. */
 export function isTransientDbError(err: unknown): boolean {
+  if (isDatabaseUnreachable(err)) return true;
+  for (const e of causes(err)) if (typeof e.code === "string" && transientCodes.has(e.code)) return true;
+  return false;
+}
+
+// The server is not there to ask: nothing about the statement or its data is at fault.
+// too_many_connections, not accepting connections, admin/crash shutdown, cannot connect now.
+const unreachableCodes = new Set(["53300", "55000", "57P01", "57P02", "57P03"]);
+
+/**
+ * The database could not be reached or is not taking work (connection refused or lost, DNS,
+ * shutting down or starting up, no free connection): a subset of the transient errors, the one
+ * that says nothing about the statement. Deadlocks, serialization failures and statement
+ * timeouts are transient but belong to the work itself.
+ */
+export function isDatabaseUnreachable(err: unknown): boolean {
   for (const e of causes(err)) {
     const code = e.code;
     if (typeof code !== "string") continue;
-    if (transientCodes.has(code) || code.startsWith("08")) return true;
-    // DNS too (ENOTFOUND, EAI_AGAIN): a database's name that stops resolving for a while (a
-    // Service being recreated, a resolver restart) is an outage, not a bug.
+    if (unreachableCodes.has(code) || code.startsWith("08")) return true;
     if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|CONNECTION_|CONNECT_TIMEOUT)/.test(code)) return true;
   }
   return false;

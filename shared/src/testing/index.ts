@@ -4,3 +4,4 @@ export * from "./wait.js";
 export * from "./process.js";
 export * from "./setup.js";
 export * from "./nats-server.js";
+export * from "./tcp-relay.js";
