@@ -50,6 +50,8 @@ export interface ReplayOptions {
   batchSize?: number;
   log?: Logger;
   onProgress?: (read: number, total: number, counts: BatchResult) => void;
+  /** How long the replay waits for a message before asking the server whether any are left. */
+  idleCheckMs?: number;
 }
 
 export interface ReplayResult extends BatchResult {
@@ -73,7 +75,7 @@ const headersOf = (msg: JsMsg): Record<string, string> => {
  * inbox (or the log's unique stream position) makes every event apply at most once.
  */
 export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
-  const { js, jsm, names, db, target, dryRun = false, batchSize = 200 } = opts;
+  const { js, jsm, names, db, target, dryRun = false, batchSize = 200, idleCheckMs = 2000 } = opts;
   const started = Date.now();
   const full = opts.fromSeq === undefined && opts.fromTime === undefined;
   const counts: BatchResult = { applied: 0, skipped: 0, failed: 0 };
@@ -126,14 +128,33 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         total = Math.max(total, read + remaining);
         opts.onProgress?.(read, total, counts);
       };
-      for await (const msg of messages) {
-        batch.push({ stream, seq: msg.seq, subject: names.logicalSubject(msg.subject), data: msg.data, headers: headersOf(msg), storedAt: msg.time });
-        remaining = msg.info.pending;
-        if (remaining === 0 || batch.length >= batchSize) await flush();
-        if (remaining === 0) break;
+      // The count taken at the start can outrun the stream: messages deleted meanwhile (a purge,
+      // `dlq replay`, max_age) never arrive to say "0 pending". While the loop waits with
+      // nothing to read, the server is asked; if it has nothing left either, the stream is done.
+      let waitingSince: number | undefined = Date.now();
+      const idle = setInterval(() => {
+        if (waitingSince === undefined || Date.now() - waitingSince < idleCheckMs) return;
+        void consumer
+          .info()
+          .then((info) => {
+            if (info.num_pending === 0 && waitingSince !== undefined && Date.now() - waitingSince >= idleCheckMs) messages.stop();
+          })
+          .catch(() => {});
+      }, idleCheckMs);
+      try {
+        for await (const msg of messages) {
+          waitingSince = undefined;
+          batch.push({ stream, seq: msg.seq, subject: names.logicalSubject(msg.subject), data: msg.data, headers: headersOf(msg), storedAt: msg.time });
+          remaining = msg.info.pending;
+          if (remaining === 0 || batch.length >= batchSize) await flush();
+          if (remaining === 0) break;
+          waitingSince = Date.now();
+        }
+        await flush();
+      } finally {
+        clearInterval(idle);
+        messages.stop();
       }
-      await flush();
-      messages.stop();
     }
     opts.log?.info({ target: target.name, read, ...counts, full, dryRun }, "replay finished");
     return { read, ...counts, reset: full && !dryRun, dryRun, ms: Date.now() - started };

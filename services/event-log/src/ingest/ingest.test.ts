@@ -139,6 +139,31 @@ describe("ingest and replay", () => {
     }
   });
 
+  it("finishes a replay whose source stream was emptied after it counted the messages, instead of waiting for them forever", async () => {
+    const own = createNames(uniqueNamespace());
+    await ensureStreams(jsm, own, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const userId = uuidv7();
+        const e = createEvent({ name: "users.registered", source: "/test", subject: userId, data: { userId, email: "a@b.co", name: "A", registeredAt: new Date().toISOString() } });
+        await js.publish(own.subject("users.registered"), JSON.stringify(e));
+      }
+      for (let i = 0; i < 2; i++) await js.publish(own.subject("dlq.order-service.users.registered"), "{}");
+      // Counted, not read yet: `dlq purge` (or `dlq replay`) empties the DLQ now; the first
+      // stream's batch waits for it, so the DLQ is read only after.
+      let purging: Promise<unknown> | undefined;
+      const target = { ...eventLogReplayTarget, apply: async (...args: Parameters<typeof eventLogReplayTarget.apply>) => (await purging, eventLogReplayTarget.apply(...args)) };
+      const result = await replay({
+        js, jsm, names: own, db: env.db, target, fromSeq: 1, idleCheckMs: 100,
+        onProgress: (read) => void (purging ??= read === 0 ? jsm.streams.purge(own.stream("DLQ")) : undefined),
+      });
+      expect(purging).toBeDefined();
+      expect(result.read).toBe(3);
+    } finally {
+      await deleteNamespace(nc, own.namespace).catch(() => {});
+    }
+  });
+
   it("commits log rows in sequence order across writers, so the tail cannot pass a row that commits late", async () => {
     const row = (streamSeq: number) => toEventRow({ stream: "SYSTEM", streamSeq: 1_000_000 + streamSeq, streamTime: new Date(), subject: "system.test", data: Buffer.from("{}"), headers: {} });
     let release!: () => void;
