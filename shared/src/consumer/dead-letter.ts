@@ -50,7 +50,8 @@ export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: 
   storedAck(
     await js.publish(names.subject(`dlq.${info.consumer}.${logical}`), msg.data, {
       headers: h,
-      msgID: `dlq:${msg.info.stream}:${msg.seq}`,
+      // Per consumer: two consumers of one stream may each give up on the same message.
+      msgID: `dlq:${info.consumer}:${msg.info.stream}:${msg.seq}`,
     }),
   );
 }

@@ -241,7 +241,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       { name: "consumers", run: () => Promise.all([...consumers, ...workers].map((c) => c.stop())).then(() => {}) },
       // Let hand-overs finish, then publish what is left (all of it: nothing else is publishing
       // now); anything that still cannot go out is published on the next start.
-      { name: "outbox", run: async () => { await relay?.stop(); await relay?.relayOnce({ all: true }).catch(() => 0); } },
+      { name: "outbox", run: async () => { await relay?.stop(); await relay?.relayOnce({ all: true }).catch((err: unknown) => log.warn({ err: reportableError(err).message }, "outbox not emptied at shutdown; what is left is published on the next start")); } },
       { name: "nats", run: async () => { if (nats && !nats.nc.isClosed()) await nats.nc.drain(); } },
       { name: "database", run: () => database.close() },
     ],

@@ -1,0 +1,33 @@
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { createNames } from "../nats/names.js";
+import { ensureStreams } from "../nats/streams.js";
+import { connectTestNats, deleteNamespace, uniqueNamespace } from "../testing/index.js";
+import { publishDeadLetter } from "./dead-letter.js";
+
+const names = createNames(uniqueNamespace());
+let nc: NatsConnection;
+
+beforeAll(async () => {
+  nc = await connectTestNats();
+  await ensureStreams(await jetstreamManager(nc), names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+});
+afterAll(async () => {
+  await deleteNamespace(nc, names.namespace).catch(() => {});
+  await nc?.close();
+});
+
+it("keeps one dead letter per consumer that gives up on a message, and one only per consumer however often it tries", async () => {
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  await js.publish(names.subject("users.registered"), "{}");
+  await jsm.consumers.add(names.stream("USERS"), { durable_name: "raw", ack_policy: "explicit" as never });
+  const msg = (await (await js.consumers.get(names.stream("USERS"), "raw")).next({ expires: 5000 }))!;
+  const error = new Error("gave up");
+  // Two consumers of one stream, the first of them twice (a retried dead-letter publish).
+  for (const consumer of ["order-service", "order-service", "audit"]) await publishDeadLetter(js, names, msg, { consumer, error });
+  const dlq = await jsm.streams.info(names.stream("DLQ"));
+  expect(dlq.state.messages).toBe(2);
+  msg.ack();
+});
