@@ -57,6 +57,7 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
   }
   const t = target(database.db);
   const bar = createProgressBar({ label: `${t.name} ` });
+  let applying = false;
   try {
     const result = await replay({
       js: jetstream(nc),
@@ -68,13 +69,23 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
       fromTime: args.fromTime,
       dryRun: args.dryRun,
       log,
-      onProgress: (read, total, c) => bar.update(read, total, `applied ${c.applied} skipped ${c.skipped} failed ${c.failed}`),
+      onProgress: (read, total, c) => {
+        // The first report comes once a full rebuild has reset the read model.
+        applying = true;
+        bar.update(read, total, `applied ${c.applied} skipped ${c.skipped} failed ${c.failed}`);
+      },
     });
     bar.done();
     process.stdout.write(`${formatReplayResult(t.name, result)}\n`);
   } catch (err) {
     bar.done();
     process.stderr.write(`replay: ${(err as Error).message}\n`);
+    // A full rebuild commits its reset first and then applies batches in transactions of their
+    // own (one transaction for a whole stream would hold its locks for the whole replay): one
+    // that fails part way leaves the read model partly rebuilt until it is run again.
+    if (applying && args.fromSeq === undefined && args.fromTime === undefined && !args.dryRun) {
+      process.stderr.write("replay: the read model was reset and is only partly rebuilt; run the same command again to finish it\n");
+    }
     process.exitCode = 1;
   } finally {
     await nc.drain().catch(() => {});
