@@ -103,7 +103,9 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
   async function drain(current: ConsumerMessages, signal: AbortSignal) {
     for await (const msg of current) {
       if (signal.aborted) {
-        msg.nak();
+        // After a delay, as the runner hands back: at once, the server could send it straight
+        // back to this closing pull, where it would wait out ack_wait.
+        msg.nak(1000);
         continue;
       }
       buffer.push(msg);
