@@ -28,7 +28,15 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     },
   });
 
-  app.notFound((c) => problemResponse(problem(404, "Not Found", `no route for ${c.req.method} ${c.req.path}`)));
+  app.notFound((c) => {
+    // A path the app serves, with another method: 405 with the methods it takes (RFC 9110
+    // §15.5.6), so a client learns what it can do instead of that nothing is there.
+    const allow = allowedMethods(app.routes, c.req.path);
+    if (allow.length > 0) {
+      return problemResponse(problem(405, "Method Not Allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${allow.join(", ")}`), { allow: allow.join(", ") });
+    }
+    return problemResponse(problem(404, "Not Found", `no route for ${c.req.method} ${c.req.path}`));
+  });
 
   app.onError((err, c) => {
     if (err instanceof HttpProblemError) {
@@ -51,6 +59,21 @@ export function createServiceApp({ log }: ServiceAppOptions) {
 }
 
 export type ServiceApp = ReturnType<typeof createServiceApp>;
+
+/** The methods of the routes (not middleware) whose pattern matches `path`; GET brings HEAD. */
+function allowedMethods(routes: readonly { method: string; path: string }[], path: string): string[] {
+  const methods = new Set<string>();
+  for (const r of routes) {
+    if (r.method === "ALL") continue;
+    const pattern = r.path
+      .split("/")
+      .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment === "*" ? ".*" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("/");
+    if (new RegExp(`^${pattern}$`).test(path)) methods.add(r.method);
+  }
+  if (methods.has("GET")) methods.add("HEAD");
+  return [...methods].sort();
+}
 
 /**
  * Guards write routes: 415 unless the body is declared JSON, 413 past `maxBytes`.

@@ -156,6 +156,16 @@ describe("the rest of the surface", () => {
     const doc = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths).sort()).toEqual(["/users", "/users/{id}"]);
     await expectProblem(await app.request("/nope"), 404);
-    await expectProblem(await app.request("/users/01890a5d-ac96-774b-bcce-b302099a8057", { method: "DELETE" }), 404);
+    // A path it serves, with a method it does not take: 405 with what it takes.
+    for (const [path, method, allow] of [
+      ["/users/01890a5d-ac96-774b-bcce-b302099a8057", "DELETE", "GET, HEAD"],
+      ["/users", "PUT", "GET, HEAD, POST"],
+      ["/users/anything", "POST", "GET, HEAD"],
+    ]) {
+      const res = await app.request(path!, { method });
+      await expectProblem(res, 405);
+      expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
+    }
+    await expectProblem(await app.request("/users/a/b", { method: "DELETE" }), 404);
   });
 });
