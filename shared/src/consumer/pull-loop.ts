@@ -15,6 +15,8 @@ export interface PullLoopOptions {
   ensure(): Promise<void>;
   /** Messages the client may hold (pull buffer). */
   maxMessages: number;
+  /** Awaited before each consume loop starts (the runner waits there for its database). */
+  beforeConsume?(signal: AbortSignal): Promise<void>;
   /** Handles one consume iterator until it ends; must end promptly once `signal` aborts. */
   drain(messages: ConsumerMessages, signal: AbortSignal): Promise<void>;
 }
@@ -42,6 +44,8 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
     let failures = 0;
     while (!abort.signal.aborted) {
       try {
+        await o.beforeConsume?.(abort.signal);
+        if (abort.signal.aborted) break;
         const consumer = await o.js.consumers.get(o.names.stream(o.stream), o.names.durable(o.durable));
         const current = await consumer.consume({ max_messages: o.maxMessages, expires: 30_000, idle_heartbeat: 10_000 });
         messages = current;

@@ -1,3 +1,4 @@
+import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -90,37 +91,72 @@ describe("consumer runner", () => {
     }
   });
 
-  it("waits out an unreachable database however many deliveries it takes, instead of dead-lettering the event", async () => {
-    const retry = { delaysMs: [20, 50], maxDeliver: 2, deliveryCap: 2 };
+  it("holds its events while the database is unreachable, however long, and applies them once it answers, instead of dead-lettering them", async () => {
+    const retry = { delaysMs: [20, 50], maxDeliver: 3 };
     const relay = postgresRelay(testDb.url);
     await relay.listen();
     const viaRelay = await openDatabase(relay.viaRelay(testDb.url), { poolSize: 2 });
-    const handled: string[] = [];
-    const handlers = { "users.registered": async (_tx: unknown, e: { id: string }) => void handled.push(e.id) };
-    const consumer = createConsumer({ js: jetstream(nc), jsm: await jetstreamManager(nc), db: viaRelay.db, names, log, stream: "USERS", filterSubject: "users.registered", durable: "outage-test", retry, handlers });
+    // The runner's own account of the outage: it probes the database while it waits.
+    const lines: { msg: string }[] = [];
+    const destination = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+    const probesFailed = () => lines.filter((l) => l.msg === "database still unreachable").length;
+    const handlers = { "users.registered": async () => {} };
+    const consumer = createConsumer({
+      js: jetstream(nc), jsm: await jetstreamManager(nc), db: viaRelay.db, names, log: createLogger({ service: "runner-test", level: "debug", destination }),
+      stream: "USERS", filterSubject: "users.registered", durable: "outage-test", retry, handlers,
+    });
     const jsm = await jetstreamManager(nc);
+    const info = () => jsm.consumers.info(names.stream("USERS"), names.durable("outage-test"));
+    await jsm.streams.purge(names.stream("USERS")); // only this test's event
     try {
       await consumer.start();
       await relay.close();
       const event = registered();
       await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
-      // Well past maxDeliver and the cap while the database is away.
-      await waitFor(async () => (await jsm.consumers.info(names.stream("USERS"), names.durable("outage-test"))).delivered.consumer_seq >= 6, {
-        what: "six deliveries during the outage",
-      });
-      expect(handled).toEqual([]);
+      // Retried on its delays (20, 50 ms), the event would have been delivered dozens of times
+      // (and dead-lettered on the third) while the runner probes four times (250 ms to 2 s apart).
+      await waitFor(() => probesFailed() >= 4, { what: "four failed probes of the database", timeoutMs: 30_000 });
+      // Held in hand since the delivery that found the database gone: no other.
+      expect((await info()).delivered.consumer_seq).toBe(1);
+      expect((await info()).num_ack_pending).toBe(1);
       await relay.listen();
-      await waitFor(() => handled.includes(event.id), { what: "the event applied once the database is back" });
-      await waitFor(async () => (await jsm.consumers.info(names.stream("USERS"), names.durable("outage-test"))).num_ack_pending === 0, { what: "its ack" });
-      // Applied once: its inbox row (the handler may have run in a transaction that did not commit).
-      const inbox = (await database.db.execute(sql`select count(*)::int as n from inbox where consumer = 'outage-test' and event_id = ${event.id}`)) as unknown as { n: number }[];
-      expect(inbox[0]!.n).toBe(1);
+      await waitFor(async () => {
+        const rows = (await database.db.execute(sql`select count(*)::int as n from inbox where consumer = 'outage-test' and event_id = ${event.id}`)) as unknown as { n: number }[];
+        return rows[0]!.n === 1;
+      }, { what: "the event applied once the database answers", timeoutMs: 30_000 });
+      await waitFor(async () => (await info()).num_ack_pending === 0, { what: "its ack" });
       const letter = await jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.outage-test.users.registered") });
       expect(letter).toBeNull();
+      expect(lines.some((l) => l.msg === "database reachable again; consuming")).toBe(true);
     } finally {
       await consumer.stop();
       await relay.close();
       await viaRelay.close();
+    }
+  });
+
+  it("counts a delivery whose session the server closed over the work itself, not an outage, against the budget", async () => {
+    // A session killed by pg_terminate_backend while the handler runs: the error is a lost
+    // connection, but the database answers the probe, so the event is dead-lettered after
+    // maxDeliver deliveries instead of waiting for an outage that is not there.
+    const retry = { delaysMs: [20], maxDeliver: 2 };
+    const handlers = {
+      "users.registered": async (tx: Tx) => {
+        await tx.execute(sql`select pg_terminate_backend(pg_backend_pid())`);
+      },
+    };
+    const consumer = await runnerFor("killed-session-test", { retry, handlers });
+    const jsm = await jetstreamManager(nc);
+    try {
+      await consumer.start();
+      const event = registered();
+      await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+      const letter = await waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.killed-session-test.users.registered") }).then((m) => m ?? undefined), {
+        what: "the event dead-lettered",
+      });
+      expect(letter.header.get(DlqHeaders.Deliveries)).toBe("2");
+    } finally {
+      await consumer.stop();
     }
   });
 

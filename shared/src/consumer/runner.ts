@@ -2,6 +2,7 @@ import type { JetStreamClient, JetStreamManager, JsMsg, ConsumerMessages } from 
 import type { Logger } from "pino";
 import type { Db, Tx } from "../db/database.js";
 import { isDatabaseUnreachable, isPermanentDbError, reportableError } from "../db/errors.js";
+import { abortableDelay } from "../nats/connect.js";
 import { jsonRows, prepared } from "../db/statement.js";
 import { transactionWithQueued, type OutboxMessage } from "../outbox/handoff.js";
 import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
@@ -75,7 +76,7 @@ export interface ConsumerOptions {
 
 export type Consumer = PullLoop;
 
-type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered";
+type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered" | "held";
 type Item = { msg: JsMsg; name: EventName; event: CloudEvent };
 /** Consecutive messages of a batch that are applied the same way (see handleBatch). */
 type Run = { kind: "single"; msgs: JsMsg[] } | { kind: "statement" | "transaction"; items: Item[] };
@@ -86,9 +87,6 @@ type Run = { kind: "single"; msgs: JsMsg[] } | { kind: "statement" | "transactio
  * leaving it to wait out ack_wait. By then another replica (or the next start) takes it.
  */
 const HAND_BACK_DELAY_MS = 1000;
-
-/** Messages whose outage deliveries one runner remembers (about 30 bytes each). */
-const MAX_OUTAGE_ENTRIES = 100_000;
 
 /** Records events as applied by a consumer; returns the ids that were not there yet. */
 const INSERT_INBOX = insertInbox("json_to_recordset($3::text::json) as r(n int, event_id text, subject text, stream_seq bigint)");
@@ -102,8 +100,9 @@ const recordInbox = async (tx: Tx, consumer: string, instance: string | undefine
  * Runs a durable pull consumer. Per message: decode and validate, then in one transaction
  * insert the inbox row and apply the handler, commit, and only then ack. Permanent failures
  * go to the DLQ at once; transient ones are nak'ed with growing delays and dead-lettered after
- * `maxDeliver` deliveries, not counting those that found the database unreachable. The server's own max_deliver is unlimited and the budget is kept
- * here, so every message ends applied or in the DLQ — none is dropped silently by the server.
+ * `maxDeliver` deliveries. While the database is unreachable it stops pulling instead. The
+ * server's own max_deliver is unlimited and the budget is kept here, so every message ends
+ * applied or in the DLQ — none is dropped silently by the server.
  */
 export function createConsumer(opts: ConsumerOptions): Consumer {
   const { js, db, names, log, durable, retry } = opts;
@@ -125,23 +124,48 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       ackWaitMs,
     });
 
-  // Deliveries of a message that ended because the database could not be reached, by stream
-  // sequence: they are not held against the message's retry budget, so an outage of any length
-  // delays events instead of dead-lettering them. Kept by this process only (a restart during
-  // an outage forgets them) and bounded; an entry goes once its message is settled.
-  const outageDeliveries = new Map<number, number>();
-  const budgetSpent = (msg: JsMsg) => msg.info.deliveryCount - (outageDeliveries.get(msg.seq) ?? 0);
-  const settled = (msg: JsMsg) => void outageDeliveries.delete(msg.seq);
+  // While the database cannot be reached, the runner stops pulling and holds what it has instead
+  // of retrying each message on its delays: every delivery would count against the message's
+  // retry budget, and an outage longer than the budget would move every event in flight to the
+  // DLQ. So the message whose handling found the database unreachable (checked with a probe: a
+  // session the server closed over the work itself is not an outage) is kept in hand with
+  // everything queued behind it, alive with `working()`, until a probe answers; then they are
+  // handled and pulling starts again. An outage of any length costs them no delivery. (What the
+  // server had already sent into the pull request still open when pulling stopped arrives
+  // nowhere: it comes back after ack_wait with one delivery more.)
+  let databaseDown = false;
+  const probe = () => prepared(db, "select 1", []);
 
-  function waitForDatabase(msg: JsMsg, error: Error, eventId: string | undefined): Outcome {
-    const n = (outageDeliveries.get(msg.seq) ?? 0) + 1;
-    outageDeliveries.delete(msg.seq);
-    outageDeliveries.set(msg.seq, n);
-    if (outageDeliveries.size > MAX_OUTAGE_ENTRIES) outageDeliveries.delete(outageDeliveries.keys().next().value!);
-    const delay = retry.delaysMs[Math.min(n - 1, retry.delaysMs.length - 1)] ?? 1000;
-    log.warn({ eventId, subject: msg.subject, deliveries: msg.info.deliveryCount, err: error.message, retryInMs: delay }, "database unreachable; the event waits for it");
-    msg.nak(delay);
-    return "retry";
+  /** The error says the database is unreachable, and a probe agrees. */
+  async function unreachable(err: unknown): Promise<boolean> {
+    if (databaseDown) return true;
+    if (!isDatabaseUnreachable(err)) return false;
+    try {
+      await probe();
+      return false;
+    } catch (probeErr) {
+      return isDatabaseUnreachable(probeErr);
+    }
+  }
+
+  function holdForDatabase(msg: JsMsg, error: Error, eventId: string | undefined): Outcome {
+    if (!databaseDown) log.warn({ durable, eventId, subject: msg.subject, err: error.message }, "database unreachable; holding events until it answers");
+    databaseDown = true;
+    return "held";
+  }
+
+  /** Before each consume loop: returns at once unless the database was found unreachable, then once it answers. */
+  async function databaseAnswers(signal: AbortSignal): Promise<void> {
+    for (let attempt = 0; databaseDown && !signal.aborted; attempt++) {
+      try {
+        await probe();
+        databaseDown = false;
+        log.info({ durable }, "database reachable again; consuming");
+      } catch (err) {
+        log.debug({ durable, err: reportableError(err).message, attempt }, "database still unreachable");
+        await abortableDelay(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)), signal).catch(() => {});
+      }
+    }
   }
 
   async function deadLetter(msg: JsMsg, error: Error, eventId: string | undefined): Promise<Outcome> {
@@ -155,7 +179,6 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       return "retry";
     }
     msg.term();
-    settled(msg);
     log.error(fields, "event dead-lettered");
     return "dead-lettered";
   }
@@ -175,24 +198,19 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     const headerId = msg.headers?.get("Nats-Msg-Id") || undefined;
     const deliveries = msg.info.deliveryCount;
     if (deliveries > 1) log.info({ eventId: headerId, subject: msg.subject, deliveries }, "redelivery");
-    const spent = budgetSpent(msg);
-    if (spent > deliveryCap) {
+    if (deliveries > deliveryCap) {
       // Applied already, only its acks were lost (or it waited out ack_wait in a pull buffer):
       // an ack, not a dead letter that a replay would find applied anyway.
-      let applied: boolean;
+      let applied = false;
       try {
         applied = await alreadyApplied(msg);
       } catch (err) {
-        // Not knowing is no reason to give up on it: asked again on its next delivery.
-        if (isDatabaseUnreachable(err)) return waitForDatabase(msg, reportableError(err), headerId);
-        const delay = retry.delaysMs.at(-1) ?? 1000;
-        log.warn({ eventId: headerId, subject: msg.subject, deliveries, err: reportableError(err).message, retryInMs: delay }, "could not look the event up in the inbox; retrying");
-        msg.nak(delay);
-        return "retry";
+        // Not knowing is no reason to give up on it while the database is away.
+        if (await unreachable(err)) return holdForDatabase(msg, reportableError(err), headerId);
+        log.warn({ eventId: headerId, subject: msg.subject, deliveries, err: reportableError(err).message }, "could not look the event up in the inbox");
       }
       if (applied) {
         msg.ack();
-        settled(msg);
         return "duplicate";
       }
       return deadLetter(msg, new RedeliveryLimitError(`delivered ${deliveries} times without an outcome (crash loop, or a handler slower than ack_wait)`), headerId);
@@ -218,16 +236,15 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         return true;
       });
       msg.ack();
-      settled(msg);
       if (applied) opts.onCommitted?.(queued);
       return applied ? "applied" : "duplicate";
     } catch (err) {
       const error = err instanceof PermanentError ? err : reportableError(err);
-      if (!(err instanceof PermanentError) && isDatabaseUnreachable(err)) return waitForDatabase(msg, error, event.id);
+      if (!(err instanceof PermanentError) && (await unreachable(err))) return holdForDatabase(msg, error, event.id);
       // A value or constraint the database refuses for this event's data fails the same way on
       // every delivery: no point waiting out the retry delays.
-      if (error instanceof PermanentError || isPermanentDbError(err) || spent >= retry.maxDeliver) return deadLetter(msg, error, event.id);
-      const delay = retry.delaysMs[Math.min(spent - 1, retry.delaysMs.length - 1)] ?? 1000;
+      if (error instanceof PermanentError || isPermanentDbError(err) || deliveries >= retry.maxDeliver) return deadLetter(msg, error, event.id);
+      const delay = retry.delaysMs[Math.min(deliveries - 1, retry.delaysMs.length - 1)] ?? 1000;
       log.warn({ eventId: event.id, subject: msg.subject, deliveries, err: error.message, retryInMs: delay }, "event failed; retrying");
       msg.nak(delay);
       return "retry";
@@ -244,9 +261,10 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
    * a batch that fails take the one-by-one path with its own retry and dead-letter treatment.
    * Everything keeps stream order: consecutive messages of one kind form a run, the runs are
    * applied in turn, and a run's one-by-one leftovers right after it. Once `signal` aborts, what
-   * is not handled yet is handed back (nak) instead of being worked through.
+   * is not handled yet is handed back (nak) instead of being worked through. Returns what is
+   * held for the database: the message that found it unreachable and everything after it.
    */
-  async function handleBatch(batch: JsMsg[], signal: AbortSignal): Promise<void> {
+  async function handleBatch(batch: JsMsg[], signal: AbortSignal): Promise<JsMsg[]> {
     const runs: Run[] = [];
     for (const msg of batch) {
       let decoded;
@@ -275,13 +293,14 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       else await applyInTransaction(run.items, alone);
       for (const [j, msg] of alone.entries()) {
         if (signal.aborted) return handBack([...alone.slice(j), ...runs.slice(i + 1).flatMap(messagesOf)]);
-        await handle(msg);
+        if ((await handle(msg)) === "held") return [...alone.slice(j), ...runs.slice(i + 1).flatMap(messagesOf)];
       }
     }
+    return [];
   }
 
   const messagesOf = (run: Run) => (run.kind === "single" ? run.msgs : run.items.map((i) => i.msg));
-  const handBack = (msgs: JsMsg[]) => msgs.forEach((m) => m.nak(HAND_BACK_DELAY_MS));
+  const handBack = (msgs: JsMsg[]): JsMsg[] => (msgs.forEach((m) => m.nak(HAND_BACK_DELAY_MS)), []);
 
   async function applyStatement(name: EventName, group: Item[], alone: JsMsg[]) {
     const { def, text } = statements.get(name)!;
@@ -333,13 +352,14 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     let wake: (() => void) | undefined;
     let space: (() => void) | undefined;
     let ended = false;
+    let holding = false;
     let failure: unknown;
     const pump = (async () => {
       try {
         for await (const msg of current) {
           queue.push(msg);
           wake?.();
-          if (queue.length >= maxBatch && !signal.aborted) await new Promise<void>((resolve) => (space = resolve));
+          if (queue.length >= maxBatch && !signal.aborted && !holding) await new Promise<void>((resolve) => (space = resolve));
         }
       } catch (err) {
         failure = err;
@@ -367,7 +387,18 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         }
         const batch = queue.splice(0, maxBatch);
         makeSpace();
-        await handleBatch(batch, signal);
+        const held = await handleBatch(batch, signal);
+        if (held.length > 0) {
+          // Pull no more; the pump takes in what the client already has, to be held too. The
+          // consume loop ends once the queue is worked off, and starts again from the top.
+          queue.unshift(...held);
+          current.stop();
+          holding = true;
+          makeSpace();
+          const keepAlive = setInterval(() => queue.forEach((m) => m.working()), Math.max(1000, ackWaitMs / 3));
+          await databaseAnswers(signal).finally(() => clearInterval(keepAlive));
+          holding = false;
+        }
       }
     } finally {
       makeSpace();
@@ -386,6 +417,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     durable,
     ensure,
     maxMessages: Math.max(128, maxBatch * 2),
+    beforeConsume: databaseAnswers,
     drain,
   });
 }
