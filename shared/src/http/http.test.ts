@@ -78,6 +78,12 @@ describe("jsonBody behind the Node server", () => {
   beforeAll(async () => {
     app = createServiceApp({ log: createLogger({ service: "test", level: "silent" }) });
     app.post("/echo", jsonBody({ maxBytes: 1024 }), async (c) => c.json({ got: await c.req.json() }, 201));
+    // Answers after a while, as a request that commits to a database does.
+    app.post("/slow", jsonBody({ maxBytes: 1024 }), async (c) => {
+      const got = await c.req.json();
+      await new Promise((r) => setTimeout(r, 30));
+      return c.json({ got }, 201);
+    });
     server = await startHttpServer((req, env) => app.fetch(req, env), 0, "127.0.0.1");
   });
   afterAll(() => server.close());
@@ -156,17 +162,51 @@ describe("jsonBody behind the Node server", () => {
     expect(JSON.parse(huge.split("\r\n\r\n")[1]!)).toMatchObject({ status: 431, detail: "the request's headers are larger than the server accepts" });
   });
 
-  it("answers a request that arrived whole before refusing what follows it on the same connection", async () => {
-    const body = JSON.stringify({ name: "Ada" });
-    // Bytes after a body of the declared length parse as the next request, which is garbage.
-    for (const rest of ["GARBAGE\r\n\r\n", `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n`]) {
-      const res = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}${rest}`);
-      const answers = res.split(/(?=HTTP\/1\.1 \d{3} )/);
-      expect(answers, res).toHaveLength(2);
-      expect(answers[0]).toMatch(/^HTTP\/1\.1 201 Created\r\n/);
-      expect(answers[0]).toContain(JSON.stringify({ got: { name: "Ada" } }));
-      expect(answers[1]).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
-      expect(answers[1]).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/i);
+  it("answers the requests that arrived whole before refusing what follows them on the same connection", async () => {
+    // The client keeps its side open (no FIN, which would end the answers early) and reads
+    // until the server closes the connection.
+    const open = (chunks: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(server.port, "127.0.0.1", async () => {
+          for (const c of chunks) {
+            socket.write(c);
+            await new Promise((r) => setTimeout(r, 5));
+          }
+        });
+        let got = "";
+        socket.setEncoding("utf8").on("data", (d: string) => (got += d));
+        socket.on("close", () => resolve(got));
+        socket.on("error", reject);
+      });
+    const post = (path: string, name: string) => {
+      const body = JSON.stringify({ name });
+      return `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    };
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      for (const [requests, rest] of [
+        // Bytes after a body of the declared length parse as the next request, which is garbage.
+        [[post("/echo", "A")], ["GARBAGE\r\n\r\n"]],
+        [[post("/echo", "A")], ["POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"]],
+        // Three slow answers pipelined, then garbage, then more bytes trickling in while they run.
+        [[post("/slow", "A"), post("/slow", "B"), post("/slow", "C")], ["GARBAGE\r\n\r\n", ...Array(20).fill("more bytes")]],
+      ] as const) {
+        const res = await open([requests.join("") + rest[0], ...rest.slice(1)]);
+        const answers = res.split(/(?=HTTP\/1\.1 \d{3} )/);
+        expect(answers, res).toHaveLength(requests.length + 1);
+        for (const [i, answer] of answers.slice(0, -1).entries()) {
+          expect(answer).toMatch(/^HTTP\/1\.1 201 Created\r\n/);
+          expect(answer).toContain(JSON.stringify({ got: { name: "ABC"[i] } }));
+        }
+        expect(answers.at(-1)).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+        expect(answers.at(-1)).toMatch(/\r\nContent-Type: application\/problem\+json\r\n/i);
+      }
+      // One wait per connection, not one more per chunk the client sends.
+      expect(warnings.filter((w) => w.name === "MaxListenersExceededWarning")).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
     }
   });
 

@@ -64,6 +64,9 @@ function requestNotMade(err: unknown): Response {
 
 type InFlight = NodeJS.EventEmitter & { req?: { complete: boolean }; headersSent: boolean; writableFinished: boolean };
 
+/** Sockets whose refusal waits for the answers of the requests before it. */
+const waiting = new WeakSet<Socket>();
+
 /**
  * Requests Node's parser refuses before any handler sees them (a Content-Length that is not a
  * number or disagrees with the body, a malformed request line, headers too large) get the same
@@ -74,14 +77,26 @@ function answerUnparsable(err: NodeJS.ErrnoException, socket: Socket) {
     socket.destroy();
     return;
   }
+  // The parser is done with this connection; more bytes would only raise this again.
+  if (waiting.has(socket)) return;
   const inFlight = (socket as Socket & { _httpMessage?: InFlight })._httpMessage;
-  // The bytes at fault follow a request that arrived whole and is still being answered (a
-  // pipelined request, or a body longer than its Content-Length, whose excess parses as the
-  // next request): that answer goes out first, so a client does not lose the 201 of a
-  // registration that was committed. Node's own handler answers 400 in its place.
-  if (inFlight?.req?.complete && !inFlight.writableFinished) {
-    inFlight.once("finish", () => answerUnparsable(err, socket));
-    return;
+  // The bytes at fault follow requests that arrived whole and are still being answered
+  // (pipelining, or a body longer than its Content-Length, whose excess parses as the next
+  // request): their answers go out first, so a client does not lose the 201 of a registration
+  // that was committed. Node's own handler answers 400 in their place.
+  if (inFlight?.req?.complete) {
+    waiting.add(socket);
+    socket.pause();
+    const next = () => {
+      const current = (socket as Socket & { _httpMessage?: InFlight })._httpMessage;
+      // Answered (the next queued answer, if any, takes the socket on a later turn), or gone.
+      if (socket.destroyed) return;
+      if (current && !current.writableFinished) return void current.once("finish", () => setImmediate(next));
+      if (current) return void setImmediate(next);
+      waiting.delete(socket);
+      answerUnparsable(err, socket);
+    };
+    return next();
   }
   // The request being answered is the one at fault (its body timed out or is malformed): once
   // its answer has begun, nothing can be added to it.
