@@ -266,6 +266,24 @@ describe("GET /events/stream", () => {
     await res.body!.cancel();
   });
 
+  it("resumes a Last-Event-ID past its own tail's position but within the log from there, without sending it again", async () => {
+    // This replica's tail trails the table (it polls every ten minutes and is not told of the
+    // rows another replica stores).
+    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const holder = await own.subscribe(() => {});
+    const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
+    const { userId, registered, order } = history();
+    await createEventWriter({ db: env.db }).write([rowOf(registered), rowOf(order)]);
+    const [first] = (await env.db.execute(sql`select seq from events where event_id = ${registered.id}`)) as unknown as { seq: string }[];
+    const res = await app.request(`/events/stream?entity=${userId}`, { headers: { "last-event-id": String(first!.seq) } });
+    const it = sse(res);
+    expect((await next(it, "ready")).id).toBe(String(first!.seq));
+    expect(JSON.parse((await next(it)).data!)).toMatchObject({ id: order.id });
+    await it.return(undefined);
+    holder.unsubscribe();
+    own.close();
+  });
+
   it("starts a Last-Event-ID past the log's end (a log emptied or restored since) from the end, so new events still arrive", async () => {
     const own = createTail({ db: env.db, log, pollMs: 600_000 });
     const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
