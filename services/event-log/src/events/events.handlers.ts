@@ -124,22 +124,22 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
       // Every row after `position` reaches the listener, so reading the table from the client's
       // seq up to where the live rows take over leaves no gap.
       let last = requested ?? position;
-      // A position past the log's end is not one this log issued (it was emptied or restored
-      // from a backup): starting there would hide every event until the log caught up with it,
-      // so the stream starts from the end, and `ready` tells the client where that is. Past the
-      // tail's position is not enough to say so: this replica's tail may trail the table.
-      if (last > position) {
-        const [end] = await db.select({ seq: sql<number>`coalesce(max(${events.seq}), 0)`.mapWith(Number) }).from(events);
-        if (end && last > end.seq) last = end.seq;
-      }
-      // Behind it, or past it (this tail trails the table): the table has what to send first.
-      behind ||= last !== position;
       const send = async (r: EventRow) => {
         if (r.seq <= last) return;
         last = r.seq;
         await stream.writeSSE({ id: String(r.seq), event: "event", data: JSON.stringify(presentEvent(r)) });
       };
       try {
+        // A position past the log's end is not one this log issued (it was emptied or restored
+        // from a backup): starting there would hide every event until the log caught up with it,
+        // so the stream starts from the end, and `ready` tells the client where that is. Past the
+        // tail's position is not enough to say so: this replica's tail may trail the table.
+        if (last > position) {
+          const [end] = await db.select({ seq: sql<number>`coalesce(max(${events.seq}), 0)`.mapWith(Number) }).from(events);
+          if (end && last > end.seq) last = end.seq;
+        }
+        // Behind it, or past it (this tail trails the table): the table has what to send first.
+        behind ||= last !== position;
         // `ready` carries the position as its id: a client that reconnects before any event
         // sends it back as Last-Event-ID and misses nothing stored in between.
         await stream.writeSSE({ id: String(last), event: "ready", data: JSON.stringify({ after: last }), retry: 1000 });
