@@ -29,7 +29,11 @@ export function decodeOpaque(raw: string): string | undefined {
 
 /** Throws a 400 problem for anything that is not a cursor this listing issued. */
 export function decodeCursor(listing: string, raw: string): Cursor {
-  const [name, time, id, extra] = decodeOpaque(raw)?.split("|") ?? [];
+  const parts = decodeOpaque(raw)?.split("|") ?? [];
+  // `<time>|<id>`, as cursors were before they named their listing: a client paging through a
+  // rolling deploy holds one. Taken for any listing, as it was then.
+  if (parts.length === 2) parts.unshift(listing);
+  const [name, time, id, extra] = parts;
   const createdAt = parseCanonicalTime(time);
   if (name !== listing || extra !== undefined || !id || !UUID.test(id) || !createdAt) {
     throw new HttpProblemError(400, "Bad Request", "cursor is not valid; pass the nextCursor of a previous page", {

@@ -37,6 +37,8 @@ describe("cursor", () => {
       b64(`users|2026-02-30T00:00:00.000Z|${c.id}`),
     ];
     for (const raw of bad) expect(() => decodeCursor("users", raw), raw).toThrow(HttpProblemError);
+    // A cursor as issued before cursors named their listing (a client paging through a deploy).
+    expect(decodeCursor("users", b64(`2026-01-02T03:04:05.678Z|${c.id}`))).toEqual(c);
     // The edges of the range Postgres reads back.
     for (const time of ["0001-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"]) {
       expect(decodeCursor("users", b64(`users|${time}|${c.id}`)).createdAt.toISOString()).toBe(time);
