@@ -1,5 +1,5 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { createPullLoop, ensureDurableConsumer, isPermanentDbError, isTransientDbError, reportableError, streamCatalog, type Logger, type Names, type StreamName } from "@orderflow/shared";
+import { createPullLoop, ensureDurableConsumer, isPermanentDbError, reportableError, streamCatalog, type Logger, type Names, type StreamName } from "@orderflow/shared";
 import { refusedRow, toEventRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
@@ -68,16 +68,18 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
       for (const msg of batch) msg.ack();
       return;
     } catch (err) {
-      if (!isTransientDbError(err)) {
-        // One row Postgres refuses must not hold the rest of its batch, again on every
-        // redelivery (with more messages joining it until the consumer stops at max_ack_pending):
-        // each is tried alone, and one refused for its values is kept as a note of where it is.
+      // A row Postgres refuses for its values must not hold the rest of its batch, again on
+      // every redelivery (with more messages joining it until the consumer stops at
+      // max_ack_pending): each is tried alone, and the one refused is kept as a note of where it
+      // is. Other errors (the database away, read-only, a missing grant) are the same for every
+      // row and wait for a redelivery of the whole batch.
+      if (isPermanentDbError(err)) {
         if (batch.length > 1) {
-          log.warn({ stream, count: batch.length, err: reportableError(err).message }, "storing a batch failed; storing its events one at a time");
+          log.warn({ stream, count: batch.length, err: reportableError(err).message }, "Postgres refused a row of a batch; storing its events one at a time");
           for (let i = 0; i < batch.length; i++) await store([batch[i]!], [rows[i]!]);
           return;
         }
-        const kept = isPermanentDbError(err) ? refusedRow(rows[0]!, reportableError(err).message) : undefined;
+        const kept = refusedRow(rows[0]!, reportableError(err).message);
         if (kept) {
           log.error({ stream, streamSeq: batch[0]!.seq, err: reportableError(err).message }, "Postgres refused an event's row; storing where it is instead");
           return store(batch, [kept]);
