@@ -31,7 +31,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
   app.notFound((c) => {
     // A path the app serves, with another method: 405 with the methods it takes (RFC 9110
     // §15.5.6), so a client learns what it can do instead of that nothing is there.
-    const allow = allowedMethods(app.routes, c.req.path);
+    const allow = allowedMethods(app.router, c.req.path);
     if (allow.length > 0) {
       return problemResponse(problem(405, "Method Not Allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${allow.join(", ")}`), { allow: allow.join(", ") });
     }
@@ -60,16 +60,19 @@ export function createServiceApp({ log }: ServiceAppOptions) {
 
 export type ServiceApp = ReturnType<typeof createServiceApp>;
 
-/** The methods of the routes (not middleware) whose pattern matches `path`; GET brings HEAD. */
-function allowedMethods(routes: readonly { method: string; path: string }[], path: string): string[] {
+const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
+
+/**
+ * The methods for which the app has a route (not middleware, which is method "ALL") matching
+ * `path`, asked of the app's own router so every path syntax it takes matches as it does when
+ * serving; GET brings HEAD.
+ */
+function allowedMethods(router: { match(method: string, path: string): unknown }, path: string): string[] {
   const methods = new Set<string>();
-  for (const r of routes) {
-    if (r.method === "ALL") continue;
-    const pattern = r.path
-      .split("/")
-      .map((segment) => (segment.startsWith(":") ? "[^/]+" : segment === "*" ? ".*" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
-      .join("/");
-    if (new RegExp(`^${pattern}$`).test(path)) methods.add(r.method);
+  for (const method of METHODS) {
+    // Each handler is stored with its route ([handler, route]), as Hono's #addRoute adds it.
+    const [matches] = router.match(method, path) as [[[unknown, { method: string }], unknown][]];
+    if (matches.some(([[, route]]) => route.method === method)) methods.add(method);
   }
   if (methods.has("GET")) methods.add("HEAD");
   return [...methods].sort();

@@ -72,6 +72,28 @@ describe("fieldErrors", () => {
   });
 });
 
+describe("createServiceApp", () => {
+  it("answers a path it serves under another method with 405 and Allow, whatever the path syntax, and other paths with 404", async () => {
+    const app = createServiceApp({ log: createLogger({ service: "test", level: "silent" }) });
+    app.use("*", async (_c, next) => next()); // middleware matches every method, and allows none
+    app.get("/things/:id{[0-9]+}", (c) => c.text("thing"));
+    app.post("/things", (c) => c.text("made", 201));
+    app.get("/files/*", (c) => c.text("file"));
+    const cases: [string, string, number, string | null][] = [
+      ["DELETE", "/things/12", 405, "GET, HEAD"],
+      ["PUT", "/things", 405, "POST"],
+      ["POST", "/files/a/b.png", 405, "GET, HEAD"],
+      ["DELETE", "/things/ab", 404, null],
+      ["GET", "/nothing", 404, null],
+    ];
+    for (const [method, path, status, allow] of cases) {
+      const res = await app.request(path, { method });
+      expect([res.status, res.headers.get("allow")], `${method} ${path}`).toEqual([status, allow]);
+      expect(res.headers.get("content-type")).toBe("application/problem+json");
+    }
+  });
+});
+
 describe("jsonBody behind the Node server", () => {
   // Over a real socket the declared length is trusted (Node enforces it) and the body is read
   // straight from the socket; a chunked body has no length to trust and is counted instead.
