@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { connectTestNats, startOwnNatsServer, uniqueNamespace, waitFor } from "../testing/index.js";
+import { connectTestNats, startOwnNatsServer, uniqueNamespace, waitFor, type OwnNatsServer } from "../testing/index.js";
 import { createAckedPublisher, PublishRejectedError, PublishTimeoutError, storedAck } from "./acked-publisher.js";
 
 let nc: NatsConnection;
@@ -22,6 +22,33 @@ afterAll(async () => {
   await jsm?.streams.delete(small).catch(() => {});
   await nc?.close();
 });
+
+/**
+ * An own nats-server with an `admin` user and a `relay` user whose permissions are
+ * `relayPermissions`; runs `body` with a connection as each, and closes everything after.
+ */
+async function withRelayUser(
+  relayPermissions: string,
+  body: (c: { server: OwnNatsServer; admin: NatsConnection; relay: NatsConnection; users: (relayPermissions: string) => string }) => Promise<void>,
+  relayOptions: { inboxPrefix?: string } = {},
+) {
+  const users = (permissions: string) => `authorization { users = [
+    { user: admin, password: admin }
+    { user: relay, password: relay, permissions: ${permissions} }
+  ] }`;
+  const server = await startOwnNatsServer({ config: users(relayPermissions) });
+  let admin: NatsConnection | undefined;
+  let relay: NatsConnection | undefined;
+  try {
+    admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
+    relay = await connect({ servers: server.url, user: "relay", pass: "relay", ...relayOptions });
+    await body({ server, admin, relay, users });
+  } finally {
+    await relay?.close();
+    await admin?.close();
+    await server.dispose();
+  }
+}
 
 describe("acked publisher", () => {
   it("stores each message once per Nats-Msg-Id and reports the copy as a duplicate, with its headers", async () => {
@@ -94,45 +121,23 @@ describe("acked publisher", () => {
   });
 
   it("subscribes again after losing its ack subscription, so a passing permissions fault does not fail it for good", async () => {
-    const permissions = (inbox: string) => `authorization { users = [
-      { user: admin, password: admin }
-      { user: relay, password: relay, permissions: { publish: ">", subscribe: { ${inbox}: "_INBOX.>" } } }
-    ] }`;
-    const server = await startOwnNatsServer({ config: permissions("deny") });
-    let admin: NatsConnection | undefined;
-    let relay: NatsConnection | undefined;
-    try {
-      admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
-      relay = await connect({ servers: server.url, user: "relay", pass: "relay" });
+    const permissions = (inbox: string) => `{ publish: ">", subscribe: { ${inbox}: "_INBOX.>" } }`;
+    await withRelayUser(permissions("deny"), async ({ server, admin, relay, users }) => {
       // A real stream, which the reload below must keep.
       await (await jetstreamManager(admin)).streams.add({ name: "PERM", subjects: ["perm.>"], num_replicas: 1 });
       const publisher = createAckedPublisher(relay, { timeoutMs: 1000 });
       // The server refuses the ack subscription: no ack can come back.
       await expect(publisher.publish("perm.a", "1", { msgID: "a" })).rejects.toThrow();
-      server.reconfigure(permissions("allow"));
+      server.reconfigure(users(permissions("allow")));
       const ack = await waitFor(() => publisher.publish("perm.b", "2", { msgID: "b" }).catch(() => undefined), { what: "a publish acknowledged after the permissions came back" });
       expect(storedAck(ack).stream).toBe("PERM");
       publisher.close();
-    } finally {
-      await relay?.close();
-      await admin?.close();
-      await server.dispose();
-    }
+    });
   });
 
   it("fails a publish the account may not make with the server's refusal, not a timeout, and the others still succeed", async () => {
-    const server = await startOwnNatsServer({
-      config: `authorization { users = [
-        { user: admin, password: admin }
-        { user: relay, password: relay, permissions: { publish: { allow: ">", deny: "refused.>" } } }
-      ] }`,
-    });
-    let admin: NatsConnection | undefined;
-    let relay: NatsConnection | undefined;
-    try {
-      admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
+    await withRelayUser(`{ publish: { allow: ">", deny: "refused.>" } }`, async ({ admin, relay }) => {
       await (await jetstreamManager(admin)).streams.add({ name: "REFUSED", subjects: ["refused.>", "allowed.>"], num_replicas: 1 });
-      relay = await connect({ servers: server.url, user: "relay", pass: "relay" });
       // Far longer than the test's own timeout: only the refusal itself can end these publishes.
       const publisher = createAckedPublisher(relay, { timeoutMs: 600_000 });
       const results = await Promise.allSettled([
@@ -147,35 +152,17 @@ describe("acked publisher", () => {
       expect(results[1]).toMatchObject({ status: "fulfilled", value: { stream: "REFUSED", duplicate: false } });
       expect((await (await jetstreamManager(admin)).streams.info("REFUSED")).state.messages).toBe(1);
       publisher.close();
-    } finally {
-      await relay?.close();
-      await admin?.close();
-      await server.dispose();
-    }
+    });
   });
 
   it("asks for its acks under the connection's inbox prefix, so an account that allows only its own reply subjects gets them", async () => {
-    const server = await startOwnNatsServer({
-      config: `authorization { users = [
-        { user: admin, password: admin }
-        { user: relay, password: relay, permissions: { publish: ">", subscribe: { allow: "orderflow_r.>" } } }
-      ] }`,
-    });
-    let admin: NatsConnection | undefined;
-    let relay: NatsConnection | undefined;
-    try {
-      admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
-      relay = await connect({ servers: server.url, user: "relay", pass: "relay", inboxPrefix: "orderflow_r" });
+    await withRelayUser(`{ publish: ">", subscribe: { allow: "orderflow_r.>" } }`, async ({ admin, relay }) => {
       admin.subscribe("prefixed.>", { callback: (_, m) => m.respond(JSON.stringify({ stream: "PREFIXED", seq: 1 })) });
       await admin.flush();
       const publisher = createAckedPublisher(relay, { timeoutMs: 2000 });
       expect(storedAck(await publisher.publish("prefixed.a", "1", { msgID: "a" })).stream).toBe("PREFIXED");
       publisher.close();
-    } finally {
-      await relay?.close();
-      await admin?.close();
-      await server.dispose();
-    }
+    }, { inboxPrefix: "orderflow_r" });
   });
 
   it("rejects publishes after close at once", async () => {
