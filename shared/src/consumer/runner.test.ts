@@ -145,7 +145,9 @@ describe("consumer runner", () => {
         await tx.execute(sql`select pg_terminate_backend(pg_backend_pid())`);
       },
     };
-    const consumer = await runnerFor("killed-session-test", { retry, handlers });
+    // Its own pool: the sessions it kills are not the other tests'.
+    const own = await openDatabase(testDb.url);
+    const consumer = await runnerFor("killed-session-test", { retry, handlers, db: own.db });
     const jsm = await jetstreamManager(nc);
     try {
       await consumer.start();
@@ -157,6 +159,7 @@ describe("consumer runner", () => {
       expect(letter.header.get(DlqHeaders.Deliveries)).toBe("2");
     } finally {
       await consumer.stop();
+      await own.close();
     }
   });
 

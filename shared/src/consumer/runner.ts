@@ -134,7 +134,22 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   // server had already sent into the pull request still open when pulling stopped arrives
   // nowhere: it comes back after ack_wait with one delivery more.)
   let databaseDown = false;
-  const probe = () => prepared(db, "select 1", []);
+  // A probe that does not answer in time counts as unreachable: a hung connection must not keep
+  // the held events (alive with working()) or a shutdown waiting on it.
+  const probeTimeoutMs = Math.min(5000, Math.max(1000, ackWaitMs / 6));
+  const probe = (signal?: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(Object.assign(new Error(`the database did not answer within ${probeTimeoutMs} ms`), { code: "CONNECT_TIMEOUT" })), probeTimeoutMs);
+      const aborted = () => reject(Object.assign(new Error("stopping"), { code: "CONNECTION_ENDED" }));
+      signal?.addEventListener("abort", aborted, { once: true });
+      prepared(db, "select 1", []).then(
+        () => resolve(),
+        (err: unknown) => reject(err),
+      ).finally(() => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", aborted);
+      });
+    });
 
   /** The error says the database is unreachable, and a probe agrees. */
   async function unreachable(err: unknown): Promise<boolean> {
@@ -158,7 +173,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   async function databaseAnswers(signal: AbortSignal): Promise<void> {
     for (let attempt = 0; databaseDown && !signal.aborted; attempt++) {
       try {
-        await probe();
+        await probe(signal);
         databaseDown = false;
         log.info({ durable }, "database reachable again; consuming");
       } catch (err) {
@@ -207,7 +222,10 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       } catch (err) {
         // Not knowing is no reason to give up on it while the database is away.
         if (await unreachable(err)) return holdForDatabase(msg, reportableError(err), headerId);
-        log.warn({ eventId: headerId, subject: msg.subject, deliveries, err: reportableError(err).message }, "could not look the event up in the inbox");
+        const delay = retry.delaysMs.at(-1) ?? 1000;
+        log.warn({ eventId: headerId, subject: msg.subject, deliveries, err: reportableError(err).message, retryInMs: delay }, "could not look the event up in the inbox; retrying");
+        msg.nak(delay);
+        return "retry";
       }
       if (applied) {
         msg.ack();
@@ -228,19 +246,27 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     const event = decoded.event as CloudEvent;
     // Tell the server we are still alive when a handler runs long, instead of being redelivered.
     const keepAlive = setInterval(() => msg.working(), Math.max(1000, ackWaitMs / 3));
-    try {
-      const { result: applied, queued } = await transactionWithQueued(db, async (tx) => {
+    const apply = () =>
+      transactionWithQueued(db, async (tx) => {
         const fresh = await recordInbox(tx, durable, opts.instance, [{ event_id: event.id, subject: decoded.name, stream_seq: msg.seq }]);
         if (fresh.size === 0) return false;
         await handler(tx, event, contextOf(msg));
         return true;
+      });
+    let down = false;
+    try {
+      const { result: applied, queued } = await apply().catch(async (err: unknown) => {
+        // A lost connection while the database answers again (an outage shorter than the probe,
+        // a connection the server dropped): one more try in process before it counts.
+        if (err instanceof PermanentError || !isDatabaseUnreachable(err) || (down = await unreachable(err))) throw err;
+        return apply();
       });
       msg.ack();
       if (applied) opts.onCommitted?.(queued);
       return applied ? "applied" : "duplicate";
     } catch (err) {
       const error = err instanceof PermanentError ? err : reportableError(err);
-      if (!(err instanceof PermanentError) && (await unreachable(err))) return holdForDatabase(msg, error, event.id);
+      if (!(err instanceof PermanentError) && (down || (await unreachable(err)))) return holdForDatabase(msg, error, event.id);
       // A value or constraint the database refuses for this event's data fails the same way on
       // every delivery: no point waiting out the retry delays.
       if (error instanceof PermanentError || isPermanentDbError(err) || deliveries >= retry.maxDeliver) return deadLetter(msg, error, event.id);
@@ -395,9 +421,20 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
           current.stop();
           holding = true;
           makeSpace();
-          const keepAlive = setInterval(() => queue.forEach((m) => m.working()), Math.max(1000, ackWaitMs / 3));
-          await databaseAnswers(signal).finally(() => clearInterval(keepAlive));
+          // Alive from now until each is handled, also behind the batches after the hold.
+          const waiting = new Set<JsMsg>(queue);
+          const alive = () => {
+            // What the pump still takes in from the client's buffer is held too.
+            if (holding) for (const m of queue) waiting.add(m);
+            for (const m of waiting) if (queue.includes(m)) m.working();
+            else waiting.delete(m);
+            if (waiting.size === 0) clearInterval(keepAlive);
+          };
+          const keepAlive = setInterval(alive, Math.max(1000, ackWaitMs / 3));
+          alive();
+          await databaseAnswers(signal);
           holding = false;
+          if (signal.aborted) clearInterval(keepAlive);
         }
       }
     } finally {
