@@ -10,7 +10,7 @@ import { uuidv7 } from "../ids/index.js";
 import { createLogger } from "../logger/index.js";
 import { createNames } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
-import { connectTestNats, createTestDatabase, deleteNamespace, postgresRelay, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
+import { connectTestNats, createTestDatabase, deleteNamespace, holdInTransaction, postgresRelay, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
 import { DlqHeaders } from "./dead-letter.js";
 import { createConsumer, type ConsumerOptions } from "./runner.js";
 import { enqueueEvents } from "../outbox/enqueue.js";
@@ -187,6 +187,38 @@ describe("consumer runner", () => {
       expect(handled).toEqual([]);
     } finally {
       await again.stop();
+    }
+  });
+
+  it("asks again, rather than dead-letter, an event past the cap whose inbox lookup cannot be answered (a lock), and acks it once it can", async () => {
+    const retry = { delaysMs: [10], maxDeliver: 2, deliveryCap: 2 };
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(names.stream("USERS"));
+    const own = await openDatabase(testDb.url, { statementTimeoutMs: 200 });
+    const handlers = { "users.registered": async () => {} };
+    const consumer = await runnerFor("locked-cap-test", { retry, handlers, db: own.db });
+    await consumer.start();
+    await consumer.stop();
+    const event = registered();
+    await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+    await database.db.execute(sql`insert into inbox (consumer, event_id, subject) values ('locked-cap-test', ${event.id}, 'users.registered')`);
+    const raw = await jetstream(nc).consumers.get(names.stream("USERS"), names.durable("locked-cap-test"));
+    for (let i = 1; i <= 2; i++) (await raw.next({ expires: 5000 }))!.nak();
+    // The inbox is locked: the lookup past the cap times out (a statement timeout, not an outage).
+    const lock = await holdInTransaction(database.db, sql`lock table inbox in access exclusive mode`);
+    const again = await runnerFor("locked-cap-test", { retry, handlers, db: own.db });
+    const info = () => jsm.consumers.info(names.stream("USERS"), names.durable("locked-cap-test"));
+    try {
+      await again.start();
+      await waitFor(async () => (await info()).delivered.consumer_seq >= 5, { what: "lookups that could not be answered" });
+      await lock.release();
+      await waitFor(async () => (await info()).num_ack_pending === 0, { what: "the event acked once the lookup answers" });
+      const letter = await jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.locked-cap-test.users.registered") });
+      expect(letter).toBeNull();
+    } finally {
+      await lock.release().catch(() => {});
+      await again.stop();
+      await own.close();
     }
   });
 
