@@ -50,6 +50,24 @@ const registered = (data: Record<string, unknown> = {}) => {
 const runnerFor = async (durable: string, o: Pick<ConsumerOptions, "handlers" | "retry"> & Partial<ConsumerOptions>) =>
   createConsumer({ js: jetstream(nc), jsm: await jetstreamManager(nc), db: database.db, names, log, stream: "USERS", filterSubject: "users.registered", durable, ...o });
 
+/**
+ * An event the inbox of `durable` holds (an earlier delivery committed) whose acks never reached
+ * the server: delivered `times` times without an outcome, so the next delivery is past a cap of
+ * `times`. Creates the durable with a runner first (unbounded server-side max_deliver).
+ */
+async function appliedButUnacked(durable: string, o: Pick<ConsumerOptions, "handlers" | "retry"> & Partial<ConsumerOptions>, times: number) {
+  await (await jetstreamManager(nc)).streams.purge(names.stream("USERS")); // only this event
+  const consumer = await runnerFor(durable, o);
+  await consumer.start();
+  await consumer.stop();
+  const event = registered();
+  await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+  await database.db.execute(sql`insert into inbox (consumer, event_id, subject) values (${durable}, ${event.id}, 'users.registered')`);
+  const raw = await jetstream(nc).consumers.get(names.stream("USERS"), names.durable(durable));
+  for (let i = 1; i <= times; i++) (await raw.next({ expires: 5000 }))!.nak();
+  return event;
+}
+
 describe("consumer runner", () => {
   it("dead-letters a message that keeps coming back without an outcome, instead of handling it forever", async () => {
     const retry = { delaysMs: [10], maxDeliver: 2, deliveryCap: 3 };
@@ -168,16 +186,7 @@ describe("consumer runner", () => {
     const handled: string[] = [];
     const handlers = { "users.registered": async (_tx: unknown, e: { id: string }) => void handled.push(e.id) };
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.purge(names.stream("USERS")); // only this test's event
-    const consumer = await runnerFor("applied-cap-test", { retry, handlers });
-    await consumer.start();
-    await consumer.stop();
-    const event = registered();
-    await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
-    // Its inbox row is there (an earlier delivery committed), but no ack ever reached the server.
-    await database.db.execute(sql`insert into inbox (consumer, event_id, subject) values ('applied-cap-test', ${event.id}, 'users.registered')`);
-    const raw = await jetstream(nc).consumers.get(names.stream("USERS"), names.durable("applied-cap-test"));
-    for (let i = 1; i <= 2; i++) (await raw.next({ expires: 5000 }))!.nak();
+    await appliedButUnacked("applied-cap-test", { retry, handlers }, 2);
     const again = await runnerFor("applied-cap-test", { retry, handlers });
     await again.start();
     try {
@@ -193,17 +202,9 @@ describe("consumer runner", () => {
   it("asks again, rather than dead-letter, an event past the cap whose inbox lookup cannot be answered (a lock), and acks it once it can", async () => {
     const retry = { delaysMs: [10], maxDeliver: 2, deliveryCap: 2 };
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.purge(names.stream("USERS"));
     const own = await openDatabase(testDb.url, { statementTimeoutMs: 200 });
     const handlers = { "users.registered": async () => {} };
-    const consumer = await runnerFor("locked-cap-test", { retry, handlers, db: own.db });
-    await consumer.start();
-    await consumer.stop();
-    const event = registered();
-    await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
-    await database.db.execute(sql`insert into inbox (consumer, event_id, subject) values ('locked-cap-test', ${event.id}, 'users.registered')`);
-    const raw = await jetstream(nc).consumers.get(names.stream("USERS"), names.durable("locked-cap-test"));
-    for (let i = 1; i <= 2; i++) (await raw.next({ expires: 5000 }))!.nak();
+    await appliedButUnacked("locked-cap-test", { retry, handlers, db: own.db }, 2);
     // The inbox is locked: the lookup past the cap times out (a statement timeout, not an outage).
     const lock = await holdInTransaction(database.db, sql`lock table inbox in access exclusive mode`);
     const again = await runnerFor("locked-cap-test", { retry, handlers, db: own.db });
