@@ -142,10 +142,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       const timer = setTimeout(() => reject(Object.assign(new Error(`the database did not answer within ${probeTimeoutMs} ms`), { code: "CONNECT_TIMEOUT" })), probeTimeoutMs);
       const aborted = () => reject(Object.assign(new Error("stopping"), { code: "CONNECTION_ENDED" }));
       signal?.addEventListener("abort", aborted, { once: true });
-      prepared(db, "select 1", []).then(
-        () => resolve(),
-        (err: unknown) => reject(err),
-      ).finally(() => {
+      prepared(db, "select 1", []).then(() => resolve(), reject).finally(() => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", aborted);
       });

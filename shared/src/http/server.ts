@@ -48,15 +48,16 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
   });
 }
 
+/** A problem answer written straight to Node's response, for requests the app never sees. */
+function answerProblem(res: ServerResponse, p: ProblemDetails) {
+  res.writeHead(p.status, { "content-type": PROBLEM_CONTENT_TYPE, connection: "close" }).end(JSON.stringify(p));
+}
+
 /**
  * @hono/node-server cannot make a WHATWG Request of some that Node's parser let through (no Host,
  * a malformed Host, a backslash in the path, `OPTIONS *`) and answers those with a bare 400;
  * anything else reaching here escaped the app's own error handler.
  */
-function answerProblem(res: ServerResponse, p: ProblemDetails) {
-  res.writeHead(p.status, { "content-type": PROBLEM_CONTENT_TYPE, connection: "close" }).end(JSON.stringify(p));
-}
-
 function requestNotMade(err: unknown): Response {
   if (err instanceof RequestError) return problemResponse(problem(400, "Bad Request", `the request cannot be served: ${err.message}`));
   return problemResponse(problem(500, "Internal Server Error", "an unexpected error occurred"));

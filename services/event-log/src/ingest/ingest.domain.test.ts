@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createEvent, uuidv7 } from "@orderflow/shared";
-import { toEventRow, type RawMessage } from "./ingest.domain.js";
+import { refusedRow, toEventRow, type RawMessage } from "./ingest.domain.js";
 
 const userId = uuidv7();
 const registered = () =>
@@ -51,6 +51,9 @@ describe("toEventRow", () => {
     const emoji = toEventRow(msg({ ...e, source: `${"a".repeat(511)}🚀🚀` }));
     expect(emoji.source).toBe("a".repeat(511));
     expect(toEventRow(msg({ ...e, source: "a".repeat(512) }))).toMatchObject({ valid: true });
+    // What is kept of a refused row is cut the same way.
+    const refused = refusedRow({ ...toEventRow(msg(e)), subject: `${"a".repeat(510)}🚀🚀` }, "22023: refused");
+    expect(refused).toMatchObject({ subject: `${"a".repeat(510)}🚀`, valid: false, data: null });
   });
 
   it("replaces what Postgres cannot store and flags the row, so ingestion never stalls on it", () => {

@@ -30,6 +30,9 @@ const UNSTORABLE_NOTE = "holds what Postgres cannot store (a NUL character, an u
 export const MAX_INDEXED_CHARS = 512;
 const CUT_NOTE = `has a subject, id, type, source or entity over ${MAX_INDEXED_CHARS} characters; shown cut to that length`;
 
+/** The first `max` characters, or one fewer: half of a surrogate pair would be unstorable again. */
+const cutAt = (s: string, max: number) => s.slice(0, /[\uD800-\uDBFF]/.test(s[max - 1] ?? "") ? max - 1 : max);
+
 /** The row with every string (and JSON key) storable; `changed` says whether anything had to go. */
 function storable(row: NewEventRow): { row: NewEventRow; changed: boolean; cut: boolean } {
   let changed = false;
@@ -42,9 +45,7 @@ function storable(row: NewEventRow): { row: NewEventRow; changed: boolean; cut: 
   const indexed = <T extends string | null | undefined>(s: T): T => {
     if (typeof s !== "string" || s.length <= MAX_INDEXED_CHARS) return s;
     cut = true;
-    // Not inside a surrogate pair: half of one would be unstorable again.
-    const end = /[\uD800-\uDBFF]/.test(s[MAX_INDEXED_CHARS - 1]!) ? MAX_INDEXED_CHARS - 1 : MAX_INDEXED_CHARS;
-    return s.slice(0, end) as T;
+    return cutAt(s, MAX_INDEXED_CHARS) as T;
   };
   const json = (v: unknown): unknown => {
     if (typeof v === "string") return text(v);
@@ -102,12 +103,12 @@ export function refusedRow(row: NewEventRow, reason: string): NewEventRow | unde
     stream: row.stream,
     streamSeq: row.streamSeq,
     streamTime: row.streamTime,
-    subject: toStorableText(row.subject).slice(0, MAX_INDEXED_CHARS - 1),
+    subject: cutAt(toStorableText(row.subject), MAX_INDEXED_CHARS),
     headers: {},
     time: row.streamTime,
     data: null,
     valid: false,
-    error: `${REFUSED} (${toStorableText(reason).slice(0, 500)}); the message is in the stream at this position`,
+    error: `${REFUSED} (${cutAt(toStorableText(reason), 500)}); the message is in the stream at this position`,
   };
 }
 
