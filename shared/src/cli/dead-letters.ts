@@ -71,23 +71,59 @@ function toDeadLetter(m: StoredMsg, names: Names): DeadLetter {
 }
 
 /**
- * Every dead letter of the namespace, oldest first. Walks the stream with `next_by_subj`
- * lookups, so it creates no consumer and skips purged sequences without probing each one.
+ * The dead letters of the namespace from sequence `from` on, oldest first, read one at a time so
+ * a DLQ of any size never sits in memory. Walks the stream with `next_by_subj` lookups, so it
+ * creates no consumer and skips purged sequences without probing each one. It stops at the last
+ * sequence the stream had when it started: a letter dead-lettered meanwhile (a replay that fails
+ * again) is not walked into.
  */
-export async function listDeadLetters({ jsm, names }: DlqDeps, { limit = Infinity }: { limit?: number } = {}): Promise<DeadLetter[]> {
+export async function* deadLetters({ jsm, names }: DlqDeps, { from = 1 }: { from?: number } = {}): AsyncGenerator<DeadLetter> {
   const stream = names.stream("DLQ");
-  const info = await jsm.streams.info(stream);
-  const out: DeadLetter[] = [];
-  let seq = info.state.first_seq;
-  while (out.length < limit && info.state.messages > 0 && seq <= info.state.last_seq) {
+  const { state } = await jsm.streams.info(stream);
+  let seq = Math.max(from, state.first_seq);
+  while (state.messages > 0 && seq <= state.last_seq) {
     // STREAM.MSG.GET has answered next_by_subj since nats-server 2.9; the typed MsgRequest omits it.
     const query = { seq, next_by_subj: names.subject("dlq.>") } as unknown as { seq: number };
     const m = await jsm.streams.getMessage(stream, query);
-    if (!m) break;
-    out.push(toDeadLetter(m, names));
+    if (!m || m.seq > state.last_seq) return;
+    yield toDeadLetter(m, names);
     seq = m.seq + 1;
   }
+}
+
+/** Every dead letter of the namespace (from `from`, at most `limit`), oldest first. */
+export async function listDeadLetters(deps: DlqDeps, { limit = Infinity, from }: { limit?: number; from?: number } = {}): Promise<DeadLetter[]> {
+  const out: DeadLetter[] = [];
+  if (limit < 1) return out;
+  for await (const dl of deadLetters(deps, { from })) {
+    out.push(dl);
+    if (out.length >= limit) break;
+  }
   return out;
+}
+
+export interface DeadLetterPage {
+  letters: DeadLetter[];
+  /** Messages in the DLQ stream when the page was read. */
+  total: number;
+  /** The sequence to ask for next (`--from`), when there are letters after this page. */
+  next?: number;
+}
+
+/** At most `limit` dead letters from `from` on, and where the next page starts. */
+export async function pageDeadLetters(deps: DlqDeps, { limit, from }: { limit: number; from?: number }): Promise<DeadLetterPage> {
+  const { state } = await deps.jsm.streams.info(deps.names.stream("DLQ"));
+  const letters: DeadLetter[] = [];
+  let next: number | undefined;
+  for await (const dl of deadLetters(deps, { from })) {
+    // One letter past the page tells whether there is a next page, and where it starts.
+    if (letters.length === limit) {
+      next = dl.seq;
+      break;
+    }
+    letters.push(dl);
+  }
+  return { letters, total: state.messages, ...(next === undefined ? {} : { next }) };
 }
 
 /** One dead letter by its DLQ sequence; throws DeadLetterNotFoundError when there is none. */
@@ -193,7 +229,7 @@ export async function replayAllDeadLetters(
     report.skipped.push(s);
     onSkipped?.(s);
   };
-  for (const dl of await listDeadLetters(deps)) {
+  for await (const dl of deadLetters(deps)) {
     if (!dl.originalSubject) {
       skip({ seq: dl.seq, reason: `no ${DlqHeaders.Subject} header; cannot tell where to replay it`, gone: false });
       continue;

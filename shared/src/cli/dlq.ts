@@ -1,5 +1,6 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { baseConfigSchema, ConfigError, loadConfig } from "../config/config.js";
@@ -10,7 +11,7 @@ import {
   formatDeadLetter,
   formatDeadLetterTable,
   getDeadLetter,
-  listDeadLetters,
+  pageDeadLetters,
   purgeDeadLetter,
   ReplayAllError,
   replayAllDeadLetters,
@@ -18,8 +19,14 @@ import {
   type DlqDeps,
 } from "./dead-letters.js";
 
+/** How many dead letters `list` prints unless told: a table a terminal can still show. */
+export const DEFAULT_LIST_LIMIT = 1000;
+const MAX_LIST_LIMIT = 100_000;
+
 export const dlqUsage = `usage: dlq <command>
-  list               every dead letter: seq, time, consumer, subject, error, deliveries
+  list [--from <seq>] [--limit <n>]
+                     dead letters, oldest first: seq, time, consumer, subject, error, deliveries
+                     (at most ${DEFAULT_LIST_LIMIT} unless --limit says otherwise; it prints where the next page starts)
   show <seq>         one dead letter's headers and payload
   replay <seq>       republish it to its original subject (new Nats-Msg-Id), then delete it
   replay --all       replay every dead letter, oldest first (exit 1 if any could not be)
@@ -32,7 +39,7 @@ export class UsageError extends Error {
 }
 
 export type DlqCommand =
-  | { verb: "list" }
+  | { verb: "list"; from?: number; limit: number }
   | { verb: "show"; seq: number }
   | { verb: "replay"; seq: number }
   | { verb: "replay-all" }
@@ -45,6 +52,23 @@ function parseSeq(raw: string | undefined, verb: string): number {
   return Number(raw);
 }
 
+function parseList(args: readonly string[]): DlqCommand {
+  let values;
+  try {
+    ({ values } = parseArgs({ args: [...args], options: { from: { type: "string" }, limit: { type: "string" } }, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  let limit = DEFAULT_LIST_LIMIT;
+  if (values.limit !== undefined) {
+    if (!/^[1-9][0-9]{0,5}$/.test(values.limit) || Number(values.limit) > MAX_LIST_LIMIT) {
+      throw new UsageError(`--limit must be a whole number from 1 to ${MAX_LIST_LIMIT}, not "${values.limit}"`);
+    }
+    limit = Number(values.limit);
+  }
+  return { verb: "list", limit, ...(values.from === undefined ? {} : { from: parseSeq(values.from, "--from") }) };
+}
+
 /** Parses argv after the program name; throws UsageError for anything it does not know. */
 export function parseDlqArgs(argv: readonly string[]): DlqCommand {
   const [verb, arg] = argv;
@@ -53,8 +77,7 @@ export function parseDlqArgs(argv: readonly string[]): DlqCommand {
   };
   switch (verb) {
     case "list":
-      noMore(1);
-      return { verb: "list" };
+      return parseList(argv.slice(1));
     case "show":
     case "purge":
       noMore(2);
@@ -80,9 +103,11 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
   try {
     switch (cmd.verb) {
       case "list": {
-        const letters = await listDeadLetters(deps);
+        const { letters, total, next } = await pageDeadLetters(deps, { limit: cmd.limit, from: cmd.from });
         io.out(formatDeadLetterTable(letters));
-        io.out(`${letters.length} dead letter(s) in ${deps.names.stream("DLQ")}`);
+        const from = cmd.from === undefined ? "" : ` from seq ${cmd.from}`;
+        io.out(`${letters.length} dead letter(s) shown${from}; ${total} in ${deps.names.stream("DLQ")}`);
+        if (next !== undefined) io.out(`more after these: dlq list --from ${next}${cmd.limit === DEFAULT_LIST_LIMIT ? "" : ` --limit ${cmd.limit}`}`);
         return 0;
       }
       case "show":
