@@ -153,6 +153,44 @@ describe("consumer runner", () => {
     }
   });
 
+  it("stops keeping alive an event whose query hangs (a blackholed connection), so another replica gets it and applies it once", async () => {
+    const retry = { delaysMs: [20], maxDeliver: 5 };
+    const relay = postgresRelay(testDb.url);
+    await relay.listen();
+    const stuckDb = await openDatabase(relay.viaRelay(testDb.url));
+    const applied: string[] = [];
+    const handlers = { "users.registered": async (_tx: Tx, e: { id: string }) => void applied.push(e.id) };
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(names.stream("USERS")); // only this test's event
+    const timing = { ackWaitMs: 3000, maxHandlingMs: 2000 };
+    const stuck = await runnerFor("hung-test", { retry, handlers, db: stuckDb.db, ...timing });
+    const other = await runnerFor("hung-test", { retry, handlers, ...timing });
+    try {
+      await stuck.start();
+      // The network to the database goes silent: the query waits, nothing fails, a probe would hang too.
+      relay.stall();
+      const event = registered();
+      await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+      await waitFor(async () => (await jsm.consumers.info(names.stream("USERS"), names.durable("hung-test"))).num_ack_pending === 1, { what: "the event in the stuck runner's hands" });
+      await other.start();
+      await waitFor(() => applied.includes(event.id), { what: "the event applied by the other replica", timeoutMs: 15_000 });
+      // The stuck one's transaction goes through once the network carries its bytes again, and
+      // finds the event in the inbox.
+      relay.resume();
+      await waitFor(async () => (await jsm.consumers.info(names.stream("USERS"), names.durable("hung-test"))).num_ack_pending === 0, { what: "every delivery settled" });
+      await stuck.stop();
+      expect(applied).toEqual([event.id]);
+      const rows = (await database.db.execute(sql`select count(*)::int as n from inbox where consumer = 'hung-test'`)) as unknown as { n: number }[];
+      expect(rows[0]!.n).toBe(1);
+    } finally {
+      relay.resume();
+      await stuck.stop();
+      await other.stop();
+      await relay.close();
+      await stuckDb.close();
+    }
+  });
+
   it("counts a delivery whose session the server closed over the work itself, not an outage, against the budget", async () => {
     // A session killed by pg_terminate_backend while the handler runs: the error is a lost
     // connection, but the database answers the probe, so the event is dead-lettered after

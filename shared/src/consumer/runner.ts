@@ -68,6 +68,11 @@ export interface ConsumerOptions {
    * handlers wrote (for the relay to publish at once). */
   onCommitted?: (messages: OutboxMessage[]) => void;
   /**
+   * How long a handler or batch is kept alive with `working()` (default 4 × ack_wait). Past it,
+   * the server is left to redeliver its messages after ack_wait, to this or another replica.
+   */
+  maxHandlingMs?: number;
+  /**
    * Most messages applied in one transaction. Messages that arrived while the previous
    * transaction ran are taken together, so a quiet consumer still handles each at once.
    */
@@ -115,6 +120,34 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     if (def) statements.set(name, { def: def as StatementHandler, text: batchStatement(def as StatementHandler) });
   }
   const deliveryCap = Math.max(retry.maxDeliver, retry.deliveryCap ?? retry.maxDeliver * 4);
+  const maxHandlingMs = opts.maxHandlingMs ?? 4 * ackWaitMs;
+
+  // Messages being handled are kept alive with working(), so a slow handler is not redelivered
+  // under it, but not for ever: a query stuck on a connection that went silent (a blackholed
+  // network, a failed-over server that never sent a reset) would otherwise keep its events on
+  // this replica until TCP gives up, 15 minutes or more, while a probe on a fresh connection
+  // answers. Past maxHandlingMs the runner stops keeping them alive and stops pulling, and hands
+  // back what it has queued, so the server redelivers all of it (the stuck ones after ack_wait)
+  // to other replicas, or to this one once the stuck batch ends. Whichever copy commits first
+  // applies an event; the other finds its inbox row (or waits on its lock), so a late commit of
+  // the stuck one applies nothing twice.
+  let onStuck: (() => void) | undefined;
+  function keepAlive(msgs: readonly JsMsg[], eventIds: readonly string[]): () => void {
+    const started = Date.now();
+    const timer = setInterval(
+      () => {
+        if (Date.now() - started < maxHandlingMs) {
+          for (const m of msgs) m.working();
+          return;
+        }
+        clearInterval(timer);
+        log.warn({ durable, eventIds, waitedMs: Date.now() - started }, "handling still unfinished; pulling no more and letting the server redeliver these events");
+        onStuck?.();
+      },
+      Math.max(1000, Math.min(ackWaitMs / 3, maxHandlingMs / 2)),
+    );
+    return () => clearInterval(timer);
+  }
 
   const ensure = () =>
     ensureDurableConsumer(opts.jsm, names, {
@@ -241,8 +274,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       return deadLetter(msg, new UnknownEventTypeError(`${durable} has no handler for ${decoded.event.type}`), decoded.event.id);
     }
     const event = decoded.event as CloudEvent;
-    // Tell the server we are still alive when a handler runs long, instead of being redelivered.
-    const keepAlive = setInterval(() => msg.working(), Math.max(1000, ackWaitMs / 3));
+    const stopKeepingAlive = keepAlive([msg], [event.id]);
     const apply = () =>
       transactionWithQueued(db, async (tx) => {
         const fresh = await recordInbox(tx, durable, opts.instance, [{ event_id: event.id, subject: decoded.name, stream_seq: msg.seq }]);
@@ -272,7 +304,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       msg.nak(delay);
       return "retry";
     } finally {
-      clearInterval(keepAlive);
+      stopKeepingAlive();
     }
   }
 
@@ -327,7 +359,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
 
   async function applyStatement(name: EventName, group: Item[], alone: JsMsg[]) {
     const { def, text } = statements.get(name)!;
-    const keepAlive = setInterval(() => group.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
+    const stopKeepingAlive = keepAlive(group.map((i) => i.msg), group.map((i) => i.event.id));
     try {
       // The same event twice in one batch is applied once, like two deliveries would be.
       const distinct = [...new Map(group.map((i) => [i.event.id, i])).values()];
@@ -342,12 +374,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       log.warn({ durable, events: group.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
       for (const i of group) alone.push(i.msg);
     } finally {
-      clearInterval(keepAlive);
+      stopKeepingAlive();
     }
   }
 
   async function applyInTransaction(items: Item[], alone: JsMsg[]) {
-    const keepAlive = setInterval(() => items.forEach((i) => i.msg.working()), Math.max(1000, ackWaitMs / 3));
+    const stopKeepingAlive = keepAlive(items.map((i) => i.msg), items.map((i) => i.event.id));
     try {
       const { result: applied, queued } = await transactionWithQueued(db, async (tx) => {
         const isFresh = await recordInbox(tx, durable, opts.instance, items.map((i) => ({ event_id: i.event.id, subject: i.name, stream_seq: i.msg.seq })));
@@ -362,7 +394,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       log.warn({ durable, events: items.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
       for (const i of items) alone.push(i.msg);
     } finally {
-      clearInterval(keepAlive);
+      stopKeepingAlive();
     }
   }
 
@@ -376,10 +408,15 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     let space: (() => void) | undefined;
     let ended = false;
     let holding = false;
+    let stuck = false;
     let failure: unknown;
     const pump = (async () => {
       try {
         for await (const msg of current) {
+          if (stuck) {
+            handBack([msg]);
+            continue;
+          }
           queue.push(msg);
           wake?.();
           if (queue.length >= maxBatch && !signal.aborted && !holding) await new Promise<void>((resolve) => (space = resolve));
@@ -410,7 +447,14 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         }
         const batch = queue.splice(0, maxBatch);
         makeSpace();
-        const held = await handleBatch(batch, signal);
+        onStuck = () => {
+          if (stuck) return;
+          stuck = true;
+          current.stop();
+          handBack(queue.splice(0));
+          makeSpace();
+        };
+        const held = await handleBatch(batch, signal).finally(() => (onStuck = undefined));
         if (held.length > 0) {
           // Pull no more; the pump takes in what the client already has, to be held too. The
           // consume loop ends once the queue is worked off, and starts again from the top.

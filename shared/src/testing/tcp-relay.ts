@@ -6,6 +6,13 @@ export interface TcpRelay {
   listen(): Promise<void>;
   /** Cuts every relayed connection and stops listening: the target looks down, connections are refused. */
   close(): Promise<void>;
+  /**
+   * Connections, open and new, stop carrying bytes while nothing fails: a blackholed network
+   * (a half-open connection), where a query just waits.
+   */
+  stall(): void;
+  /** Stalled connections carry their bytes again, those held back included. */
+  resume(): void;
 }
 
 /**
@@ -15,8 +22,11 @@ export interface TcpRelay {
  */
 export function tcpRelay(target: { host: string; port: number }, port = 0): TcpRelay {
   const sockets = new Set<Socket>();
+  const pairs = new Set<[Socket, Socket]>();
   let server: Server | undefined;
   let bound = port;
+  let stalled = false;
+  const flow = ([client, upstream]: [Socket, Socket]) => client.pipe(upstream).pipe(client);
   return {
     get port() {
       return bound;
@@ -30,7 +40,10 @@ export function tcpRelay(target: { host: string; port: number }, port = 0): TcpR
             s.on("close", () => sockets.delete(s));
             s.on("error", () => {});
           }
-          client.pipe(upstream).pipe(client);
+          const pair: [Socket, Socket] = [client, upstream];
+          pairs.add(pair);
+          client.on("close", () => pairs.delete(pair));
+          if (!stalled) flow(pair);
         });
         server.once("error", reject);
         server.listen(bound, "127.0.0.1", () => {
@@ -45,6 +58,17 @@ export function tcpRelay(target: { host: string; port: number }, port = 0): TcpR
         server.close(() => resolve());
         server = undefined;
       }),
+    stall() {
+      stalled = true;
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream).pause();
+        upstream.unpipe(client).pause();
+      }
+    },
+    resume() {
+      stalled = false;
+      for (const pair of pairs) flow(pair);
+    },
   };
 }
 
