@@ -21,7 +21,10 @@ describe("connection faults", () => {
     const { "user-service": users, "order-service": orders } = sys.services;
 
     await nats.stop();
-    await waitFor(async () => (await readyStatus(users.url)).status === 503, { what: "user-service to notice NATS is gone" });
+    // It stays ready (in rotation): registrations commit with their events in the outbox.
+    const down = await waitFor(async () => ((r) => (r.body.checks.nats !== "ok" ? r : undefined))(await readyStatus(users.url)), { what: "user-service to notice NATS is gone" });
+    expect(down.status).toBe(200);
+    expect(down.body).toMatchObject({ status: "degraded", checks: { database: "ok", nats: expect.stringMatching(/^disconnected/) } });
     const accepted: User[] = [];
     for (let i = 0; i < 5; i++) accepted.push(await registerOk(users.url));
 

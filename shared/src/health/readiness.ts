@@ -1,5 +1,13 @@
 import type { Hono } from "hono";
 
+/**
+ * Thrown by a check whose dependency is down while the service can still do its job without it:
+ * reported on /readyz, but the service stays ready (in the load balancer's rotation).
+ */
+export class Degraded extends Error {
+  override name = "Degraded";
+}
+
 export interface ReadinessCheck {
   name: string;
   /** Resolves when healthy; throws (or rejects) with the reason otherwise. */
@@ -11,7 +19,7 @@ export interface Readiness {
   /** From now on the service reports 503 so load balancers stop sending traffic. */
   markShuttingDown(): void;
   readonly shuttingDown: boolean;
-  evaluate(): Promise<{ ready: boolean; checks: Record<string, string> }>;
+  evaluate(): Promise<{ ready: boolean; degraded: boolean; checks: Record<string, string> }>;
 }
 
 export function createReadiness({ timeoutMs = 1000 }: { timeoutMs?: number } = {}): Readiness {
@@ -33,28 +41,29 @@ export function createReadiness({ timeoutMs = 1000 }: { timeoutMs?: number } = {
         checks.map(async (c) => {
           try {
             await withTimeout(Promise.resolve().then(() => c.check()));
-            return [c.name, "ok"] as const;
+            return [c.name, "ok", "ok"] as const;
           } catch (err) {
-            return [c.name, (err as Error).message || "failing"] as const;
+            return [c.name, (err as Error).message || "failing", err instanceof Degraded ? "degraded" : "failing"] as const;
           }
         }),
       );
-      const out: Record<string, string> = Object.fromEntries(results);
+      const out: Record<string, string> = Object.fromEntries(results.map(([name, message]) => [name, message]));
       if (shuttingDown) out.shutdown = "shutting down";
-      return { ready: !shuttingDown && results.every(([, r]) => r === "ok"), checks: out };
+      return { ready: !shuttingDown && results.every(([, , state]) => state !== "failing"), degraded: results.some(([, , state]) => state === "degraded"), checks: out };
     },
   };
 }
 
 /**
  * `/healthz`: the process is alive (no dependency checks, so a database outage never gets pods
- * restarted). `/readyz`: every check passes; otherwise 503 with the failing checks.
+ * restarted). `/readyz`: 200 when no check fails (`"status": "degraded"` when one reports a
+ * dependency the service can do without for now); otherwise 503 with the failing checks.
  */
 export function registerHealthRoutes(app: Hono<any>, readiness: Readiness): void {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
-    const { ready, checks } = await readiness.evaluate();
-    if (ready) return c.json({ status: "ready", checks });
+    const { ready, degraded, checks } = await readiness.evaluate();
+    if (ready) return c.json({ status: degraded ? "degraded" : "ready", checks });
     return c.json({ status: "not ready", checks }, 503);
   });
 }

@@ -8,7 +8,7 @@ import { createConsumer, type Consumer, type EventHandlers } from "../consumer/r
 import { openDatabase, pendingMigrations, type Database, type Db } from "../db/database.js";
 import { isTransientDbError, reportableError } from "../db/errors.js";
 import type { StreamName } from "../events/catalog.js";
-import { createReadiness, registerHealthRoutes } from "../health/readiness.js";
+import { createReadiness, Degraded, registerHealthRoutes } from "../health/readiness.js";
 import type { ServiceApp } from "../http/app.js";
 import { problem, problemResponse } from "../http/problem.js";
 import { startHttpServer, type HttpServer } from "../http/server.js";
@@ -132,8 +132,11 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     name: "nats",
     check: () => {
       if (!nats) throw new Error("not connected yet");
-      if (!nats.state.connected()) throw new Error("disconnected; reconnecting");
-      if (!wired) throw new Error("streams and consumers not set up yet");
+      if (!wired) throw new Error(nats.state.connected() ? "streams and consumers not set up yet" : "disconnected; reconnecting");
+      // Once set up, losing NATS does not take the service out of rotation: writes commit with
+      // their events in the outbox, published when it is back, and reads need only the database.
+      // Failing readiness here would turn a broker outage into an outage of every replica.
+      if (!nats.state.connected()) throw new Degraded("disconnected; reconnecting (events wait until it is back)");
     },
   });
 
