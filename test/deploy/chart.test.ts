@@ -279,7 +279,33 @@ describe("helm/orderflow", () => {
     const paths = (find(objs, "Ingress", "orderflow").spec as { rules: { http: { paths: { path: string }[] } }[] }).rules[0]!.http.paths.map((p) => p.path);
     expect(paths).toEqual(expect.arrayContaining(["/audit", "/events", "/users", "/orders"]));
     const url = (find(objs, "Secret", "orderflow-audit-db").stringData as Record<string, string>).DATABASE_URL;
-    expect(url).toMatch(/^postgres:\/\/orderflow:[^@]+@orderflow-postgres:5432\/audit$/);
+    expect(url).toBe("postgres://orderflow@orderflow-postgres:5432/audit");
+  });
+
+  it("bundled Postgres: the URL Secrets hold no password; pods and Jobs read it from the Postgres Secret (its existingSecret too)", async () => {
+    const passwordRefs = (objs: K8sObject[]) =>
+      [...byKind(objs, "Deployment"), ...byKind(objs, "Job")].flatMap((o) =>
+        [...podSpec(o).containers, ...(podSpec(o).initContainers ?? [])].map((c) => `${o.metadata.name}/${c.name}: ${JSON.stringify(c.env?.find((e) => e.name === "PGPASSWORD")?.valueFrom)}`),
+      );
+    const own = await template(["postgres.auth.existingSecret=my-pg"]);
+    expect(byKind(own, "Secret").map((s) => s.metadata.name)).not.toContain("my-pg"); // the user's, not the chart's
+    const refs = passwordRefs(own).filter((r) => !r.includes("orderflow-nats"));
+    expect(refs.length).toBeGreaterThanOrEqual(9); // 3 Deployments, 3 Jobs with their create-database initContainers
+    for (const r of refs) expect(r).toMatch(/: \{"secretKeyRef":\{"name":"my-pg","key":"password"\}\}$/);
+    // Rendered twice (helm template, as Argo CD does: no lookup), the URL Secrets are the same.
+    const urls = (objs: K8sObject[]) => byKind(objs, "Secret").filter((o) => o.metadata.name.endsWith("-db")).map((o) => o.stringData);
+    expect(urls(await template(["postgres.auth.existingSecret=my-pg"]))).toEqual(urls(own));
+    expect(urls(own)).toEqual(expect.arrayContaining([{ DATABASE_URL: "postgres://orderflow@orderflow-postgres:5432/users" }]));
+    // An external database's URL is the password's only place: no PGPASSWORD beside it.
+    expect(passwordRefs(await render("existingSecret")).every((r) => r.endsWith(": undefined"))).toBe(true);
+  });
+
+  it("production values: Postgres egress to the CloudNativePG pods of the release's namespace, where their Secrets are", async () => {
+    const objs = await render("production values");
+    const policy = find(objs, "NetworkPolicy", "orderflow-user-service");
+    const rules = (policy.spec as { egress: { to: Record<string, unknown>[]; ports: { port: number }[] }[] }).egress;
+    const postgres = rules.find((r) => r.ports.some((p) => p.port === 5432))!;
+    expect(postgres.to).toEqual([{ podSelector: { matchExpressions: [{ key: "cnpg.io/cluster", operator: "In", values: ["users-db", "orders-db", "event-log-db"] }] } }]);
   });
 
   it("existingSecret: no chart Secret for the database, refs point at the user's Secret and key", async () => {
@@ -315,5 +341,13 @@ describe("helm/orderflow", () => {
     }
     expect(await templateError(["nats.auth.existingSecretType=cert"])).toMatch(/existingSecretType/);
     expect(await templateError(["postgres.deploy=false"])).toMatch(/database\.url or \.existingSecret is required/);
+    // Typos and values Kubernetes would take and regret: a PDB that blocks every drain, a
+    // liveness probe that restarts pods whenever a dependency is down.
+    expect(await templateError(["tmpVolume.sizeLimt=1Gi"])).toMatch(/additional properties 'sizeLimt' not allowed/);
+    expect(await templateError(["serviceDefaults.resources.requests.memory=lots"])).toMatch(/resources\/requests\/memory/);
+    expect(await templateError(["services.order-service.resources.limits.cpu=fast"])).toMatch(/resources\/limits\/cpu/);
+    for (const bad of ["0", "0%"]) expect(await templateError([`serviceDefaults.podDisruptionBudget.maxUnavailable=${bad}`])).toMatch(/maxUnavailable/);
+    expect(await templateError(["serviceDefaults.probes.liveness.path=/readyz"])).toMatch(/liveness\/path/);
+    expect(await template(["serviceDefaults.podDisruptionBudget.maxUnavailable=25%", "serviceDefaults.resources.requests.cpu=0.5"])).not.toHaveLength(0);
   });
 });

@@ -91,6 +91,24 @@ The services to render: each enabled entry of .Values.services deep-merged over
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when a service's database is in the bundled Postgres (no URL or Secret of its own). ctx: {root, svc} */}}
+{{- define "orderflow.bundledDatabase" -}}
+{{- if and .root.Values.postgres.deploy (not .svc.database.existingSecret) (not .svc.database.url) }}true{{ end -}}
+{{- end -}}
+
+{{/*
+The bundled Postgres's password for a service's container, as PGPASSWORD, which the driver uses
+when DATABASE_URL has none: the URL Secret never holds the password, so it cannot disagree with
+the Postgres Secret (postgres.auth.existingSecret, or a render without lookup). ctx: {root, svc}
+*/}}
+{{- define "orderflow.bundledPasswordEnv" -}}
+{{- if include "orderflow.bundledDatabase" . }}
+- name: PGPASSWORD
+  valueFrom:
+    secretKeyRef: { name: {{ include "orderflow.postgresSecretName" .root | quote }}, key: password }
+{{- end }}
+{{- end -}}
+
 {{/* Bundled Postgres: host, secret name, and the password (generated once, read back on upgrade). */}}
 {{- define "orderflow.postgresHost" -}}{{ include "orderflow.fullname" . }}-postgres{{- end -}}
 {{- define "orderflow.postgresSecretName" -}}
