@@ -46,6 +46,9 @@ export const variants = [
       "serviceDefaults.topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
       // NATS runs in the cluster (namespace nats): an ipBlock rule may not match pod IPs (Cilium).
       "networkPolicy.externalNats.to[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=nats",
+      // A registry that cannot resolve: unqualified names would pull docker.io/orderflow/*, which
+      // is not ours. Point the images at your registry with a kustomization (`images:`).
+      "image.registry=registry.invalid",
     ],
   },
 ];
