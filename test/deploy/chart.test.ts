@@ -39,6 +39,21 @@ const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
     sets: ["services.audit.routes={/audit}", "services.audit.database.name=audit"],
   },
   "production values": { sets: [], valuesFiles: [repoPath("helm/examples/production-values.yaml")] },
+  "extra env, volumes and mounts": {
+    sets: [
+      "serviceDefaults.extraEnv[0].name=NODE_EXTRA_CA_CERTS",
+      "serviceDefaults.extraEnv[0].value=/etc/orderflow-ca/ca.crt",
+      "serviceDefaults.extraEnv[1].name=OTEL_TOKEN",
+      "serviceDefaults.extraEnv[1].valueFrom.secretKeyRef.name=otel",
+      "serviceDefaults.extraEnv[1].valueFrom.secretKeyRef.key=token",
+      "serviceDefaults.extraVolumes[0].name=ca",
+      "serviceDefaults.extraVolumes[0].configMap.name=corp-ca",
+      "serviceDefaults.extraVolumeMounts[0].name=ca",
+      "serviceDefaults.extraVolumeMounts[0].mountPath=/etc/orderflow-ca",
+      "serviceDefaults.extraVolumeMounts[0].readOnly=true",
+      "serviceDefaults.priorityClassName=high",
+    ],
+  },
 };
 
 const rendered = new Map<string, Promise<K8sObject[]>>();
@@ -298,6 +313,23 @@ describe("helm/orderflow", () => {
     expect(urls(own)).toEqual(expect.arrayContaining([{ DATABASE_URL: "postgres://orderflow@orderflow-postgres:5432/users" }]));
     // An external database's URL is the password's only place: no PGPASSWORD beside it.
     expect(passwordRefs(await render("existingSecret")).every((r) => r.endsWith(": undefined"))).toBe(true);
+  });
+
+  it("extra env, volumes and mounts reach every service's pods and migration Job, beside the chart's own", async () => {
+    const objs = await render("extra env, volumes and mounts");
+    const specs = [...byKind(objs, "Deployment"), ...byKind(objs, "Job")].map((o) => [o.metadata.name, podSpec(o)] as const);
+    expect(specs).toHaveLength(6);
+    for (const [name, spec] of specs) {
+      const c = spec.containers[0]!;
+      expect(c.env!.map((e) => e.name), name).toEqual(expect.arrayContaining(["DATABASE_URL", "NODE_EXTRA_CA_CERTS", "OTEL_TOKEN"]));
+      expect(c.volumeMounts!.map((m) => m.mountPath), name).toEqual(["/tmp", "/etc/orderflow-ca"]);
+      expect(spec.volumes!.map((v) => v.name), name).toEqual(["tmp", "ca"]);
+    }
+    expect(byKind(objs, "Deployment").map((d) => (podSpec(d) as { priorityClassName?: string }).priorityClassName)).toEqual(["high", "high", "high"]);
+    for (const name of ["DATABASE_URL", "PGPASSWORD", "NATS_TOKEN"]) {
+      expect(await templateError([`serviceDefaults.extraEnv[0].name=${name}`, "serviceDefaults.extraEnv[0].value=x"])).toMatch(/extraEnv\/0\/name/);
+    }
+    expect(await templateError(["services.user-service.extraVolumeMounts[0].name=x", "services.user-service.extraVolumeMounts[0].mountPath=/tmp"])).toMatch(/mountPath/);
   });
 
   it("production values: Postgres egress to the CloudNativePG pods of the release's namespace, where their Secrets are", async () => {
