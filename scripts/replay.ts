@@ -5,17 +5,16 @@
  * or PGlite under .data/). NATS from NATS_URL (default nats://127.0.0.1:4222).
  */
 import { spawn } from "node:child_process";
-import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const env = process.env;
 const dataDir = resolve(env.ORDERFLOW_DATA_DIR ?? join(root, ".data"));
-const targets: Record<string, { db?: string; port: string }> = {
-  "user-service": { db: env.USER_DATABASE_URL, port: env.USER_PORT || "3001" },
-  "order-service": { db: env.ORDER_DATABASE_URL, port: env.ORDER_PORT || "3002" },
-  "event-log": { db: env.EVENTLOG_DATABASE_URL, port: env.EVENTLOG_PORT || "3003" },
+const targets: Record<string, { db?: string }> = {
+  "user-service": { db: env.USER_DATABASE_URL },
+  "order-service": { db: env.ORDER_DATABASE_URL },
+  "event-log": { db: env.EVENTLOG_DATABASE_URL },
 };
 const usage = "usage: npm run replay -- --service order-service|user-service|event-log [--from-seq N | --from-time T] [--dry-run]";
 
@@ -27,20 +26,10 @@ if (!service || !(service in targets)) {
   process.exit(2);
 }
 
-const listening = (port: string) =>
-  new Promise<boolean>((done) => {
-    const s = connect({ host: "127.0.0.1", port: Number(port) });
-    s.once("connect", () => (s.destroy(), done(true)));
-    s.once("error", () => done(false));
-  });
-
 const target = targets[service]!;
+// PGlite is one process's files: with `npm start` running, the replay's open of the same data
+// directory is refused (a pid file in it, see lockDataDirectory) instead of corrupting it.
 const db = env.DATABASE_URL || target.db || `pglite://${join(dataDir, service)}`;
-// PGlite is one process's files: replaying into it while `npm start` has it open would corrupt it.
-if (db.startsWith("pglite://") && (await listening(target.port))) {
-  process.stderr.write(`replay: ${service} is running on port ${target.port} with embedded PGlite; stop npm start first, or use Postgres (${service === "event-log" ? "EVENTLOG" : service.split("-")[0]!.toUpperCase()}_DATABASE_URL) to replay while it runs.\n`);
-  process.exit(2);
-}
 const child = spawn(process.execPath, [join(root, "services", service, "dist", "replay.js"), ...args], {
   cwd: join(root, "services", service),
   env: { ...env, DATABASE_URL: db },

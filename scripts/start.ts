@@ -50,15 +50,16 @@ async function ensureNats(): Promise<string> {
     log(`using NATS at ${natsUrl}`);
     return natsUrl;
   }
-  const binary = (env.PATH ?? "")
-    .split(delimiter)
-    .map((dir) => join(dir, "nats-server"))
-    .find((candidate) => existsSync(candidate));
+  // Debian's package installs /usr/sbin/nats-server, which is not on an ordinary user's PATH.
+  const candidates = env.NATS_SERVER_BIN
+    ? [env.NATS_SERVER_BIN]
+    : [...(env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin"].filter(Boolean).map((dir) => join(dir, "nats-server"));
+  const binary = candidates.find((candidate) => existsSync(candidate));
   if (!binary) {
     process.stderr.write(
-      `[orderflow] NATS is not reachable at ${natsUrl} and nats-server is not on the PATH.\n` +
+      `[orderflow] NATS is not reachable at ${natsUrl} and ${env.NATS_SERVER_BIN ? `NATS_SERVER_BIN (${env.NATS_SERVER_BIN}) does not exist` : "nats-server is not on the PATH (nor in /usr/sbin)"}.\n` +
         `  Install it (Debian/Ubuntu: apt-get install nats-server; or download it from the NATS releases page)\n` +
-        `  or point NATS_URL at a running server with JetStream enabled.\n`,
+        `  and, if it is elsewhere, name it with NATS_SERVER_BIN; or point NATS_URL at a running server with JetStream enabled.\n`,
     );
     process.exit(1);
   }

@@ -67,14 +67,14 @@ describe("npm start", () => {
   it("exits non-zero with a clear message when NATS is unreachable and nats-server is not installed", async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [tsx, join(repoRoot, "scripts", "start.ts")], {
-      env: { ...process.env, PATH: "/nonexistent", NATS_URL: `nats://127.0.0.1:${port}` },
+      env: { ...process.env, NATS_SERVER_BIN: "/nonexistent/nats-server", NATS_URL: `nats://127.0.0.1:${port}` },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
     const code = await new Promise<number | null>((done) => child.once("exit", (c) => done(c)));
     expect(code).toBe(1);
-    expect(stderr).toMatch(/NATS is not reachable .* nats-server is not on the PATH/);
+    expect(stderr).toMatch(/NATS is not reachable .* NATS_SERVER_BIN \(\/nonexistent\/nats-server\) does not exist/);
     expect(stderr).toMatch(/NATS_URL/);
   });
 });
@@ -87,5 +87,26 @@ describe("configuration errors", () => {
     const line = proc.output.find((l) => l.includes("invalid configuration"));
     expect(line).toMatch(/DATABASE_URL/);
     expect(line).toMatch(/PORT/);
+  });
+
+  it("a service whose port is taken, or whose PGlite directory another process holds, exits 1 with a sentence, not a stack", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "of-start-held-"));
+    dirs.push(dir);
+    const port = await freePort();
+    const env = { DATABASE_URL: `pglite://${join(dir, "users")}`, PORT: String(port), NATS_URL: "nats://127.0.0.1:1", LOG_LEVEL: "warn" };
+    const first = startProcess(join(repoRoot, "services", "user-service", "dist", "main.js"), [], env);
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, { what: "the first service listening" });
+      const samePort = startProcess(join(repoRoot, "services", "user-service", "dist", "main.js"), [], { ...env, DATABASE_URL: `pglite://${join(dir, "other")}` });
+      expect((await samePort.exited).code).toBe(1);
+      expect(samePort.output.join("\n")).toContain(`user-service: failed to start: port ${port} on 0.0.0.0 is already in use by another process; set PORT to a free one`);
+      const sameDir = startProcess(join(repoRoot, "services", "user-service", "dist", "main.js"), [], { ...env, PORT: String(await freePort()) });
+      expect((await sameDir.exited).code).toBe(1);
+      expect(sameDir.output.join("\n")).toContain(`user-service: failed to start: the PGlite data directory ${join(dir, "users")} is in use by process ${first.child.pid}`);
+      for (const p of [samePort, sameDir]) expect(p.output.join("\n")).not.toMatch(/^\s+at /m);
+    } finally {
+      first.child.kill("SIGTERM");
+      await first.exited;
+    }
   });
 });

@@ -4,6 +4,7 @@ import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
 import type { ExtractTablesWithRelations } from "drizzle-orm";
 import { pgErrorCode } from "./errors.js";
+import { lockDataDirectory } from "./pglite-lock.js";
 
 /** The drizzle handle shared code works with; both drivers (postgres.js, PGlite) satisfy it. */
 export type Db = PgDatabase<PgQueryResultHKT, Record<string, unknown>>;
@@ -94,8 +95,15 @@ async function openPglite(location: string): Promise<Database> {
   const { drizzle } = await import("drizzle-orm/pglite");
   const inMemory = location === "memory" || location === "";
   if (!inMemory) mkdirSync(location, { recursive: true });
-  const client = inMemory ? new PGlite() : new PGlite(location);
-  await client.waitReady;
+  const release = inMemory ? () => {} : lockDataDirectory(location);
+  let client;
+  try {
+    client = inMemory ? new PGlite() : new PGlite(location);
+    await client.waitReady;
+  } catch (err) {
+    release();
+    throw err;
+  }
   const db = drizzle({ client }) as unknown as Db;
   return {
     db,
@@ -107,7 +115,7 @@ async function openPglite(location: string): Promise<Database> {
       const { migrate } = await import("drizzle-orm/pglite/migrator");
       await migrate(drizzle({ client }), { migrationsFolder });
     },
-    close: () => client.close(),
+    close: () => client.close().finally(release),
   };
 }
 

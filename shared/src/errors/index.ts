@@ -65,3 +65,11 @@ export class InvalidEventError extends PermanentError {
 export class UnknownEventTypeError extends PermanentError {
   override name = "UnknownEventTypeError";
 }
+
+/**
+ * A start-up failure whose message says all an operator needs (a port in use, a data directory
+ * held by another process): printed without a stack trace.
+ */
+export class StartupError extends Error {
+  override name = "StartupError";
+}

@@ -2,6 +2,7 @@ import { createServer, STATUS_CODES, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import { PROBLEM_CONTENT_TYPE, problem, problemResponse, type ProblemDetails } from "./problem.js";
+import { StartupError } from "../errors/index.js";
 
 export interface HttpServer {
   readonly port: number;
@@ -44,7 +45,11 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
     server.headersTimeout = 15_000;
     server.requestTimeout = 30_000;
     server.on("clientError", answerUnparsable);
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EADDRINUSE") reject(new StartupError(`port ${port} on ${hostname} is already in use by another process; set PORT to a free one`, { cause: err }));
+      else if (err.code === "EACCES") reject(new StartupError(`port ${port} on ${hostname} needs privileges this process does not have; set PORT to one above 1023`, { cause: err }));
+      else reject(err);
+    });
   });
 }
 

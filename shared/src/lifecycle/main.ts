@@ -3,6 +3,7 @@ import { baseConfigSchema, loadConfigOrExit, type BaseConfig } from "../config/c
 import type { Db } from "../db/database.js";
 import type { ServiceApp } from "../http/app.js";
 import { createLogger, type Logger } from "../logger/index.js";
+import { StartupError } from "../errors/index.js";
 import type { Names } from "../nats/names.js";
 import type { OutboxMessage } from "../outbox/handoff.js";
 import { applyHeapGrowingPercent } from "./node-options.js";
@@ -33,7 +34,8 @@ export function serviceMain<C extends BaseConfig = BaseConfig>(def: ServiceDefin
     workers: def.workers ? (ctx) => def.workers!(ctx, config) : undefined,
     periodic: def.periodic?.(config),
   }).catch((err: unknown) => {
-    process.stderr.write(`${def.name}: failed to start: ${(err as Error).stack ?? String(err)}\n`);
+    // An operator's mistake is said in a sentence; anything else with its stack, for a bug report.
+    process.stderr.write(`${def.name}: failed to start: ${err instanceof StartupError ? err.message : ((err as Error).stack ?? String(err))}\n`);
     process.exit(1);
   });
 }

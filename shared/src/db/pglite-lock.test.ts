@@ -1,0 +1,47 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { openDatabase } from "./database.js";
+import { DataDirectoryInUseError } from "./pglite-lock.js";
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const dataDir = () => {
+  const d = mkdtempSync(join(tmpdir(), "of-pglite-lock-"));
+  dirs.push(d);
+  return d;
+};
+
+describe("PGlite data directory lock", () => {
+  it("refuses a second process while the directory is open, and lets it in once closed", async () => {
+    const dir = dataDir();
+    const first = await openDatabase(`pglite://${dir}`);
+    try {
+      // Another process: the same check a replay or a second `npm start` makes.
+      const other = spawnSync(process.execPath, ["--input-type=module", "-e", `
+        const { lockDataDirectory } = await import(${JSON.stringify(new URL("../../dist/db/pglite-lock.js", import.meta.url).pathname)});
+        try { lockDataDirectory(${JSON.stringify(dir)}); console.log("locked"); } catch (err) { console.log(err.name + ": " + err.message); process.exitCode = 3; }
+      `], { encoding: "utf8" });
+      expect(other.status).toBe(3);
+      expect(other.stdout).toContain(`DataDirectoryInUseError: the PGlite data directory ${dir} is in use by process ${process.pid}`);
+    } finally {
+      await first.close();
+    }
+    expect(existsSync(join(dir, "orderflow.pid"))).toBe(false);
+    const again = await openDatabase(`pglite://${dir}`);
+    await again.close();
+  });
+
+  it("takes over the file a dead process left, and refuses a live holder's", async () => {
+    const dir = dataDir();
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+    writeFileSync(join(dir, "orderflow.pid"), dead.stdout);
+    const db = await openDatabase(`pglite://${dir}`);
+    await db.close();
+
+    writeFileSync(join(dir, "orderflow.pid"), "1"); // init: alive, not ours
+    await expect(openDatabase(`pglite://${dir}`)).rejects.toBeInstanceOf(DataDirectoryInUseError);
+  });
+});
