@@ -332,6 +332,16 @@ describe("helm/orderflow", () => {
     expect(await templateError(["services.user-service.extraVolumeMounts[0].name=x", "services.user-service.extraVolumeMounts[0].mountPath=/tmp"])).toMatch(/mountPath/);
   });
 
+  it("a change to one service's configuration rolls that service's pods only", async () => {
+    const checksums = async (sets: string[]) =>
+      Object.fromEntries(byKind(await template(sets), "Deployment").map((d) => [d.metadata.name, (d.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations["checksum/config"]]));
+    const before = await checksums([]);
+    const after = await checksums(["services.order-service.env.LOG_LEVEL=debug"]);
+    expect(Object.keys(after).filter((name) => after[name] !== before[name])).toEqual(["orderflow-order-service"]);
+    const everyone = await checksums(["config.LOG_LEVEL=debug"]);
+    expect(Object.keys(everyone).filter((name) => everyone[name] !== before[name])).toHaveLength(3);
+  });
+
   it("production values: Postgres egress to the CloudNativePG pods of the release's namespace, where their Secrets are", async () => {
     const objs = await render("production values");
     const policy = find(objs, "NetworkPolicy", "orderflow-user-service");

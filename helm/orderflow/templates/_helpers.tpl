@@ -52,6 +52,23 @@ The services to render: each enabled entry of .Values.services deep-merged over
 {{- toYaml $out -}}
 {{- end -}}
 
+{{/*
+A service's ConfigMap data; its hash in the pod template rolls that service's pods (and only
+theirs) when it changes. ctx: {root, name, svc}
+*/}}
+{{- define "orderflow.serviceConfig" -}}
+{{- $env := mergeOverwrite (deepCopy .root.Values.config) (deepCopy .svc.env) -}}
+{{- range $k, $v := $env }}
+{{ $k }}: {{ $v | toString | quote }}
+{{- end }}
+PORT: {{ .svc.containerPort | quote }}
+HOST: "0.0.0.0"
+NATS_URL: {{ include "orderflow.natsUrl" .root | quote }}
+# Migrations run in the chart's Job, never concurrently from every replica.
+MIGRATE_ON_START: "false"
+SHUTDOWN_TIMEOUT_MS: {{ .root.Values.shutdown.timeoutMs | quote }}
+{{- end -}}
+
 {{/* Object name for a service's resources. ctx: {root, name} */}}
 {{- define "orderflow.serviceFullname" -}}
 {{- printf "%s-%s" (include "orderflow.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
