@@ -106,7 +106,8 @@ describe("jsonBody behind the Node server", () => {
     // so pipelined answers are ready out of order.
     app.post("/slow", jsonBody({ maxBytes: 1024 }), async (c) => {
       const got = (await c.req.json()) as { name: string };
-      await new Promise((r) => setTimeout(r, ({ A: 90, B: 30 } as Record<string, number>)[got.name] ?? 10));
+      // A outlasts the client's trickle (20 chunks 5 ms apart) in the pipelining test.
+      await new Promise((r) => setTimeout(r, ({ A: 250, B: 30 } as Record<string, number>)[got.name] ?? 10));
       return c.json({ got }, 201);
     });
     server = await startHttpServer((req, env) => app.fetch(req, env), 0, "127.0.0.1");
@@ -201,7 +202,8 @@ describe("jsonBody behind the Node server", () => {
         let got = "";
         socket.setEncoding("utf8").on("data", (d: string) => (got += d));
         socket.on("close", () => resolve(got));
-        socket.on("error", reject);
+        // A chunk written after the server closed its side is reset: what was read counts.
+        socket.on("error", (err: NodeJS.ErrnoException) => (err.code === "ECONNRESET" || err.code === "EPIPE" ? resolve(got) : reject(err)));
       });
     const post = (path: string, name: string) => {
       const body = JSON.stringify({ name });
