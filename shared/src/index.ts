@@ -11,3 +11,4 @@ export * from "./http/index.js";
 export * from "./health/index.js";
 export * from "./lifecycle/index.js";
 export * from "./replay/index.js";
+export * from "./metrics/index.js";

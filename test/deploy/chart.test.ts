@@ -136,7 +136,10 @@ describe("helm/orderflow", () => {
     for (const svc of SERVICES) {
       const spec = podSpec(find(objs, "Deployment", `orderflow-${svc}`));
       const c = spec.containers[0]!;
-      expect(c.ports).toEqual([{ name: "http", containerPort: 3000, protocol: "TCP" }]);
+      expect(c.ports).toEqual([
+        { name: "http", containerPort: 3000, protocol: "TCP" },
+        { name: "metrics", containerPort: 9464, protocol: "TCP" },
+      ]);
       expect(c.startupProbe?.httpGet).toEqual({ path: "/healthz", port: "http" });
       expect(c.livenessProbe?.httpGet).toEqual({ path: "/healthz", port: "http" });
       expect(c.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: "http" });
@@ -340,6 +343,23 @@ describe("helm/orderflow", () => {
     expect(Object.keys(after).filter((name) => after[name] !== before[name])).toEqual(["orderflow-order-service"]);
     const everyone = await checksums(["config.LOG_LEVEL=debug"]);
     expect(Object.keys(everyone).filter((name) => everyone[name] !== before[name])).toHaveLength(3);
+  });
+
+  it("serves metrics on their own port: METRICS_PORT, a `metrics` port on pods and Services that the ServiceMonitor scrapes and only Prometheus may reach", async () => {
+    const objs = await render("NATS token auth and ServiceMonitor");
+    for (const svc of SERVICES) {
+      expect((find(objs, "ConfigMap", `orderflow-${svc}`).data as Record<string, string>).METRICS_PORT).toBe("9464");
+      expect((find(objs, "Service", `orderflow-${svc}`).spec as { ports: unknown[] }).ports).toContainEqual({ name: "metrics", port: 9464, targetPort: "metrics", protocol: "TCP" });
+      expect((find(objs, "ServiceMonitor", `orderflow-${svc}`).spec as { endpoints: unknown[] }).endpoints).toEqual([{ port: "metrics", path: "/metrics", interval: "30s" }]);
+      const ingress = (find(objs, "NetworkPolicy", `orderflow-${svc}`).spec as { ingress: { from: unknown[]; ports: { port: string }[] }[] }).ingress;
+      expect(ingress.find((r) => r.ports[0]!.port === "metrics")?.from).toEqual([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }]);
+      // The Ingress side never reaches it.
+      expect(ingress.find((r) => r.ports[0]!.port === "http")?.ports).toEqual([{ port: "http", protocol: "TCP" }]);
+    }
+    const off = await template(["metrics.enabled=false"]);
+    expect(byKind(off, "ConfigMap").some((c) => "METRICS_PORT" in (c.data as Record<string, string>))).toBe(false);
+    expect(await templateError(["metrics.enabled=false", "serviceMonitor.enabled=true"])).toMatch(/serviceMonitor.enabled needs metrics.enabled/);
+    expect(await templateError(["config.METRICS_PORT=1"])).toMatch(/invalid propertyName 'METRICS_PORT'/);
   });
 
   it("production values: Postgres egress to the CloudNativePG pods of the release's namespace, where their Secrets are", async () => {

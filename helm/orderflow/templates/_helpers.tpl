@@ -67,6 +67,9 @@ NATS_URL: {{ include "orderflow.natsUrl" .root | quote }}
 # Migrations run in the chart's Job, never concurrently from every replica.
 MIGRATE_ON_START: "false"
 SHUTDOWN_TIMEOUT_MS: {{ .root.Values.shutdown.timeoutMs | quote }}
+{{- if .root.Values.metrics.enabled }}
+METRICS_PORT: {{ .root.Values.metrics.port | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* Object name for a service's resources. ctx: {root, name} */}}

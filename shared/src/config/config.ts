@@ -31,6 +31,8 @@ const durationMs = (fallback: number) => z.coerce.number().int().min(0).default(
 export const baseConfigSchema = z.object({
   PORT: z.coerce.number().int().min(1).max(65535).default(3000),
   HOST: z.string().default("0.0.0.0"),
+  /** Prometheus metrics (GET /metrics) on a port of their own; 0 (the default) serves none. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   DATABASE_URL: databaseUrl,
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(8),
   /** Longest a service's statement may run, lock waits included (0: no limit); see DatabaseOptions. */

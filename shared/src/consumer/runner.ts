@@ -67,6 +67,8 @@ export interface ConsumerOptions {
   /** Called after a transaction that applied events commits, with the outbox messages its
    * handlers wrote (for the relay to publish at once). */
   onCommitted?: (messages: OutboxMessage[]) => void;
+  /** Told how many messages came to each outcome (for metrics). */
+  onOutcome?: (outcome: Outcome, n: number) => void;
   /**
    * How long a handler or batch is kept alive with `working()` (default 4 × ack_wait). Past it,
    * the server is left to redeliver its messages after ack_wait, to this or another replica.
@@ -81,7 +83,7 @@ export interface ConsumerOptions {
 
 export type Consumer = PullLoop;
 
-type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered" | "held";
+export type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered" | "held";
 type Item = { msg: JsMsg; name: EventName; event: CloudEvent };
 /** Consecutive messages of a batch that are applied the same way (see handleBatch). */
 type Run = { kind: "single"; msgs: JsMsg[] } | { kind: "statement" | "transaction"; items: Item[] };
@@ -240,6 +242,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   async function handle(msg: JsMsg): Promise<Outcome> {
+    const outcome = await handleOne(msg);
+    opts.onOutcome?.(outcome, 1);
+    return outcome;
+  }
+
+  async function handleOne(msg: JsMsg): Promise<Outcome> {
     const headerId = msg.headers?.get("Nats-Msg-Id") || undefined;
     const deliveries = msg.info.deliveryCount;
     if (deliveries > 1) log.info({ eventId: headerId, subject: msg.subject, deliveries }, "redelivery");
@@ -365,10 +373,16 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       const distinct = [...new Map(group.map((i) => [i.event.id, i])).values()];
       const result = await runBatchStatement(db, text, def, durable, opts.instance, distinct.map((i) => ({ event: i.event, subject: name, streamSeq: i.msg.seq, context: contextOf(i.msg) })));
       const rejected = new Set(result.rejected);
+      let acked = 0;
       for (const i of group) {
         if (rejected.has(i.event.id)) alone.push(i.msg); // alone, its handler says why (e.g. a PermanentError)
-        else i.msg.ack();
+        else {
+          i.msg.ack();
+          acked++;
+        }
       }
+      opts.onOutcome?.("applied", result.fresh);
+      opts.onOutcome?.("duplicate", acked - result.fresh);
       if (result.fresh > 0) opts.onCommitted?.(result.queued);
     } catch (err) {
       log.warn({ durable, events: group.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
@@ -389,6 +403,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         return todo.length;
       });
       for (const i of items) i.msg.ack();
+      opts.onOutcome?.("applied", applied);
+      opts.onOutcome?.("duplicate", items.length - applied);
       if (applied > 0) opts.onCommitted?.(queued);
     } catch (err) {
       log.warn({ durable, events: items.length, err: reportableError(err).message }, "batch failed; applying its events one by one");

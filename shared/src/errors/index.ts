@@ -54,6 +54,8 @@ export class ServiceUnavailableError extends HttpProblemError {
  */
 export class PermanentError extends Error {
   override name = "PermanentError";
+  // Structurally distinct from Error, so TypeScript's narrowing never mistakes one for the other.
+  readonly permanent = true;
 }
 
 /** The event body could not be parsed or validated. */

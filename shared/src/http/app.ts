@@ -3,6 +3,7 @@ import { OpenAPIHono, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import type { Context, MiddlewareHandler } from "hono";
+import { routePath } from "hono/route";
 import type { Logger } from "pino";
 import { HttpProblemError, ServiceUnavailableError } from "../errors/index.js";
 import { isTransientDbError, reportableError } from "../db/errors.js";
@@ -26,6 +27,17 @@ export function createServiceApp({ log }: ServiceAppOptions) {
         return problemResponse(problem(400, "Bad Request", "the request has invalid fields", { errors }));
       }
     },
+  });
+
+  // Request metrics, once the service hands a sink over (observeRequests): the route pattern,
+  // not the path, so ids in paths cannot multiply the series.
+  let observe: RequestObserver | undefined;
+  app.use(async (c, next) => {
+    if (!observe) return next();
+    const started = performance.now();
+    await next();
+    const route = routePath(c, -1);
+    observe(c.req.method, route === "*" || route === "/*" ? "unmatched" : route, c.res.status, (performance.now() - started) / 1000);
   });
 
   app.notFound((c) => {
@@ -55,8 +67,15 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     return problemResponse(problem(500, "Internal Server Error", "an unexpected error occurred"));
   });
 
-  return app;
+  return Object.assign(app, {
+    /** Every answered request from now on is told to `fn`. */
+    observeRequests(fn: RequestObserver) {
+      observe = fn;
+    },
+  });
 }
+
+export type RequestObserver = (method: string, route: string, status: number, seconds: number) => void;
 
 export type ServiceApp = ReturnType<typeof createServiceApp>;
 

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { hostname } from "node:os";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -12,6 +13,7 @@ import { createReadiness, Degraded, registerHealthRoutes } from "../health/readi
 import type { ServiceApp } from "../http/app.js";
 import { problem, problemResponse } from "../http/problem.js";
 import { startHttpServer, type HttpServer } from "../http/server.js";
+import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from "../metrics/index.js";
 import { createAckedPublisher } from "../nats/acked-publisher.js";
 import { connectNats, type NatsState } from "../nats/connect.js";
 import { createNames, type Names } from "../nats/names.js";
@@ -74,6 +76,8 @@ export interface WorkerContext {
 
 export interface RunningService {
   readonly port: number;
+  /** Where GET /metrics answers, when METRICS_PORT turned it on. */
+  readonly metricsPort?: number;
   readonly database: Database;
   /** Resolves once migrations, NATS, streams, the relay and consumers are all up. */
   readonly started: Promise<void>;
@@ -142,6 +146,11 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
 
   const app = spec.buildApp({ db: database.db, published: (messages) => relay?.handOff(messages), names });
   registerHealthRoutes(app, readiness);
+  const metrics = config.METRICS_PORT > 0 ? createMetrics({ service: spec.name }) : undefined;
+  if (metrics) {
+    app.observeRequests(metrics.observeRequest);
+    watchOnScrape(metrics);
+  }
 
   // The node adapter's env ({ incoming, outgoing }) is passed on: jsonBody relies on it.
   const draining = async (req: Request, env: object | undefined) => {
@@ -158,7 +167,11 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   };
   const fetch = (req: Request, env: object | undefined) => (readiness.shuttingDown ? draining(req, env) : app.fetch(req, env));
   const server: HttpServer = await startHttpServer(fetch, config.PORT, config.HOST);
-  log.info({ port: server.port, instance, version: spec.version }, "listening");
+  const metricsServer: MetricsServer | undefined = metrics && (await startMetricsServer(metrics, config.METRICS_PORT, config.HOST).catch(async (err: unknown) => {
+    await server.close();
+    throw err;
+  }));
+  log.info({ port: server.port, metricsPort: metricsServer?.port, instance, version: spec.version }, "listening");
 
   const started = (async () => {
     if (config.MIGRATE_ON_START) {
@@ -179,7 +192,14 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       abort.signal,
     );
     if (spec.outbox !== false) {
-      relay = createOutboxRelay({ db: database.db, js: createAckedPublisher(nc), names, log, pollMs: config.OUTBOX_POLL_MS });
+      relay = createOutboxRelay({
+        db: database.db,
+        js: createAckedPublisher(nc),
+        names,
+        log,
+        pollMs: config.OUTBOX_POLL_MS,
+        onPublish: metrics && ((stored) => (stored ? metrics.countPublished(1) : metrics.countPublishFailures(1))),
+      });
       relay.start();
     }
     consumers = spec.consumers.map((c) =>
@@ -193,6 +213,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
         retry: { delaysMs: config.RETRY_DELAYS_MS, maxDeliver: config.MAX_DELIVER },
         instance,
         onCommitted: (messages) => relay?.handOff(messages),
+        onOutcome: metrics && ((outcome, n) => metrics.countEvents(c.durable, outcome, n)),
       }),
     );
     for (const [i, c] of consumers.entries()) {
@@ -233,6 +254,40 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     void tick();
   }
 
+  /** Gauges read when Prometheus scrapes: consumer lag, outbox backlog, dead letters, dependencies. */
+  function watchOnScrape(m: Metrics) {
+    m.gaugeOnScrape("orderflow_consumer_messages", "Messages of a durable consumer: pending (not delivered yet), ack_pending (delivered, not acked), redelivered", ["consumer", "state"], async () => {
+      if (!nats) return [];
+      const { jsm } = nats;
+      const infos = await Promise.all(spec.consumers.map((c) => jsm.consumers.info(names.stream(c.stream), names.durable(c.durable)).then((info) => ({ c, info }), () => undefined)));
+      return infos.flatMap((x) =>
+        x
+          ? [
+              { labels: { consumer: x.c.durable, state: "pending" }, value: x.info.num_pending },
+              { labels: { consumer: x.c.durable, state: "ack_pending" }, value: x.info.num_ack_pending },
+              { labels: { consumer: x.c.durable, state: "redelivered" }, value: x.info.num_redelivered },
+            ]
+          : [],
+      );
+    });
+    m.gaugeOnScrape("orderflow_dlq_messages", "Dead letters in the namespace's DLQ stream (every consumer's)", [], async () =>
+      nats ? [{ labels: {}, value: (await nats.jsm.streams.info(names.stream("DLQ"))).state.messages }] : [],
+    );
+    if (spec.outbox !== false) {
+      m.gaugeOnScrape("orderflow_outbox_backlog", "Outbox rows not published yet", [], async () => {
+        const rows = (await database.db.execute(sql`select count(*)::int as n from outbox`)) as unknown;
+        const n = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows)[0] as { n: number };
+        return [{ labels: {}, value: n.n }];
+      });
+    }
+    m.gaugeOnScrape("orderflow_dependency_up", "1 when a readiness check passes (database, nats), else 0", ["check"], async () => {
+      const { checks } = await readiness.evaluate();
+      return Object.entries(checks)
+        .filter(([name]) => name !== "shutdown")
+        .map(([check, state]) => ({ labels: { check }, value: state === "ok" ? 1 : 0 }));
+    });
+  }
+
   const shutdown = installShutdown({
     log,
     timeoutMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -247,10 +302,12 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       { name: "outbox", run: async () => { await relay?.stop(); await relay?.relayOnce({ all: true }).catch((err: unknown) => log.warn({ err: reportableError(err).message }, "outbox not emptied at shutdown; what is left is published on the next start")); } },
       { name: "nats", run: async () => { if (nats && !nats.nc.isClosed()) await nats.nc.drain(); } },
       { name: "database", run: () => database.close() },
+      // Last, so the drain itself can still be scraped.
+      { name: "metrics", run: () => metricsServer?.close() },
     ],
   });
 
-  return { port: server.port, database, started, shutdown };
+  return { port: server.port, metricsPort: metricsServer?.port, database, started, shutdown };
 }
 
 /**

@@ -56,6 +56,8 @@ export interface OutboxRelayOptions {
   /** Acknowledged rows are deleted once this many have gathered, or after `deleteLingerMs`. */
   deleteBatch?: number;
   deleteLingerMs?: number;
+  /** Told of every publish's result (for metrics): stored by JetStream, or failed. */
+  onPublish?: (stored: boolean) => void;
 }
 
 export interface OutboxRelay {
@@ -100,6 +102,7 @@ export function createOutboxRelay({
   maxWaiting = 50_000,
   deleteBatch = 256,
   deleteLingerMs = 10,
+  onPublish,
 }: OutboxRelayOptions): OutboxRelay {
   let loop: Promise<void> | undefined;
   const abort = new AbortController();
@@ -111,8 +114,10 @@ export function createOutboxRelay({
     try {
       const h = natsHeaders();
       for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
-      return js.publish(names.subject(m.subject), m.payload, { msgID: m.eventId, headers: h }).then(storedAck);
+      const stored = js.publish(names.subject(m.subject), m.payload, { msgID: m.eventId, headers: h }).then(storedAck);
+      return onPublish ? stored.then((ack) => (onPublish(true), ack), (err: unknown) => (onPublish(false), Promise.reject(err))) : stored;
     } catch (err) {
+      onPublish?.(false);
       return Promise.reject(err as Error);
     }
   };

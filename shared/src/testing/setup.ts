@@ -30,6 +30,8 @@ export interface TestService {
   readonly name: ServiceName;
   readonly url: string;
   readonly port: number;
+  /** Where the service serves GET /metrics (METRICS_PORT). */
+  readonly metricsPort: number;
   readonly database: TestDatabase;
   proc: ManagedProcess;
   /** Starts the process again (same port, database and namespace) after a stop or kill. */
@@ -76,9 +78,11 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
     for (const name of wanted) {
       const database = await createTestDatabase(`of_${name.replace("-service", "")}`);
       const port = await freePort();
+      const metricsPort = await freePort();
       const url = `http://127.0.0.1:${port}`;
       const env = (extra: Record<string, string> = {}) => ({
         ...serviceEnv({ port, databaseUrl: database.url, natsUrl, namespace }),
+        METRICS_PORT: String(metricsPort),
         RETRY_DELAYS_MS: "200,500,1000",
         SHUTDOWN_TIMEOUT_MS: "10000",
         ...opts.env,
@@ -89,6 +93,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         name,
         url,
         port,
+        metricsPort,
         database,
         proc: undefined as unknown as ManagedProcess,
         spawn(extra) {

@@ -1,0 +1,99 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { StartupError } from "../errors/index.js";
+
+/** What a consumer's handling of a message came to (the runner's outcomes). */
+export type EventOutcome = "applied" | "duplicate" | "retry" | "dead-lettered" | "held";
+
+/**
+ * A service's Prometheus metrics, in a registry of its own (no process-wide default), so tests
+ * and several services in one process never share counters. Gauges that need a query (consumer
+ * lag, outbox backlog) are read when scraped, not kept up to date on the hot path.
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  /** One HTTP request answered: `route` is the matched route pattern ("unmatched" for none). */
+  observeRequest(method: string, route: string, status: number, seconds: number): void;
+  /** Messages a consumer finished with, by outcome. */
+  countEvents(consumer: string, outcome: EventOutcome, n?: number): void;
+  /** Outbox rows published (and acknowledged by JetStream), or publishes that failed. */
+  countPublished(n: number): void;
+  countPublishFailures(n: number): void;
+  /** A gauge read at scrape time; `read` returns one value per label set. */
+  gaugeOnScrape<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => Promise<{ labels: Record<L, string>; value: number }[]>): void;
+  /** The exposition text (what GET /metrics answers). */
+  text(): Promise<string>;
+}
+
+// Seconds; the services answer in milliseconds, the live tail and a database outage in seconds.
+const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export function createMetrics({ service, defaultMetrics = true }: { service: string; defaultMetrics?: boolean }): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  // Node's own: heap, GC, event-loop lag, handles, CPU.
+  if (defaultMetrics) collectDefaultMetrics({ register: registry });
+  const requests = new Counter({ name: "orderflow_http_requests_total", help: "HTTP requests answered, by method, route pattern and status", labelNames: ["method", "route", "status"] as const, registers: [registry] });
+  const duration = new Histogram({ name: "orderflow_http_request_duration_seconds", help: "Time to the response's headers, by method and route pattern", labelNames: ["method", "route"] as const, buckets: HTTP_BUCKETS, registers: [registry] });
+  const events = new Counter({ name: "orderflow_consumer_events_total", help: "Messages a consumer finished with, by outcome (applied, duplicate, retry, dead-lettered, held)", labelNames: ["consumer", "outcome"] as const, registers: [registry] });
+  const published = new Counter({ name: "orderflow_outbox_published_total", help: "Outbox events published and acknowledged by JetStream", registers: [registry] });
+  const failures = new Counter({ name: "orderflow_outbox_publish_failures_total", help: "Outbox publishes that failed (the row stays and is published again)", registers: [registry] });
+  return {
+    registry,
+    observeRequest(method, route, status, seconds) {
+      requests.inc({ method, route, status: String(status) });
+      duration.observe({ method, route }, seconds);
+    },
+    countEvents: (consumer, outcome, n = 1) => void (n > 0 && events.inc({ consumer, outcome }, n)),
+    countPublished: (n) => void (n > 0 && published.inc(n)),
+    countPublishFailures: (n) => void (n > 0 && failures.inc(n)),
+    gaugeOnScrape(name, help, labelNames, read) {
+      new Gauge<string>({
+        name,
+        help,
+        labelNames: [...labelNames],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          // A dependency that cannot answer leaves the gauge empty rather than failing the scrape.
+          const values = await read().catch(() => []);
+          for (const v of values) this.set(v.labels as Record<string, string>, v.value);
+        },
+      });
+    },
+    text: () => registry.metrics(),
+  };
+}
+
+export interface MetricsServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * GET /metrics on a port of its own: Prometheus scrapes the pod there, while the service's own
+ * port, routed by the Ingress (the event log's `/` takes every path), never exposes it.
+ */
+export function startMetricsServer(metrics: Metrics, port: number, hostname = "0.0.0.0"): Promise<MetricsServer> {
+  return new Promise((resolve, reject) => {
+    const server = createServer((req, res) => {
+      const path = (req.url ?? "").split("?")[0];
+      if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
+        res.writeHead(404, { "content-type": "text/plain" }).end("only GET /metrics here\n");
+        return;
+      }
+      metrics.text().then(
+        (body) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(req.method === "HEAD" ? undefined : body),
+        (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${(err as Error).message}\n`),
+      );
+    });
+    server.once("error", (err: NodeJS.ErrnoException) => reject(err.code === "EADDRINUSE" ? new StartupError(`metrics port ${port} on ${hostname} is already in use; set METRICS_PORT to a free one (0 turns metrics off)`, { cause: err }) : err));
+    server.listen(port, hostname, () =>
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        close: () => new Promise<void>((done) => server.close(() => done()).closeAllConnections()),
+      }),
+    );
+  });
+}

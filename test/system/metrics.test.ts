@@ -1,0 +1,61 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { startSystem, waitFor, type TestSystem } from "@orderflow/shared/testing";
+import { email, register, registerOk, waitForCount } from "./helpers.js";
+
+let sys: TestSystem | undefined;
+afterAll(async () => {
+  await sys?.cleanup();
+});
+
+/** The samples of a Prometheus exposition, as `name{labels}` → value (labels as written, minus `service`). */
+async function scrape(port: number): Promise<Map<string, number>> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+  const samples = new Map<string, number>();
+  for (const line of (await res.text()).split("\n")) {
+    const m = /^([a-z_:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = (m[2] ?? "").split(/,(?=[a-z_]+=")/).filter((l) => l && !l.startsWith("service=")).join(",");
+    samples.set(labels ? `${m[1]}{${labels}}` : m[1]!, Number(m[3]));
+  }
+  return samples;
+}
+
+describe("metrics", () => {
+  it("counts requests by route and status, events by outcome, publishes, and reads consumer lag, outbox backlog and dependencies when scraped", async () => {
+    sys = await startSystem();
+    const { "user-service": users, "order-service": orders } = sys.services;
+    const created = [await registerOk(users.url), await registerOk(users.url), await registerOk(users.url)];
+    expect((await register(users.url, { email: created[0]!.email })).status).toBe(409);
+    expect((await fetch(`${users.url}/users/01a21e26-0000-7000-8000-000000000000`)).status).toBe(404);
+    expect((await fetch(`${users.url}/nowhere/${email()}`)).status).toBe(404);
+    for (const u of created) await waitForCount(users.url, u.id, 1);
+
+    const u = await waitFor(async () => ((s) => (s.get('orderflow_consumer_events_total{consumer="user-service",outcome="applied"}') === 3 ? s : undefined))(await scrape(users.metricsPort)), {
+      what: "user-service to count the three orders.created it applied",
+    });
+    expect(u.get('orderflow_http_requests_total{method="POST",route="/users",status="201"}')).toBe(3);
+    expect(u.get('orderflow_http_requests_total{method="POST",route="/users",status="409"}')).toBe(1);
+    expect(u.get('orderflow_http_requests_total{method="GET",route="/users/:id",status="404"}')).toBe(1);
+    // A path no route serves is one series, whatever the path.
+    expect(u.get('orderflow_http_requests_total{method="GET",route="unmatched",status="404"}')).toBe(1);
+    expect(u.get('orderflow_http_request_duration_seconds_count{method="POST",route="/users"}')).toBe(4);
+    expect(u.get("orderflow_outbox_published_total")).toBeGreaterThanOrEqual(3);
+    expect(u.get("orderflow_outbox_publish_failures_total")).toBe(0);
+    expect(u.get('orderflow_consumer_messages{consumer="user-service",state="pending"}')).toBe(0);
+    expect(u.get('orderflow_dependency_up{check="database"}')).toBe(1);
+    expect(u.get('orderflow_dependency_up{check="nats"}')).toBe(1);
+    expect(u.get("orderflow_dlq_messages")).toBe(0);
+    expect(u.get("nodejs_heap_size_used_bytes")).toBeGreaterThan(0);
+    await waitFor(async () => (await scrape(users.metricsPort)).get("orderflow_outbox_backlog") === 0, { what: "an empty outbox" });
+
+    const o = await scrape(orders.metricsPort);
+    expect(o.get('orderflow_consumer_events_total{consumer="order-service",outcome="applied"}')).toBe(3);
+    expect(o.get("orderflow_outbox_published_total")).toBeGreaterThanOrEqual(3);
+
+    // Only on its own port: the service's port (behind the Ingress) does not serve it.
+    expect((await fetch(`${users.url}/metrics`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${users.metricsPort}/other`)).status).toBe(404);
+  });
+});
