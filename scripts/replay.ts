@@ -16,13 +16,24 @@ const targets: Record<string, { db?: string }> = {
   "order-service": { db: env.ORDER_DATABASE_URL },
   "event-log": { db: env.EVENTLOG_DATABASE_URL },
 };
-const usage = "usage: npm run replay -- --service order-service|user-service|event-log [--from-seq N | --from-time T] [--dry-run]";
+const usage = "usage: npm run replay -- --service order-service|user-service|event-log [--from-seq N | --from-time T] [--dry-run] [--force]";
 
 const args = process.argv.slice(2);
-const i = args.findIndex((a) => a === "--service" || a.startsWith("--service="));
-const service = i < 0 ? undefined : args[i]!.includes("=") ? args[i]!.split("=")[1] : args[i + 1];
-if (!service || !(service in targets)) {
+const given = args.flatMap((a, i) => (a === "--service" ? [args[i + 1]] : a.startsWith("--service=") ? [a.slice("--service=".length)] : []));
+if (given.length > 1) {
+  process.stderr.write(`replay: --service given ${given.length} times; name one\n`);
+  process.exit(2);
+}
+const service = given[0];
+if (!service || !Object.hasOwn(targets, service)) {
   process.stderr.write(`replay: ${service ? `unknown service ${service}` : "--service is required"}\n${usage}\n`);
+  process.exit(2);
+}
+
+// `npm run replay --dry-run -- …` hands --dry-run to npm, not to us: refuse rather than run a
+// real rebuild the operator meant to preview.
+if (env.npm_config_dry_run === "true") {
+  process.stderr.write(`replay: --dry-run went to npm (it came before \`--\`): put it after, e.g. npm run replay -- --service ${service} --dry-run\n`);
   process.exit(2);
 }
 
@@ -35,4 +46,8 @@ const child = spawn(process.execPath, [join(root, "services", service, "dist", "
   env: { ...env, DATABASE_URL: db },
   stdio: "inherit",
 });
+// Ctrl-C reaches the child from the terminal (same process group) and it stops after its batch,
+// saying where it left off: this wrapper waits for it instead of dying first. SIGTERM is passed on.
+process.on("SIGINT", () => {});
+process.on("SIGTERM", () => child.kill("SIGTERM"));
 child.once("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

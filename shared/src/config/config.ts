@@ -111,3 +111,6 @@ export function loadConfigOrExit<S extends z.ZodType>(schema: S, env: Record<str
     process.exit(2);
   }
 }
+
+/** A URL (or comma-separated URLs) with any password replaced by `***`, for messages and logs. */
+export const redactUrl = (url: string): string => url.replace(/(\/\/[^/@\s:]*):[^/@\s]*@/g, "$1:***@");

@@ -4,13 +4,15 @@ import { renderProgress } from "./progress.js";
 
 describe("parseReplayArgs", () => {
   it("reads the service, one starting point and --dry-run", () => {
-    expect(parseReplayArgs(["--service", "user-service"])).toEqual({ service: "user-service", dryRun: false });
-    expect(parseReplayArgs(["--from-seq", "10", "--dry-run"])).toEqual({ fromSeq: 10, dryRun: true });
+    expect(parseReplayArgs(["--service", "user-service"])).toEqual({ service: "user-service", dryRun: false, force: false });
+    expect(parseReplayArgs(["--from-seq", "10", "--dry-run"])).toEqual({ fromSeq: 10, dryRun: true, force: false });
+    expect(parseReplayArgs(["--force"])).toEqual({ dryRun: false, force: true });
+    expect(parseReplayArgs(["--from-time", "2026-02-28"]).fromTime).toEqual(new Date("2026-02-28T00:00:00Z"));
     expect(parseReplayArgs(["--from-time", "2026-01-02T03:04:05Z"]).fromTime).toEqual(new Date("2026-01-02T03:04:05Z"));
   });
 
   it("rejects unknown flags, both starting points and malformed values", () => {
-    for (const bad of [["--nope"], ["--from-seq", "0"], ["--from-seq", "1.5"], ["--from-time", "yesterday"], ["--from-seq", "1", "--from-time", "2026-01-01T00:00:00Z"], ["extra"]]) {
+    for (const bad of [["--nope"], ["--from-seq", "0"], ["--from-seq", "1.5"], ["--from-time", "yesterday"], ["--from-seq", "1", "--from-time", "2026-01-01T00:00:00Z"], ["extra"], ["--from-time", "2026-11-31"], ["--from-time", "2026-11-27junk"], ["--from-time", "2026-02-29T00:00Z"], ["--force", "--from-seq", "3"]]) {
       expect(() => parseReplayArgs(bad), bad.join(" ")).toThrow(ReplayUsageError);
     }
   });

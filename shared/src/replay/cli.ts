@@ -1,12 +1,13 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { baseConfigSchema, loadConfigOrExit } from "../config/config.js";
-import { openDatabase, type Db } from "../db/database.js";
+import { baseConfigSchema, loadConfigOrExit, redactUrl } from "../config/config.js";
+import { openDatabase, pingWithin, type Db } from "../db/database.js";
+import { reportableError } from "../db/errors.js";
 import { createLogger } from "../logger/index.js";
 import { connectNats } from "../nats/connect.js";
 import { createNames } from "../nats/names.js";
 import { parseReplayArgs, ReplayUsageError, replayUsage } from "./args.js";
 import { createProgressBar } from "./progress.js";
-import { replay, type ReplayResult, type ReplayTarget } from "./replay.js";
+import { describeLost, IncompleteHistoryError, replay, ReplayInterruptedError, type ReplayResult, type ReplayTarget } from "./replay.js";
 
 const replayConfigSchema = baseConfigSchema.pick({
   DATABASE_URL: true,
@@ -43,7 +44,14 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
   try {
     database = await openDatabase(config.DATABASE_URL, { poolSize: 2, applicationName: "replay" });
   } catch (err) {
-    process.stderr.write(`replay: cannot open the database: ${(err as Error).message}\n`);
+    process.stderr.write(`replay: cannot open the database: ${reportableError(err).message}\n`);
+    process.exit(1);
+  }
+  try {
+    await pingWithin(database, 10_000);
+  } catch (err) {
+    await database.close().catch(() => {});
+    process.stderr.write(`replay: cannot reach the database: ${reportableError(err).message}\n`);
     process.exit(1);
   }
   const abort = AbortSignal.timeout(15_000);
@@ -52,9 +60,18 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
     ({ nc } = await connectNats({ config, name: "replay", log }, abort));
   } catch {
     await database.close();
-    process.stderr.write(`replay: NATS is not reachable at ${config.NATS_URL}\n`);
+    process.stderr.write(`replay: NATS is not reachable at ${redactUrl(config.NATS_URL)}\n`);
     process.exit(1);
   }
+  // Ctrl-C (or SIGTERM) stops after the batch in hand, so the command can say where it left off;
+  // a second one exits at once.
+  const interrupted = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted.signal.aborted) process.exit(130);
+    process.stderr.write(`\nreplay: ${signal}: stopping after the batch in hand (again to quit at once)\n`);
+    interrupted.abort();
+  };
+  process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
   const t = target(database.db);
   const bar = createProgressBar({ label: `${t.name} ` });
   let applying = false;
@@ -68,6 +85,8 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
       fromSeq: args.fromSeq,
       fromTime: args.fromTime,
       dryRun: args.dryRun,
+      force: args.force,
+      signal: interrupted.signal,
       log,
       onProgress: (read, total, c) => {
         // The first report comes once a full rebuild has reset the read model.
@@ -76,18 +95,24 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
       },
     });
     bar.done();
+    if (result.lost.length > 0) {
+      process.stderr.write(
+        `replay: ${result.dryRun ? "a full rebuild would lose" : "rebuilt without"} what the streams no longer hold (${describeLost(result.lost)})${result.dryRun ? "; it needs --force" : ""}\n`,
+      );
+    }
     process.stdout.write(`${formatReplayResult(t.name, result)}\n`);
   } catch (err) {
     bar.done();
-    process.stderr.write(`replay: ${(err as Error).message}\n`);
+    process.stderr.write(`replay: ${err instanceof IncompleteHistoryError || err instanceof ReplayInterruptedError ? err.message : reportableError(err).message}\n`);
     // A full rebuild commits its reset first and then applies batches in transactions of their
     // own (one transaction for a whole stream would hold its locks for the whole replay): one
     // that fails part way leaves the read model partly rebuilt until it is run again.
     if (applying && args.fromSeq === undefined && args.fromTime === undefined && !args.dryRun) {
       process.stderr.write("replay: the read model was reset and is only partly rebuilt; run the same command again to finish it\n");
     }
-    process.exitCode = 1;
+    process.exitCode = err instanceof ReplayInterruptedError ? 130 : 1;
   } finally {
+    process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
     await nc.drain().catch(() => {});
     await database.close();
   }

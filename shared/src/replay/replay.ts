@@ -52,6 +52,44 @@ export interface ReplayOptions {
   onProgress?: (read: number, total: number, counts: BatchResult) => void;
   /** How long the replay waits for a message before asking the server whether any are left. */
   idleCheckMs?: number;
+  /** A full rebuild even though a source stream no longer holds all it once did (see IncompleteHistoryError). */
+  force?: boolean;
+  /** Stops after the batch in hand (Ctrl-C): the replay then throws ReplayInterruptedError. */
+  signal?: AbortSignal;
+  /** How long the server may not answer (NATS lost) before the replay gives up. */
+  unreachableAfterMs?: number;
+}
+
+/** What a source stream no longer holds: messages before `firstSeq`, and `deleted` ones in between. */
+export interface LostHistory {
+  stream: string;
+  firstSeq: number;
+  deleted: number;
+}
+
+/**
+ * A full rebuild refused: it resets the read model, and a source stream no longer holds all the
+ * messages that built it (expired with max_age, purged, or dead letters replayed or purged), so
+ * what they contributed would be lost for good.
+ */
+export class IncompleteHistoryError extends Error {
+  override name = "IncompleteHistoryError";
+  constructor(readonly lost: LostHistory[]) {
+    super(
+      `a full rebuild would lose what the streams no longer hold (${describeLost(lost)}): it resets the read model first. ` +
+        "Re-apply without a reset with --from-seq or --from-time, or rebuild from what is left with --force",
+    );
+  }
+}
+
+export const describeLost = (lost: readonly LostHistory[]) =>
+  lost
+    .map((l) => `${l.stream}: ${[l.firstSeq > 1 ? `messages 1-${l.firstSeq - 1} are gone` : "", l.deleted > 0 ? `${l.deleted} deleted` : ""].filter(Boolean).join(", ")}`)
+    .join("; ");
+
+/** The replay stopped when asked to (its signal), after the batch in hand. */
+export class ReplayInterruptedError extends Error {
+  override name = "ReplayInterruptedError";
 }
 
 export interface ReplayResult extends BatchResult {
@@ -60,6 +98,8 @@ export interface ReplayResult extends BatchResult {
   reset: boolean;
   dryRun: boolean;
   ms: number;
+  /** For a full rebuild: what the streams no longer hold (a dry run reports it instead of refusing). */
+  lost: LostHistory[];
 }
 
 const headersOf = (msg: JsMsg): Record<string, string> => {
@@ -75,12 +115,13 @@ const headersOf = (msg: JsMsg): Record<string, string> => {
  * inbox (or the log's unique stream position) makes every event apply at most once.
  */
 export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
-  const { js, jsm, names, db, target, dryRun = false, batchSize = 200, idleCheckMs = 2000 } = opts;
+  const { js, jsm, names, db, target, dryRun = false, batchSize = 200, idleCheckMs = 2000, unreachableAfterMs = 30_000 } = opts;
   const started = Date.now();
   const full = opts.fromSeq === undefined && opts.fromTime === undefined;
   const counts: BatchResult = { applied: 0, skipped: 0, failed: 0 };
 
   const consumers: { stream: StreamName; consumer: Consumer; pending: number }[] = [];
+  const lost: LostHistory[] = [];
   try {
     for (const source of target.sources) {
       const streamName = names.stream(source.stream);
@@ -88,6 +129,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         if (!isNotFound(err)) throw err;
         throw new Error(`stream ${streamName} does not exist: check NATS_URL and NATS_NAMESPACE (the services create their streams when they first start)`, { cause: err });
       });
+      // Only the whole history rebuilds what a reset clears.
+      if (full && (info.state.first_seq > 1 || (info.state.num_deleted ?? 0) > 0)) lost.push({ stream: streamName, firstSeq: info.state.first_seq, deleted: info.state.num_deleted ?? 0 });
       if (info.state.messages === 0) continue;
       const config: Partial<OrderedConsumerOptions> = {
         ...(source.filterSubject ? { filter_subjects: names.subject(source.filterSubject) } : {}),
@@ -102,6 +145,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       consumers.push({ stream: source.stream, consumer, pending });
     }
 
+    if (full && !dryRun && lost.length > 0 && !opts.force) throw new IncompleteHistoryError(lost);
+    if (opts.signal?.aborted) throw new ReplayInterruptedError("stopped before anything was changed, as asked");
     if (full && !dryRun) await db.transaction((tx) => target.reset(tx));
 
     let total = consumers.reduce((n, c) => n + c.pending, 0);
@@ -131,33 +176,48 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       // The count taken at the start can outrun the stream: messages deleted meanwhile (a purge,
       // `dlq replay`, max_age) never arrive to say "0 pending". While the loop waits with
       // nothing to read, the server is asked; if it has nothing left either, the stream is done.
+      // A server that does not answer for unreachableAfterMs (NATS lost) ends the wait too, as a failure.
       let waitingSince: number | undefined = Date.now();
+      let failingSince: number | undefined;
+      let unreachable = false;
       const idle = setInterval(() => {
         if (waitingSince === undefined || Date.now() - waitingSince < idleCheckMs) return;
         void consumer
           .info()
           .then((info) => {
+            failingSince = undefined;
             if (info.num_pending === 0 && waitingSince !== undefined && Date.now() - waitingSince >= idleCheckMs) messages.stop();
           })
-          .catch(() => {});
+          .catch(() => {
+            failingSince ??= Date.now();
+            if (Date.now() - failingSince >= unreachableAfterMs) {
+              unreachable = true;
+              messages.stop();
+            }
+          });
       }, idleCheckMs);
+      const interrupt = () => messages.stop();
+      opts.signal?.addEventListener("abort", interrupt, { once: true });
       try {
         for await (const msg of messages) {
           waitingSince = undefined;
           batch.push({ stream, seq: msg.seq, subject: names.logicalSubject(msg.subject), data: msg.data, headers: headersOf(msg), storedAt: msg.time });
           remaining = msg.info.pending;
           if (remaining === 0 || batch.length >= batchSize) await flush();
-          if (remaining === 0) break;
+          if (remaining === 0 || opts.signal?.aborted) break;
           waitingSince = Date.now();
         }
         await flush();
+        if (opts.signal?.aborted) throw new ReplayInterruptedError(`stopped after ${read} of ${total} events, as asked`);
+        if (unreachable) throw new Error(`NATS did not answer for ${Math.round(unreachableAfterMs / 1000)} s; stopped after ${read} of ${total} events`);
       } finally {
+        opts.signal?.removeEventListener("abort", interrupt);
         clearInterval(idle);
         messages.stop();
       }
     }
     opts.log?.info({ target: target.name, read, ...counts, full, dryRun }, "replay finished");
-    return { read, ...counts, reset: full && !dryRun, dryRun, ms: Date.now() - started };
+    return { read, ...counts, reset: full && !dryRun, dryRun, ms: Date.now() - started, lost };
   } finally {
     // Ordered consumers are ephemeral; delete them now instead of waiting for their inactivity timeout.
     await Promise.all(consumers.map((c) => c.consumer.delete().catch(() => false)));

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { asc, eq, inArray, or, sql } from "drizzle-orm";
-import { createEvent, createLogger, createNames, ensureStreams, replay, uuidv7, type Names } from "@orderflow/shared";
+import { createEvent, createLogger, createNames, ensureStreams, IncompleteHistoryError, replay, ReplayInterruptedError, uuidv7, type Names } from "@orderflow/shared";
 import { connectTestNats, createMigratedDatabase, deleteNamespace, uniqueNamespace, waitFor } from "@orderflow/shared/testing";
 import { events } from "../db/schema.js";
 import { eventLogReplayTarget } from "../replay.js";
@@ -159,6 +159,52 @@ describe("ingest and replay", () => {
       });
       expect(purging).toBeDefined();
       expect(result.read).toBe(3);
+    } finally {
+      await deleteNamespace(nc, own.namespace).catch(() => {});
+    }
+  });
+
+  it("refuses a full rebuild that would lose what a stream no longer holds, unless forced; a dry run says so", async () => {
+    const own = createNames(uniqueNamespace());
+    await ensureStreams(jsm, own, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+    try {
+      for (let i = 0; i < 3; i++) await js.publish(own.subject("dlq.order-service.users.registered"), `{"n":${i}}`);
+      await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget, fromSeq: 1 });
+      // `dlq purge 2`: the log still holds that dead letter; the DLQ no longer does.
+      await jsm.streams.deleteMessage(own.stream("DLQ"), 2);
+      const before = await snapshot();
+      const refused = await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget }).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(IncompleteHistoryError);
+      expect((refused as IncompleteHistoryError).lost).toEqual([{ stream: own.stream("DLQ"), firstSeq: 1, deleted: 1 }]);
+      expect((refused as Error).message).toMatch(/DLQ: 1 deleted\).*--from-seq or --from-time.*--force/);
+      expect(await snapshot()).toEqual(before); // nothing reset
+      const dry = await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget, dryRun: true });
+      expect(dry.lost).toEqual([{ stream: own.stream("DLQ"), firstSeq: 1, deleted: 1 }]);
+      expect(await snapshot()).toEqual(before);
+      const forced = await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget, force: true });
+      expect(forced).toMatchObject({ reset: true, read: 2, lost: [{ stream: own.stream("DLQ"), firstSeq: 1, deleted: 1 }] });
+    } finally {
+      await deleteNamespace(nc, own.namespace).catch(() => {});
+    }
+  });
+
+  it("stops after the batch in hand when its signal aborts (Ctrl-C), and says how far it got", async () => {
+    const own = createNames(uniqueNamespace());
+    await ensureStreams(jsm, own, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+    try {
+      for (let i = 0; i < 10; i++) await js.publish(own.subject("dlq.order-service.users.registered"), `{"n":${i}}`);
+      const interrupt = new AbortController();
+      const progress: number[] = [];
+      const stopped = await replay({
+        js, jsm, names: own, db: env.db, target: eventLogReplayTarget, fromSeq: 1, batchSize: 3, signal: interrupt.signal,
+        onProgress: (read) => {
+          progress.push(read);
+          if (read === 3) interrupt.abort();
+        },
+      }).catch((err: unknown) => err);
+      expect(stopped).toBeInstanceOf(ReplayInterruptedError);
+      expect((stopped as Error).message).toBe("stopped after 3 of 10 events, as asked");
+      expect(progress).toEqual([0, 3]);
     } finally {
       await deleteNamespace(nc, own.namespace).catch(() => {});
     }
