@@ -9,11 +9,18 @@ import { existsSync, mkdirSync } from "node:fs";
 import { connect } from "node:net";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SERVICE_NODE_OPTIONS } from "@orderflow/shared";
+import { baseConfigSchema, loadConfig, redactUrl, SERVICE_NODE_OPTIONS } from "@orderflow/shared";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const env = process.env;
 const natsUrl = env.NATS_URL || "nats://127.0.0.1:4222";
+// The services check it too, but this script reads it first: a sentence, not a stack trace.
+try {
+  loadConfig(baseConfigSchema.pick({ NATS_URL: true }), { NATS_URL: natsUrl });
+} catch (err) {
+  process.stderr.write(`[orderflow] ${(err as Error).message}\n`);
+  process.exit(2);
+}
 const dataDir = resolve(env.ORDERFLOW_DATA_DIR ?? join(root, ".data"));
 
 const services = [
@@ -47,7 +54,7 @@ function reachable(url: string, timeoutMs = 1000): Promise<boolean> {
 
 async function ensureNats(): Promise<string> {
   if (await reachable(natsUrl)) {
-    log(`using NATS at ${natsUrl}`);
+    log(`using NATS at ${redactUrl(natsUrl)}`);
     return natsUrl;
   }
   // Debian's package installs /usr/sbin/nats-server, which is not on an ordinary user's PATH.
@@ -57,7 +64,7 @@ async function ensureNats(): Promise<string> {
   const binary = candidates.find((candidate) => existsSync(candidate));
   if (!binary) {
     process.stderr.write(
-      `[orderflow] NATS is not reachable at ${natsUrl} and ${env.NATS_SERVER_BIN ? `NATS_SERVER_BIN (${env.NATS_SERVER_BIN}) does not exist` : "nats-server is not on the PATH (nor in /usr/sbin)"}.\n` +
+      `[orderflow] NATS is not reachable at ${redactUrl(natsUrl)} and ${env.NATS_SERVER_BIN ? `NATS_SERVER_BIN (${env.NATS_SERVER_BIN}) does not exist` : "nats-server is not on the PATH (nor in /usr/sbin)"}.\n` +
         `  Install it (Debian/Ubuntu: apt-get install nats-server; or download it from the NATS releases page)\n` +
         `  and, if it is elsewhere, name it with NATS_SERVER_BIN; or point NATS_URL at a running server with JetStream enabled.\n`,
     );

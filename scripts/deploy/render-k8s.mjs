@@ -78,6 +78,12 @@ export function renderFiles() {
 }
 
 function main() {
+  const unknown = process.argv.slice(2).filter((a) => a !== "--check");
+  if (unknown.length > 0) {
+    // A typo of --check must not rewrite k8s/ and pass.
+    console.error(`k8s:render: unknown argument ${unknown.join(" ")}; usage: render-k8s.mjs [--check]`);
+    process.exit(2);
+  }
   const check = process.argv.includes("--check");
   const stale = [];
   let wrote = 0;

@@ -411,5 +411,12 @@ describe("helm/orderflow", () => {
     for (const bad of ["0", "0%"]) expect(await templateError([`serviceDefaults.podDisruptionBudget.maxUnavailable=${bad}`])).toMatch(/maxUnavailable/);
     expect(await templateError(["serviceDefaults.probes.liveness.path=/readyz"])).toMatch(/liveness\/path/);
     expect(await template(["serviceDefaults.podDisruptionBudget.maxUnavailable=25%", "serviceDefaults.resources.requests.cpu=0.5"])).not.toHaveLength(0);
+    // Settings every pod would exit 2 on (a crash loop) are refused at install, with the service's own ranges.
+    for (const bad of ["MAX_DELIVER=1", "MAX_DELIVER=abc", "RETRY_DELAYS_MS=oops", "STREAM_MAX_AGE_MS=1000", "DATABASE_POOL_SIZE=0", "OUTBOX_POLL_MS=-5", "OUTBOX_POLL_MS=3000000000"]) {
+      expect(await templateError([`config.${bad}`]), bad).toMatch(new RegExp(`config/${bad.split("=")[0]}`));
+    }
+    expect(await templateError(["services.user-service.env.MAX_DELIVER=0"])).toMatch(/env\/MAX_DELIVER/);
+    expect(await templateError(["shutdown.timeoutMs=3000000000"])).toMatch(/timeoutMs/);
+    expect(await template(["config.STREAM_MAX_AGE_MS=0", "config.RETRY_DELAYS_MS=1000\\,5000", "config.MAX_DELIVER=100"])).not.toHaveLength(0);
   });
 });

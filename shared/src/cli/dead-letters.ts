@@ -129,6 +129,8 @@ export async function pageDeadLetters(deps: DlqDeps, { limit, from }: { limit: n
 /** One dead letter by its DLQ sequence; throws DeadLetterNotFoundError when there is none. */
 export async function getDeadLetter({ jsm, names }: DlqDeps, seq: number): Promise<DeadLetter> {
   const m = await jsm.streams.getMessage(names.stream("DLQ"), { seq }).catch((err: unknown) => {
+    // A missing stream (a NATS_NAMESPACE typo) is not a missing letter: say which it is.
+    if (/stream not found/i.test(String((err as Error)?.message))) throw err;
     if (isNotFound(err)) return null;
     throw err;
   });
@@ -254,7 +256,7 @@ export async function purgeDeadLetter({ jsm, names }: DlqDeps, seq: number): Pro
 }
 
 const oneLine = (s: string, max: number) => {
-  const flat = s.replace(/\s+/g, " ");
+  const flat = printable(s.replace(/\s+/g, " "));
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 };
 
@@ -272,8 +274,15 @@ export function formatDeadLetterTable(letters: readonly DeadLetter[]): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [line(head), ...rows.map(line)].join("\n");
+  return printable([line(head), ...rows.map(line)].join("\n"));
 }
+
+/**
+ * Control characters shown as \xNN: a payload or header is anyone's bytes, and escape sequences
+ * written raw would drive the operator's terminal (clear it, retitle it, hide text).
+ */
+// eslint-disable-next-line no-control-regex
+const printable = (text: string) => text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 
 /** Headers, then the payload: pretty JSON when it parses, the raw text otherwise. */
 export function formatDeadLetter(d: DeadLetter): string {
@@ -285,5 +294,5 @@ export function formatDeadLetter(d: DeadLetter): string {
     body = `(not JSON, ${d.payload.length} bytes)\n${text}`;
   }
   const width = Math.max(...d.headers.map(([k]) => k.length), 0);
-  return [`dead letter ${d.seq}`, "headers:", ...d.headers.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`), "payload:", body].join("\n");
+  return printable([`dead letter ${d.seq}`, "headers:", ...d.headers.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`), "payload:", body].join("\n"));
 }

@@ -175,6 +175,19 @@ describe("dead letters", () => {
     const { err, io } = capture();
     expect(await main(["list"], { ...env, NATS_NAMESPACE: `${namespace}x` }, io)).toBe(1);
     expect(err.join("\n")).toMatch(/does not exist/);
+    // The same for one letter: the stream is what is missing, not the letter.
+    const one = capture();
+    expect(await main(["show", "5"], { ...env, NATS_NAMESPACE: `${namespace}x` }, one.io)).toBe(1);
+    expect(one.err.join("\n")).toBe(`dlq: stream ${namespace}x_DLQ does not exist (no service has started in namespace "${namespace}x")`);
+  });
+
+  it("shows a payload's and headers' control characters escaped, never raw to the terminal", async () => {
+    const deps = { js, jsm, names };
+    const seq = await deadLetter("\u001b[2J\u001b]0;pwned\u0007 hello\tthere", 61);
+    const shown = formatDeadLetter(await getDeadLetter(deps, seq));
+    expect(shown).toContain("\\x1b[2J\\x1b]0;pwned\\x07 hello\tthere");
+    expect(shown).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+    await purgeDeadLetter(deps, seq);
   });
 });
 
@@ -232,9 +245,18 @@ describe("command line", () => {
     }
   });
 
-  it("fails with exit 1 when NATS is unreachable", async () => {
+  it("fails with exit 1 when NATS is unreachable, without printing the URL's password", async () => {
     const { err, io } = capture();
-    expect(await main(["list"], { NATS_URL: "nats://127.0.0.1:1" }, io)).toBe(1);
-    expect(err[0]).toMatch(/cannot connect to NATS at nats:\/\/127.0.0.1:1/);
+    expect(await main(["list"], { NATS_URL: "nats://admin:s3cr3t@127.0.0.1:1" }, io)).toBe(1);
+    expect(err[0]).toMatch(/cannot connect to NATS at nats:\/\/admin:\*\*\*@127.0.0.1:1/);
+    expect(err.join("\n")).not.toContain("s3cr3t");
+  });
+
+  it("prints the usage for help, with exit 0", async () => {
+    for (const argv of [["help"], ["--help"], ["-h"]]) {
+      const { out, io } = capture();
+      expect(await main(argv, {}, io)).toBe(0);
+      expect(out[0]).toMatch(/^usage: dlq/);
+    }
   });
 });

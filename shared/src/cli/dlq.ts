@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { baseConfigSchema, ConfigError, loadConfig } from "../config/config.js";
+import { baseConfigSchema, ConfigError, loadConfig, redactUrl } from "../config/config.js";
 import { natsClientOptions } from "../nats/connect.js";
 import { createNames } from "../nats/names.js";
 import {
@@ -39,6 +39,7 @@ export class UsageError extends Error {
 }
 
 export type DlqCommand =
+  | { verb: "help" }
   | { verb: "list"; from?: number; limit: number }
   | { verb: "show"; seq: number }
   | { verb: "replay"; seq: number }
@@ -86,6 +87,11 @@ export function parseDlqArgs(argv: readonly string[]): DlqCommand {
       noMore(2);
       if (arg === "--all") return { verb: "replay-all" };
       return { verb: "replay", seq: parseSeq(arg, verb) };
+    case "help":
+    case "--help":
+    case "-h":
+      noMore(1);
+      return { verb: "help" };
     case undefined:
       throw new UsageError("no command given");
     default:
@@ -110,6 +116,9 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
         if (next !== undefined) io.out(`more after these: dlq list --from ${next}${cmd.limit === DEFAULT_LIST_LIMIT ? "" : ` --limit ${cmd.limit}`}`);
         return 0;
       }
+      case "help":
+        io.out(dlqUsage);
+        return 0;
       case "show":
         io.out(formatDeadLetter(await getDeadLetter(deps, cmd.seq)));
         return 0;
@@ -166,6 +175,10 @@ export async function main(argv: readonly string[], env: Record<string, string |
   let config;
   try {
     cmd = parseDlqArgs(argv);
+    if (cmd.verb === "help") {
+      io.out(dlqUsage);
+      return 0;
+    }
     config = loadConfig(cliConfigSchema, env);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -187,7 +200,7 @@ export async function main(argv: readonly string[], env: Record<string, string |
       noAsyncTraces: true,
     });
   } catch (err) {
-    io.err(`dlq: cannot connect to NATS at ${config.NATS_URL}: ${(err as Error).message}`);
+    io.err(`dlq: cannot connect to NATS at ${redactUrl(config.NATS_URL)}: ${(err as Error).message}`);
     return 1;
   }
   try {

@@ -28,6 +28,32 @@ describe("loadConfig", () => {
     expect(loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", PORT: "" }).PORT).toBe(3000);
   });
 
+  it("refuses values that could never work: non-decimal numbers, timers Node would fire at once, a max_age JetStream refuses, URLs that name nothing", () => {
+    const base = { DATABASE_URL: "pglite://memory" };
+    for (const [variable, bad] of [
+      ["PORT", "0x9e"],
+      ["PORT", " "],
+      ["PORT", "1e3"],
+      ["SHUTDOWN_TIMEOUT_MS", "3000000000"],
+      ["OUTBOX_POLL_MS", "3000000000"],
+      ["DATABASE_STATEMENT_TIMEOUT_MS", "3000000000"],
+      ["RETRY_DELAYS_MS", "1000,3000000000"],
+      ["STREAM_MAX_AGE_MS", "50"],
+      ["STREAM_MAX_AGE_MS", "5000"],
+      ["STREAM_MAX_AGE_MS", "10000000000000"],
+      ["NATS_URL", "not a url"],
+      ["NATS_URL", "nats://127.0.0.1:99999"],
+      ["NATS_URL", "http://127.0.0.1:4222"],
+      ["NATS_URL", "nats://a:4222,"],
+      ["DATABASE_URL", "postgres://"],
+      ["DATABASE_URL", "postgres://root@127.0.0.1:5432"],
+    ] as const) {
+      expect(() => loadConfig(baseConfigSchema, { ...base, [variable]: bad }), `${variable}=${bad}`).toThrow(new RegExp(variable));
+    }
+    const ok = loadConfig(baseConfigSchema, { ...base, PORT: " 8080 ", STREAM_MAX_AGE_MS: "0", NATS_URL: "nats://a:4222, tls://b:4223,127.0.0.1:4224", DATABASE_URL: "postgres://u:p@h:5432/db" });
+    expect([ok.PORT, ok.STREAM_MAX_AGE_MS, ok.NATS_URL]).toEqual([8080, 0, "nats://a:4222, tls://b:4223,127.0.0.1:4224"]);
+  });
+
   it("rejects malformed retry delays", () => {
     expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", RETRY_DELAYS_MS: "1s,2s" })).toThrow(/RETRY_DELAYS_MS/);
   });

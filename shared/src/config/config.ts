@@ -20,24 +20,66 @@ const databaseUrl = z
   .string({ error: "is required (postgres://… or pglite://<dir>)" })
   .refine((v) => /^(postgres|postgresql|pglite):\/\//.test(v), {
     message: "must start with postgres://, postgresql:// or pglite://",
-  });
+  })
+  // postgres:// alone would connect to whatever PGHOST/PGDATABASE or the OS user name imply.
+  .refine((v) => !/^postgres(ql)?:/.test(v) || postgresUrlNames(v), { message: "must name a host and a database (postgres://user@host:5432/db)" });
 
-const durationMs = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
+function postgresUrlNames(v: string): boolean {
+  try {
+    const u = new URL(v);
+    return u.hostname !== "" && u.pathname.length > 1;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A whole number from the environment, in decimal digits only (z.coerce.number takes `0x9e`
+ * and `1e3`, and an all-blank value as 0).
+ */
+export const envInt = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, "must be a whole number in decimal digits")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+/** Node's timers and Postgres's timeouts take at most 2^31 - 1 ms (24.8 days); beyond, Node fires at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+const durationMs = (fallback: number, min = 0) => envInt(min, MAX_TIMER_MS).default(fallback);
+
+/** nats://, tls://, ws:// or wss:// URLs (or host:port), comma-separated, as nats.js takes them. */
+const natsUrl = z
+  .string()
+  .refine(
+    (v) =>
+      v.split(",").every((part) => {
+        const p = part.trim();
+        try {
+          const u = new URL(/^[a-z]+:\/\//i.test(p) ? p : `nats://${p}`);
+          return ["nats:", "tls:", "ws:", "wss:"].includes(u.protocol) && u.hostname !== "";
+        } catch {
+          return false;
+        }
+      }),
+    { message: "must be nats://host:port (or tls://, ws://, wss://), comma-separated for several servers" },
+  );
 
 /**
  * Settings every service reads. Services extend it with `.extend({...})`.
  * @example const config = loadConfig(baseConfigSchema, process.env)
  */
 export const baseConfigSchema = z.object({
-  PORT: z.coerce.number().int().min(1).max(65535).default(3000),
+  PORT: envInt(1, 65535).default(3000),
   HOST: z.string().default("0.0.0.0"),
   /** Prometheus metrics (GET /metrics) on a port of their own; 0 (the default) serves none. */
-  METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  METRICS_PORT: envInt(0, 65535).default(0),
   DATABASE_URL: databaseUrl,
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(100).default(8),
+  DATABASE_POOL_SIZE: envInt(1, 100).default(8),
   /** Longest a service's statement may run, lock waits included (0: no limit); see DatabaseOptions. */
   DATABASE_STATEMENT_TIMEOUT_MS: durationMs(30_000),
-  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  NATS_URL: natsUrl.default("nats://127.0.0.1:4222"),
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
   NATS_TOKEN: z.string().optional(),
@@ -52,29 +94,35 @@ export const baseConfigSchema = z.object({
     .regex(/^[A-Za-z0-9_-]*$/, "may only contain letters, digits, '_' and '-'")
     .max(32)
     .default(""),
-  STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
-  STREAM_MAX_AGE_MS: durationMs(7 * 24 * 3600_000),
+  STREAM_REPLICAS: envInt(1, 5).default(1),
+  /**
+   * 0 keeps messages for ever; otherwise at least the 2-minute duplicate window (JetStream
+   * refuses a stream whose max_age is shorter) and at most what its nanoseconds can hold.
+   */
+  STREAM_MAX_AGE_MS: envInt(0, 9_000_000_000_000)
+    .refine((v) => v === 0 || v >= 120_000, { message: "must be 0 (no limit) or at least 120000 (the 2-minute duplicate window)" })
+    .default(7 * 24 * 3600_000),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  SHUTDOWN_TIMEOUT_MS: durationMs(10_000, 100),
   MIGRATE_ON_START: booleanFromEnv.default(true),
   RETRY_DELAYS_MS: z
     .string()
     .default("1000,5000,30000")
     .transform((v, ctx) => {
       const parts = v.split(",").map((p) => Number(p.trim()));
-      if (parts.length === 0 || parts.some((n) => !Number.isInteger(n) || n < 0)) {
+      if (parts.length === 0 || parts.some((n) => !Number.isInteger(n) || n < 0 || n > MAX_TIMER_MS)) {
         ctx.addIssue({ code: "custom", message: "must be a comma-separated list of milliseconds" });
         return z.NEVER;
       }
       return parts;
     }),
-  MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(5),
+  MAX_DELIVER: envInt(2, 100).default(5),
   OUTBOX_POLL_MS: durationMs(1000),
   /** Idempotency keys are kept at least this long (default 24 h). */
   IDEMPOTENCY_TTL_MS: durationMs(24 * 3600_000),
   SERVICE_INSTANCE: z.string().optional(),
   /** V8's old-generation growing factor, as a percentage over 1 × (see applyHeapGrowingPercent); 0: V8's own. */
-  HEAP_GROWING_PERCENT: z.coerce.number().int().min(0).max(1000).default(DEFAULT_HEAP_GROWING_PERCENT),
+  HEAP_GROWING_PERCENT: envInt(0, 1000).default(DEFAULT_HEAP_GROWING_PERCENT),
 });
 
 export type BaseConfig = z.infer<typeof baseConfigSchema>;

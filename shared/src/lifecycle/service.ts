@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 import { baseConfigSchema, loadConfigOrExit, type BaseConfig } from "../config/config.js";
 import { createLogger } from "../logger/index.js";
 import { createConsumer, type Consumer, type EventHandlers } from "../consumer/runner.js";
-import { openDatabase, pendingMigrations, type Database, type Db } from "../db/database.js";
+import { openDatabase, pendingMigrations, pingWithin, type Database, type Db } from "../db/database.js";
 import { isTransientDbError, reportableError } from "../db/errors.js";
 import type { StreamName } from "../events/catalog.js";
 import { createReadiness, Degraded, registerHealthRoutes } from "../health/readiness.js";
@@ -320,13 +320,16 @@ export async function runMigrateCommand(service: string, migrationsFolder: strin
   try {
     const database = await openDatabase(config.DATABASE_URL, { poolSize: 1, applicationName: `${service}-migrate` });
     try {
+      // A URL that is not a Postgres would otherwise keep it reconnecting for ever.
+      await pingWithin(database, 30_000);
       await database.migrate(migrationsFolder);
       log.info({ folder: migrationsFolder }, "migrations applied");
     } finally {
       await database.close();
     }
   } catch (err) {
-    process.stderr.write(`${service} migrate: ${(err as Error).message}\n`);
+    // The driver's reason (a missing relation, a refused role), not drizzle's "Failed query" and its SQL.
+    process.stderr.write(`${service} migrate: ${reportableError(err).message}\n`);
     process.exit(1);
   }
 }
