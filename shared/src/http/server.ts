@@ -48,6 +48,7 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
     server.once("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "EADDRINUSE") reject(new StartupError(`port ${port} on ${hostname} is already in use by another process; set PORT to a free one`, { cause: err }));
       else if (err.code === "EACCES") reject(new StartupError(`port ${port} on ${hostname} needs privileges this process does not have; set PORT to one above 1023`, { cause: err }));
+      else if (err.code === "ENOTFOUND" || err.code === "EADDRNOTAVAIL" || err.code === "EAI_AGAIN") reject(new StartupError(`cannot listen on ${hostname}: no such address on this machine (${err.code}); set HOST to one of its addresses, or 0.0.0.0`, { cause: err }));
       else reject(err);
     });
   });
