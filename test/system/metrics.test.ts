@@ -24,8 +24,8 @@ async function scrape(port: number): Promise<Map<string, number>> {
 
 describe("metrics", () => {
   it("counts requests by route and status, events by outcome, publishes, and reads consumer lag, outbox backlog and dependencies when scraped", async () => {
-    sys = await startSystem();
-    const { "user-service": users, "order-service": orders } = sys.services;
+    sys = await startSystem({ services: ["user-service", "order-service", "event-log"] });
+    const { "user-service": users, "order-service": orders, "event-log": log } = sys.services;
     const created = [await registerOk(users.url), await registerOk(users.url), await registerOk(users.url)];
     expect((await register(users.url, { email: created[0]!.email })).status).toBe(409);
     expect((await fetch(`${users.url}/users/01a21e26-0000-7000-8000-000000000000`)).status).toBe(404);
@@ -53,6 +53,10 @@ describe("metrics", () => {
     const o = await scrape(orders.metricsPort);
     expect(o.get('orderflow_consumer_events_total{consumer="order-service",outcome="applied"}')).toBe(3);
     expect(o.get("orderflow_outbox_published_total")).toBeGreaterThanOrEqual(3);
+
+    // The event log's ingesters report their lag like the consumers do.
+    await waitFor(async () => (await scrape(log.metricsPort)).get('orderflow_consumer_messages{consumer="event-log-users",state="pending"}') === 0, { what: "the event log's USERS ingester caught up" });
+    expect([...(await scrape(log.metricsPort)).keys()].filter((k) => k.startsWith('orderflow_consumer_messages{consumer="event-log-') && k.endsWith('state="pending"}'))).toHaveLength(4);
 
     // Only on its own port: the service's port (behind the Ingress) does not serve it.
     expect((await fetch(`${users.url}/metrics`)).status).toBe(404);

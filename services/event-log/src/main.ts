@@ -34,6 +34,7 @@ await serviceMain(
       const writer = createEventWriter({ db, onStored: () => tail?.notify() });
       return STREAMS.map((stream) => ({
         name: `ingest ${ingestDurable(stream)}`,
+        durable: { stream, durable: ingestDurable(stream) },
         ...createIngestConsumer({ js, jsm, names, log, writer, stream, batchSize: config.INGEST_BATCH_SIZE }),
       }));
     },

@@ -62,6 +62,8 @@ export interface ServiceSpec {
 
 export interface Worker {
   name: string;
+  /** The durable consumer it reads, if any: its lag is reported with the service's consumers'. */
+  durable?: { stream: StreamName; durable: string };
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -259,7 +261,8 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     m.gaugeOnScrape("orderflow_consumer_messages", "Messages of a durable consumer: pending (not delivered yet), ack_pending (delivered, not acked), redelivered", ["consumer", "state"], async () => {
       if (!nats) return [];
       const { jsm } = nats;
-      const infos = await Promise.all(spec.consumers.map((c) => jsm.consumers.info(names.stream(c.stream), names.durable(c.durable)).then((info) => ({ c, info }), () => undefined)));
+      const durables = [...spec.consumers, ...workers.flatMap((w) => (w.durable ? [w.durable] : []))];
+      const infos = await Promise.all(durables.map((c) => jsm.consumers.info(names.stream(c.stream), names.durable(c.durable)).then((info) => ({ c, info }), () => undefined)));
       return infos.flatMap((x) =>
         x
           ? [

@@ -16,7 +16,7 @@ export function serviceEnv(o: { port: number; databaseUrl: string; natsUrl: stri
   return { NODE_OPTIONS: SERVICE_NODE_OPTIONS, PORT: String(o.port), HOST: "127.0.0.1", DATABASE_URL: o.databaseUrl, NATS_URL: o.natsUrl, NATS_NAMESPACE: o.namespace, LOG_LEVEL: "info" };
 }
 
-export type ServiceName = "user-service" | "order-service";
+export type ServiceName = "user-service" | "order-service" | "event-log";
 
 export interface SystemOptions {
   services?: ServiceName[];
