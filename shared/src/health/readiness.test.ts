@@ -18,7 +18,7 @@ describe("readiness", () => {
     readiness.add({ name: "nats", check: () => unless(Degraded, state.nats) });
     readiness.add({ name: "slow", check: () => new Promise<void>((resolve) => setTimeout(resolve, state.database === "slow" ? 1000 : 0)) });
     const app = new Hono();
-    registerHealthRoutes(app, readiness);
+    registerHealthRoutes(app, readiness, { reuseMs: 0 });
 
     expect(await readyz(app)).toEqual({ status: 200, body: { status: "ready", checks: { database: "ok", nats: "ok", slow: "ok" } } });
     state.nats = "disconnected";
@@ -32,5 +32,19 @@ describe("readiness", () => {
     readiness.markShuttingDown();
     expect(await readyz(app)).toEqual({ status: 503, body: { status: "not ready", checks: { database: "ok", nats: "ok", slow: "ok", shutdown: "shutting down" } } });
     expect((await app.request("/healthz")).status).toBe(200);
+  });
+
+  it("answers concurrent and quick successive probes from one evaluation", async () => {
+    let evaluations = 0;
+    const readiness = createReadiness();
+    readiness.add({ name: "database", check: () => void evaluations++ });
+    const app = new Hono();
+    registerHealthRoutes(app, readiness, { reuseMs: 60_000 });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => readyz(app)));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(evaluations).toBe(1);
+    // Shutting down is never answered from an earlier evaluation.
+    readiness.markShuttingDown();
+    expect((await readyz(app)).status).toBe(503);
   });
 });

@@ -59,10 +59,17 @@ export function createReadiness({ timeoutMs = 1000 }: { timeoutMs?: number } = {
  * restarted). `/readyz`: 200 when no check fails (`"status": "degraded"` when one reports a
  * dependency the service can do without for now); otherwise 503 with the failing checks.
  */
-export function registerHealthRoutes(app: Hono<any>, readiness: Readiness): void {
+export function registerHealthRoutes(app: Hono<any>, readiness: Readiness, { reuseMs = 500 }: { reuseMs?: number } = {}): void {
+  // /readyz may be reachable from outside (the event log's `/` route takes every path): callers
+  // share one evaluation, reused for `reuseMs`, so a flood of probes is not a flood of queries.
+  let last: { at: number; result: ReturnType<Readiness["evaluate"]> } | undefined;
+  const evaluate = () => {
+    if (!last || Date.now() - last.at >= reuseMs || readiness.shuttingDown) last = { at: Date.now(), result: readiness.evaluate() };
+    return last.result;
+  };
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
-    const { ready, degraded, checks } = await readiness.evaluate();
+    const { ready, degraded, checks } = await evaluate();
     if (ready) return c.json({ status: degraded ? "degraded" : "ready", checks });
     return c.json({ status: "not ready", checks }, 503);
   });
