@@ -1,8 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
 import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "../testing/nats.js";
 import { startOwnNatsServer } from "../testing/nats-server.js";
+import { operatorMode } from "../testing/nats-jwt.js";
 import { DlqHeaders } from "../consumer/dead-letter.js";
 import { createNames, type Names } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
@@ -230,6 +234,30 @@ describe("command line", () => {
       } finally {
         await server.dispose();
       }
+    }
+  });
+
+  it("authenticates with a credentials file (NATS_CREDS_FILE) against a server in operator mode", async () => {
+    const { config, creds, otherCreds } = operatorMode();
+    const dir = mkdtempSync(join(tmpdir(), "of-creds-"));
+    const server = await startOwnNatsServer({ config });
+    try {
+      writeFileSync(join(dir, "user.creds"), creds);
+      writeFileSync(join(dir, "other.creds"), otherCreds);
+      const env = { NATS_URL: server.url, NATS_NAMESPACE: "credstest" };
+      const ok = capture();
+      // Authenticated, and JetStream answers: about the (missing) DLQ stream.
+      expect(await main(["list"], { ...env, NATS_CREDS_FILE: join(dir, "user.creds") }, ok.io)).toBe(1);
+      expect(ok.err.join("\n")).toMatch(/credstest_DLQ does not exist/);
+      const denied = capture();
+      expect(await main(["list"], { ...env, NATS_CREDS_FILE: join(dir, "other.creds") }, denied.io)).toBe(1);
+      expect(denied.err.join("\n")).toMatch(/cannot connect to NATS/);
+      const missing = capture();
+      expect(await main(["list"], { ...env, NATS_CREDS_FILE: join(dir, "nope.creds") }, missing.io)).toBe(2);
+      expect(missing.err.join("\n")).toMatch(/NATS_CREDS_FILE must be a readable credentials file/);
+    } finally {
+      await server.dispose();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -31,7 +31,7 @@ export const dlqUsage = `usage: dlq <command>
   replay <seq>       republish it to its original subject (new Nats-Msg-Id), then delete it
   replay --all       replay every dead letter, oldest first (exit 1 if any could not be)
   purge <seq>        delete one dead letter without replaying it
-environment: NATS_URL, NATS_NAMESPACE, NATS_USER/NATS_PASSWORD or NATS_TOKEN, NATS_INBOX_PREFIX`;
+environment: NATS_URL, NATS_NAMESPACE, NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE, NATS_INBOX_PREFIX`;
 
 /** Bad command-line input: the CLI prints the message and the usage and exits 2. */
 export class UsageError extends Error {
@@ -163,7 +163,7 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
   }
 }
 
-const cliConfigSchema = baseConfigSchema.pick({ NATS_URL: true, NATS_NAMESPACE: true, NATS_USER: true, NATS_PASSWORD: true, NATS_TOKEN: true, NATS_INBOX_PREFIX: true });
+const cliConfigSchema = baseConfigSchema.pick({ NATS_URL: true, NATS_NAMESPACE: true, NATS_USER: true, NATS_PASSWORD: true, NATS_TOKEN: true, NATS_CREDS_FILE: true, NATS_INBOX_PREFIX: true });
 
 /**
  * The whole command: argv and env in, exit code out. A CLI fails fast instead of reconnecting

@@ -1,3 +1,4 @@
+import { accessSync, constants } from "node:fs";
 import { z } from "zod";
 import { DEFAULT_HEAP_GROWING_PERCENT } from "../lifecycle/node-options.js";
 
@@ -28,6 +29,15 @@ function postgresUrlNames(v: string): boolean {
   try {
     const u = new URL(v);
     return u.hostname !== "" && u.pathname.length > 1;
+  } catch {
+    return false;
+  }
+}
+
+function readable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
   } catch {
     return false;
   }
@@ -83,6 +93,11 @@ export const baseConfigSchema = z.object({
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),
   NATS_TOKEN: z.string().optional(),
+  /** A credentials file (user JWT and seed, as nsc writes it) for NATS decentralized auth. */
+  NATS_CREDS_FILE: z
+    .string()
+    .refine(readable, { message: "must be a readable credentials file" })
+    .optional(),
   /** Prefix of the replies this client asks for, for accounts that allow each user only its own (default `_INBOX`). */
   NATS_INBOX_PREFIX: z
     .string()

@@ -1,13 +1,16 @@
-import { connect, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { BaseConfig } from "../config/config.js";
 
 /** The settings of a NATS client that come from the environment. */
-export type NatsClientConfig = Pick<BaseConfig, "NATS_URL" | "NATS_USER" | "NATS_PASSWORD" | "NATS_TOKEN" | "NATS_INBOX_PREFIX">;
+export type NatsClientConfig = Pick<BaseConfig, "NATS_URL" | "NATS_USER" | "NATS_PASSWORD" | "NATS_TOKEN" | "NATS_INBOX_PREFIX"> & Partial<Pick<BaseConfig, "NATS_CREDS_FILE">>;
 
 /** nats.js connection options from the environment's settings: services and CLIs connect alike. */
-export function natsClientOptions(config: NatsClientConfig): Pick<ConnectionOptions, "servers" | "user" | "pass" | "token" | "inboxPrefix"> {
+export function natsClientOptions(config: NatsClientConfig): Pick<ConnectionOptions, "servers" | "user" | "pass" | "token" | "inboxPrefix" | "authenticator"> {
   return {
+    // Read once, at connect: a rotated file takes effect on the next start.
+    ...(config.NATS_CREDS_FILE ? { authenticator: credsAuthenticator(readFileSync(config.NATS_CREDS_FILE)) } : {}),
     servers: config.NATS_URL.split(",").map((s) => s.trim()),
     user: config.NATS_USER,
     pass: config.NATS_PASSWORD,

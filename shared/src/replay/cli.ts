@@ -15,6 +15,7 @@ const replayConfigSchema = baseConfigSchema.pick({
   NATS_USER: true,
   NATS_PASSWORD: true,
   NATS_TOKEN: true,
+  NATS_CREDS_FILE: true,
   NATS_INBOX_PREFIX: true,
   NATS_NAMESPACE: true,
   LOG_LEVEL: true,

@@ -5,3 +5,4 @@ export * from "./process.js";
 export * from "./setup.js";
 export * from "./nats-server.js";
 export * from "./tcp-relay.js";
+export * from "./nats-jwt.js";
