@@ -37,6 +37,17 @@ afterAll(async () => {
   await env?.drop();
 });
 
+/** Runs `fn` against streams of a namespace of its own, deleted afterwards. */
+async function inOwnNamespace(fn: (own: Names) => Promise<void>) {
+  const own = createNames(uniqueNamespace());
+  await ensureStreams(jsm, own, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+  try {
+    await fn(own);
+  } finally {
+    await deleteNamespace(nc, own.namespace).catch(() => {});
+  }
+}
+
 const snapshot = async () =>
   (await env.db.select().from(events).orderBy(asc(events.stream), asc(events.streamSeq))).map((r) => ({
     stream: r.stream, streamSeq: r.streamSeq, eventId: r.eventId, type: r.type, entity: r.entity, valid: r.valid, error: r.error, data: r.data, time: r.time.toISOString(),
@@ -140,74 +151,62 @@ describe("ingest and replay", () => {
   });
 
   it("finishes a replay whose source stream was emptied after it counted the messages, instead of waiting for them forever", async () => {
-    const own = createNames(uniqueNamespace());
-    await ensureStreams(jsm, own, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
-    try {
-      for (let i = 0; i < 3; i++) {
-        const userId = uuidv7();
-        const e = createEvent({ name: "users.registered", source: "/test", subject: userId, data: { userId, email: "a@b.co", name: "A", registeredAt: new Date().toISOString() } });
-        await js.publish(own.subject("users.registered"), JSON.stringify(e));
-      }
-      for (let i = 0; i < 2; i++) await js.publish(own.subject("dlq.order-service.users.registered"), "{}");
-      // Counted, not read yet: `dlq purge` (or `dlq replay`) empties the DLQ now; the first
-      // stream's batch waits for it, so the DLQ is read only after.
-      let purging: Promise<unknown> | undefined;
-      const target = { ...eventLogReplayTarget, apply: async (...args: Parameters<typeof eventLogReplayTarget.apply>) => (await purging, eventLogReplayTarget.apply(...args)) };
-      const result = await replay({
-        js, jsm, names: own, db: env.db, target, fromSeq: 1, idleCheckMs: 100,
-        onProgress: (read) => void (purging ??= read === 0 ? jsm.streams.purge(own.stream("DLQ")) : undefined),
-      });
-      expect(purging).toBeDefined();
-      expect(result.read).toBe(3);
-    } finally {
-      await deleteNamespace(nc, own.namespace).catch(() => {});
+    await inOwnNamespace(async (own) => {
+    for (let i = 0; i < 3; i++) {
+      const userId = uuidv7();
+      const e = createEvent({ name: "users.registered", source: "/test", subject: userId, data: { userId, email: "a@b.co", name: "A", registeredAt: new Date().toISOString() } });
+      await js.publish(own.subject("users.registered"), JSON.stringify(e));
     }
+    for (let i = 0; i < 2; i++) await js.publish(own.subject("dlq.order-service.users.registered"), "{}");
+    // Counted, not read yet: `dlq purge` (or `dlq replay`) empties the DLQ now; the first
+    // stream's batch waits for it, so the DLQ is read only after.
+    let purging: Promise<unknown> | undefined;
+    const target = { ...eventLogReplayTarget, apply: async (...args: Parameters<typeof eventLogReplayTarget.apply>) => (await purging, eventLogReplayTarget.apply(...args)) };
+    const result = await replay({
+      js, jsm, names: own, db: env.db, target, fromSeq: 1, idleCheckMs: 100,
+      onProgress: (read) => void (purging ??= read === 0 ? jsm.streams.purge(own.stream("DLQ")) : undefined),
+    });
+    expect(purging).toBeDefined();
+    expect(result.read).toBe(3);
+    });
   });
 
   it("refuses a full rebuild that would lose what a stream no longer holds, unless forced; a dry run says so", async () => {
-    const own = createNames(uniqueNamespace());
-    await ensureStreams(jsm, own, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
-    try {
-      for (let i = 0; i < 3; i++) await js.publish(own.subject("dlq.order-service.users.registered"), `{"n":${i}}`);
-      await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget, fromSeq: 1 });
-      // `dlq purge 2`: the log still holds that dead letter; the DLQ no longer does.
-      await jsm.streams.deleteMessage(own.stream("DLQ"), 2);
-      const before = await snapshot();
-      const refused = await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget }).catch((err: unknown) => err);
-      expect(refused).toBeInstanceOf(IncompleteHistoryError);
-      expect((refused as IncompleteHistoryError).lost).toEqual([{ stream: own.stream("DLQ"), firstSeq: 1, deleted: 1 }]);
-      expect((refused as Error).message).toMatch(/DLQ: 1 deleted\).*--from-seq or --from-time.*--force/);
-      expect(await snapshot()).toEqual(before); // nothing reset
-      const dry = await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget, dryRun: true });
-      expect(dry.lost).toEqual([{ stream: own.stream("DLQ"), firstSeq: 1, deleted: 1 }]);
-      expect(await snapshot()).toEqual(before);
-      const forced = await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget, force: true });
-      expect(forced).toMatchObject({ reset: true, read: 2, lost: [{ stream: own.stream("DLQ"), firstSeq: 1, deleted: 1 }] });
-    } finally {
-      await deleteNamespace(nc, own.namespace).catch(() => {});
-    }
+    await inOwnNamespace(async (own) => {
+    for (let i = 0; i < 3; i++) await js.publish(own.subject("dlq.order-service.users.registered"), `{"n":${i}}`);
+    await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget, fromSeq: 1 });
+    // `dlq purge 2`: the log still holds that dead letter; the DLQ no longer does.
+    await jsm.streams.deleteMessage(own.stream("DLQ"), 2);
+    const before = await snapshot();
+    const refused = await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget }).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(IncompleteHistoryError);
+    expect((refused as IncompleteHistoryError).lost).toEqual([{ stream: own.stream("DLQ"), firstSeq: 1, deleted: 1 }]);
+    expect((refused as Error).message).toMatch(/DLQ: 1 deleted\).*--from-seq or --from-time.*--force/);
+    expect(await snapshot()).toEqual(before); // nothing reset
+    const dry = await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget, dryRun: true });
+    expect(dry.lost).toEqual([{ stream: own.stream("DLQ"), firstSeq: 1, deleted: 1 }]);
+    expect(await snapshot()).toEqual(before);
+    const forced = await replay({ js, jsm, names: own, db: env.db, target: eventLogReplayTarget, force: true });
+    expect(forced).toMatchObject({ reset: true, read: 2, lost: [{ stream: own.stream("DLQ"), firstSeq: 1, deleted: 1 }] });
+    });
   });
 
   it("stops after the batch in hand when its signal aborts (Ctrl-C), and says how far it got", async () => {
-    const own = createNames(uniqueNamespace());
-    await ensureStreams(jsm, own, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
-    try {
-      for (let i = 0; i < 10; i++) await js.publish(own.subject("dlq.order-service.users.registered"), `{"n":${i}}`);
-      const interrupt = new AbortController();
-      const progress: number[] = [];
-      const stopped = await replay({
-        js, jsm, names: own, db: env.db, target: eventLogReplayTarget, fromSeq: 1, batchSize: 3, signal: interrupt.signal,
-        onProgress: (read) => {
-          progress.push(read);
-          if (read === 3) interrupt.abort();
-        },
-      }).catch((err: unknown) => err);
-      expect(stopped).toBeInstanceOf(ReplayInterruptedError);
-      expect((stopped as Error).message).toBe("stopped after 3 of 10 events, as asked");
-      expect(progress).toEqual([0, 3]);
-    } finally {
-      await deleteNamespace(nc, own.namespace).catch(() => {});
-    }
+    await inOwnNamespace(async (own) => {
+    for (let i = 0; i < 10; i++) await js.publish(own.subject("dlq.order-service.users.registered"), `{"n":${i}}`);
+    const interrupt = new AbortController();
+    const progress: number[] = [];
+    const stopped = await replay({
+      js, jsm, names: own, db: env.db, target: eventLogReplayTarget, fromSeq: 1, batchSize: 3, signal: interrupt.signal,
+      onProgress: (read) => {
+        progress.push(read);
+        if (read === 3) interrupt.abort();
+      },
+    }).catch((err: unknown) => err);
+    expect(stopped).toBeInstanceOf(ReplayInterruptedError);
+    expect((stopped as Error).message).toBe("stopped after 3 of 10 events, as asked");
+    expect(progress).toEqual([0, 3]);
+    });
   });
 
   it("commits log rows in sequence order across writers, so the tail cannot pass a row that commits late", async () => {
