@@ -125,10 +125,12 @@ async function stop(code: number) {
 
 async function main() {
   const nats = await ensureNats();
-  for (const s of services) {
+  // METRICS_PORT=9464 npm start: one port each (9464, 9465, 9466), not one for all three.
+  const metricsBase = Number(env.METRICS_PORT) || 0;
+  for (const [i, s] of services.entries()) {
     const child = spawn(process.execPath, [join(root, "services", s.name, "dist", "main.js")], {
       cwd: join(root, "services", s.name),
-      env: { NODE_OPTIONS: SERVICE_NODE_OPTIONS, ...env, PORT: s.port, DATABASE_URL: s.db, NATS_URL: nats },
+      env: { NODE_OPTIONS: SERVICE_NODE_OPTIONS, ...env, PORT: s.port, DATABASE_URL: s.db, NATS_URL: nats, METRICS_PORT: metricsBase ? String(metricsBase + i) : "" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     pipe(s.name, child);
@@ -139,7 +141,7 @@ async function main() {
       }
     });
     children.push({ name: s.name, child });
-    log(`${s.name} → http://127.0.0.1:${s.port}`);
+    log(`${s.name} → http://127.0.0.1:${s.port}${metricsBase ? ` (metrics on :${metricsBase + i}/metrics)` : ""}`);
   }
   process.on("SIGINT", () => void stop(0));
   process.on("SIGTERM", () => void stop(0));

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { byKind, CHART, find, helm, template, templateError, type K8sObject } from "./support/helm.js";
 import { repoPath, run } from "./support/repo.js";
@@ -329,10 +332,12 @@ describe("helm/orderflow", () => {
       expect(spec.volumes!.map((v) => v.name), name).toEqual(["tmp", "ca"]);
     }
     expect(byKind(objs, "Deployment").map((d) => (podSpec(d) as { priorityClassName?: string }).priorityClassName)).toEqual(["high", "high", "high"]);
-    for (const name of ["DATABASE_URL", "PGPASSWORD", "NATS_TOKEN"]) {
+    for (const name of ["DATABASE_URL", "METRICS_PORT", "NATS_TOKEN"]) {
       expect(await templateError([`serviceDefaults.extraEnv[0].name=${name}`, "serviceDefaults.extraEnv[0].value=x"])).toMatch(/extraEnv\/0\/name/);
     }
     expect(await templateError(["services.user-service.extraVolumeMounts[0].name=x", "services.user-service.extraVolumeMounts[0].mountPath=/tmp"])).toMatch(/mountPath/);
+    // An external database's password may come from a Secret of its own.
+    expect(await template(["postgres.deploy=false", "serviceDefaults.database.url=postgres://app@db:5432/x", "serviceDefaults.extraEnv[0].name=PGPASSWORD", "serviceDefaults.extraEnv[0].valueFrom.secretKeyRef.name=db", "serviceDefaults.extraEnv[0].valueFrom.secretKeyRef.key=password"])).not.toHaveLength(0);
   });
 
   it("a change to one service's configuration rolls that service's pods only", async () => {
@@ -417,6 +422,12 @@ describe("helm/orderflow", () => {
     }
     expect(await templateError(["services.user-service.env.MAX_DELIVER=0"])).toMatch(/env\/MAX_DELIVER/);
     expect(await templateError(["shutdown.timeoutMs=3000000000"])).toMatch(/timeoutMs/);
-    expect(await template(["config.STREAM_MAX_AGE_MS=0", "config.RETRY_DELAYS_MS=1000\\,5000", "config.MAX_DELIVER=100"])).not.toHaveLength(0);
+    expect(await template(["config.STREAM_MAX_AGE_MS=0", "config.RETRY_DELAYS_MS=1000\\, 5000", "config.MAX_DELIVER=100", "config.OUTBOX_POLL_MS=2147483647"])).not.toHaveLength(0);
+    for (const bad of ["STREAM_MAX_AGE_MS=9500000000000", "OUTBOX_POLL_MS=2147483648"]) expect(await templateError([`config.${bad}`]), bad).toMatch(/config\//);
+    // Whole numbers from YAML (float64 to Helm) reach the services in digits, not as 2.592e+09.
+    const values = join(mkdtempSync(join(tmpdir(), "of-values-")), "big.yaml");
+    writeFileSync(values, "config:\n  STREAM_MAX_AGE_MS: 2592000000\n  IDEMPOTENCY_TTL_MS: 86400000\n");
+    const big = byKind(await template([], { valuesFiles: [values] }), "ConfigMap").map((c) => c.data as Record<string, string>);
+    expect(big[0]).toMatchObject({ STREAM_MAX_AGE_MS: "2592000000", IDEMPOTENCY_TTL_MS: "86400000" });
   });
 });

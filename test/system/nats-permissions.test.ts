@@ -37,4 +37,19 @@ describe("a NATS account that allows its users only their own reply subjects", (
       }
     }
   });
+
+  it("exits 1 to be restarted when NATS refuses its credentials for good, instead of serving on with nothing published", async () => {
+    const accounts = (password: string) => `authorization { users = [ { user: admin, password: admin }, { user: svc, password: ${password} } ] }
+      no_auth_user: admin`;
+    const nats = await startOwnNatsServer({ config: accounts("pw-a") });
+    cleanups.push(() => nats.dispose());
+    const sys = await startSystem({ natsUrl: nats.url, env: { NATS_USER: "svc", NATS_PASSWORD: "pw-a" } });
+    cleanups.push(() => sys.cleanup());
+    const users = sys.services["user-service"];
+    // The password is rotated on the server; the running service still has the old one.
+    nats.reconfigure(accounts("pw-b"));
+    const exit = await users.proc.exited;
+    expect(exit.code).toBe(1);
+    expect(users.proc.output.join("\n")).toMatch(/NATS connection closed for good; exiting to be restarted/);
+  });
 });

@@ -59,7 +59,12 @@ theirs) when it changes. ctx: {root, name, svc}
 {{- define "orderflow.serviceConfig" -}}
 {{- $env := mergeOverwrite (deepCopy .root.Values.config) (deepCopy .svc.env) -}}
 {{- range $k, $v := $env }}
+{{- /* YAML numbers arrive as float64, which toString writes as 2.592e+09 from a million up: whole ones are written in digits. */}}
+{{- if and (kindIs "float64" $v) (eq $v (float64 (int64 $v))) }}
+{{ $k }}: {{ int64 $v | toString | quote }}
+{{- else }}
 {{ $k }}: {{ $v | toString | quote }}
+{{- end }}
 {{- end }}
 PORT: {{ .svc.containerPort | quote }}
 HOST: "0.0.0.0"

@@ -50,6 +50,9 @@ describe("loadConfig", () => {
     ] as const) {
       expect(() => loadConfig(baseConfigSchema, { ...base, [variable]: bad }), `${variable}=${bad}`).toThrow(new RegExp(variable));
     }
+    for (const url of ["postgres://u@db1:5432,db2:5432/db?target_session_attrs=read-write", "postgresql://app:secret@users-db-rw.orderflow:5432/users?sslmode=verify-full", "postgres://u@%2Fvar%2Frun%2Fpostgresql/db", "postgres://u@[::1]:5432/db"]) {
+      expect(loadConfig(baseConfigSchema, { DATABASE_URL: url }).DATABASE_URL).toBe(url);
+    }
     const ok = loadConfig(baseConfigSchema, { ...base, PORT: " 8080 ", STREAM_MAX_AGE_MS: "0", NATS_URL: "nats://a:4222, tls://b:4223,127.0.0.1:4224", DATABASE_URL: "postgres://u:p@h:5432/db" });
     expect([ok.PORT, ok.STREAM_MAX_AGE_MS, ok.NATS_URL]).toEqual([8080, 0, "nats://a:4222, tls://b:4223,127.0.0.1:4224"]);
   });

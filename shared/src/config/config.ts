@@ -27,7 +27,8 @@ const databaseUrl = z
 
 function postgresUrlNames(v: string): boolean {
   try {
-    const u = new URL(v);
+    // postgres.js takes several hosts (postgres://u@db1:5432,db2:5432/db), which URL does not.
+    const u = new URL(v.replace(/^(postgres(?:ql)?:\/\/(?:[^@/?#]*@)?)([^,/?#]*)(?:,[^/?#]*)?/, "$1$2"));
     return u.hostname !== "" && u.pathname.length > 1;
   } catch {
     return false;

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,5 +43,29 @@ describe("PGlite data directory lock", () => {
 
     writeFileSync(join(dir, "orderflow.pid"), "1"); // init: alive, not ours
     await expect(openDatabase(`pglite://${dir}`)).rejects.toBeInstanceOf(DataDirectoryInUseError);
+  });
+
+  it("lets only one of two processes starting at once take it, fresh or over a dead holder's file", async () => {
+    const lockModule = JSON.stringify(new URL("../../dist/db/pglite-lock.js", import.meta.url).pathname);
+    const contender = (dir: string) =>
+      new Promise<string>((resolve) => {
+        const child = spawn(process.execPath, ["--input-type=module", "-e", `
+          const { lockDataDirectory } = await import(${lockModule});
+          try { lockDataDirectory(${JSON.stringify(dir)}); console.log("locked"); await new Promise((r) => setTimeout(r, 400)); }
+          catch (err) { console.log(err.name); }
+        `], { stdio: ["ignore", "pipe", "inherit"] });
+        let out = "";
+        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+        child.on("exit", () => resolve(out.trim()));
+      });
+    const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
+    for (const stale of [false, true]) {
+      for (let round = 0; round < 8; round++) {
+        const dir = dataDir();
+        if (stale) writeFileSync(join(dir, "orderflow.pid"), dead);
+        const outcomes = await Promise.all([contender(dir), contender(dir)]);
+        expect(outcomes.sort(), `stale ${stale}, round ${round}`).toEqual(["DataDirectoryInUseError", "locked"]);
+      }
+    }
   });
 });

@@ -138,6 +138,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     name: "nats",
     check: () => {
       if (!nats) throw new Error("not connected yet");
+      if (nats.nc.isClosed()) throw new Error("connection closed for good; restarting");
       if (!wired) throw new Error(nats.state.connected() ? "streams and consumers not set up yet" : "disconnected; reconnecting");
       // Once set up, losing NATS does not take the service out of rotation: writes commit with
       // their events in the outbox, published when it is back, and reads need only the database.
@@ -185,6 +186,14 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       abort.signal,
     );
     nats = { nc, state, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+    // nats.js gives up for good after repeated authorization errors (a rotated token, an expired
+    // JWT): nothing would publish or consume again while HTTP kept answering. Exit instead, so
+    // the orchestrator restarts the process and it reads its credentials anew.
+    void nc.closed().then((err) => {
+      if (readiness.shuttingDown || abort.signal.aborted) return;
+      log.error({ err: err ? reportableError(err).message : undefined }, "NATS connection closed for good; exiting to be restarted");
+      void shutdown("NATS connection closed", 1);
+    });
     const { js, jsm } = nats;
     const streams = [...new Set<StreamName>([...spec.streams, "DLQ", "SYSTEM"])];
     await retryUntilDone(

@@ -14,9 +14,9 @@ export interface ShutdownOptions {
  * the deadline passes first (whatever was not acked is redelivered, so nothing is lost).
  * Returns the trigger so callers and tests can start a shutdown themselves.
  */
-export function installShutdown({ log, timeoutMs, steps, exit = (c) => process.exit(c) }: ShutdownOptions): (reason: string) => Promise<void> {
+export function installShutdown({ log, timeoutMs, steps, exit = (c) => process.exit(c) }: ShutdownOptions): (reason: string, exitCode?: number) => Promise<void> {
   let started: Promise<void> | undefined;
-  const shutdown = (reason: string) =>
+  const shutdown = (reason: string, exitCode = 0) =>
     (started ??= (async () => {
       log.info({ reason, timeoutMs }, "shutting down");
       const deadline = setTimeout(() => {
@@ -33,7 +33,7 @@ export function installShutdown({ log, timeoutMs, steps, exit = (c) => process.e
       }
       clearTimeout(deadline);
       log.info("shutdown complete");
-      exit(0);
+      exit(exitCode);
     })());
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
   process.once("SIGINT", () => void shutdown("SIGINT"));

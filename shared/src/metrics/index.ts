@@ -56,8 +56,8 @@ export function createMetrics({ service, defaultMetrics = true }: { service: str
         registers: [registry],
         async collect() {
           this.reset();
-          // A dependency that cannot answer leaves the gauge empty rather than failing the scrape.
-          const values = await read().catch(() => []);
+          // A dependency that cannot answer (or hangs) leaves the gauge empty rather than failing the scrape.
+          const values = await withinMs(read(), 2000).catch(() => []);
           for (const v of values) this.set(v.labels as Record<string, string>, v.value);
         },
       });
@@ -65,6 +65,12 @@ export function createMetrics({ service, defaultMetrics = true }: { service: str
     text: () => registry.metrics(),
   };
 }
+
+const withinMs = <T>(p: Promise<T>, ms: number) =>
+  new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
 
 export interface MetricsServer {
   readonly port: number;
@@ -88,7 +94,7 @@ export function startMetricsServer(metrics: Metrics, port: number, hostname = "0
         (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`metrics failed: ${(err as Error).message}\n`),
       );
     });
-    server.once("error", (err: NodeJS.ErrnoException) => reject(err.code === "EADDRINUSE" ? new StartupError(`metrics port ${port} on ${hostname} is already in use; set METRICS_PORT to a free one (0 turns metrics off)`, { cause: err }) : err));
+    server.once("error", (err: NodeJS.ErrnoException) => reject(err.code === "EADDRINUSE" ? new StartupError(`metrics port ${port} on ${hostname} is already in use (by another process, or this one's PORT); set METRICS_PORT to a free one (0 turns metrics off)`, { cause: err }) : err));
     server.listen(port, hostname, () =>
       resolve({
         port: (server.address() as AddressInfo).port,
