@@ -340,6 +340,16 @@ describe("helm/orderflow", () => {
     expect(await template(["postgres.deploy=false", "serviceDefaults.database.url=postgres://app@db:5432/x", "serviceDefaults.extraEnv[0].name=PGPASSWORD", "serviceDefaults.extraEnv[0].valueFrom.secretKeyRef.name=db", "serviceDefaults.extraEnv[0].valueFrom.secretKeyRef.key=password"])).not.toHaveLength(0);
   });
 
+  it("a changed NATS credential or database URL the chart writes rolls the pods that read it", async () => {
+    const secrets = async (sets: string[]) =>
+      Object.fromEntries(byKind(await template(sets), "Deployment").map((d) => [d.metadata.name, (d.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations["checksum/secrets"]]));
+    const before = await secrets(["nats.auth.user=svc", "nats.auth.password=one"]);
+    const rotated = await secrets(["nats.auth.user=svc", "nats.auth.password=two"]);
+    expect(Object.keys(rotated).filter((n) => rotated[n] !== before[n])).toHaveLength(3);
+    const url = await secrets(["nats.auth.user=svc", "nats.auth.password=one", "services.order-service.database.url=postgres://app@db:5432/orders"]);
+    expect(Object.keys(url).filter((n) => url[n] !== before[n])).toEqual(["orderflow-order-service"]);
+  });
+
   it("a change to one service's configuration rolls that service's pods only", async () => {
     const checksums = async (sets: string[]) =>
       Object.fromEntries(byKind(await template(sets), "Deployment").map((d) => [d.metadata.name, (d.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations["checksum/config"]]));
@@ -422,6 +432,9 @@ describe("helm/orderflow", () => {
     }
     expect(await templateError(["services.user-service.env.MAX_DELIVER=0"])).toMatch(/env\/MAX_DELIVER/);
     expect(await templateError(["shutdown.timeoutMs=3000000000"])).toMatch(/timeoutMs/);
+    // nats.url as the services take it: NATS URLs or host:port, comma-separated; nothing else.
+    expect(await template(["nats.deploy=false", "nats.url=nats-0.nats:4222\\, tls://nats-1.nats:4222"])).not.toHaveLength(0);
+    for (const bad of ["http://x:1", "nats://a:1\\,"]) expect(await templateError(["nats.deploy=false", `nats.url=${bad}`]), bad).toMatch(/nats\/url/);
     expect(await template(["config.STREAM_MAX_AGE_MS=0", "config.RETRY_DELAYS_MS=1000\\, 5000", "config.MAX_DELIVER=100", "config.OUTBOX_POLL_MS=2147483647"])).not.toHaveLength(0);
     for (const bad of ["STREAM_MAX_AGE_MS=9500000000000", "OUTBOX_POLL_MS=2147483648"]) expect(await templateError([`config.${bad}`]), bad).toMatch(/config\//);
     // Whole numbers from YAML (float64 to Helm) reach the services in digits, not as 2.592e+09.
