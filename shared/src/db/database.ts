@@ -5,18 +5,15 @@ import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg
 import type { ExtractTablesWithRelations } from "drizzle-orm";
 import { pgErrorCode } from "./errors.js";
 import { lockDataDirectory } from "./pglite-lock.js";
+import { within } from "../lifecycle/within.js";
 
 /**
  * Resolves once the database answers a query, or rejects after `ms`: a command that would
  * otherwise wait for ever on a URL that is not a Postgres (postgres.js reconnects without end
  * while its first query waits) gives up with a reason.
  */
-export function pingWithin(database: Pick<Database, "ping">, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the database did not answer within ${ms / 1000} s (is DATABASE_URL a Postgres server?)`)), ms);
-    database.ping().then(resolve, reject).finally(() => clearTimeout(timer));
-  });
-}
+export const pingWithin = (database: Pick<Database, "ping">, ms: number): Promise<void> =>
+  within(database.ping(), ms, `the database did not answer within ${ms / 1000} s (is DATABASE_URL a Postgres server?)`);
 
 /** The drizzle handle shared code works with; both drivers (postgres.js, PGlite) satisfy it. */
 export type Db = PgDatabase<PgQueryResultHKT, Record<string, unknown>>;

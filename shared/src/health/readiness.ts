@@ -1,4 +1,5 @@
 import type { Hono } from "hono";
+import { within } from "../lifecycle/within.js";
 
 /**
  * Thrown by a check whose dependency is down while the service can still do its job without it:
@@ -25,11 +26,6 @@ export interface Readiness {
 export function createReadiness({ timeoutMs = 1000 }: { timeoutMs?: number } = {}): Readiness {
   const checks: ReadinessCheck[] = [];
   let shuttingDown = false;
-  const withTimeout = (p: Promise<void>) =>
-    new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      p.then(resolve, reject).finally(() => clearTimeout(t));
-    });
   return {
     add: (c) => void checks.push(c),
     markShuttingDown: () => void (shuttingDown = true),
@@ -40,7 +36,7 @@ export function createReadiness({ timeoutMs = 1000 }: { timeoutMs?: number } = {
       const results = await Promise.all(
         checks.map(async (c) => {
           try {
-            await withTimeout(Promise.resolve().then(() => c.check()));
+            await within(Promise.resolve().then(() => c.check()), timeoutMs);
             return [c.name, "ok", "ok"] as const;
           } catch (err) {
             return [c.name, (err as Error).message || "failing", err instanceof Degraded ? "degraded" : "failing"] as const;

@@ -2,6 +2,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { StartupError } from "../errors/index.js";
+import { within } from "../lifecycle/within.js";
 
 /** What a consumer's handling of a message came to (the runner's outcomes). */
 export type EventOutcome = "applied" | "duplicate" | "retry" | "dead-lettered" | "held";
@@ -57,7 +58,7 @@ export function createMetrics({ service, defaultMetrics = true }: { service: str
         async collect() {
           this.reset();
           // A dependency that cannot answer (or hangs) leaves the gauge empty rather than failing the scrape.
-          const values = await withinMs(read(), 2000).catch(() => []);
+          const values = await within(read(), 2000).catch(() => []);
           for (const v of values) this.set(v.labels as Record<string, string>, v.value);
         },
       });
@@ -65,12 +66,6 @@ export function createMetrics({ service, defaultMetrics = true }: { service: str
     text: () => registry.metrics(),
   };
 }
-
-const withinMs = <T>(p: Promise<T>, ms: number) =>
-  new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(resolve, reject).finally(() => clearTimeout(timer));
-  });
 
 export interface MetricsServer {
   readonly port: number;
