@@ -81,7 +81,9 @@ describe("NATS faults", () => {
     if (failed) throw failed.reason;
     const nodes: OwnNatsServer[] = started.map((s) => (s as PromiseFulfilledResult<OwnNatsServer>).value);
     const allUrls = nodes.map((n) => n.url).join(",");
-    const sys = await startSystem({ natsUrl: nodes[0]!.url, env: { NATS_URL: allUrls, STREAM_REPLICAS: "3" } });
+    // A cluster just formed elects its meta leader and places R3 streams before the services are
+    // ready: on a loaded 2-core host that has taken over 30 s (two CI runs on 2026-11-27).
+    const sys = await startSystem({ natsUrl: nodes[0]!.url, env: { NATS_URL: allUrls, STREAM_REPLICAS: "3" }, readyTimeoutMs: 90_000 });
     cleanups.push(() => sys.cleanup());
     const { "user-service": users } = sys.services;
     const names = createNames(sys.namespace);

@@ -24,6 +24,8 @@ export interface SystemOptions {
   env?: Record<string, string>;
   natsUrl?: string;
   echo?: boolean;
+  /** How long each service may take to become ready (default 30 s). */
+  readyTimeoutMs?: number;
 }
 
 export interface TestService {
@@ -102,7 +104,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         },
         async restart(extra) {
           svc.spawn(extra);
-          await waitReady(url, svc.proc);
+          await waitReady(url, svc.proc, opts.readyTimeoutMs);
         },
       };
       services[name] = svc;
