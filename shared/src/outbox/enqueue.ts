@@ -11,18 +11,20 @@ export const outboxRow = (subject: string, event: CloudEvent, headers: Record<st
   subject,
   payload: JSON.stringify(event),
   headers,
-  created_at: event.time,
 });
 
 /** What the relay publishes for a row made by `outboxRow`. */
 export const outboxMessage = (row: ReturnType<typeof outboxRow>): OutboxMessage => ({ eventId: row.event_id, subject: row.subject, payload: row.payload, headers: row.headers });
 
-export const OUTBOX_COLUMNS = "event_id, subject, payload, headers, created_at";
+// created_at is left to the column's default, now(): the database's clock, the one the relay's
+// poll compares it with. The event's time is the app's clock, and an app clock ahead of the
+// database's would hide a leftover row from the poll for as long as the skew.
+export const OUTBOX_COLUMNS = "event_id, subject, payload, headers";
 /** `as r(…)` column list for rows made by `outboxRow` (plus `n`, see jsonRows). */
-export const OUTBOX_RECORD = "n int, event_id uuid, subject text, payload text, headers jsonb, created_at timestamptz";
+export const OUTBOX_RECORD = "n int, event_id uuid, subject text, payload text, headers jsonb";
 
 const INSERT_OUTBOX = `insert into outbox (${OUTBOX_COLUMNS})
-select event_id, subject, payload, headers, created_at
+select event_id, subject, payload, headers
 from json_to_recordset($1::text::json) as r(${OUTBOX_RECORD})
 order by n`;
 

@@ -189,6 +189,22 @@ describe("outbox relay", () => {
     await relay.stop();
     expect(await createOutboxRelay({ db: database.db, js: jetstream(nc), names, log }).relayOnce({ all: true })).toBe(1);
   });
+
+  it("polls a leftover row once the grace period has passed on the database's clock, even if the app's clock runs an hour ahead", async () => {
+    const ahead = registration("ahead");
+    ahead.event = { ...ahead.event, time: new Date(Date.now() + 3600_000).toISOString() };
+    // Committed and never handed over, as when the committing replica dies right after its commit.
+    await database.db.transaction((tx) => enqueueEvents(tx, [ahead]));
+    const relay = createOutboxRelay({ db: database.db, js: jetstream(nc), names, log, pollMs: 50, graceMs: 200 });
+    const left = async () => (await database.db.select({ eventId: outbox.eventId }).from(outbox)).length;
+    relay.start();
+    try {
+      await waitFor(async () => (await left()) === 0, { what: "the poll to publish the row", timeoutMs: 10_000 });
+    } finally {
+      await relay.stop();
+    }
+  });
+
   it("keeps a row whose publish was answered as a duplicate the stream has not stored (sequence 0)", async () => {
     // A clustered stream on a server before 2.11 answers so while the first copy is still being
     // proposed, and that copy can still be lost; a plain responder stands in for it here.

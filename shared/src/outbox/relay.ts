@@ -15,9 +15,9 @@ import { Fifo } from "./fifo.js";
 // acknowledged it: cheaper than marking it (no new row version, no index entries) and the
 // outbox stays as small as the backlog. The stream and the event log keep the history.
 // The poll claims only rows older than a grace period unless told otherwise: younger ones were
-// most likely handed over by their committer and are being published right now. created_at is
-// the app's clock and now() the database's: skew beyond the grace period only means both paths
-// publish some rows, and the stream's dedupe drops the copies.
+// most likely handed over by their committer and are being published right now. created_at and
+// now() are both the database's clock (the insert leaves created_at to its default), so the app's
+// clock, however wrong, cannot hide a row from the poll.
 const CLAIM = `delete from outbox where seq in (
   select seq from outbox where created_at < now() - $2::int * interval '1 millisecond' and seq > $3::bigint
   order by seq limit $1::int for update skip locked

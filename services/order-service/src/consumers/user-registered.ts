@@ -43,7 +43,7 @@ const welcome = statementHandler<"users.registered">({
   returning id
 ), queued as (
   insert into outbox (${OUTBOX_COLUMNS})
-  select a.order_event_id, 'orders.created', a.order_payload, a.order_headers, a.order_created_at
+  select a.order_event_id, 'orders.created', a.order_payload, a.order_headers
   from applied a join orders_added o on o.id = a.order_id order by a.n
   returning event_id
 )`,

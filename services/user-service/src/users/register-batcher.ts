@@ -7,7 +7,7 @@ import type { UserRow } from "../db/schema.js";
  */
 const REGISTER = `with input as (
   select * from json_to_recordset($1::text::json)
-    as r(n int, id uuid, email text, name text, user_created_at timestamptz, event_id uuid, created_at timestamptz, subject text, payload text, headers jsonb)
+    as r(n int, id uuid, email text, name text, user_created_at timestamptz, event_id uuid, subject text, payload text, headers jsonb)
 ), created as (
   insert into users (id, email, name, created_at)
   select id, email, name, user_created_at from input order by n
@@ -15,7 +15,7 @@ const REGISTER = `with input as (
   returning id
 ), queued as (
   insert into outbox (${OUTBOX_COLUMNS})
-  select i.event_id, i.subject, i.payload, i.headers, i.created_at from input i join created c on c.id = i.id order by i.n
+  select i.event_id, i.subject, i.payload, i.headers from input i join created c on c.id = i.id order by i.n
 )
 select id from created`;
 
