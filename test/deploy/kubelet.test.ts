@@ -159,7 +159,7 @@ describe.skipIf(skipKubelet)("image and kubelet-style run", () => {
     }
   });
 
-  it.each(SERVICES)("%s image: node 24 slim base, USER node (uid 1000), NODE_ENV=production, the services' V8 settings, exec-form CMD in the service's WORKDIR", async (svc) => {
+  it.each(SERVICES)("%s image: node 26 (Active LTS) slim base, USER node (uid 1000), NODE_ENV=production, the services' V8 settings, exec-form CMD in the service's WORKDIR", async (svc) => {
     const cfg = images.get(imageRef(svc))!;
     expect(cfg.User).toBe("node");
     expect(cfg.Cmd).toEqual(["node", "dist/main.js"]);
@@ -168,7 +168,7 @@ describe.skipIf(skipKubelet)("image and kubelet-style run", () => {
     // The heap settings the tests and the bench measure the services with.
     expect(cfg.Env).toContain(`NODE_OPTIONS=${SERVICE_NODE_OPTIONS}`);
     expect(cfg.Env?.some((e) => e.startsWith("NODE_EXTRA_CA_CERTS"))).toBe(false);
-    expect(readFileSync(repoPath("Dockerfile"), "utf8")).toMatch(/^ARG NODE_IMAGE=node:24-bookworm-slim$/m);
+    expect(readFileSync(repoPath("Dockerfile"), "utf8")).toMatch(/^ARG NODE_IMAGE=node:26-trixie-slim$/m);
   });
 
   it.each(SERVICES)("%s image holds only what runs: prod dependencies, compiled code, migrations", async (svc) => {
