@@ -1,7 +1,9 @@
 import { Agent, request } from "node:http";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { openDatabase, pendingMigrations } from "@orderflow/shared";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { sql } from "drizzle-orm";
+import { createNames, openDatabase, pendingMigrations } from "@orderflow/shared";
 import { connectTestNats, createTestDatabase, deleteNamespace, freePort, repoRoot, startProcess, testNatsUrl, uniqueNamespace, waitFor, waitReady, type TestDatabase } from "@orderflow/shared/testing";
 
 const migrations = join(repoRoot, "services", "user-service", "drizzle");
@@ -47,10 +49,39 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
       }, { what: "readiness to report pending migrations" });
       expect(notReady.body.checks.database).toMatch(/migration\(s\) not applied/);
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      // Connected and streams set up, but no consumer before the schema is in: it would fail
+      // every event on a missing table and dead-letter them.
+      await waitFor(() => proc.output.some((l) => l.includes("waiting for migrations")), { what: "the service to say it waits for migrations" });
+      const nc = await connectTestNats();
+      try {
+        const jsm = await jetstreamManager(nc);
+        const names = createNames(namespace);
+        await expect(jsm.consumers.info(names.stream("ORDERS"), names.durable("user-service"))).rejects.toThrow(/consumer not found/);
 
-      const job = startProcess(migrate, [], { DATABASE_URL: database.url });
-      expect((await job.exited).code).toBe(0);
-      await waitReady(url, proc);
+        const job = startProcess(migrate, [], { DATABASE_URL: database.url });
+        expect((await job.exited).code).toBe(0);
+        await waitReady(url, proc);
+        expect((await jsm.consumers.info(names.stream("ORDERS"), names.durable("user-service"))).name).toBe(names.durable("user-service"));
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await proc.kill("SIGKILL");
+    }
+  });
+
+  it("exits 1 naming the table when every migration has run but a shared table is missing (a schema that forgot to export it)", async () => {
+    const database = await createTestDatabase("of_lifecycle");
+    databases.push(database);
+    expect((await startProcess(migrate, [], { DATABASE_URL: database.url }).exited).code).toBe(0);
+    const db = await openDatabase(database.url);
+    await db.db.execute(sql`drop table inbox`);
+    await db.close();
+    const port = await freePort();
+    const proc = startProcess(main, [], { PORT: String(port), HOST: "127.0.0.1", DATABASE_URL: database.url, NATS_URL: testNatsUrl(), NATS_NAMESPACE: namespace });
+    try {
+      expect((await proc.exited).code).toBe(1);
+      expect(proc.output.join("\n")).toMatch(/table inbox missing after all migrations: export inbox from @orderflow\/shared\/tables/);
     } finally {
       await proc.kill("SIGKILL");
     }

@@ -202,6 +202,22 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       log,
       abort.signal,
     );
+    // Nothing reads or writes the service's tables before its schema is in: with migrations left
+    // to a Job (kubectl apply starts the Job and the pods together), a consumer started early
+    // would fail every event on a missing table and, after its retries, dead-letter them.
+    if (!migrated) {
+      await retryUntilDone(
+        "waiting for migrations (run migrate)",
+        async () => {
+          const pending = await pendingMigrations(database.db, spec.migrationsFolder);
+          if (pending > 0) throw new Error(`${pending} migration(s) not applied yet`);
+          migrated = true;
+        },
+        log,
+        abort.signal,
+      );
+    }
+    await requireTables(database.db, [...(spec.outbox !== false ? ["outbox"] : []), ...(spec.consumers.length > 0 ? ["inbox"] : [])]);
     if (spec.outbox !== false) {
       relay = createOutboxRelay({
         db: database.db,
@@ -245,7 +261,14 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     }
   })();
   started.catch((err) => {
-    if (!abort.signal.aborted) log.error({ err: reportableError(err) }, "start-up failed");
+    if (abort.signal.aborted) return;
+    if (err instanceof SchemaIncompleteError) {
+      // Waiting would not help (every migration has run), and an unready pod says nothing: exit.
+      log.error(err.message);
+      void shutdown("schema incomplete", 1);
+      return;
+    }
+    log.error({ err: reportableError(err) }, "start-up failed");
   });
 
   // Publishes ready / not_ready whenever readiness changes, so the event log shows outages.
@@ -343,5 +366,23 @@ export async function runMigrateCommand(service: string, migrationsFolder: strin
     // The driver's reason (a missing relation, a refused role), not drizzle's "Failed query" and its SQL.
     process.stderr.write(`${service} migrate: ${reportableError(err).message}\n`);
     process.exit(1);
+  }
+}
+
+class SchemaIncompleteError extends Error {}
+
+/**
+ * Fails start-up, naming what to do, when a table the shared mechanisms need is missing after
+ * every migration ran: a service whose drizzle schema forgot to re-export it from
+ * @orderflow/shared/tables. Its consumers would otherwise retry and dead-letter every event.
+ */
+async function requireTables(db: Db, tables: string[]): Promise<void> {
+  if (tables.length === 0) return;
+  const rows = (await db.execute(sql`select name from unnest(${`{${tables.join(",")}}`}::text[]) as t(name) where to_regclass(name) is null`)) as unknown;
+  const missing = ((Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows) as { name: string }[]).map((r) => r.name);
+  if (missing.length > 0) {
+    throw new SchemaIncompleteError(
+      `table ${missing.join(" and ")} missing after all migrations: export ${missing.join(" and ")} from @orderflow/shared/tables in the service's drizzle schema and generate a migration (see README, Adding a service)`,
+    );
   }
 }
