@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { serviceMain, type StreamName } from "@orderflow/shared";
+import { packageVersion, serviceMain, type StreamName } from "@orderflow/shared";
 import { createApp } from "./app.js";
 import { configSchema } from "./config.js";
 import { createTail, type Tail } from "./events/events.tail.js";
@@ -9,7 +9,7 @@ import { createEventWriter } from "./ingest/ingest.store.js";
 // The composition root: config → logger → the shared service boot (database, HTTP, migrations,
 // streams, system events, shutdown) → one batch ingester per stream, started before "ready".
 const NAME = "event-log";
-const VERSION = process.env.npm_package_version ?? "0.1.0";
+const VERSION = packageVersion(import.meta.url);
 const STREAMS: StreamName[] = ["USERS", "ORDERS", "SYSTEM", "DLQ"];
 
 let tail: Tail | undefined;

@@ -1,11 +1,11 @@
 import { fileURLToPath } from "node:url";
-import { purgeIdempotencyKeys, serviceMain } from "@orderflow/shared";
+import { packageVersion, purgeIdempotencyKeys, serviceMain } from "@orderflow/shared";
 import { createApp } from "./app.js";
 import { orderCreatedHandlers } from "./consumers/order-created.js";
 
 // The composition root: config → logger → database, HTTP, NATS, relay, consumers → shutdown.
 const NAME = "user-service";
-const VERSION = process.env.npm_package_version ?? "0.1.0";
+const VERSION = packageVersion(import.meta.url);
 
 await serviceMain(
   {

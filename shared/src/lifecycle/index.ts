@@ -4,3 +4,4 @@ export * from "./service.js";
 export * from "./system-events.js";
 export * from "./main.js";
 export * from "./node-options.js";
+export * from "./version.js";
