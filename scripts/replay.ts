@@ -1,22 +1,25 @@
 /**
- * `npm run replay -- --service order-service|user-service|event-log [--from-seq N | --from-time T] [--dry-run]`:
- * runs the service's own replay entry (services/<name>/dist/replay.js) against its database.
- * DATABASE_URL wins; otherwise the same defaults as `npm start` (USER_/ORDER_/EVENTLOG_DATABASE_URL
- * or PGlite under .data/). NATS from NATS_URL (default nats://127.0.0.1:4222).
+ * `npm run replay -- --service <name> [--from-seq N | --from-time T] [--dry-run]`:
+ * runs the service's own replay entry (services/<name>/dist/replay.js) against its database; any
+ * service local-services.ts finds with a src/replay.ts can be named. DATABASE_URL wins; otherwise
+ * the same defaults as `npm start` (<PREFIX>_DATABASE_URL or PGlite under .data/). NATS from NATS_URL (default nats://127.0.0.1:4222).
  */
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { localServices, type LocalService } from "./local-services.js";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const env = process.env;
 const dataDir = resolve(env.ORDERFLOW_DATA_DIR ?? join(root, ".data"));
-const targets: Record<string, { db?: string }> = {
-  "user-service": { db: env.USER_DATABASE_URL },
-  "order-service": { db: env.ORDER_DATABASE_URL },
-  "event-log": { db: env.EVENTLOG_DATABASE_URL },
-};
-const usage = "usage: npm run replay -- --service order-service|user-service|event-log [--from-seq N | --from-time T] [--dry-run] [--force]";
+let targets: Map<string, LocalService>;
+try {
+  targets = new Map(localServices(root, env).filter((s) => s.replays).map((s) => [s.name, s]));
+} catch (err) {
+  process.stderr.write(`replay: ${(err as Error).message}\n`);
+  process.exit(2);
+}
+const usage = `usage: npm run replay -- --service ${[...targets.keys()].join("|")} [--from-seq N | --from-time T] [--dry-run] [--force]`;
 
 const args = process.argv.slice(2);
 const given = args.flatMap((a, i) => (a === "--service" ? [args[i + 1]] : a.startsWith("--service=") ? [a.slice("--service=".length)] : []));
@@ -25,7 +28,7 @@ if (given.length > 1) {
   process.exit(2);
 }
 const service = given[0];
-if (!service || !Object.hasOwn(targets, service)) {
+if (!service || !targets.has(service)) {
   process.stderr.write(`replay: ${service ? `unknown service ${service}` : "--service is required"}\n${usage}\n`);
   process.exit(2);
 }
@@ -37,10 +40,10 @@ if (env.npm_config_dry_run === "true") {
   process.exit(2);
 }
 
-const target = targets[service]!;
+const target = targets.get(service)!;
 // PGlite is one process's files: with `npm start` running, the replay's open of the same data
 // directory is refused (a pid file in it, see lockDataDirectory) instead of corrupting it.
-const db = env.DATABASE_URL || target.db || `pglite://${join(dataDir, service)}`;
+const db = env.DATABASE_URL || target.databaseUrl || `pglite://${join(dataDir, service)}`;
 const child = spawn(process.execPath, [join(root, "services", service, "dist", "replay.js"), ...args], {
   cwd: join(root, "services", service),
   env: { ...env, DATABASE_URL: db },

@@ -1,6 +1,7 @@
 /**
- * `npm start`: the whole system on one machine. Databases from USER_DATABASE_URL /
- * ORDER_DATABASE_URL / EVENTLOG_DATABASE_URL or embedded PGlite under .data/ (ORDERFLOW_DATA_DIR); NATS from NATS_URL when reachable,
+ * `npm start`: the whole system on one machine, every service local-services.ts finds. Databases
+ * from <PREFIX>_DATABASE_URL (USER_, ORDER_, EVENTLOG_) or embedded PGlite under .data/
+ * (ORDERFLOW_DATA_DIR), ports from <PREFIX>_PORT; NATS from NATS_URL when reachable,
  * otherwise a nats-server started here (JetStream under .data/nats). Logs of every service in
  * one stream, prefixed by service; Ctrl-C stops everything cleanly.
  */
@@ -10,6 +11,7 @@ import { connect } from "node:net";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { baseConfigSchema, loadConfig, redactUrl, SERVICE_NODE_OPTIONS } from "@orderflow/shared";
+import { localServices } from "./local-services.js";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const env = process.env;
@@ -23,11 +25,13 @@ try {
 }
 const dataDir = resolve(env.ORDERFLOW_DATA_DIR ?? join(root, ".data"));
 
-const services = [
-  { name: "user-service", port: env.USER_PORT || "3001", db: env.USER_DATABASE_URL || `pglite://${join(dataDir, "user-service")}` },
-  { name: "order-service", port: env.ORDER_PORT || "3002", db: env.ORDER_DATABASE_URL || `pglite://${join(dataDir, "order-service")}` },
-  { name: "event-log", port: env.EVENTLOG_PORT || "3003", db: env.EVENTLOG_DATABASE_URL || `pglite://${join(dataDir, "event-log")}` },
-];
+let services: { name: string; port: string; db: string }[];
+try {
+  services = localServices(root, env).map((s) => ({ name: s.name, port: s.port, db: s.databaseUrl || `pglite://${join(dataDir, s.name)}` }));
+} catch (err) {
+  process.stderr.write(`[orderflow] ${(err as Error).message}\n`);
+  process.exit(2);
+}
 
 const children: { name: string; child: ChildProcess }[] = [];
 let natsServer: ChildProcess | undefined;
@@ -125,7 +129,7 @@ async function stop(code: number) {
 
 async function main() {
   const nats = await ensureNats();
-  // METRICS_PORT=9464 npm start: one port each (9464, 9465, 9466), not one for all three.
+  // METRICS_PORT=9464 npm start: one port each (9464, 9465, …), not one for all of them.
   const metricsBase = Number(env.METRICS_PORT) || 0;
   for (const [i, s] of services.entries()) {
     const child = spawn(process.execPath, [join(root, "services", s.name, "dist", "main.js")], {

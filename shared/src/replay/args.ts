@@ -14,7 +14,7 @@ export class ReplayUsageError extends Error {
 }
 
 export const replayUsage =
-  "usage: npm run replay -- --service order-service|user-service|event-log [--from-seq N | --from-time T] [--dry-run] [--force]\n" +
+  "usage: npm run replay -- --service <service> [--from-seq N | --from-time T] [--dry-run] [--force]\n" +
   "  without --from-*: full rebuild (the projection and its inbox rows are reset in one transaction, then every event is re-applied)\n" +
   "  --from-seq N     re-apply from stream sequence N (per stream) through the inbox; nothing is reset\n" +
   "  --from-time T    re-apply events stored at or after T (ISO 8601)\n" +

@@ -16,10 +16,11 @@ export function serviceEnv(o: { port: number; databaseUrl: string; natsUrl: stri
   return { NODE_OPTIONS: SERVICE_NODE_OPTIONS, PORT: String(o.port), HOST: "127.0.0.1", DATABASE_URL: o.databaseUrl, NATS_URL: o.natsUrl, NATS_NAMESPACE: o.namespace, LOG_LEVEL: "info" };
 }
 
+/** This repository's services. startSystem takes any folder under services/ with a dist/main.js. */
 export type ServiceName = "user-service" | "order-service" | "event-log";
 
-export interface SystemOptions {
-  services?: ServiceName[];
+export interface SystemOptions<N extends string = ServiceName> {
+  services?: N[];
   /** Extra environment for every service (e.g. a NATS_URL of a test's own server). */
   env?: Record<string, string>;
   natsUrl?: string;
@@ -28,8 +29,8 @@ export interface SystemOptions {
   readyTimeoutMs?: number;
 }
 
-export interface TestService {
-  readonly name: ServiceName;
+export interface TestService<N extends string = string> {
+  readonly name: N;
   readonly url: string;
   readonly port: number;
   /** Where the service serves GET /metrics (METRICS_PORT). */
@@ -42,10 +43,10 @@ export interface TestService {
   spawn(extraEnv?: Record<string, string>): ManagedProcess;
 }
 
-export interface TestSystem {
+export interface TestSystem<N extends string = ServiceName> {
   readonly namespace: string;
   readonly nc: NatsConnection;
-  readonly services: Record<ServiceName, TestService>;
+  readonly services: Record<N, TestService<N>>;
   cleanup(): Promise<void>;
 }
 
@@ -54,15 +55,16 @@ export interface TestSystem {
  * each service as a real process from its build (`npm run build` first). `cleanup()` stops the
  * processes, drops the databases and deletes the namespace's streams.
  */
-export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem> {
+export async function startSystem<N extends string = ServiceName>(opts: SystemOptions<N> = {}): Promise<TestSystem<N>> {
   const namespace = uniqueNamespace();
   const natsUrl = opts.natsUrl ?? testNatsUrl();
-  const wanted = opts.services ?? ["user-service", "order-service"];
+  const wanted = opts.services ?? (["user-service", "order-service"] as N[]);
   const nc = await connectTestNats(natsUrl);
-  const services = {} as Record<ServiceName, TestService>;
+  const services = {} as Record<N, TestService<N>>;
+  const started = () => Object.values(services) as TestService<N>[];
   const cleanup = async () => {
-    await Promise.all(Object.values(services).map((s) => s.proc?.kill("SIGKILL")));
-    await Promise.all(Object.values(services).map((s) => s.database.drop().catch(() => {})));
+    await Promise.all(started().map((s) => s.proc?.kill("SIGKILL")));
+    await Promise.all(started().map((s) => s.database.drop().catch(() => {})));
     await deleteNamespace(nc, namespace).catch(() => {});
     await nc.close();
   };
@@ -91,7 +93,7 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
         ...extra,
       });
       const script = join(repoRoot, "services", name, "dist", "main.js");
-      const svc: TestService = {
+      const svc: TestService<N> = {
         name,
         url,
         port,
@@ -109,6 +111,6 @@ export async function startSystem(opts: SystemOptions = {}): Promise<TestSystem>
       };
       services[name] = svc;
     }
-    await Promise.all(Object.values(services).map((s) => s.restart()));
+    await Promise.all(started().map((s) => s.restart()));
   }
 }

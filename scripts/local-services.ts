@@ -1,0 +1,62 @@
+/**
+ * The services `npm start` and `npm run replay` run, found rather than listed: every folder under
+ * services/ whose package.json has an "orderflow" block. A new service is picked up by adding
+ * that block (`"orderflow": { "port": 3004, "envPrefix": "NOTIFY" }`), with no edit here.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface LocalService {
+  /** The folder under services/, which is also the service's name everywhere else. */
+  readonly name: string;
+  readonly dir: string;
+  /** `<envPrefix>_PORT` moves its port, `<envPrefix>_DATABASE_URL` picks its database. */
+  readonly envPrefix: string;
+  readonly port: string;
+  /** The port in package.json: the order services start in (and metrics ports follow). */
+  readonly defaultPort: number;
+  /** The database URL given in the environment, if any (else the caller's default). */
+  readonly databaseUrl: string | undefined;
+  /** It has a replay entry (src/replay.ts, built to dist/replay.js). */
+  readonly replays: boolean;
+}
+
+interface Manifest {
+  orderflow?: { port?: unknown; envPrefix?: unknown };
+}
+
+/** Derived from the folder when the block names no prefix: notification-service → NOTIFICATION_SERVICE. */
+const prefixOf = (name: string) => name.toUpperCase().replace(/[^A-Z0-9]+/g, "_");
+
+/** The services under `root`/services, in the order of their default ports. Throws on a malformed block or a clash. */
+export function localServices(root: string, env: NodeJS.ProcessEnv = process.env): LocalService[] {
+  const servicesDir = join(root, "services");
+  const found: LocalService[] = [];
+  for (const name of readdirSync(servicesDir).sort()) {
+    const dir = join(servicesDir, name);
+    const manifestPath = join(dir, "package.json");
+    if (!existsSync(manifestPath)) continue;
+    const block = (JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest).orderflow;
+    if (block === undefined) continue;
+    const { port, envPrefix = prefixOf(name) } = block;
+    if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) {
+      throw new Error(`${manifestPath}: "orderflow.port" must be a port number (1-65535), got ${JSON.stringify(port)}`);
+    }
+    if (typeof envPrefix !== "string" || !/^[A-Z][A-Z0-9_]*$/.test(envPrefix)) {
+      throw new Error(`${manifestPath}: "orderflow.envPrefix" must be upper-case letters, digits and _, got ${JSON.stringify(envPrefix)}`);
+    }
+    found.push({
+      name,
+      dir,
+      envPrefix,
+      port: env[`${envPrefix}_PORT`] || String(port),
+      defaultPort: port as number,
+      databaseUrl: env[`${envPrefix}_DATABASE_URL`] || undefined,
+      replays: existsSync(join(dir, "src", "replay.ts")) || existsSync(join(dir, "dist", "replay.js")),
+    });
+    const added = found.at(-1)!;
+    const clash = found.find((s) => s !== added && (s.envPrefix === added.envPrefix || s.port === added.port));
+    if (clash) throw new Error(`${name} and ${clash.name} have the same ${clash.envPrefix === added.envPrefix ? `envPrefix ${added.envPrefix}` : `port ${added.port}`}`);
+  }
+  return found.sort((a, b) => a.defaultPort - b.defaultPort);
+}
