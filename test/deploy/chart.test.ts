@@ -4,9 +4,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { byKind, CHART, find, helm, template, templateError, type K8sObject } from "./support/helm.js";
 import { repoPath, run } from "./support/repo.js";
+import { SERVICES } from "./support/services.js";
 import { validateObjects } from "./support/validate.js";
-
-const SERVICES = ["user-service", "order-service", "event-log"];
 
 /** Value combinations the chart must render and validate for. */
 const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
@@ -19,18 +18,14 @@ const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
       "nats.deploy=false",
       "nats.url=nats://nats-0.nats:4222\\,nats://nats-1.nats:4222",
       "postgres.deploy=false",
-      "services.user-service.database.url=postgres://u:p@db:5432/users",
-      "services.order-service.database.url=postgres://u:p@db:5432/orders",
-      "services.event-log.database.url=postgres://u:p@db:5432/event_log",
+      ...SERVICES.map((svc) => `services.${svc}.database.url=postgres://u:p@db:5432/${svc.replaceAll("-", "_")}`),
     ],
   },
   existingSecret: {
     sets: [
       "postgres.deploy=false",
-      "services.user-service.database.existingSecret=users-db",
-      "services.order-service.database.existingSecret=orders-db",
+      ...SERVICES.map((svc) => `services.${svc}.database.existingSecret=${svc}-db`),
       "services.order-service.database.existingSecretKey=uri",
-      "services.event-log.database.existingSecret=event-log-db",
       "nats.auth.existingSecret=nats-creds",
     ],
   },
@@ -324,14 +319,14 @@ describe("helm/orderflow", () => {
   it("extra env, volumes and mounts reach every service's pods and migration Job, beside the chart's own", async () => {
     const objs = await render("extra env, volumes and mounts");
     const specs = [...byKind(objs, "Deployment"), ...byKind(objs, "Job")].map((o) => [o.metadata.name, podSpec(o)] as const);
-    expect(specs).toHaveLength(6);
+    expect(specs).toHaveLength(2 * SERVICES.length);
     for (const [name, spec] of specs) {
       const c = spec.containers[0]!;
       expect(c.env!.map((e) => e.name), name).toEqual(expect.arrayContaining(["DATABASE_URL", "NODE_EXTRA_CA_CERTS", "OTEL_TOKEN"]));
       expect(c.volumeMounts!.map((m) => m.mountPath), name).toEqual(["/tmp", "/etc/orderflow-ca"]);
       expect(spec.volumes!.map((v) => v.name), name).toEqual(["tmp", "ca"]);
     }
-    expect(byKind(objs, "Deployment").map((d) => (podSpec(d) as { priorityClassName?: string }).priorityClassName)).toEqual(["high", "high", "high"]);
+    expect(byKind(objs, "Deployment").map((d) => (podSpec(d) as { priorityClassName?: string }).priorityClassName)).toEqual(SERVICES.map(() => "high"));
     for (const name of ["DATABASE_URL", "METRICS_PORT", "NATS_TOKEN"]) {
       expect(await templateError([`serviceDefaults.extraEnv[0].name=${name}`, "serviceDefaults.extraEnv[0].value=x"])).toMatch(/extraEnv\/0\/name/);
     }
@@ -345,7 +340,7 @@ describe("helm/orderflow", () => {
       Object.fromEntries(byKind(await template(sets), "Deployment").map((d) => [d.metadata.name, (d.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations["checksum/secrets"]]));
     const before = await secrets(["nats.auth.user=svc", "nats.auth.password=one"]);
     const rotated = await secrets(["nats.auth.user=svc", "nats.auth.password=two"]);
-    expect(Object.keys(rotated).filter((n) => rotated[n] !== before[n])).toHaveLength(3);
+    expect(Object.keys(rotated).filter((n) => rotated[n] !== before[n])).toHaveLength(SERVICES.length);
     const url = await secrets(["nats.auth.user=svc", "nats.auth.password=one", "services.order-service.database.url=postgres://app@db:5432/orders"]);
     expect(Object.keys(url).filter((n) => url[n] !== before[n])).toEqual(["orderflow-order-service"]);
   });
@@ -357,7 +352,7 @@ describe("helm/orderflow", () => {
     const after = await checksums(["services.order-service.env.LOG_LEVEL=debug"]);
     expect(Object.keys(after).filter((name) => after[name] !== before[name])).toEqual(["orderflow-order-service"]);
     const everyone = await checksums(["config.LOG_LEVEL=debug"]);
-    expect(Object.keys(everyone).filter((name) => everyone[name] !== before[name])).toHaveLength(3);
+    expect(Object.keys(everyone).filter((name) => everyone[name] !== before[name])).toHaveLength(SERVICES.length);
   });
 
   it("serves metrics on their own port: METRICS_PORT, a `metrics` port on pods and Services that the ServiceMonitor scrapes and only Prometheus may reach", async () => {
@@ -390,7 +385,7 @@ describe("helm/orderflow", () => {
     expect(byKind(objs, "Secret").map((s) => s.metadata.name)).toEqual([]);
     expect(byKind(objs, "StatefulSet")).toHaveLength(1); // NATS only
     const env = podSpec(find(objs, "Deployment", "orderflow-order-service")).containers[0]!.env!;
-    expect(env.find((e) => e.name === "DATABASE_URL")?.valueFrom).toEqual({ secretKeyRef: { name: "orders-db", key: "uri" } });
+    expect(env.find((e) => e.name === "DATABASE_URL")?.valueFrom).toEqual({ secretKeyRef: { name: "order-service-db", key: "uri" } });
     expect(env.find((e) => e.name === "NATS_PASSWORD")?.valueFrom).toEqual({ secretKeyRef: { name: "nats-creds", key: "NATS_PASSWORD", optional: true } });
   });
 

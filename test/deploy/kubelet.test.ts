@@ -21,6 +21,7 @@ import {
   type StartedContainer,
 } from "./support/pod.js";
 import { repoPath, run } from "./support/repo.js";
+import { DATABASES, SERVICES } from "./support/services.js";
 
 /**
  * Builds both images with buildah from the real Dockerfile (on the stand-in base image), then
@@ -29,9 +30,7 @@ import { repoPath, run } from "./support/repo.js";
  * are replaced by this machine's, plus a unique database name and NATS_NAMESPACE so the run
  * cannot touch anyone else's data on the shared servers.
  */
-/** Every service in the chart; user-service and order-service carry the registration flow. */
-const SERVICES = ["user-service", "order-service", "event-log"] as const;
-const DATABASES: Record<(typeof SERVICES)[number], string> = { "user-service": "users", "order-service": "orders", "event-log": "event_log" };
+// SERVICES: every service in the chart; user-service and order-service carry the registration flow.
 const isRoot = process.getuid?.() === 0;
 const run_id = randomBytes(3).toString("hex");
 const NATS_NAMESPACE = `k8s_${run_id}`;

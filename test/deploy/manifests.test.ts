@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { kubectl, parseManifests, template } from "./support/helm.js";
 import { repoPath, run } from "./support/repo.js";
+import { SERVICES } from "./support/services.js";
 import { validateObjects } from "./support/validate.js";
 
 const key = (o: { kind: string; metadata: { name: string } }) => `${o.kind}/${o.metadata.name}`;
@@ -32,7 +33,7 @@ describe("k8s/ (kubectl apply -k)", () => {
         "Ingress/orderflow",
       ]),
     );
-    expect(objs.filter((k) => k.startsWith("Job/"))).toHaveLength(3);
+    expect(objs.filter((k) => k.startsWith("Job/"))).toHaveLength(SERVICES.length);
     // Same object set as a plain `helm template` of the defaults.
     const chart = (await template(["postgres.auth.password=orderflow-dev-only"])).map(key);
     expect(objs.sort()).toEqual(chart.sort());
