@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
-import type { ExtractTablesWithRelations } from "drizzle-orm";
+import type { ExtractTablesWithRelations, SQL } from "drizzle-orm";
 import { pgErrorCode } from "./errors.js";
 import { lockDataDirectory } from "./pglite-lock.js";
 import { within } from "../lifecycle/within.js";
@@ -128,6 +128,12 @@ async function openPglite(location: string): Promise<Database> {
   };
 }
 
+/** The rows of a raw query: postgres.js returns them as the result, PGlite under `.rows`. */
+export async function executeRows<Row>(db: Db, query: SQL): Promise<Row[]> {
+  const result = (await db.execute(query)) as unknown;
+  return (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as Row[];
+}
+
 /**
  * How many of a folder's drizzle-kit migrations the database has not applied yet. drizzle's
  * migrator applies every journal entry newer than the last one it recorded, so count those.
@@ -137,8 +143,7 @@ export async function pendingMigrations(db: Db, migrationsFolder: string): Promi
   const journal = JSON.parse(readFileSync(join(migrationsFolder, "meta", "_journal.json"), "utf8")) as { entries: { when: number }[] };
   let last = 0;
   try {
-    const result = (await db.execute(sql`select max(created_at)::text as last from drizzle.__drizzle_migrations`)) as unknown;
-    const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as { last: string | null }[];
+    const rows = await executeRows<{ last: string | null }>(db, sql`select max(created_at)::text as last from drizzle.__drizzle_migrations`);
     last = Number(rows[0]?.last ?? 0);
   } catch (err) {
     // No migrations table (or schema) yet: nothing has been applied.

@@ -6,16 +6,17 @@ import type { Logger } from "pino";
 import { baseConfigSchema, loadConfigOrExit, type BaseConfig } from "../config/config.js";
 import { createLogger } from "../logger/index.js";
 import { createConsumer, type Consumer, type EventHandlers } from "../consumer/runner.js";
-import { openDatabase, pendingMigrations, pingWithin, type Database, type Db } from "../db/database.js";
+import { executeRows, openDatabase, pendingMigrations, pingWithin, type Database, type Db } from "../db/database.js";
 import { isTransientDbError, reportableError } from "../db/errors.js";
 import type { StreamName } from "../events/catalog.js";
+import { StartupError } from "../errors/index.js";
 import { createReadiness, Degraded, registerHealthRoutes } from "../health/readiness.js";
 import type { ServiceApp } from "../http/app.js";
 import { problem, problemResponse } from "../http/problem.js";
 import { startHttpServer, type HttpServer } from "../http/server.js";
 import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from "../metrics/index.js";
 import { createAckedPublisher } from "../nats/acked-publisher.js";
-import { connectNats, type NatsState } from "../nats/connect.js";
+import { abortableDelay, connectNats, type NatsState } from "../nats/connect.js";
 import { createNames, type Names } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
 import { createOutboxRelay, type OutboxRelay } from "../outbox/relay.js";
@@ -120,9 +121,8 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
         if (!migrated) {
           if (config.MIGRATE_ON_START) throw new NotReady("migrations not applied yet");
           // Migrations are a Job's (or an operator's) to run: ready only once they are all in.
-          const pending = await pendingMigrations(database.db, spec.migrationsFolder);
+          const pending = await countPendingMigrations();
           if (pending > 0) throw new NotReady(`${pending} migration(s) not applied yet; run migrate`);
-          migrated = true;
         }
         lastDatabaseError = undefined;
       } catch (err) {
@@ -202,22 +202,22 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       log,
       abort.signal,
     );
-    // Nothing reads or writes the service's tables before its schema is in: with migrations left
-    // to a Job (kubectl apply starts the Job and the pods together), a consumer started early
-    // would fail every event on a missing table and, after its retries, dead-letter them.
-    if (!migrated) {
-      await retryUntilDone(
-        "waiting for migrations (run migrate)",
-        async () => {
-          const pending = await pendingMigrations(database.db, spec.migrationsFolder);
-          if (pending > 0) throw new Error(`${pending} migration(s) not applied yet`);
-          migrated = true;
-        },
-        log,
-        abort.signal,
+    // No relay, consumer or worker before the schema is in: with migrations left to a Job
+    // (kubectl apply starts the Job and the pods together), a consumer started early would fail
+    // every event on a missing table and, after its retries, dead-letter them.
+    if (!migrated) await waitForMigrations();
+    const missing = await retryUntilDone(
+      "schema check",
+      () => missingTables(database.db, [...(spec.outbox !== false ? ["outbox"] : []), ...(spec.consumers.length > 0 ? ["inbox"] : [])]),
+      log,
+      abort.signal,
+    );
+    if (missing.length > 0) {
+      throw new StartupError(
+        `table ${missing.join(" and ")} missing after all migrations: export ${missing.join(" and ")} from @orderflow/shared/tables in the service's drizzle schema and generate a migration (see README, Adding a service)`,
       );
     }
-    await requireTables(database.db, [...(spec.outbox !== false ? ["outbox"] : []), ...(spec.consumers.length > 0 ? ["inbox"] : [])]);
+    abort.signal.throwIfAborted();
     if (spec.outbox !== false) {
       relay = createOutboxRelay({
         db: database.db,
@@ -262,14 +262,34 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   })();
   started.catch((err) => {
     if (abort.signal.aborted) return;
-    if (err instanceof SchemaIncompleteError) {
-      // Waiting would not help (every migration has run), and an unready pod says nothing: exit.
+    if (err instanceof StartupError) {
+      // Waiting would not help (e.g. every migration has run and a table is still missing), and
+      // an unready pod that stays up says nothing: exit, with the sentence.
       log.error(err.message);
-      void shutdown("schema incomplete", 1);
+      void shutdown("start-up failed", 1);
       return;
     }
     log.error({ err: reportableError(err) }, "start-up failed");
   });
+
+  /** Migrations left to apply (by the migrate Job); none left marks the service migrated. */
+  async function countPendingMigrations() {
+    const pending = await pendingMigrations(database.db, spec.migrationsFolder);
+    if (pending === 0) migrated = true;
+    return pending;
+  }
+
+  /** Until every committed migration is applied (by the migrate Job), saying so when the count changes. */
+  async function waitForMigrations() {
+    let said: number | undefined;
+    for (;;) {
+      const pending = await retryUntilDone("migration check", countPendingMigrations, log, abort.signal);
+      if (pending === 0) return;
+      if (pending !== said) log.info({ pending }, "waiting for migrations (run migrate) before starting the relay and consumers");
+      said = pending;
+      await abortableDelay(1000, abort.signal);
+    }
+  }
 
   // Publishes ready / not_ready whenever readiness changes, so the event log shows outages.
   let readinessTimer: NodeJS.Timeout | undefined;
@@ -310,9 +330,8 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     );
     if (spec.outbox !== false) {
       m.gaugeOnScrape("orderflow_outbox_backlog", "Outbox rows not published yet", [], async () => {
-        const rows = (await database.db.execute(sql`select count(*)::int as n from outbox`)) as unknown;
-        const n = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows)[0] as { n: number };
-        return [{ labels: {}, value: n.n }];
+        const [row] = await executeRows<{ n: number }>(database.db, sql`select count(*)::int as n from outbox`);
+        return [{ labels: {}, value: row!.n }];
       });
     }
     m.gaugeOnScrape("orderflow_dependency_up", "1 when a readiness check passes (database, nats), else 0", ["check"], async () => {
@@ -369,20 +388,9 @@ export async function runMigrateCommand(service: string, migrationsFolder: strin
   }
 }
 
-class SchemaIncompleteError extends Error {}
-
-/**
- * Fails start-up, naming what to do, when a table the shared mechanisms need is missing after
- * every migration ran: a service whose drizzle schema forgot to re-export it from
- * @orderflow/shared/tables. Its consumers would otherwise retry and dead-letter every event.
- */
-async function requireTables(db: Db, tables: string[]): Promise<void> {
-  if (tables.length === 0) return;
-  const rows = (await db.execute(sql`select name from unnest(${`{${tables.join(",")}}`}::text[]) as t(name) where to_regclass(name) is null`)) as unknown;
-  const missing = ((Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows) as { name: string }[]).map((r) => r.name);
-  if (missing.length > 0) {
-    throw new SchemaIncompleteError(
-      `table ${missing.join(" and ")} missing after all migrations: export ${missing.join(" and ")} from @orderflow/shared/tables in the service's drizzle schema and generate a migration (see README, Adding a service)`,
-    );
-  }
+/** Which of these tables do not exist (to_regclass follows the search_path, as the queries do). */
+async function missingTables(db: Db, tables: string[]): Promise<string[]> {
+  if (tables.length === 0) return [];
+  const rows = await executeRows<{ name: string }>(db, sql`select name from unnest(${`{${tables.join(",")}}`}::text[]) as t(name) where to_regclass(name) is null`);
+  return rows.map((r) => r.name);
 }
