@@ -25,6 +25,9 @@ interface Manifest {
   orderflow?: { port?: unknown; envPrefix?: unknown };
 }
 
+/** METRICS_PORT is npm start's metrics base port: a service may not take that prefix. */
+const RESERVED_PREFIXES = ["METRICS"];
+
 /** Derived from the folder when the block names no prefix: notification-service → NOTIFICATION_SERVICE. */
 const prefixOf = (name: string) => name.toUpperCase().replace(/[^A-Z0-9]+/g, "_");
 
@@ -36,20 +39,33 @@ export function localServices(root: string, env: NodeJS.ProcessEnv = process.env
     const dir = join(servicesDir, name);
     const manifestPath = join(dir, "package.json");
     if (!existsSync(manifestPath)) continue;
-    const block = (JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest).orderflow;
+    let manifest: Manifest;
+    try {
+      manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
+    } catch (err) {
+      throw new Error(`${manifestPath}: ${(err as Error).message}`);
+    }
+    const block = manifest.orderflow;
     if (block === undefined) continue;
+    if (block === null || typeof block !== "object") throw new Error(`${manifestPath}: "orderflow" must be an object like { "port": 3004 }`);
     const { port, envPrefix = prefixOf(name) } = block;
     if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) {
       throw new Error(`${manifestPath}: "orderflow.port" must be a port number (1-65535), got ${JSON.stringify(port)}`);
     }
+    const prefixSource = "envPrefix" in block ? `"orderflow.envPrefix"` : `the prefix taken from the folder name (set "orderflow.envPrefix")`;
     if (typeof envPrefix !== "string" || !/^[A-Z][A-Z0-9_]*$/.test(envPrefix)) {
-      throw new Error(`${manifestPath}: "orderflow.envPrefix" must be upper-case letters, digits and _, got ${JSON.stringify(envPrefix)}`);
+      throw new Error(`${manifestPath}: ${prefixSource} must be upper-case letters, digits and _, starting with a letter; got ${JSON.stringify(envPrefix)}`);
     }
+    if (RESERVED_PREFIXES.includes(envPrefix)) {
+      throw new Error(`${manifestPath}: ${prefixSource} ${envPrefix} would clash with npm start's own ${envPrefix}_* variables; set another`);
+    }
+    const override = env[`${envPrefix}_PORT`];
+    if (override && !/^[0-9]{1,5}$/.test(override)) throw new Error(`${envPrefix}_PORT must be a port number, got ${JSON.stringify(override)}`);
     found.push({
       name,
       dir,
       envPrefix,
-      port: env[`${envPrefix}_PORT`] || String(port),
+      port: override ? String(Number(override)) : String(port),
       defaultPort: port as number,
       databaseUrl: env[`${envPrefix}_DATABASE_URL`] || undefined,
       replays: existsSync(join(dir, "src", "replay.ts")) || existsSync(join(dir, "dist", "replay.js")),

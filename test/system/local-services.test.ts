@@ -48,9 +48,21 @@ describe("the services npm start and npm run replay run", () => {
   });
 
   it("refuse a malformed block or a clash, naming the file or the services", () => {
-    expect(() => localServices(tree({ bad: { orderflow: { port: "3009" } } }))).toThrow(/services\/bad\/package\.json: "orderflow\.port" must be a port number/);
-    expect(() => localServices(tree({ bad: { orderflow: { port: 3009, envPrefix: "lower" } } }))).toThrow(/"orderflow\.envPrefix" must be upper-case/);
-    expect(() => localServices(tree({ twin: { orderflow: { port: 3001 } } }))).toThrow(/twin and user-service have the same port 3001|user-service and twin have the same port 3001/);
-    expect(() => localServices(tree({ twin: { orderflow: { port: 3009, envPrefix: "ORDER" } } }))).toThrow(/have the same envPrefix ORDER/);
+    const services = (extra: Record<string, object>, env: NodeJS.ProcessEnv = {}) => () => localServices(tree(extra), env);
+    expect(services({ bad: { orderflow: { port: "3009" } } })).toThrow(/services\/bad\/package\.json: "orderflow\.port" must be a port number/);
+    expect(services({ bad: { orderflow: null } })).toThrow(/services\/bad\/package\.json: "orderflow" must be an object/);
+    expect(services({ bad: { orderflow: { port: 3009, envPrefix: "lower" } } })).toThrow(/"orderflow\.envPrefix" must be upper-case/);
+    expect(services({ "3d": { orderflow: { port: 3009 } } })).toThrow(/the prefix taken from the folder name \(set "orderflow\.envPrefix"\) must be upper-case/);
+    expect(services({ metrics: { orderflow: { port: 3009 } } })).toThrow(/METRICS would clash with npm start's own METRICS_\* variables/);
+    expect(services({ twin: { orderflow: { port: 3001 } } })).toThrow(/(twin and user-service|user-service and twin) have the same port 3001/);
+    expect(services({ twin: { orderflow: { port: 3009, envPrefix: "ORDER" } } })).toThrow(/have the same envPrefix ORDER/);
+    expect(services({}, { USER_PORT: "03002" })).toThrow(/(user-service and order-service|order-service and user-service) have the same port 3002/);
+    expect(services({}, { USER_PORT: "0x10" })).toThrow(/USER_PORT must be a port number/);
+  });
+
+  it("name the file of a package.json that is not JSON", () => {
+    const root = tree({});
+    writeFileSync(join(root, "services", "user-service", "package.json"), "{ nope");
+    expect(() => localServices(root, {})).toThrow(/services\/user-service\/package\.json: /);
   });
 });

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { freePort, repoRoot, startProcess, waitFor, waitReady, type ManagedProcess } from "@orderflow/shared/testing";
+import { localServices } from "../../scripts/local-services.js";
 import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
 
 const tsx = join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs");
@@ -23,16 +24,19 @@ describe("npm start", () => {
   it("starts its own nats-server and embedded PGlite, serves the README flow (event log included), and stops cleanly on Ctrl-C", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "of-start-"));
     dirs.push(dataDir);
-    const [userPort, orderPort, eventLogPort, natsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    // Every service npm start would run gets a free port and its PGlite default.
+    const ports: Record<string, number> = {};
+    const env: Record<string, string> = {};
+    for (const svc of localServices(repoRoot, {})) {
+      ports[svc.name] = await freePort();
+      env[`${svc.envPrefix}_PORT`] = String(ports[svc.name]);
+      env[`${svc.envPrefix}_DATABASE_URL`] = "";
+    }
+    const [userPort, orderPort, eventLogPort, natsPort] = [ports["user-service"], ports["order-service"], ports["event-log"], await freePort()];
     const proc = startProcess(tsx, [join(repoRoot, "scripts", "start.ts")], {
-      USER_PORT: String(userPort),
-      ORDER_PORT: String(orderPort),
-      EVENTLOG_PORT: String(eventLogPort),
+      ...env,
       NATS_URL: `nats://127.0.0.1:${natsPort}`, // nothing listens there, so start.ts runs nats-server
       ORDERFLOW_DATA_DIR: dataDir,
-      USER_DATABASE_URL: "",
-      ORDER_DATABASE_URL: "",
-      EVENTLOG_DATABASE_URL: "",
     }, { cwd: repoRoot });
     started = proc;
     try {
