@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { CHART, find, template } from "./support/helm.js";
 import { repoPath } from "./support/repo.js";
+import { SERVICES } from "./support/services.js";
 
 interface Artifact {
   image: string;
@@ -28,7 +29,6 @@ interface SkaffoldConfig extends Section {
 }
 
 const config = parse(readFileSync(repoPath("skaffold.yaml"), "utf8")) as SkaffoldConfig;
-const chartServices = Object.keys((parse(readFileSync(repoPath("helm/orderflow/values.yaml"), "utf8")) as { services: object }).services);
 const dockerfile = readFileSync(repoPath("Dockerfile"), "utf8");
 const stages = [...dockerfile.matchAll(/^FROM\s+\S+\s+AS\s+(\S+)/gim)].map((m) => m[1]);
 const sections: [string, Section][] = [
@@ -51,7 +51,7 @@ describe("skaffold.yaml", () => {
 
   it.each(sections)("%s: every artifact builds a real service from the one Dockerfile and an existing target", (_name, s) => {
     // One artifact per service in the chart's `services:` map.
-    expect(s.build.artifacts.map((a) => a.image).sort()).toEqual(chartServices.map((n) => `orderflow/${n}`).sort());
+    expect(s.build.artifacts.map((a) => a.image).sort()).toEqual(SERVICES.map((n) => `orderflow/${n}`).sort());
     for (const a of s.build.artifacts) {
       expect(a.docker.dockerfile).toBe("Dockerfile");
       expect(existsSync(repoPath(`${a.context}/${a.docker.dockerfile}`))).toBe(true);
@@ -107,7 +107,7 @@ describe("skaffold.yaml", () => {
 
   it("port-forwards every service to a resource and port the chart renders", async () => {
     const objs = await template([]);
-    expect(config.portForward.map((p) => p.resourceName).sort()).toEqual(chartServices.map((n) => `orderflow-${n}`).sort());
+    expect(config.portForward.map((p) => p.resourceName).sort()).toEqual(SERVICES.map((n) => `orderflow-${n}`).sort());
     for (const pf of config.portForward) {
       expect(pf.resourceType).toBe("service");
       const svc = find(objs, "Service", pf.resourceName) as { spec: { ports: { port: number }[] } };
