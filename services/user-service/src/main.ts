@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { packageVersion, purgeIdempotencyKeys, serviceMain } from "@orderflow/shared";
+import { consumerFor, packageVersion, purgeIdempotencyKeys, serviceMain } from "@orderflow/shared";
 import { createApp } from "./app.js";
 import { orderCreatedHandlers } from "./consumers/order-created.js";
 
@@ -12,9 +12,9 @@ await serviceMain(
     name: NAME,
     version: VERSION,
     migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)),
-    streams: ["USERS", "ORDERS"],
     buildApp: ({ db, log, published }) => createApp({ db, log, published, version: VERSION }),
-    consumers: [{ stream: "ORDERS", durable: NAME, filterSubject: "orders.created", handlers: orderCreatedHandlers }],
+    // Streams: USERS and ORDERS, from what the catalog says it produces and what it consumes.
+    consumers: [consumerFor(NAME, orderCreatedHandlers)],
     periodic: (config) => [{ name: "expire idempotency keys", everyMs: 10 * 60_000, run: (db) => purgeIdempotencyKeys(db, config.IDEMPOTENCY_TTL_MS) }],
   },
   process.env,

@@ -8,7 +8,7 @@ import { createLogger } from "../logger/index.js";
 import { createConsumer, type Consumer, type EventHandlers } from "../consumer/runner.js";
 import { executeRows, openDatabase, pendingMigrations, pingWithin, type Database, type Db } from "../db/database.js";
 import { isTransientDbError, reportableError } from "../db/errors.js";
-import type { StreamName } from "../events/catalog.js";
+import { eventCatalog, type EventName, type StreamName } from "../events/catalog.js";
 import { StartupError } from "../errors/index.js";
 import { createReadiness, Degraded, registerHealthRoutes } from "../health/readiness.js";
 import type { ServiceApp } from "../http/app.js";
@@ -32,14 +32,36 @@ export interface ConsumerSpec {
   handlers: EventHandlers;
 }
 
+/**
+ * A consumer of the one event type its handlers take: the stream and filter subject come from
+ * the event catalog. (One filter subject per consumer, as nats-server 2.9 allows: a service that
+ * takes two event types has two consumers.)
+ * @example consumerFor("user-service", { "orders.created": onOrderCreated })
+ */
+export function consumerFor(durable: string, handlers: EventHandlers): ConsumerSpec {
+  const names = Object.keys(handlers) as EventName[];
+  if (names.length !== 1) throw new Error(`consumer ${durable}: consumerFor takes handlers of exactly one event type, got ${names.length} (${names.join(", ")}); give one consumer per event type`);
+  const { stream, subject } = eventCatalog[names[0]!];
+  return { stream, durable, filterSubject: subject, handlers };
+}
+
+/** The streams a service needs when its spec names none: those of the events it produces and consumes. */
+export function streamsOf(spec: Pick<ServiceSpec, "name" | "consumers">): StreamName[] {
+  const produced = Object.values(eventCatalog).filter((e) => e.producer === spec.name).map((e) => e.stream);
+  return [...new Set<StreamName>([...produced, ...spec.consumers.map((c) => c.stream)])];
+}
+
 export interface ServiceSpec {
   name: string;
   version: string;
   config: BaseConfig;
   log: Logger;
   migrationsFolder: string;
-  /** Streams this service publishes to or consumes from; DLQ is always added. */
-  streams: StreamName[];
+  /**
+   * Streams this service publishes to or consumes from; DLQ and SYSTEM are always added. By
+   * default those of the events the catalog says it produces and of its consumers (streamsOf).
+   */
+  streams?: StreamName[];
   /** Builds the HTTP app. `published` hands the relay the outbox messages of a commit. */
   buildApp(deps: { db: Db; published: (messages: OutboxMessage[]) => void; names: Names }): ServiceApp;
   consumers: ConsumerSpec[];
@@ -195,7 +217,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       void shutdown("NATS connection closed", 1);
     });
     const { js, jsm } = nats;
-    const streams = [...new Set<StreamName>([...spec.streams, "DLQ", "SYSTEM"])];
+    const streams = [...new Set<StreamName>([...(spec.streams ?? streamsOf(spec)), "DLQ", "SYSTEM"])];
     await retryUntilDone(
       "stream setup",
       () => ensureStreams(jsm, names, streams, { replicas: config.STREAM_REPLICAS, maxAgeMs: config.STREAM_MAX_AGE_MS }),
