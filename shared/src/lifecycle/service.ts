@@ -39,9 +39,12 @@ export interface ConsumerSpec {
  * @example consumerFor("user-service", { "orders.created": onOrderCreated })
  */
 export function consumerFor(durable: string, handlers: EventHandlers): ConsumerSpec {
-  const names = Object.keys(handlers) as EventName[];
-  if (names.length !== 1) throw new Error(`consumer ${durable}: consumerFor takes handlers of exactly one event type, got ${names.length} (${names.join(", ")}); give one consumer per event type`);
-  const { stream, subject } = eventCatalog[names[0]!];
+  const names = Object.keys(handlers);
+  if (names.length !== 1) throw new Error(`consumer ${durable}: consumerFor takes handlers of exactly one event type, got ${names.length} (${names.join(", ")}); give one consumer, with a durable name of its own, per event type`);
+  const name = names[0]!;
+  if (!Object.hasOwn(eventCatalog, name)) throw new Error(`consumer ${durable}: ${name} is not in the event catalog (shared/src/events/catalog.ts)`);
+  if (typeof handlers[name as EventName] !== "function") throw new Error(`consumer ${durable}: the handler for ${name} is not a function`);
+  const { stream, subject } = eventCatalog[name as EventName];
   return { stream, durable, filterSubject: subject, handlers };
 }
 
@@ -116,6 +119,11 @@ export interface RunningService {
  */
 export async function runService(spec: ServiceSpec): Promise<RunningService> {
   const { config, log } = spec;
+  // Two consumers with one durable name would share one NATS consumer (the second's filter
+  // replacing the first's) and one inbox key: one of them would never see its events.
+  const durables = spec.consumers.map((c) => c.durable);
+  const twice = durables.find((d, i) => durables.indexOf(d) !== i);
+  if (twice) throw new StartupError(`two consumers are named ${twice}: give each consumer a durable name of its own`);
   const instance = config.SERVICE_INSTANCE ?? hostname();
   const names = createNames(config.NATS_NAMESPACE);
   const abort = new AbortController();
