@@ -60,7 +60,9 @@ export function localServices(root: string, env: NodeJS.ProcessEnv = process.env
       throw new Error(`${manifestPath}: ${prefixSource} ${envPrefix} would clash with npm start's own ${envPrefix}_* variables; set another`);
     }
     const override = env[`${envPrefix}_PORT`];
-    if (override && !/^[0-9]{1,5}$/.test(override)) throw new Error(`${envPrefix}_PORT must be a port number, got ${JSON.stringify(override)}`);
+    if (override && !(/^[0-9]{1,5}$/.test(override) && Number(override) >= 1 && Number(override) <= 65535)) {
+      throw new Error(`${envPrefix}_PORT must be a port number (1-65535), got ${JSON.stringify(override)}`);
+    }
     found.push({
       name,
       dir,

@@ -2,6 +2,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { eventCatalog } from "@orderflow/shared";
 import { repoRoot } from "@orderflow/shared/testing";
 import { localServices } from "../../scripts/local-services.js";
 
@@ -57,12 +58,17 @@ describe("the services npm start and npm run replay run", () => {
     expect(services({ twin: { orderflow: { port: 3001 } } })).toThrow(/(twin and user-service|user-service and twin) have the same port 3001/);
     expect(services({ twin: { orderflow: { port: 3009, envPrefix: "ORDER" } } })).toThrow(/have the same envPrefix ORDER/);
     expect(services({}, { USER_PORT: "03002" })).toThrow(/(user-service and order-service|order-service and user-service) have the same port 3002/);
-    expect(services({}, { USER_PORT: "0x10" })).toThrow(/USER_PORT must be a port number/);
+    for (const port of ["0x10", "0", "99999"]) expect(services({}, { USER_PORT: port })).toThrow(/USER_PORT must be a port number \(1-65535\)/);
   });
 
   it("name the file of a package.json that is not JSON", () => {
     const root = tree({});
     writeFileSync(join(root, "services", "user-service", "package.json"), "{ nope");
     expect(() => localServices(root, {})).toThrow(/services\/user-service\/package\.json: /);
+  });
+
+  it("include every producer the event catalog names, which is how a service's streams are found", () => {
+    const services = localServices(repoRoot, {}).map((s) => s.name);
+    for (const e of Object.values(eventCatalog)) expect(services.concat("every service"), e.subject).toContain(e.producer);
   });
 });

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { packageVersion, serviceMain, type StreamName } from "@orderflow/shared";
+import { packageVersion, serviceMain, streamCatalog, type StreamName } from "@orderflow/shared";
 import { createApp } from "./app.js";
 import { configSchema } from "./config.js";
 import { createTail, type Tail } from "./events/events.tail.js";
@@ -10,7 +10,8 @@ import { createEventWriter } from "./ingest/ingest.store.js";
 // streams, system events, shutdown) → one batch ingester per stream, started before "ready".
 const NAME = "event-log";
 const VERSION = packageVersion(import.meta.url);
-const STREAMS: StreamName[] = ["USERS", "ORDERS", "SYSTEM", "DLQ"];
+// Every stream the catalog has: a stream added there is logged without an edit here.
+const STREAMS = Object.keys(streamCatalog) as StreamName[];
 
 let tail: Tail | undefined;
 

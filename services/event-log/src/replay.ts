@@ -1,4 +1,4 @@
-import { runReplayCommand, type BatchResult, type ReplayMessage, type ReplayTarget } from "@orderflow/shared";
+import { runReplayCommand, streamCatalog, type BatchResult, type ReplayMessage, type ReplayTarget, type StreamName } from "@orderflow/shared";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { events } from "./db/schema.js";
 import { toEventRow } from "./ingest/ingest.domain.js";
@@ -12,7 +12,7 @@ const rowOf = (m: ReplayMessage) => toEventRow({ stream: m.stream, streamSeq: m.
  */
 export const eventLogReplayTarget: ReplayTarget = {
   name: "event-log",
-  sources: [{ stream: "USERS" }, { stream: "ORDERS" }, { stream: "SYSTEM" }, { stream: "DLQ" }],
+  sources: (Object.keys(streamCatalog) as StreamName[]).map((stream) => ({ stream })),
   async reset(tx) {
     await tx.execute(sql`truncate table ${events}`);
   },
