@@ -24,9 +24,9 @@ qualified="docker.io/library/$from"
 
 cache="${ORDERFLOW_CACHE:-$([[ $(id -u) -eq 0 ]] && echo /var/cache/orderflow || echo "$HOME/.cache/orderflow")}/base-image"
 mkdir -p "$cache"
-# The script's own hash is part of the key: an image built by an older version of it (before
-# libatomic1, say) is built again rather than reused.
-recipe="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
+# The script's own hash (with the versions) is part of the key: an image built by an older
+# version of it (before libatomic1, say) is built again rather than reused.
+recipe="$({ cat "${BASH_SOURCE[0]}"; echo "$NODE_VERSION $NPM_VERSION"; } | sha256sum | cut -c1-12)"
 archive="$cache/${from//[:\/]/_}-node${NODE_VERSION}-npm${NPM_VERSION}-${recipe}.oci.tar"
 
 have_image() {

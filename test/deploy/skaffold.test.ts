@@ -86,8 +86,8 @@ describe("skaffold.yaml", () => {
       for (const a of s.build.artifacts) {
         const svc = a.docker.buildArgs.SERVICE!;
         const k = templateKey(a.image);
-        expect(tpl[`services.${svc}.image.repository`]).toBe(`{{.IMAGE_REPO_${k}}}`);
-        expect(tpl[`services.${svc}.image.tag`]).toBe(`{{.IMAGE_TAG_${k}}}@{{.IMAGE_DIGEST_${k}}}`);
+        expect(tpl[`services.${svc}.image.repository`], `setValueTemplates: services.${svc}.image.repository`).toBe(`{{.IMAGE_REPO_${k}}}`);
+        expect(tpl[`services.${svc}.image.tag`], `setValueTemplates: services.${svc}.image.tag`).toBe(`{{.IMAGE_TAG_${k}}}@{{.IMAGE_DIGEST_${k}}}`);
       }
       // Render the chart the way skaffold would (templates filled in) and check the images land.
       const sets = Object.entries(tpl).map(([key, v]) => {

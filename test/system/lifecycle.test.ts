@@ -81,7 +81,7 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
     const proc = startProcess(main, [], { PORT: String(port), HOST: "127.0.0.1", DATABASE_URL: database.url, NATS_URL: testNatsUrl(), NATS_NAMESPACE: namespace });
     try {
       // Awaited with a deadline, so a service that never exits fails the test and is killed below.
-      await waitFor(() => proc.child.exitCode !== null, { what: "the service to exit", timeoutMs: 30_000 });
+      await waitFor(() => proc.child.exitCode !== null || proc.child.signalCode !== null, { what: "the service to exit", timeoutMs: 30_000 });
       expect((await proc.exited).code).toBe(1);
       expect(proc.output.join("\n")).toMatch(/table inbox missing after all migrations: export inbox from @orderflow\/shared\/tables/);
     } finally {
