@@ -4,7 +4,7 @@
  * that block (`"orderflow": { "port": 3004, "envPrefix": "NOTIFY" }`), with no edit here.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 export interface LocalService {
   /** The folder under services/, which is also the service's name everywhere else. */
@@ -78,3 +78,10 @@ export function localServices(root: string, env: NodeJS.ProcessEnv = process.env
   }
   return found.sort((a, b) => a.defaultPort - b.defaultPort);
 }
+
+/** Where npm start keeps its local state (PGlite directories, nats-server's store): ORDERFLOW_DATA_DIR or .data/. */
+export const dataDirectory = (root: string, env: NodeJS.ProcessEnv = process.env) => resolve(env.ORDERFLOW_DATA_DIR ?? join(root, ".data"));
+
+/** A service's database: the one its environment names, else its embedded PGlite under the data directory. */
+export const databaseUrlOf = (service: LocalService, root: string, env: NodeJS.ProcessEnv = process.env) =>
+  service.databaseUrl || `pglite://${join(dataDirectory(root, env), service.name)}`;

@@ -7,11 +7,10 @@
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { localServices, type LocalService } from "./local-services.js";
+import { databaseUrlOf, localServices, type LocalService } from "./local-services.js";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const env = process.env;
-const dataDir = resolve(env.ORDERFLOW_DATA_DIR ?? join(root, ".data"));
 let targets: Map<string, LocalService>;
 try {
   targets = new Map(localServices(root, env).filter((s) => s.replays).map((s) => [s.name, s]));
@@ -43,7 +42,7 @@ if (env.npm_config_dry_run === "true") {
 const target = targets.get(service)!;
 // PGlite is one process's files: with `npm start` running, the replay's open of the same data
 // directory is refused (a pid file in it, see lockDataDirectory) instead of corrupting it.
-const db = env.DATABASE_URL || target.databaseUrl || `pglite://${join(dataDir, service)}`;
+const db = env.DATABASE_URL || databaseUrlOf(target, root, env);
 const child = spawn(process.execPath, [join(root, "services", service, "dist", "replay.js"), ...args], {
   cwd: join(root, "services", service),
   env: { ...env, DATABASE_URL: db },

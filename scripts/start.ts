@@ -11,7 +11,7 @@ import { connect } from "node:net";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { baseConfigSchema, loadConfig, redactUrl, SERVICE_NODE_OPTIONS } from "@orderflow/shared";
-import { localServices } from "./local-services.js";
+import { databaseUrlOf, dataDirectory, localServices } from "./local-services.js";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const env = process.env;
@@ -23,11 +23,11 @@ try {
   process.stderr.write(`[orderflow] ${(err as Error).message}\n`);
   process.exit(2);
 }
-const dataDir = resolve(env.ORDERFLOW_DATA_DIR ?? join(root, ".data"));
+const dataDir = dataDirectory(root, env);
 
 let services: { name: string; port: string; db: string }[];
 try {
-  services = localServices(root, env).map((s) => ({ name: s.name, port: s.port, db: s.databaseUrl || `pglite://${join(dataDir, s.name)}` }));
+  services = localServices(root, env).map((s) => ({ name: s.name, port: s.port, db: databaseUrlOf(s, root, env) }));
 } catch (err) {
   process.stderr.write(`[orderflow] ${(err as Error).message}\n`);
   process.exit(2);
