@@ -55,13 +55,21 @@ export function createReadiness({ timeoutMs = 1000 }: { timeoutMs?: number } = {
  * restarted). `/readyz`: 200 when no check fails (`"status": "degraded"` when one reports a
  * dependency the service can do without for now); otherwise 503 with the failing checks.
  */
-export function registerHealthRoutes(app: Hono<any>, readiness: Readiness, { reuseMs = 500 }: { reuseMs?: number } = {}): void {
+export function registerHealthRoutes(app: Hono<any>, readiness: Readiness, { reuseMs = 500, notReadyReuseMs = 25 }: { reuseMs?: number; notReadyReuseMs?: number } = {}): void {
   // /readyz may be reachable from outside (the event log's `/` route takes every path): callers
   // share one evaluation, reused for `reuseMs`, so a flood of probes is not a flood of queries.
-  let last: { at: number; result: ReturnType<Readiness["evaluate"]> } | undefined;
+  // A "not ready" answer is reused only briefly: reused for 500 ms, the probe a starting service
+  // got before its checks passed delayed its readiness by up to that long (a measured ~0.4 s).
+  let last: { at: number; result: ReturnType<Readiness["evaluate"]>; ready?: boolean } | undefined;
   const evaluate = () => {
-    if (!last || Date.now() - last.at >= reuseMs || readiness.shuttingDown) last = { at: Date.now(), result: readiness.evaluate() };
-    return last.result;
+    const age = last ? Date.now() - last.at : Infinity;
+    const fresh = last && (last.ready === undefined || age < (last.ready ? reuseMs : notReadyReuseMs));
+    if (!fresh || readiness.shuttingDown) {
+      const entry: NonNullable<typeof last> = { at: Date.now(), result: readiness.evaluate() };
+      entry.result.then((r) => (entry.ready = r.ready));
+      last = entry;
+    }
+    return last!.result;
   };
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
