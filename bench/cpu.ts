@@ -51,7 +51,8 @@ export function cpuSnapshot(pids: Record<string, number | undefined>): CpuSnapsh
 
 const OTHER = "everything else";
 
-function machineBusySeconds(): number {
+/** CPU seconds every core of the machine has been busy since boot (/proc/stat), whoever ran. */
+export function machineBusySeconds(): number {
   const line = readFileSync("/proc/stat", "utf8").split("\n")[0]!; // cpu user nice system idle iowait irq softirq steal
   const f = line.trim().split(/\s+/).slice(1).map(Number);
   const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;

@@ -23,9 +23,9 @@ export function rows(r: BenchResult): [string, string, string][] {
   const proc = (name: string) => services[name];
   return [
     ["**Limits of this machine**", "", ""],
-    ["Postgres single-row insert commits/s", n0(pg.commitsPerSec), `${pg.tool}, ${pg.clients} clients; ${n0(pgAfter.commitsPerSec)} when measured again after the system phases (the ratio uses the first)`],
+    ["Postgres single-row insert commits/s", n0(pg.commitsPerSec), `${pg.tool}, ${pg.clients} clients; ${n0(pg.cpuUsPerCommit)} µs of CPU per commit, ${n2(pg.coresBusy)} cores busy; ${n0(pgAfter.commitsPerSec)} when measured again after the system phases (the ratio uses the first)`],
     ["JetStream publish/s (Nats-Msg-Id, file stream)", n0(js.publishPerSec), `${js.window} in flight, ${js.payloadBytes} B payload`],
-    ["JetStream consume+ack/s (durable pull)", n0(js.consumeAckPerSec), `${n0(js.messages)} messages`],
+    ["JetStream consume+ack/s (durable pull)", n0(js.consumeAckPerSec), `${n0(js.messages)} messages; ${n0(js.consumeAckCpuUs)} µs of CPU per message`],
     ["HTTP ceiling: Hono JSON echo req/s", n0(http.requestsPerSec), `p50 ${n1(http.latencyP50Ms)} ms, p99 ${n1(http.latencyP99Ms)} ms, ${r.options.connections} connections`],
     ["round trip between two processes (loopback TCP)", `${n1(rt.latencyUs)} µs`, `${n1(rt.cpuUs)} µs CPU of both per round trip; ${n0(rt.roundTrips)} one-byte ping-pongs`],
     ["**System, saturated**", "", `${r.options.saturationSeconds} s, ${r.options.connections} connections`],

@@ -2,10 +2,13 @@ import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } 
 import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "@orderflow/shared/testing";
 import { uuidv7 } from "@orderflow/shared";
 import { registeredEventPayload } from "../payload.js";
+import { machineBusySeconds } from "../cpu.js";
 
 export interface JetStreamLimit {
   publishPerSec: number;
   consumeAckPerSec: number;
+  /** The whole machine's CPU (nats-server, this client, anything else) per consumed and acked message. */
+  consumeAckCpuUs: number;
   messages: number;
   payloadBytes: number;
   window: number;
@@ -44,6 +47,7 @@ export async function measureJetStream({ seconds, window = 256, natsUrl = testNa
     await jsm.consumers.add(stream, { durable_name: "bench", ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 });
     const consumer = await js.consumers.get(stream, "bench");
     const t0 = performance.now();
+    const busy0 = machineBusySeconds();
     const messages = await consumer.consume({ max_messages: 1024 });
     let consumed = 0;
     for await (const m of messages) {
@@ -53,8 +57,9 @@ export async function measureJetStream({ seconds, window = 256, natsUrl = testNa
     }
     await nc.flush(); // the last acks have reached the server
     const consumeAckPerSec = consumed / ((performance.now() - t0) / 1000);
+    const consumeAckCpuUs = ((machineBusySeconds() - busy0) * 1e6) / consumed;
     await messages.close().catch(() => {});
-    return { publishPerSec, consumeAckPerSec, messages: published, payloadBytes: payload.byteLength, window };
+    return { publishPerSec, consumeAckPerSec, consumeAckCpuUs, messages: published, payloadBytes: payload.byteLength, window };
   } finally {
     await deleteNamespace(nc, namespace).catch(() => {});
     await nc.close();

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import postgres from "postgres";
 import { createTestDatabase } from "@orderflow/shared/testing";
+import { machineBusySeconds } from "../cpu.js";
 
 const run = promisify(execFile);
 
@@ -12,6 +13,10 @@ export interface PostgresLimit {
   commitsPerSec: number;
   clients: number;
   tool: "pgbench" | "postgres.js";
+  /** The whole machine's CPU (every process, /proc/stat) per commit while it was measured. */
+  cpuUsPerCommit: number;
+  /** Cores kept busy meanwhile, of the machine's; near all of them, the commit rate is a CPU limit. */
+  coresBusy: number;
 }
 
 // A row shaped like a registration: a uuid key and an email, one autocommitted insert each.
@@ -25,6 +30,12 @@ export async function measurePostgres({ seconds, clients = 8 }: { seconds: numbe
     const sql = postgres(db.url, { max: clients, onnotice: () => {} });
     try {
       await sql.unsafe(TABLE);
+      const busy0 = machineBusySeconds();
+      const t0 = performance.now();
+      const costs = (commits: number) => {
+        const busy = machineBusySeconds() - busy0;
+        return { cpuUsPerCommit: (busy * 1e6) / commits, coresBusy: busy / ((performance.now() - t0) / 1000) };
+      };
       if (existsSync("/usr/bin/pgbench")) {
         const dir = mkdtempSync(join(tmpdir(), "of-pgbench-"));
         try {
@@ -32,8 +43,9 @@ export async function measurePostgres({ seconds, clients = 8 }: { seconds: numbe
           writeFileSync(script, `${INSERT};\n`);
           const { stdout } = await run("/usr/bin/pgbench", ["-n", "-c", String(clients), "-j", "2", "-T", String(Math.max(1, Math.round(seconds))), "-f", script, db.url]);
           const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout);
-          if (!tps) throw new Error(`cannot read pgbench output:\n${stdout}`);
-          return { commitsPerSec: Number(tps[1]), clients, tool: "pgbench" };
+          const processed = /number of transactions actually processed: (\d+)/.exec(stdout);
+          if (!tps || !processed) throw new Error(`cannot read pgbench output:\n${stdout}`);
+          return { commitsPerSec: Number(tps[1]), clients, tool: "pgbench", ...costs(Number(processed[1])) };
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }
@@ -50,7 +62,7 @@ export async function measurePostgres({ seconds, clients = 8 }: { seconds: numbe
           }
         }),
       );
-      return { commitsPerSec: done / ((Date.now() - started) / 1000), clients, tool: "postgres.js" };
+      return { commitsPerSec: done / ((Date.now() - started) / 1000), clients, tool: "postgres.js", ...costs(done) };
     } finally {
       await sql.end({ timeout: 5 });
     }

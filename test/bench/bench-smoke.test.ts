@@ -9,8 +9,10 @@ describe("npm run bench, a few seconds' worth", () => {
     const figures = {
       pgCommits: r.limits.postgres.commitsPerSec,
       pgCommitsAfter: r.limits.postgresAfter.commitsPerSec,
+      pgCpuPerCommit: r.limits.postgres.cpuUsPerCommit,
       jsPublish: r.limits.jetstream.publishPerSec,
       jsConsume: r.limits.jetstream.consumeAckPerSec,
+      jsCpuPerConsume: r.limits.jetstream.consumeAckCpuUs,
       httpCeiling: r.limits.http.requestsPerSec,
       roundTrip: r.limits.roundTrip.latencyUs,
       roundTripCpu: r.limits.roundTrip.cpuUs,
