@@ -289,7 +289,12 @@ export function formatDeadLetter(d: DeadLetter): string {
   const text = Buffer.from(d.payload).toString("utf8");
   let body: string;
   try {
-    body = JSON.stringify(JSON.parse(text), null, 2);
+    const json = JSON.parse(text) as unknown;
+    try {
+      body = JSON.stringify(json, null, 2);
+    } catch {
+      body = text; // JSON nested too deep to indent (stringify recurses), shown as it came
+    }
   } catch {
     body = `(not JSON, ${d.payload.length} bytes)\n${text}`;
   }

@@ -72,6 +72,11 @@ describe("dead letters", () => {
     expect(table[2]).toContain("2026-01-02T03:04:05.000Z");
     expect(formatDeadLetter(await getDeadLetter(deps, a))).toContain(`"n": 1`);
     expect(formatDeadLetter(await getDeadLetter(deps, b))).toContain("(not JSON, 15 bytes)");
+    // JSON too deep to indent is shown as it came, not called "not JSON".
+    const deep = "[".repeat(5000) + "]".repeat(5000);
+    const shown = formatDeadLetter({ ...(await getDeadLetter(deps, a)), payload: Buffer.from(deep) });
+    expect(shown).toContain(deep);
+    expect(shown).not.toContain("not JSON");
 
     // Replaying the same payload twice: the stream stores both, because each has its own msg id.
     const before = (await jsm.streams.info(names.stream("USERS"))).state.messages;

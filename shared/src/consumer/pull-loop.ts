@@ -25,7 +25,6 @@ export interface PullLoop {
   start(): Promise<void>;
   /** Stops pulling and waits for `drain` to return. */
   stop(): Promise<void>;
-  readonly running: boolean;
 }
 
 /**
@@ -38,7 +37,6 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
   const abort = new AbortController();
   let messages: ConsumerMessages | undefined;
   let loop: Promise<void> | undefined;
-  let running = false;
 
   async function run() {
     let failures = 0;
@@ -54,7 +52,6 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
           current.stop();
           break;
         }
-        running = true;
         failures = 0;
         void watchStatus(current);
         await o.drain(current, abort.signal);
@@ -63,8 +60,6 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
         failures += 1;
         o.log.warn({ err: (err as Error).message, durable: o.durable, failures }, "consume loop failed; recreating");
         await o.ensure().catch(() => {});
-      } finally {
-        running = false;
       }
       if (!abort.signal.aborted) await abortableDelay(Math.min(5000, 200 * 2 ** Math.min(failures, 5)), abort.signal).catch(() => {});
     }
@@ -91,9 +86,6 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
       abort.abort();
       messages?.stop();
       await loop;
-    },
-    get running() {
-      return running;
     },
   };
 }

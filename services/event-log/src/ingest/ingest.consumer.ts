@@ -1,5 +1,5 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { createPullLoop, ensureDurableConsumer, isPermanentDbError, reportableError, streamCatalog, type Logger, type Names, type StreamName } from "@orderflow/shared";
+import { createPullLoop, ensureDurableConsumer, isPermanentDbError, reportableError, streamCatalog, type Logger, type PullLoop, type Names, type StreamName } from "@orderflow/shared";
 import { refusedRow, toEventRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
@@ -17,11 +17,7 @@ export interface IngestOptions {
   retryDelayMs?: number;
 }
 
-export interface IngestConsumer {
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  readonly running: boolean;
-}
+export type IngestConsumer = PullLoop;
 
 /** The durable name of the log's consumer on a stream, before the namespace prefix. */
 export const ingestDurable = (stream: StreamName) => `event-log-${stream.toLowerCase()}`;
@@ -59,8 +55,17 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
   let timer: NodeJS.Timeout | undefined;
   let flushing: Promise<void> = Promise.resolve();
 
-  const rowOf = (msg: JsMsg) =>
-    toEventRow({ stream, streamSeq: msg.seq, streamTime: msg.time, subject: names.logicalSubject(msg.subject), data: msg.data, headers: headersOf(msg) });
+  const rowOf = (msg: JsMsg) => {
+    const m = { stream, streamSeq: msg.seq, streamTime: msg.time, subject: names.logicalSubject(msg.subject), data: msg.data, headers: headersOf(msg) };
+    try {
+      return toEventRow(m);
+    } catch (err) {
+      // toEventRow is meant never to throw; if a message finds a way, its position is stored
+      // rather than the stream's ingestion stopping on it for ever.
+      const row = { ...m, headers: {}, time: m.streamTime, data: null, valid: false };
+      return refusedRow(row, `could not be read: ${reportableError(err).message}`)!;
+    }
+  };
 
   async function store(batch: JsMsg[], rows = batch.map(rowOf)): Promise<void> {
     try {
@@ -96,7 +101,14 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
     if (buffer.length === 0) return flushing;
     const batch = buffer;
     buffer = [];
-    flushing = flushing.then(() => store(batch));
+    // The chain must never stay rejected: every later batch would be skipped, and the linger
+    // timer's flush would be an unhandled rejection that ends the process.
+    flushing = flushing
+      .then(() => store(batch))
+      .catch((err) => {
+        log.error({ stream, count: batch.length, err: reportableError(err).message, retryInMs: retryDelayMs }, "storing events failed unexpectedly; retrying");
+        for (const msg of batch) msg.nak(retryDelayMs);
+      });
     return flushing;
   }
 
@@ -124,9 +136,6 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
     async stop() {
       await loop.stop();
       await flush();
-    },
-    get running() {
-      return loop.running;
     },
   };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createEvent, uuidv7 } from "@orderflow/shared";
-import { refusedRow, toEventRow, type RawMessage } from "./ingest.domain.js";
+import { MAX_JSON_DEPTH, refusedRow, toEventRow, type RawMessage } from "./ingest.domain.js";
 
 const userId = uuidv7();
 const registered = () =>
@@ -40,6 +40,18 @@ describe("toEventRow", () => {
     expect(broken.time).toEqual(new Date("2026-01-02T03:04:05.678Z"));
     const junk = toEventRow(msg("{not json"));
     expect(junk).toMatchObject({ valid: false, error: "message body is not valid JSON", raw: "{not json" });
+  });
+
+  it("keeps a body nested deeper than it stores as JSON as text, flagged, with the envelope fields it can read", () => {
+    const e = registered();
+    const deep = (n: number) => "[".repeat(n) + "]".repeat(n);
+    const body = JSON.stringify({ ...e, data: "DEEP" }).replace('"DEEP"', deep(5000));
+    const row = toEventRow(msg(body));
+    expect(row).toMatchObject({ valid: false, eventId: e.id, type: e.type, entity: userId, data: null, raw: body });
+    expect(row.error).toMatch(/deeper than 200 levels/);
+    // At the limit it is still JSON: an invalid event, its data kept as sent.
+    const atLimit = JSON.parse(deep(MAX_JSON_DEPTH - 1)) as unknown;
+    expect(toEventRow(msg({ ...e, data: atLimit }))).toMatchObject({ valid: false, data: atLimit, raw: undefined });
   });
 
   it("cuts the indexed fields to 512 characters, never inside a surrogate pair, and flags the row", () => {

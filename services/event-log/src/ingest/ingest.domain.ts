@@ -14,6 +14,25 @@ export interface RawMessage {
 }
 
 const MAX_RAW = 64 * 1024;
+
+/**
+ * Deepest nesting of a body's JSON the log stores as JSON. JSON.parse takes any depth, but
+ * copying (below), JSON.stringify and Postgres's jsonb parser recurse: a 10 KB body of 5,000
+ * nested arrays overflowed the stack and, redelivered for ever, took the log down on every start.
+ */
+export const MAX_JSON_DEPTH = 200;
+
+/** Whether `v` nests arrays or objects deeper than `max` levels (without recursing). */
+export function nestedDeeperThan(v: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length > 0) {
+    const [x, depth] = stack.pop()!;
+    if (!x || typeof x !== "object") continue;
+    if (depth >= max) return true;
+    for (const y of Array.isArray(x) ? x : Object.values(x)) if (y && typeof y === "object") stack.push([y, depth + 1]);
+  }
+  return false;
+}
 const str = (v: unknown, max = 500) => (typeof v === "string" && v.length > 0 ? v.slice(0, max) : null);
 const header = (h: Record<string, string>, test: (lower: string) => boolean) => {
   for (const [k, v] of Object.entries(h)) if (test(k.toLowerCase())) return v;
@@ -129,6 +148,9 @@ function readEventRow(m: RawMessage): NewEventRow & { time: Date; streamTime: Da
   } catch {
     return { ...base, time: m.streamTime, valid: false, error: "message body is not valid JSON", raw: text.slice(0, MAX_RAW) };
   }
+  if (nestedDeeperThan(json, MAX_JSON_DEPTH)) {
+    return { ...envelopeFields(json, m.streamTime), ...base, data: null, valid: false, error: `message body nests JSON deeper than ${MAX_JSON_DEPTH} levels; kept as text`, raw: text.slice(0, MAX_RAW) };
+  }
   try {
     const { event } = decodeEvent(text);
     return {
@@ -142,19 +164,26 @@ function readEventRow(m: RawMessage): NewEventRow & { time: Date; streamTime: Da
       valid: true,
     };
   } catch (err) {
-    // Keep what can be read from a broken envelope so the event still shows up in searches.
     const o = (json && typeof json === "object" && !Array.isArray(json) ? json : {}) as Record<string, unknown>;
-    const time = typeof o.time === "string" ? new Date(o.time) : undefined;
     return {
       ...base,
-      eventId: str(o.id, 200),
-      type: str(o.type),
-      source: str(o.source),
-      entity: str(o.subject),
-      time: time && !Number.isNaN(time.getTime()) ? time : m.streamTime,
+      ...envelopeFields(json, m.streamTime),
       data: "data" in o ? (o.data as unknown) ?? null : json,
       valid: false,
       error: (err as Error).message.slice(0, 2000),
     };
   }
+}
+
+/** What can be read from a broken envelope, so the event still shows up in searches. */
+function envelopeFields(json: unknown, streamTime: Date) {
+  const o = (json && typeof json === "object" && !Array.isArray(json) ? json : {}) as Record<string, unknown>;
+  const time = typeof o.time === "string" ? new Date(o.time) : undefined;
+  return {
+    eventId: str(o.id, 200),
+    type: str(o.type),
+    source: str(o.source),
+    entity: str(o.subject),
+    time: time && !Number.isNaN(time.getTime()) ? time : streamTime,
+  };
 }

@@ -150,6 +150,31 @@ describe("ingest and replay", () => {
     }
   });
 
+  it("stores a body nested 5,000 levels deep as text and goes on with the stream", async () => {
+    await inOwnNamespace(async (own) => {
+      const c = createIngestConsumer({ js, jsm, names: own, log, writer: createEventWriter({ db: env.db }), stream: "USERS", batchSize: 10, lingerMs: 10, retryDelayMs: 100 });
+      try {
+        const userId = uuidv7();
+        const e = createEvent({ name: "users.registered", source: "/test", subject: userId, data: { userId, email: "a@b.co", name: "A", registeredAt: new Date().toISOString() } });
+        const deep = JSON.stringify({ ...e, id: uuidv7(), data: "DEEP" }).replace('"DEEP"', "[".repeat(5000) + "]".repeat(5000));
+        await js.publish(own.subject("users.registered"), deep);
+        await js.publish(own.subject("users.registered"), JSON.stringify(e));
+        await c.start();
+        const mine = () => env.db.select().from(events).where(eq(events.entity, userId)).orderBy(asc(events.streamSeq));
+        await waitFor(async () => (await mine()).length === 2, { what: "both messages stored" });
+        const [flagged, ok] = await mine();
+        expect(flagged).toMatchObject({ valid: false, data: null, raw: deep, error: expect.stringMatching(/deeper than/) });
+        expect(ok).toMatchObject({ valid: true, eventId: e.id });
+        await waitFor(async () => {
+          const info = await jsm.consumers.info(own.stream("USERS"), own.durable(ingestDurable("USERS")));
+          return info.num_ack_pending + info.num_pending === 0;
+        }, { what: "both acked" });
+      } finally {
+        await c.stop();
+      }
+    });
+  });
+
   it("finishes a replay whose source stream was emptied after it counted the messages, instead of waiting for them forever", async () => {
     await inOwnNamespace(async (own) => {
     for (let i = 0; i < 3; i++) {
