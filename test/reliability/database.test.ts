@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createNames } from "@orderflow/shared";
@@ -150,5 +151,29 @@ describe("start-up while dependencies are down", () => {
     });
     expect(u.child.exitCode).toBeNull();
     expect(o.child.exitCode).toBeNull();
+  }, 120_000);
+
+  it("waits, not-ready, while NATS answers without JetStream (still starting), and is ready once it has it", async () => {
+    const nats: OwnNatsServer = await startOwnNatsServer();
+    cleanups.push(() => nats.dispose());
+    const sys: TestSystem = await startSystem({ natsUrl: nats.url, services: ["user-service"] });
+    cleanups.push(() => sys.cleanup());
+    const users = sys.services["user-service"];
+    await users.proc.kill("SIGKILL");
+    await nats.stop();
+    // The same port, JetStream off: connections succeed, JetStream requests get no answer.
+    const bare = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(nats.port)], { stdio: "ignore" });
+    cleanups.push(async () => void bare.kill("SIGKILL"));
+    await waitFor(async () => (await connectTestNats(nats.url).then((nc) => nc.close()).then(() => true, () => false)) || undefined, { what: "a NATS without JetStream" });
+
+    const u = users.spawn();
+    await waitFor(() => u.output.some((line) => line.includes("JetStream failed; retrying")) || undefined, { what: "the JetStream step retried", timeoutMs: 30_000 });
+    expect(await status(users.url, "/readyz")).toBe(503);
+    expect(u.child.exitCode).toBeNull();
+
+    await new Promise((done) => (bare.once("exit", done), bare.kill("SIGTERM")));
+    await nats.start();
+    await waitReady(users.url, u, 30_000);
+    expect((await registerOk(users.url)).id).toBeTruthy();
   }, 120_000);
 });

@@ -115,7 +115,8 @@ export interface RunningService {
 /**
  * The shared boot sequence every service's `main.ts` runs: database → HTTP (so liveness answers
  * at once) → migrations, NATS, streams, outbox relay and consumers in the background, each
- * retried until its dependency is up → ordered shutdown on SIGTERM/SIGINT.
+ * retried until its dependency is up (any other failure exits 1) → ordered shutdown on
+ * SIGTERM/SIGINT.
  */
 export async function runService(spec: ServiceSpec): Promise<RunningService> {
   const { config, log } = spec;
@@ -215,7 +216,10 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       { config, name: `${spec.name}@${instance}`, log },
       abort.signal,
     );
-    nats = { nc, state, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+    // A request to the server (account info): JetStream may still be starting, or electing a
+    // meta leader, when the connection is already up.
+    const jsm = await retryUntilDone("JetStream", () => jetstreamManager(nc), log, abort.signal);
+    nats = { nc, state, js: jetstream(nc), jsm };
     // nats.js gives up for good after repeated authorization errors (a rotated token, an expired
     // JWT): nothing would publish or consume again while HTTP kept answering. Exit instead, so
     // the orchestrator restarts the process and it reads its credentials anew.
@@ -224,7 +228,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       log.error({ err: err ? reportableError(err).message : undefined }, "NATS connection closed for good; exiting to be restarted");
       void shutdown("NATS connection closed", 1);
     });
-    const { js, jsm } = nats;
+    const { js } = nats;
     const streams = [...new Set<StreamName>([...(spec.streams ?? streamsOf(spec)), "DLQ", "SYSTEM"])];
     await retryUntilDone(
       "stream setup",
@@ -292,14 +296,12 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   })();
   started.catch((err) => {
     if (abort.signal.aborted) return;
-    if (err instanceof StartupError) {
-      // Waiting would not help (e.g. every migration has run and a table is still missing), and
-      // an unready pod that stays up says nothing: exit, with the sentence.
-      log.error(err.message);
-      void shutdown("start-up failed", 1);
-      return;
-    }
-    log.error({ err: reportableError(err) }, "start-up failed");
+    // Every step that waits on a dependency retries by itself, so what reaches here would not
+    // get better by waiting (every migration has run and a table is still missing, a bug), and
+    // an unready pod that stays up says nothing: exit, so it is restarted and the reason logged.
+    if (err instanceof StartupError) log.error(err.message);
+    else log.error({ err: reportableError(err) }, "start-up failed");
+    void shutdown("start-up failed", 1);
   });
 
   /** Migrations left to apply (by the migrate Job); none left marks the service migrated. */
