@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { baseConfigSchema, loadConfig, redactUrl, SERVICE_NODE_OPTIONS } from "@orderflow/shared";
@@ -25,9 +25,9 @@ try {
 }
 const dataDir = dataDirectory(root, env);
 
-let services: { name: string; port: string; db: string }[];
+let services: { name: string; port: string; portVariable: string; db: string }[];
 try {
-  services = localServices(root, env).map((s) => ({ name: s.name, port: s.port, db: databaseUrlOf(s, root, env) }));
+  services = localServices(root, env).map((s) => ({ name: s.name, port: s.port, portVariable: `${s.envPrefix}_PORT`, db: databaseUrlOf(s, root, env) }));
 } catch (err) {
   process.stderr.write(`[orderflow] ${(err as Error).message}\n`);
   process.exit(2);
@@ -127,8 +127,24 @@ async function stop(code: number) {
   process.exit(code);
 }
 
+/** Whether a service could listen on `port` (where it will: HOST, default every interface). */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const probe = createServer();
+    probe.once("error", () => done(false));
+    probe.listen(port, env.HOST || "0.0.0.0", () => probe.close(() => done(true)));
+  });
+}
+
 async function main() {
   const nats = await ensureNats();
+  // A service would say "set PORT", which npm start sets itself: name the variable that moves it.
+  for (const s of services) {
+    if (!(await portFree(Number(s.port)))) {
+      process.stderr.write(`[orderflow] ${s.name}: port ${s.port} is already in use by another process; set ${s.portVariable} to a free one\n`);
+      return stop(1);
+    }
+  }
   // METRICS_PORT=9464 npm start: one port each (9464, 9465, …), not one for all of them.
   const metricsBase = Number(env.METRICS_PORT) || 0;
   for (const [i, s] of services.entries()) {

@@ -49,6 +49,10 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
       }, { what: "readiness to report pending migrations" });
       expect(notReady.body.checks.database).toMatch(/migration\(s\) not applied/);
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      // A route answers 503, not a 500 from a missing table: the server is not ready, not broken.
+      const early = await fetch(`${url}/users`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "early@example.com", name: "Early" }) });
+      expect([early.status, early.headers.get("content-type"), early.headers.get("retry-after")]).toEqual([503, "application/problem+json", "5"]);
+      expect(((await early.json()) as { detail: string }).detail).toMatch(/not migrated yet/);
       // Connected and streams set up, but no consumer before the schema is in: it would fail
       // every event on a missing table and dead-letter them.
       await waitFor(() => proc.output.some((l) => l.includes("waiting for migrations")), { what: "the service to say it waits for migrations" });
@@ -61,6 +65,8 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
         const job = startProcess(migrate, [], { DATABASE_URL: database.url });
         expect((await job.exited).code).toBe(0);
         await waitReady(url, proc);
+        const later = await fetch(`${url}/users`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "early@example.com", name: "Early" }) });
+        expect(later.status).toBe(201);
         expect((await jsm.consumers.info(names.stream("ORDERS"), names.durable("user-service"))).name).toBe(names.durable("user-service"));
       } finally {
         await nc.close();

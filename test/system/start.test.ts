@@ -2,8 +2,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
-import { freePort, repoRoot, startProcess, waitFor, waitReady, type ManagedProcess } from "@orderflow/shared/testing";
+import { freePort, repoRoot, startProcess, testNatsUrl, waitFor, waitReady, type ManagedProcess } from "@orderflow/shared/testing";
 import { localServices } from "../../scripts/local-services.js";
 import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
 
@@ -80,6 +81,29 @@ describe("npm start", () => {
     expect(code).toBe(1);
     expect(stderr).toMatch(/NATS is not reachable .* NATS_SERVER_BIN \(\/nonexistent\/nats-server\) does not exist/);
     expect(stderr).toMatch(/NATS_URL/);
+  });
+});
+
+describe("npm start with a port taken", () => {
+  it("names the variable that moves it (USER_PORT), not the PORT it sets itself, and exits 1", async () => {
+    const taken = createServer();
+    await new Promise<void>((done) => taken.listen(0, "0.0.0.0", done));
+    const port = (taken.address() as AddressInfo).port;
+    const dataDir = mkdtempSync(join(tmpdir(), "of-start-port-"));
+    dirs.push(dataDir);
+    try {
+      const child = spawn(process.execPath, [tsx, join(repoRoot, "scripts", "start.ts")], {
+        env: { ...process.env, USER_PORT: String(port), NATS_URL: testNatsUrl(), ORDERFLOW_DATA_DIR: dataDir },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      const code = await new Promise<number | null>((done) => child.once("exit", (c) => done(c)));
+      expect(code).toBe(1);
+      expect(stderr).toContain(`[orderflow] user-service: port ${port} is already in use by another process; set USER_PORT to a free one`);
+    } finally {
+      taken.close();
+    }
   });
 });
 

@@ -25,7 +25,7 @@ const MAX_LIST_LIMIT = 100_000;
 
 export const dlqUsage = `usage: dlq <command>
   list [--from <seq>] [--limit <n>]
-                     dead letters, oldest first: seq, time, consumer, subject, error, deliveries
+                     dead letters, oldest first: seq, time, consumer, subject, error, message, deliveries
                      (at most ${DEFAULT_LIST_LIMIT} unless --limit says otherwise; it prints where the next page starts)
   show <seq>         one dead letter's headers and payload
   replay <seq>       republish it to its original subject (new Nats-Msg-Id), then delete it

@@ -168,7 +168,8 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   readiness.add({
     name: "nats",
     check: () => {
-      if (!nats) throw new Error("not connected yet");
+      // With MIGRATE_ON_START, NATS is connected after the migrations: say what start-up waits on.
+      if (!nats) throw new Error(config.MIGRATE_ON_START && !migrated ? "not connected yet (start-up is applying migrations first)" : "not connected yet");
       if (nats.nc.isClosed()) throw new Error("connection closed for good; restarting");
       if (!wired) throw new Error(nats.state.connected() ? "streams and consumers not set up yet" : "disconnected; reconnecting");
       // Once set up, losing NATS does not take the service out of rotation: writes commit with
@@ -186,9 +187,14 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     watchOnScrape(metrics);
   }
 
+  const isProbe = (req: Request) => req.url.endsWith("/healthz") || req.url.endsWith("/readyz");
+  // Until the schema is in (migrating at start, or waiting for the migrate Job), a route would
+  // fail on a missing table with a 500; it is the server that is not ready, so say that.
+  const unmigrated = (req: Request, env: object | undefined) =>
+    isProbe(req) ? app.fetch(req, env) : problemResponse(problem(503, "Service Unavailable", "the database schema is not migrated yet; see /readyz"), { "retry-after": "5" });
   // The node adapter's env ({ incoming, outgoing }) is passed on: jsonBody relies on it.
   const draining = async (req: Request, env: object | undefined) => {
-    if (!req.url.endsWith("/healthz") && !req.url.endsWith("/readyz")) {
+    if (!isProbe(req)) {
       // Retry-After: a retry reaches another replica (this one has left the Service's endpoints).
       return problemResponse(problem(503, "Service Unavailable", "the service is shutting down"), { connection: "close", "retry-after": "1" });
     }
@@ -199,7 +205,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     closing.headers.set("connection", "close");
     return closing;
   };
-  const fetch = (req: Request, env: object | undefined) => (readiness.shuttingDown ? draining(req, env) : app.fetch(req, env));
+  const fetch = (req: Request, env: object | undefined) => (readiness.shuttingDown ? draining(req, env) : migrated ? app.fetch(req, env) : unmigrated(req, env));
   const server: HttpServer = await startHttpServer(fetch, config.PORT, config.HOST);
   const metricsServer: MetricsServer | undefined = metrics && (await startMetricsServer(metrics, config.METRICS_PORT, config.HOST).catch(async (err: unknown) => {
     await server.close();
