@@ -266,6 +266,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
         log,
         pollMs: config.OUTBOX_POLL_MS,
         onPublish: metrics && ((stored) => (stored ? metrics.countPublished(1) : metrics.countPublishFailures(1))),
+        connected: () => state.connected(),
       });
       relay.start();
     }

@@ -9,7 +9,7 @@ import { ensureStreams } from "../nats/streams.js";
 import { outbox } from "../db/tables.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { uuidv7 } from "../ids/index.js";
-import { connectTestNats, createTestDatabase, deleteNamespace, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
+import { connectTestNats, createTestDatabase, deleteNamespace, startOwnNatsServer, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
 import { enqueueEvents } from "./enqueue.js";
 import { takeQueued, type OutboxMessage } from "./handoff.js";
 import type { Tx } from "../db/database.js";
@@ -167,6 +167,37 @@ describe("outbox relay", () => {
     expect(Date.now() - handedAt).toBeGreaterThanOrEqual(1000);
     await relay.stop();
     expect([...made].map((m) => publishes.get(m.event.id))).toEqual([1, 1, 1]);
+  });
+
+  it("claims nothing while NATS is down, so the poll holds no transaction (on PGlite, the whole database) on publishes that cannot be acked", async () => {
+    const server = await startOwnNatsServer();
+    const own = await connectTestNats(server.url);
+    const local = await openDatabase("pglite://memory");
+    try {
+      await local.db.execute(sql`create table outbox (seq bigserial primary key, event_id uuid not null unique, subject text not null,
+        payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now())`);
+      await ensureStreams(await jetstreamManager(own), names, ["USERS"], { replicas: 1, maxAgeMs: 3600_000 });
+      const e = registration("while-down");
+      await local.db.transaction((tx) => enqueueEvents(tx, [e]));
+      await server.stop();
+      let up = false;
+      let asked = 0;
+      const publishes = new Map<string, number>();
+      const relay = createOutboxRelay({ db: local.db, js: countingJs(jetstream(own), publishes), names, log, pollMs: 20, graceMs: 0, connected: () => (asked++, up) });
+      relay.start();
+      await waitFor(() => asked >= 5 || undefined, { what: "five polls while NATS is down" });
+      expect(publishes.size).toBe(0);
+      expect(await local.db.select({ eventId: outbox.eventId }).from(outbox)).toEqual([{ eventId: e.event.id }]);
+      await server.start();
+      up = true;
+      await waitFor(async () => (await local.db.select().from(outbox)).length === 0, { what: "the row published once NATS is back", timeoutMs: 20_000 });
+      await relay.stop();
+      expect((await (await jetstreamManager(own)).streams.info(names.stream("USERS"))).state.messages).toBe(1);
+    } finally {
+      await own.close();
+      await local.close();
+      await server.dispose();
+    }
   });
 
   it("leaves a handed-over message that waited past the grace period to the poll, so no late copy escapes the dedupe window", async () => {

@@ -58,6 +58,11 @@ export interface OutboxRelayOptions {
   deleteLingerMs?: number;
   /** Told of every publish's result (for metrics): stored by JetStream, or failed. */
   onPublish?: (stored: boolean) => void;
+  /**
+   * Whether the NATS connection is up. While it is not, the poll claims nothing: it would hold
+   * its transaction (and, on PGlite, the whole database) open until every publish timed out.
+   */
+  connected?: () => boolean;
 }
 
 export interface OutboxRelay {
@@ -103,6 +108,7 @@ export function createOutboxRelay({
   deleteBatch = 256,
   deleteLingerMs = 10,
   onPublish,
+  connected,
 }: OutboxRelayOptions): OutboxRelay {
   let loop: Promise<void> | undefined;
   const abort = new AbortController();
@@ -217,6 +223,10 @@ export function createOutboxRelay({
   async function run() {
     let failures = 0;
     while (!abort.signal.aborted) {
+      if (connected && !connected()) {
+        await abortableDelay(pollMs, abort.signal).catch(() => {});
+        continue;
+      }
       try {
         const n = await relayOnce();
         failures = 0;
