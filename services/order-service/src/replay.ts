@@ -7,7 +7,7 @@ import { userRegisteredHandlers } from "./consumers/user-registered.js";
  * customers that are missing are recorded again and missing welcome orders are created (their
  * orders.created go out through the outbox). Orders are the service's own records, not a
  * projection, so a full rebuild clears only the inbox; the handler is idempotent by itself
- * (customers upsert, one welcome order per user).
+ * (a customer already recorded is left as it is, one welcome order per user).
  */
 export const orderServiceReplayTarget = inboxReplayTarget({
   name: "order-service",

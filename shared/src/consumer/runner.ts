@@ -104,8 +104,11 @@ const recordInbox = async (tx: Tx, consumer: string, instance: string | undefine
   new Set((await prepared<{ event_id: string }>(tx, INSERT_INBOX, [consumer, instance ?? null, jsonRows(rows)])).map((r) => r.event_id));
 
 /**
- * Runs a durable pull consumer. Per message: decode and validate, then in one transaction
- * insert the inbox row and apply the handler, commit, and only then ack. Permanent failures
+ * Runs a durable pull consumer. First deliveries are decoded and applied in runs: a run's inbox
+ * rows and handler writes commit together (one autocommitted statement for a statementHandler,
+ * one transaction otherwise), and only then are its messages acked. Redeliveries, and the
+ * events of a run that failed, go one at a time (decode and validate, then inbox row and handler
+ * in one transaction, commit, ack), so one bad event cannot fail its neighbours. Permanent failures
  * go to the DLQ at once; transient ones are nak'ed with growing delays and dead-lettered after
  * `maxDeliver` deliveries. While the database is unreachable it stops pulling instead. The
  * server's own max_deliver is unlimited and the budget is kept here, so every message ends

@@ -3,8 +3,8 @@ import { bigint, bigserial, index, integer, jsonb, pgTable, primaryKey, text, ti
 /**
  * Events waiting to be published. A row is written in the same transaction as the state
  * change it describes, so an event exists if and only if that change committed; the relay
- * deletes it in the transaction that saw JetStream acknowledge it, so the table holds only the
- * backlog. Every service that publishes includes this table in its own schema.
+ * deletes it only after JetStream acknowledged it (in batches for rows handed over at commit, in
+ * the claiming transaction for rows the poll found), so the table holds only the backlog. Every service that publishes includes this table in its own schema.
  */
 export const outbox = pgTable(
   "outbox",

@@ -40,12 +40,16 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
   const lingerMs = o.lingerMs ?? 20;
   const retryDelayMs = o.retryDelayMs ?? 1000;
   const durable = ingestDurable(stream);
+  // A consumer has one filter here (nats-server 2.9): the stream's one subject pattern covers
+  // all of it. A stream with two would have its second silently missing from the log.
+  const subjects = streamCatalog[stream].subjects;
+  if (subjects.length !== 1) throw new Error(`the event log takes each stream through one subject pattern; ${stream} has ${subjects.length}: make it one (e.g. "${stream.toLowerCase()}.>")`);
 
   const ensure = () =>
     ensureDurableConsumer(o.jsm, names, {
       stream,
       durable,
-      filterSubject: streamCatalog[stream].subjects[0]!,
+      filterSubject: subjects[0]!,
       maxDeliver: -1,
       ackWaitMs: 30_000,
       maxAckPending: batchSize * 5,
