@@ -10,16 +10,18 @@ export interface AppDeps {
   tail: Tail;
   version?: string;
   namespace?: string;
+  /** The NATS the services use, advertised in /asyncapi.json (host only, never credentials). */
+  natsUrl?: string;
   keepAliveMs?: number;
   tailLimits?: EventsDeps["tailLimits"];
   maxStreams?: number;
 }
 
 /** The HTTP app, built from its dependencies so tests drive it in-process with `app.request`. */
-export function createApp({ db, log, tail, version = "0.0.0", namespace = "", keepAliveMs, tailLimits, maxStreams }: AppDeps) {
+export function createApp({ db, log, tail, version = "0.0.0", namespace = "", natsUrl, keepAliveMs, tailLimits, maxStreams }: AppDeps) {
   const app = createServiceApp({ log });
   registerPage(app);
-  registerCatalogRoutes(app, { version, namespace });
+  registerCatalogRoutes(app, { version, namespace, natsUrl });
   registerEventRoutes(app, { db, log, tail, keepAliveMs, tailLimits, maxStreams });
   app.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "orderflow event-log", version } });
   return app;

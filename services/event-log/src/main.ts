@@ -24,7 +24,7 @@ await serviceMain(
     streams: STREAMS,
     buildApp: ({ db, log, names, config }) => {
       tail = createTail({ db, log, pollMs: config.TAIL_POLL_MS });
-      return createApp({ db, log, tail, version: VERSION, namespace: names.namespace });
+      return createApp({ db, log, tail, version: VERSION, namespace: names.namespace, natsUrl: config.NATS_URL });
     },
     // The log stores raw messages in batches, invalid ones included, so it runs ingesters of its
     // own instead of the shared per-event consumer runner.

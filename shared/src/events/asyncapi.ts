@@ -47,6 +47,17 @@ const key = (name: string) => name.replace(/[^A-Za-z0-9_-]/g, "_");
  * the event's JSON Schema. `namespace` documents the subject prefix an environment uses.
  * @example app.get("/asyncapi.json", (c) => c.json(asyncApiDocument({ version: "0.1.0" })))
  */
+/** host:port of the first of NATS_URL's servers: no user, password or token in a public document. */
+function serverHost(urls: string): string {
+  const first = urls.split(",")[0]!.trim();
+  try {
+    const u = new URL(first.includes("://") ? first : `nats://${first}`);
+    return u.port ? `${u.hostname}:${u.port}` : `${u.hostname}:4222`;
+  } catch {
+    return "127.0.0.1:4222";
+  }
+}
+
 export function asyncApiDocument({ version = "0.0.0", namespace = "", server = "nats://127.0.0.1:4222" }: { version?: string; namespace?: string; server?: string } = {}) {
   const catalog = describeCatalog();
   const envelope = jsonSchema(cloudEventSchema) as { properties?: Record<string, unknown>; required?: string[] };
@@ -98,7 +109,7 @@ export function asyncApiDocument({ version = "0.0.0", namespace = "", server = "
       description: `CloudEvents 1.0 (structured JSON) on NATS JetStream. Streams: ${catalog.streams.map((s) => `${s.name} (${s.subjects.join(", ")})`).join("; ")}.`,
     },
     defaultContentType: "application/cloudevents+json",
-    servers: { nats: { host: server.replace(/^nats:\/\//, ""), protocol: "nats", description: "NATS with JetStream" } },
+    servers: { nats: { host: serverHost(server), protocol: "nats", description: "NATS with JetStream" } },
     channels,
     operations,
     components: { messages },

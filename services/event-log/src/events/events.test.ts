@@ -475,6 +475,11 @@ describe("catalog, AsyncAPI and the page", () => {
     expect(doc.info.version).toBe("1.2.3");
     expect(Object.values(doc.channels).map((c) => c.address)).toContain("orders.created");
     expect(Object.keys(doc.operations)).toHaveLength(catalog.events.length);
+    // The server is the NATS the services use, without the credentials NATS_URL may carry.
+    const withUrl = createApp({ db: env.db, log, tail, natsUrl: "nats://svc:s3cret@nats.prod.internal:4333,nats://other:4222" });
+    const served = (await (await withUrl.request("/asyncapi.json")).json()) as { servers: { nats: { host: string } } };
+    expect(served.servers.nats.host).toBe("nats.prod.internal:4333");
+    expect(JSON.stringify(served)).not.toContain("s3cret");
     const openapi = await get<{ paths: Record<string, unknown> }>("/openapi.json");
     expect(Object.keys(openapi.paths).sort()).toEqual(["/asyncapi.json", "/catalog", "/events", "/events/stats", "/events/stream", "/events/{id}"]);
   });
