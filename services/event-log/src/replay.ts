@@ -1,4 +1,4 @@
-import { runReplayCommand, streamCatalog, type BatchResult, type ReplayMessage, type ReplayTarget, type StreamName } from "@orderflow/shared";
+import { runReplayCommand, streamCatalog, type BatchResult, type ReplayMessage, type ReplayTarget, type StreamName, isMain } from "@orderflow/shared";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { events } from "./db/schema.js";
 import { toEventRow } from "./ingest/ingest.domain.js";
@@ -38,6 +38,6 @@ export const eventLogReplayTarget: ReplayTarget = {
 };
 
 // Entry point: `npm run replay -- --service event-log [...]` runs this with the log's database.
-if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  await runReplayCommand(() => eventLogReplayTarget, process.argv.slice(2), process.env);
+if (isMain(import.meta.url)) {
+  await runReplayCommand(eventLogReplayTarget, process.argv.slice(2), process.env);
 }

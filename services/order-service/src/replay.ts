@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { inboxReplayTarget, runReplayCommand } from "@orderflow/shared";
+import { inboxReplayTarget, runReplayCommand, isMain } from "@orderflow/shared";
 import { userRegisteredHandlers } from "./consumers/user-registered.js";
 
 /**
@@ -20,6 +20,6 @@ export const orderServiceReplayTarget = inboxReplayTarget({
 });
 
 // Entry point: `npm run replay -- --service order-service [...]` runs this with the service's database.
-if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  await runReplayCommand(() => orderServiceReplayTarget, process.argv.slice(2), process.env);
+if (isMain(import.meta.url)) {
+  await runReplayCommand(orderServiceReplayTarget, process.argv.slice(2), process.env);
 }

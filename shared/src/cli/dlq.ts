@@ -1,11 +1,10 @@
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { baseConfigSchema, ConfigError, loadConfig, redactUrl } from "../config/config.js";
 import { natsClientOptions } from "../nats/connect.js";
 import { createNames } from "../nats/names.js";
+import { isMain } from "../lifecycle/is-main.js";
 import {
   DeadLetterNotFoundError,
   formatDeadLetter,
@@ -215,14 +214,7 @@ export async function main(argv: readonly string[], env: Record<string, string |
 }
 
 // Runs only as a program (`node shared/dist/cli/dlq.js …`), never when imported by a test.
-const invokedAs = (() => {
-  try {
-    return process.argv[1] ? realpathSync(process.argv[1]) : "";
-  } catch {
-    return "";
-  }
-})();
-if (invokedAs === fileURLToPath(import.meta.url)) {
+if (isMain(import.meta.url)) {
   const io: Output = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
   main(process.argv.slice(2), process.env, io).then(
     (code) => (process.exitCode = code),

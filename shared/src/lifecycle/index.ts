@@ -5,3 +5,4 @@ export * from "./system-events.js";
 export * from "./main.js";
 export * from "./node-options.js";
 export * from "./version.js";
+export * from "./is-main.js";

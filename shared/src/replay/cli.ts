@@ -1,6 +1,6 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { baseConfigSchema, loadConfigOrExit, redactUrl } from "../config/config.js";
-import { openDatabase, pingWithin, type Db } from "../db/database.js";
+import { openDatabase, pingWithin } from "../db/database.js";
 import { reportableError } from "../db/errors.js";
 import { createLogger } from "../logger/index.js";
 import { connectNats } from "../nats/connect.js";
@@ -30,7 +30,7 @@ export const formatReplayResult = (name: string, r: ReplayResult) =>
  * parses the flags, replays with a progress bar on stderr and prints the final count on stdout.
  * Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
  */
-export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: string[], env: Record<string, string | undefined>): Promise<void> {
+export async function runReplayCommand(target: ReplayTarget, argv: string[], env: Record<string, string | undefined>): Promise<void> {
   let args;
   try {
     args = parseReplayArgs(argv);
@@ -73,8 +73,7 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
     interrupted.abort();
   };
   process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
-  const t = target(database.db);
-  const bar = createProgressBar({ label: `${t.name} ` });
+  const bar = createProgressBar({ label: `${target.name} ` });
   let applying = false;
   try {
     const result = await replay({
@@ -82,7 +81,7 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
       jsm: await jetstreamManager(nc),
       names: createNames(config.NATS_NAMESPACE),
       db: database.db,
-      target: t,
+      target,
       fromSeq: args.fromSeq,
       fromTime: args.fromTime,
       dryRun: args.dryRun,
@@ -101,7 +100,7 @@ export async function runReplayCommand(target: (db: Db) => ReplayTarget, argv: s
         `replay: ${result.dryRun ? "a full rebuild would lose" : "rebuilt without"} what the streams no longer hold (${describeLost(result.lost)})${result.dryRun ? "; it needs --force" : ""}\n`,
       );
     }
-    process.stdout.write(`${formatReplayResult(t.name, result)}\n`);
+    process.stdout.write(`${formatReplayResult(target.name, result)}\n`);
   } catch (err) {
     bar.done();
     process.stderr.write(`replay: ${err instanceof IncompleteHistoryError || err instanceof ReplayInterruptedError ? err.message : reportableError(err).message}\n`);
