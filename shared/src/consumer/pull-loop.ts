@@ -1,7 +1,7 @@
 import type { ConsumerMessages, JetStreamClient } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { StreamName } from "../events/catalog.js";
-import { abortableDelay } from "../nats/connect.js";
+import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
 import type { Names } from "../nats/names.js";
 
 export interface PullLoopOptions {
@@ -61,7 +61,7 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
         o.log.warn({ err: (err as Error).message, durable: o.durable, failures }, "consume loop failed; recreating");
         await o.ensure().catch(() => {});
       }
-      if (!abort.signal.aborted) await abortableDelay(Math.min(5000, 200 * 2 ** Math.min(failures, 5)), abort.signal).catch(() => {});
+      if (!abort.signal.aborted) await abortableDelay(backoffMs(failures, 200), abort.signal).catch(() => {});
     }
   }
 

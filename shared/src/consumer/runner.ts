@@ -2,7 +2,7 @@ import type { JetStreamClient, JetStreamManager, JsMsg, ConsumerMessages } from 
 import type { Logger } from "pino";
 import type { Db, Tx } from "../db/database.js";
 import { isDatabaseUnreachable, isPermanentDbError, reportableError } from "../db/errors.js";
-import { abortableDelay } from "../nats/connect.js";
+import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
 import { jsonRows, prepared } from "../db/statement.js";
 import { transactionWithQueued, type OutboxMessage } from "../outbox/handoff.js";
 import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
@@ -83,6 +83,7 @@ export interface ConsumerOptions {
 
 export type Consumer = PullLoop;
 
+/** What a consumer's handling of a message came to (also the metrics' outcome label). */
 export type Outcome = "applied" | "duplicate" | "retry" | "dead-lettered" | "held";
 type Item = { msg: JsMsg; name: EventName; event: CloudEvent };
 /** Consecutive messages of a batch that are applied the same way (see handleBatch). */
@@ -213,7 +214,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         log.info({ durable }, "database reachable again; consuming");
       } catch (err) {
         log.debug({ durable, err: reportableError(err).message, attempt }, "database still unreachable");
-        await abortableDelay(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)), signal).catch(() => {});
+        await abortableDelay(backoffMs(attempt, 250), signal).catch(() => {});
       }
     }
   }

@@ -6,3 +6,4 @@ export * from "./main.js";
 export * from "./node-options.js";
 export * from "./version.js";
 export * from "./is-main.js";
+export * from "./delay.js";

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { abortableDelay } from "../nats/connect.js";
+import { abortableDelay, backoffMs } from "./delay.js";
 import { reportableError } from "../db/errors.js";
 
 /**
@@ -15,7 +15,7 @@ export async function retryUntilDone<T>(what: string, fn: () => Promise<T>, log:
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       if (attempt === 1 || attempt % 10 === 0) log.warn({ err: reportableError(err).message, attempt }, `${what} failed; retrying`);
-      await abortableDelay(Math.min(5000, 200 * 2 ** Math.min(attempt, 5)), signal);
+      await abortableDelay(backoffMs(attempt, 200), signal);
     }
   }
 }

@@ -4,8 +4,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import { StartupError } from "../errors/index.js";
 import { within } from "../lifecycle/within.js";
 
-/** What a consumer's handling of a message came to (the runner's outcomes). */
-export type EventOutcome = "applied" | "duplicate" | "retry" | "dead-lettered" | "held";
+import type { Outcome } from "../consumer/runner.js";
 
 /**
  * A service's Prometheus metrics, in a registry of its own (no process-wide default), so tests
@@ -17,7 +16,7 @@ export interface Metrics {
   /** One HTTP request answered: `route` is the matched route pattern ("unmatched" for none). */
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   /** Messages a consumer finished with, by outcome. */
-  countEvents(consumer: string, outcome: EventOutcome, n?: number): void;
+  countEvents(consumer: string, outcome: Outcome, n?: number): void;
   /** Outbox rows published (and acknowledged by JetStream), or publishes that failed. */
   countPublished(n: number): void;
   countPublishFailures(n: number): void;

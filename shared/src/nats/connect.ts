@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { BaseConfig } from "../config/config.js";
+import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
 
 /** The settings of a NATS client that come from the environment. */
 export type NatsClientConfig = Pick<BaseConfig, "NATS_URL" | "NATS_USER" | "NATS_PASSWORD" | "NATS_TOKEN" | "NATS_INBOX_PREFIX"> & Partial<Pick<BaseConfig, "NATS_CREDS_FILE">>;
@@ -67,26 +68,11 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
       return { nc, state: { connected: () => connected && !nc.isClosed() } };
     } catch (err) {
       attempt += 1;
-      const delay = Math.min(5000, 250 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2);
+      const delay = backoffMs(attempt, 250) * (0.5 + Math.random() / 2);
       if (attempt === 1 || attempt % 10 === 0) {
         log.warn({ err: (err as Error).message, attempt }, "nats not reachable yet; retrying");
       }
       await abortableDelay(delay, signal);
     }
   }
-}
-
-export function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }

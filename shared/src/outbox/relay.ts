@@ -5,7 +5,7 @@ import { prepared } from "../db/statement.js";
 import { reportableError } from "../db/errors.js";
 import type { Names } from "../nats/names.js";
 import type { OutboxMessage } from "./handoff.js";
-import { abortableDelay } from "../nats/connect.js";
+import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
 import { storedAck, type AckedPublisher } from "../nats/acked-publisher.js";
 import { Fifo } from "./fifo.js";
 
@@ -234,7 +234,7 @@ export function createOutboxRelay({
       } catch (err) {
         failures += 1;
         if (failures === 1 || failures % 20 === 0) log.warn({ err: reportableError(err).message, failures }, "outbox relay failed; retrying");
-        await abortableDelay(Math.min(5000, 100 * 2 ** Math.min(failures, 6)), abort.signal).catch(() => {});
+        await abortableDelay(backoffMs(failures, 100), abort.signal).catch(() => {});
         continue;
       }
       await abortableDelay(pollMs, abort.signal).catch(() => {});

@@ -4,6 +4,7 @@ import type { Db, Tx } from "../db/database.js";
 import type { StreamName } from "../events/catalog.js";
 import type { Names } from "../nats/names.js";
 import { isNotFound } from "../nats/streams.js";
+import { headersOf } from "../nats/headers.js";
 
 /** A stored message as a replay target sees it: raw bytes and where they sit in the stream. */
 export interface ReplayMessage {
@@ -101,12 +102,6 @@ export interface ReplayResult extends BatchResult {
   /** For a full rebuild: what the streams no longer hold (a dry run reports it instead of refusing). */
   lost: LostHistory[];
 }
-
-const headersOf = (msg: JsMsg): Record<string, string> => {
-  const out: Record<string, string> = {};
-  if (msg.headers) for (const [k, v] of msg.headers) out[k] = v.join(", ");
-  return out;
-};
 
 /**
  * Rebuilds `target` from stream history with ordered consumers (no durable state, no acks):

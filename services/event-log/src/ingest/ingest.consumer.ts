@@ -1,5 +1,5 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { createPullLoop, ensureDurableConsumer, isPermanentDbError, reportableError, streamCatalog, type Logger, type PullLoop, type Names, type StreamName } from "@orderflow/shared";
+import { createPullLoop, ensureDurableConsumer, headersOf, isPermanentDbError, reportableError, streamCatalog, type Logger, type PullLoop, type Names, type StreamName } from "@orderflow/shared";
 import { refusedRow, toEventRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
@@ -21,12 +21,6 @@ export type IngestConsumer = PullLoop;
 
 /** The durable name of the log's consumer on a stream, before the namespace prefix. */
 export const ingestDurable = (stream: StreamName) => `event-log-${stream.toLowerCase()}`;
-
-const headersOf = (msg: JsMsg): Record<string, string> => {
-  const out: Record<string, string> = {};
-  if (msg.headers) for (const [k, v] of msg.headers) out[k] = v.join(", ");
-  return out;
-};
 
 /**
  * A durable pull consumer that stores every message of one stream. Unlike the shared runner it
