@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createNames } from "@orderflow/shared";
-import { freePort, startOwnNatsServer, startSystem, waitFor, type OwnNatsServer, type TestSystem } from "@orderflow/shared/testing";
+import { connectTestNats, freePort, startOwnNatsServer, startSystem, waitFor, type OwnNatsServer, type TestSystem } from "@orderflow/shared/testing";
 import { checkExactlyOnce, readLedger, registrationLoad, report, streamMessages, waitSettled } from "./helpers.js";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -129,4 +129,35 @@ describe("NATS faults", () => {
     expect(check).toEqual({ missingAccepted: [], unknownCustomers: [], withoutWelcome: [], duplicateWelcomes: 0, wrongCounts: 0 });
     expect([...ledger.customers].sort()).toEqual([...ledger.users].sort());
   }, 180_000);
+
+  it("SIGTERM while NATS is down: exits 0 without waiting on the broker, leaving the outbox for the next start, which publishes it", async () => {
+    const nats: OwnNatsServer = await startOwnNatsServer();
+    cleanups.push(() => nats.dispose());
+    const sys = await startSystem({ natsUrl: nats.url, services: ["user-service"] });
+    cleanups.push(() => sys.cleanup());
+    const users = sys.services["user-service"];
+    await nats.stop();
+    await waitFor(async () => (await readiness(users.url))?.startsWith("200 disconnected") || undefined, { what: "user-service degraded" });
+    const res = await fetch(`${users.url}/users`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "while-down@example.com", name: "Down" }) });
+    expect(res.status).toBe(201);
+    const t0 = Date.now();
+    const exit = await users.proc.kill("SIGTERM");
+    expect(exit.code).toBe(0);
+    const log = users.proc.output.join("\n");
+    expect(log).toContain("NATS not connected; the outbox is published on the next start");
+    // No step waited on the broker and failed: the in-flight publish, the final poll, the
+    // lifecycle event and the connection's drain are all skipped or closed at once.
+    expect(log).not.toContain("shutdown step failed");
+    const tookMs = Date.now() - t0;
+
+    await nats.start();
+    await users.restart();
+    const nc = await connectTestNats(nats.url);
+    try {
+      await waitFor(async () => (await streamMessages(nc, sys.namespace, "USERS")) === 1 || undefined, { what: "the registration published after the restart" });
+    } finally {
+      await nc.close();
+    }
+    report("SIGTERM with NATS down", { sent: 1, accepted: 1, applied: 1, deadLettered: 0, duplicates: 0, shutdownMs: tookMs });
+  }, 60_000);
 });

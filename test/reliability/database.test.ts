@@ -168,7 +168,9 @@ describe("start-up while dependencies are down", () => {
 
     const u = users.spawn();
     await waitFor(() => u.output.some((line) => line.includes("JetStream failed; retrying")) || undefined, { what: "the JetStream step retried", timeoutMs: 30_000 });
-    expect(await status(users.url, "/readyz")).toBe(503);
+    const waiting = await fetch(`${users.url}/readyz`);
+    expect(waiting.status).toBe(503);
+    expect(((await waiting.json()) as { checks: Record<string, string> }).checks.nats).toBe("connected; JetStream not answering yet");
     expect(u.child.exitCode).toBeNull();
 
     await new Promise((done) => (bare.once("exit", done), bare.kill("SIGTERM")));

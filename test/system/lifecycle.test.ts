@@ -53,6 +53,8 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
       const early = await fetch(`${url}/users`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "early@example.com", name: "Early" }) });
       expect([early.status, early.headers.get("content-type"), early.headers.get("retry-after")]).toEqual([503, "application/problem+json", "5"]);
       expect(((await early.json()) as { detail: string }).detail).toMatch(/not migrated yet/);
+      // Routes that need no table answer as usual meanwhile.
+      expect((await fetch(`${url}/openapi.json`)).status).toBe(200);
       // Connected and streams set up, but no consumer before the schema is in: it would fail
       // every event on a missing table and dead-letter them.
       await waitFor(() => proc.output.some((l) => l.includes("waiting for migrations")), { what: "the service to say it waits for migrations" });

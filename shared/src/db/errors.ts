@@ -31,6 +31,12 @@ const transientCodes = new Set([
 ]);
 
 /** Connection loss, refusal, timeouts and contention: worth retrying later. */
+/** Postgres says a table or column does not exist (undefined_table, undefined_column). */
+export function isMissingRelation(err: unknown): boolean {
+  const code = pgErrorCode(err);
+  return code === "42P01" || code === "42703";
+}
+
 export function isTransientDbError(err: unknown): boolean {
   if (isDatabaseUnreachable(err)) return true;
   for (const e of causes(err)) if (typeof e.code === "string" && transientCodes.has(e.code)) return true;

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createReadiness, Degraded, registerHealthRoutes } from "./readiness.js";
 
 const readyz = async (app: Hono) => {
@@ -18,7 +18,7 @@ describe("readiness", () => {
     readiness.add({ name: "nats", check: () => unless(Degraded, state.nats) });
     readiness.add({ name: "slow", check: () => new Promise<void>((resolve) => setTimeout(resolve, state.database === "slow" ? 1000 : 0)) });
     const app = new Hono();
-    registerHealthRoutes(app, readiness, { reuseMs: 0, notReadyReuseMs: 0 });
+    registerHealthRoutes(app, readiness, { reuseMs: 0 });
 
     expect(await readyz(app)).toEqual({ status: 200, body: { status: "ready", checks: { database: "ok", nats: "ok", slow: "ok" } } });
     state.nats = "disconnected";
@@ -48,32 +48,25 @@ describe("readiness", () => {
     expect((await readyz(app)).status).toBe(503);
   });
 
-  describe("a not-ready answer", () => {
-    afterEach(() => void vi.useRealTimers());
-
-    it("is reused only briefly, so a starting service turns ready on the next probe after its checks pass", async () => {
-      vi.useFakeTimers({ toFake: ["Date"] });
-      let up = false;
-      let evaluations = 0;
-      const readiness = createReadiness();
-      readiness.add({
-        name: "database",
-        check: () => {
-          evaluations++;
-          if (!up) throw new Error("starting");
-        },
-      });
-      const app = new Hono();
-      registerHealthRoutes(app, readiness, { reuseMs: 60_000, notReadyReuseMs: 25 });
-      expect((await readyz(app)).status).toBe(503);
-      up = true;
-      expect((await readyz(app)).status).toBe(503); // within 25 ms: the same evaluation
-      vi.advanceTimersByTime(30);
-      expect((await readyz(app)).status).toBe(200);
-      vi.advanceTimersByTime(30);
-      up = false;
-      expect((await readyz(app)).status).toBe(200); // a ready answer is reused for reuseMs
-      expect(evaluations).toBe(2);
+  it("answers anew once the service's own state changes (start-up finished), not from a 503 shared from before", async () => {
+    let up = false;
+    let evaluations = 0;
+    const readiness = createReadiness();
+    readiness.add({
+      name: "start-up",
+      check: () => {
+        evaluations++;
+        if (!up) throw new Error("starting");
+      },
     });
+    const app = new Hono();
+    registerHealthRoutes(app, readiness, { reuseMs: 60_000 });
+    expect((await readyz(app)).status).toBe(503);
+    up = true;
+    expect((await readyz(app)).status).toBe(503); // shared: nothing said the state changed
+    readiness.invalidate();
+    expect((await readyz(app)).status).toBe(200);
+    expect((await readyz(app)).status).toBe(200);
+    expect(evaluations).toBe(2);
   });
 });

@@ -20,17 +20,26 @@ export interface Readiness {
   /** From now on the service reports 503 so load balancers stop sending traffic. */
   markShuttingDown(): void;
   readonly shuttingDown: boolean;
+  /** The service's own state changed (start-up finished): an answer shared from before is stale. */
+  invalidate(): void;
+  /** Counts invalidate() calls, so a cached answer can tell it is from before one. */
+  readonly generation: number;
   evaluate(): Promise<{ ready: boolean; degraded: boolean; checks: Record<string, string> }>;
 }
 
 export function createReadiness({ timeoutMs = 1000 }: { timeoutMs?: number } = {}): Readiness {
   const checks: ReadinessCheck[] = [];
   let shuttingDown = false;
+  let generation = 0;
   return {
     add: (c) => void checks.push(c),
     markShuttingDown: () => void (shuttingDown = true),
     get shuttingDown() {
       return shuttingDown;
+    },
+    invalidate: () => void generation++,
+    get generation() {
+      return generation;
     },
     async evaluate() {
       const results = await Promise.all(
@@ -55,21 +64,17 @@ export function createReadiness({ timeoutMs = 1000 }: { timeoutMs?: number } = {
  * restarted). `/readyz`: 200 when no check fails (`"status": "degraded"` when one reports a
  * dependency the service can do without for now); otherwise 503 with the failing checks.
  */
-export function registerHealthRoutes(app: Hono<any>, readiness: Readiness, { reuseMs = 500, notReadyReuseMs = 25 }: { reuseMs?: number; notReadyReuseMs?: number } = {}): void {
-  // /readyz may be reachable from outside (the event log's `/` route takes every path): callers
-  // share one evaluation, reused for `reuseMs`, so a flood of probes is not a flood of queries.
-  // A "not ready" answer is reused only briefly: reused for 500 ms, the probe a starting service
-  // got before its checks passed delayed its readiness by up to that long (a measured ~0.4 s).
-  let last: { at: number; result: ReturnType<Readiness["evaluate"]>; ready?: boolean } | undefined;
+export function registerHealthRoutes(app: Hono<any>, readiness: Readiness, { reuseMs = 500 }: { reuseMs?: number } = {}): void {
+  // /readyz may be reachable from outside (the chart's Ingress sends every path no other service
+  // claims to the event log): callers share one evaluation, reused for `reuseMs`, so a flood of
+  // probes is not a flood of queries. Not across invalidate(): reused, the 503 a starting service
+  // gave just before its start-up finished delayed its readiness by up to 500 ms (measured ~0.4 s).
+  let last: { at: number; generation: number; result: ReturnType<Readiness["evaluate"]> } | undefined;
   const evaluate = () => {
-    const age = last ? Date.now() - last.at : Infinity;
-    const fresh = last && (last.ready === undefined || age < (last.ready ? reuseMs : notReadyReuseMs));
-    if (!fresh || readiness.shuttingDown) {
-      const entry: NonNullable<typeof last> = { at: Date.now(), result: readiness.evaluate() };
-      entry.result.then((r) => (entry.ready = r.ready));
-      last = entry;
+    if (!last || Date.now() - last.at >= reuseMs || last.generation !== readiness.generation || readiness.shuttingDown) {
+      last = { at: Date.now(), generation: readiness.generation, result: readiness.evaluate() };
     }
-    return last!.result;
+    return last.result;
   };
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {

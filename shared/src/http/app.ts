@@ -6,7 +6,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import type { Logger } from "pino";
 import { HttpProblemError, ServiceUnavailableError } from "../errors/index.js";
-import { isTransientDbError, reportableError } from "../db/errors.js";
+import { isMissingRelation, isTransientDbError, reportableError } from "../db/errors.js";
 import { problem, problemResponse } from "./problem.js";
 import { fieldErrors } from "./validation.js";
 
@@ -32,6 +32,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
   // Request metrics, once the service hands a sink over (observeRequests): the route pattern,
   // not the path, so ids in paths cannot multiply the series.
   let observe: RequestObserver | undefined;
+  let schemaPending: (() => boolean) | undefined;
   app.use(async (c, next) => {
     if (!observe) return next();
     const started = performance.now();
@@ -59,6 +60,12 @@ export function createServiceApp({ log }: ServiceAppOptions) {
       const status = err.status;
       return problemResponse(problem(status, STATUS_CODES[status] ?? "Error", err.message), status === 415 ? { "accept-post": "application/json" } : undefined);
     }
+    // Before the migrations are in (applied at start, or by the migrate Job), a missing table or
+    // column is the server not being ready, not a bug: 503, like a database outage.
+    if (schemaPending?.() && isMissingRelation(err)) {
+      log.warn({ err: reportableError(err).message, path: c.req.path }, "database schema not migrated yet");
+      return problemResponse(problem(503, "Service Unavailable", "the database schema is not migrated yet; retry shortly"), { "retry-after": "5" });
+    }
     if (isTransientDbError(err)) {
       log.warn({ err: reportableError(err).message, path: c.req.path }, "database unavailable");
       return problemResponse(problem(503, "Service Unavailable", "the database is unavailable; retry shortly"), { "retry-after": "1" });
@@ -71,6 +78,10 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     /** Every answered request from now on is told to `fn`. */
     observeRequests(fn: RequestObserver) {
       observe = fn;
+    },
+    /** While `fn` says the migrations are not all applied, a missing table or column answers 503. */
+    whileSchemaPending(fn: () => boolean) {
+      schemaPending = fn;
     },
   });
 }

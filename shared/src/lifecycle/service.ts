@@ -132,14 +132,17 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DATABASE_POOL_SIZE, applicationName: spec.name, statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
 
   let migrated = false;
+  let connection: { nc: NatsConnection; state: NatsState } | undefined;
   let nats: { nc: NatsConnection; state: NatsState; js: JetStreamClient; jsm: JetStreamManager } | undefined;
   let relay: OutboxRelay | undefined;
+  let publisher: ReturnType<typeof createAckedPublisher> | undefined;
   let consumers: Consumer[] = [];
   let workers: Worker[] = [];
   let wired = false;
   const timers: NodeJS.Timeout[] = [];
 
-  const system = createSystemEvents({ js: () => nats?.js, names, log, service: spec.name, instance, version: spec.version });
+  // Disconnected, a lifecycle event would only wait out its timeout (at shutdown, 2 s of it).
+  const system = createSystemEvents({ js: () => (nats?.state.connected() ? nats.js : undefined), names, log, service: spec.name, instance, version: spec.version });
   const readiness = createReadiness();
   // /readyz is often reachable from outside and its checks go to the SYSTEM stream: a driver's
   // message (hosts, ports, user and database names) goes to the log, the endpoint gets a category.
@@ -170,29 +173,29 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     name: "nats",
     check: () => {
       // With MIGRATE_ON_START, NATS is connected after the migrations: say what start-up waits on.
-      if (!nats) throw new Error(config.MIGRATE_ON_START && !migrated ? "not connected yet (start-up is applying migrations first)" : "not connected yet");
-      if (nats.nc.isClosed()) throw new Error("connection closed for good; restarting");
-      if (!wired) throw new Error(nats.state.connected() ? "streams and consumers not set up yet" : "disconnected; reconnecting");
+      if (!connection) throw new Error(config.MIGRATE_ON_START && !migrated ? "not connected yet (start-up is applying migrations first)" : "not connected yet");
+      if (connection.nc.isClosed()) throw new Error("connection closed for good; restarting");
+      if (!wired) throw new Error(!connection.state.connected() ? "disconnected; reconnecting" : nats ? "streams and consumers not set up yet" : "connected; JetStream not answering yet");
       // Once set up, losing NATS does not take the service out of rotation: writes commit with
       // their events in the outbox, published when it is back, and reads need only the database.
       // Failing readiness here would turn a broker outage into an outage of every replica.
-      if (!nats.state.connected()) throw new Degraded("disconnected; reconnecting (events wait until it is back)");
+      if (!connection.state.connected()) throw new Degraded("disconnected; reconnecting (events wait until it is back)");
     },
   });
 
   const app = spec.buildApp({ db: database.db, published: (messages) => relay?.handOff(messages), names });
   registerHealthRoutes(app, readiness);
+  app.whileSchemaPending(() => !migrated);
   const metrics = config.METRICS_PORT > 0 ? createMetrics({ service: spec.name }) : undefined;
   if (metrics) {
     app.observeRequests(metrics.observeRequest);
     watchOnScrape(metrics);
   }
 
-  const isProbe = (req: Request) => req.url.endsWith("/healthz") || req.url.endsWith("/readyz");
-  // Until the schema is in (migrating at start, or waiting for the migrate Job), a route would
-  // fail on a missing table with a 500; it is the server that is not ready, so say that.
-  const unmigrated = (req: Request, env: object | undefined) =>
-    isProbe(req) ? app.fetch(req, env) : problemResponse(problem(503, "Service Unavailable", "the database schema is not migrated yet; see /readyz"), { "retry-after": "5" });
+  const isProbe = (req: Request) => {
+    const path = new URL(req.url).pathname;
+    return path === "/healthz" || path === "/readyz";
+  };
   // The node adapter's env ({ incoming, outgoing }) is passed on: jsonBody relies on it.
   const draining = async (req: Request, env: object | undefined) => {
     if (!isProbe(req)) {
@@ -206,7 +209,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     closing.headers.set("connection", "close");
     return closing;
   };
-  const fetch = (req: Request, env: object | undefined) => (readiness.shuttingDown ? draining(req, env) : migrated ? app.fetch(req, env) : unmigrated(req, env));
+  const fetch = (req: Request, env: object | undefined) => (readiness.shuttingDown ? draining(req, env) : app.fetch(req, env));
   const server: HttpServer = await startHttpServer(fetch, config.PORT, config.HOST);
   const metricsServer: MetricsServer | undefined = metrics && (await startMetricsServer(metrics, config.METRICS_PORT, config.HOST).catch(async (err: unknown) => {
     await server.close();
@@ -223,18 +226,20 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       { config, name: `${spec.name}@${instance}`, log },
       abort.signal,
     );
-    // A request to the server (account info): JetStream may still be starting, or electing a
-    // meta leader, when the connection is already up.
-    const jsm = await retryUntilDone("JetStream", () => jetstreamManager(nc), log, abort.signal);
-    nats = { nc, state, js: jetstream(nc), jsm };
+    connection = { nc, state };
     // nats.js gives up for good after repeated authorization errors (a rotated token, an expired
     // JWT): nothing would publish or consume again while HTTP kept answering. Exit instead, so
-    // the orchestrator restarts the process and it reads its credentials anew.
+    // the orchestrator restarts the process and it reads its credentials anew. Watched from the
+    // moment it connects, so no start-up step waits on a connection that is gone.
     void nc.closed().then((err) => {
       if (readiness.shuttingDown || abort.signal.aborted) return;
       log.error({ err: err ? reportableError(err).message : undefined }, "NATS connection closed for good; exiting to be restarted");
       void shutdown("NATS connection closed", 1);
     });
+    // A request to the server (account info): JetStream may still be starting, or electing a
+    // meta leader, when the connection is already up.
+    const jsm = await retryUntilDone("JetStream", () => jetstreamManager(nc), log, abort.signal);
+    nats = { nc, state, js: jetstream(nc), jsm };
     const { js } = nats;
     const streams = [...new Set<StreamName>([...(spec.streams ?? streamsOf(spec)), "DLQ", "SYSTEM"])];
     await retryUntilDone(
@@ -262,7 +267,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     if (spec.outbox !== false) {
       relay = createOutboxRelay({
         db: database.db,
-        js: createAckedPublisher(nc),
+        js: (publisher = createAckedPublisher(nc)),
         names,
         log,
         pollMs: config.OUTBOX_POLL_MS,
@@ -291,6 +296,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     workers = spec.workers?.({ js, jsm, db: database.db, names, log }) ?? [];
     for (const w of workers) await retryUntilDone(w.name, () => w.start(), log, abort.signal);
     wired = true;
+    readiness.invalidate();
     log.info("ready");
     void system.publish("system.service.started");
     watchReadiness();
@@ -393,8 +399,23 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       { name: "consumers", run: () => Promise.all([...consumers, ...workers].map((c) => c.stop())).then(() => {}) },
       // Let hand-overs finish, then publish what is left (all of it: nothing else is publishing
       // now); anything that still cannot go out is published on the next start.
-      { name: "outbox", run: async () => { await relay?.stop(); await relay?.relayOnce({ all: true }).catch((err: unknown) => log.warn({ err: reportableError(err).message }, "outbox not emptied at shutdown; what is left is published on the next start")); } },
-      { name: "nats", run: async () => { if (nats && !nats.nc.isClosed()) await nats.nc.drain(); } },
+      {
+        name: "outbox",
+        run: async () => {
+          if (!relay) return;
+          if (!connection?.state.connected()) {
+            // Disconnected, publishes in flight would each wait out their ack timeout, and a
+            // final poll would hold its transaction open meanwhile: their rows stay instead.
+            publisher?.close();
+            await relay.stop();
+            return log.info("NATS not connected; the outbox is published on the next start");
+          }
+          await relay.stop();
+          await relay.relayOnce({ all: true }).catch((err: unknown) => log.warn({ err: reportableError(err).message }, "outbox not emptied at shutdown; what is left is published on the next start"));
+        },
+      },
+      // A drain needs the server; disconnected, there is nothing to flush to, so close.
+      { name: "nats", run: async () => { if (connection && !connection.nc.isClosed()) await (connection.state.connected() ? connection.nc.drain() : connection.nc.close()); } },
       { name: "database", run: () => database.close() },
       // Last, so the drain itself can still be scraped.
       { name: "metrics", run: () => metricsServer?.close() },
