@@ -127,24 +127,26 @@ async function stop(code: number) {
   process.exit(code);
 }
 
-/** Whether a service could listen on `port` (where it will: HOST, default every interface). */
-function portFree(port: number): Promise<boolean> {
+/** Whether another process listens on `port` (where the service will: HOST, default every interface). */
+function portTaken(port: number): Promise<boolean> {
   return new Promise((done) => {
     const probe = createServer();
-    probe.once("error", () => done(false));
-    probe.listen(port, env.HOST || "0.0.0.0", () => probe.close(() => done(true)));
+    // Other refusals (a HOST not on this machine, a port below 1024) the service words itself.
+    probe.once("error", (err: NodeJS.ErrnoException) => done(err.code === "EADDRINUSE"));
+    probe.listen(port, env.HOST || "0.0.0.0", () => probe.close(() => done(false)));
   });
 }
 
 async function main() {
-  const nats = await ensureNats();
   // A service would say "set PORT", which npm start sets itself: name the variable that moves it.
+  // Checked before NATS, so nothing is started only to be stopped again.
   for (const s of services) {
-    if (!(await portFree(Number(s.port)))) {
+    if (await portTaken(Number(s.port))) {
       process.stderr.write(`[orderflow] ${s.name}: port ${s.port} is already in use by another process; set ${s.portVariable} to a free one\n`);
-      return stop(1);
+      process.exit(1);
     }
   }
+  const nats = await ensureNats();
   // METRICS_PORT=9464 npm start: one port each (9464, 9465, …), not one for all of them.
   const metricsBase = Number(env.METRICS_PORT) || 0;
   for (const [i, s] of services.entries()) {

@@ -72,7 +72,8 @@ describe("npm start", () => {
   it("exits non-zero with a clear message when NATS is unreachable and nats-server is not installed", async () => {
     const port = await freePort();
     const child = spawn(process.execPath, [tsx, join(repoRoot, "scripts", "start.ts")], {
-      env: { ...process.env, NATS_SERVER_BIN: "/nonexistent/nats-server", NATS_URL: `nats://127.0.0.1:${port}` },
+      // Ports of its own: the default ones may be taken by an `npm start` on this machine.
+      env: { ...process.env, NATS_SERVER_BIN: "/nonexistent/nats-server", NATS_URL: `nats://127.0.0.1:${port}`, USER_PORT: String(await freePort()), ORDER_PORT: String(await freePort()), EVENTLOG_PORT: String(await freePort()) },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";

@@ -41,12 +41,6 @@ export function describeCatalog(): CatalogDocument {
 
 const key = (name: string) => name.replace(/[^A-Za-z0-9_-]/g, "_");
 
-/**
- * An AsyncAPI 3.0 document for every subject in the catalog: one channel and one `receive`
- * operation per event, the CloudEvents envelope as the message payload with `data` replaced by
- * the event's JSON Schema. `namespace` documents the subject prefix an environment uses.
- * @example app.get("/asyncapi.json", (c) => c.json(asyncApiDocument({ version: "0.1.0" })))
- */
 /** host:port of the first of NATS_URL's servers: no user, password or token in a public document. */
 function serverHost(urls: string): string {
   const first = urls.split(",")[0]!.trim();
@@ -58,6 +52,12 @@ function serverHost(urls: string): string {
   }
 }
 
+/**
+ * An AsyncAPI 3.0 document for every subject in the catalog: one channel and one `receive`
+ * operation per event, the CloudEvents envelope as the message payload with `data` replaced by
+ * the event's JSON Schema. `namespace` documents the subject prefix an environment uses.
+ * @example app.get("/asyncapi.json", (c) => c.json(asyncApiDocument({ version: "0.1.0" })))
+ */
 export function asyncApiDocument({ version = "0.0.0", namespace = "", server = "nats://127.0.0.1:4222" }: { version?: string; namespace?: string; server?: string } = {}) {
   const catalog = describeCatalog();
   const envelope = jsonSchema(cloudEventSchema) as { properties?: Record<string, unknown>; required?: string[] };

@@ -32,8 +32,8 @@ const portOpen = (port: number) =>
  * text of a configuration file (authorization, say): the server then runs from that file, which
  * starts with its address and JetStream store, so a reload (reconfigure) keeps both.
  */
-export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [] as string[], config, port: given }: { binary?: string; extraArgs?: string[]; config?: string; port?: number } = {}): Promise<OwnNatsServer> {
-  const port = given ?? (await freePort());
+export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [] as string[], config }: { binary?: string; extraArgs?: string[]; config?: string } = {}): Promise<OwnNatsServer> {
+  const port = await freePort();
   const store = mkdtempSync(join(tmpdir(), "of-nats-"));
   const confDir = config === undefined ? undefined : mkdtempSync(join(tmpdir(), "of-nats-conf-"));
   const confFile = confDir && join(confDir, "nats.conf");

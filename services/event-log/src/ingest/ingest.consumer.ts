@@ -1,6 +1,6 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
 import { createPullLoop, ensureDurableConsumer, headersOf, isPermanentDbError, reportableError, streamCatalog, type Logger, type PullLoop, type Names, type StreamName } from "@orderflow/shared";
-import { refusedRow, toEventRow } from "./ingest.domain.js";
+import { refusedRow, toEventRow, unreadableRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
 export interface IngestOptions {
@@ -58,10 +58,18 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
     try {
       return toEventRow(m);
     } catch (err) {
-      // toEventRow is meant never to throw; if a message finds a way, its position is stored
-      // rather than the stream's ingestion stopping on it for ever.
-      const row = { ...m, headers: {}, time: m.streamTime, data: null, valid: false };
-      return refusedRow(row, `could not be read: ${reportableError(err).message}`)!;
+      return unreadableRow(m, reportableError(err).message);
+    }
+  };
+
+  // A nak on a closed connection throws; the server redelivers after ack_wait all the same.
+  const nakAll = (batch: JsMsg[]) => {
+    for (const msg of batch) {
+      try {
+        msg.nak(retryDelayMs);
+      } catch {
+        return;
+      }
     }
   };
 
@@ -89,7 +97,7 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
         }
       }
       log.warn({ stream, count: batch.length, err: reportableError(err).message, retryInMs: retryDelayMs }, "storing events failed; retrying");
-      for (const msg of batch) msg.nak(retryDelayMs);
+      nakAll(batch);
     }
   }
 
@@ -105,7 +113,7 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
       .then(() => store(batch))
       .catch((err) => {
         log.error({ stream, count: batch.length, err: reportableError(err).message, retryInMs: retryDelayMs }, "storing events failed unexpectedly; retrying");
-        for (const msg of batch) msg.nak(retryDelayMs);
+        nakAll(batch);
       });
     return flushing;
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createEvent, uuidv7 } from "@orderflow/shared";
-import { MAX_JSON_DEPTH, refusedRow, toEventRow, type RawMessage } from "./ingest.domain.js";
+import { MAX_JSON_DEPTH, refusedRow, toEventRow, unreadableRow, type RawMessage } from "./ingest.domain.js";
+import { streamCatalog } from "@orderflow/shared";
 
 const userId = uuidv7();
 const registered = () =>
@@ -54,6 +55,13 @@ describe("toEventRow", () => {
     expect(toEventRow(msg({ ...e, data: atLimit }))).toMatchObject({ valid: false, data: atLimit, raw: undefined });
   });
 
+  it("keeps where a message it could not read is, storable, and still refusable after", () => {
+    const row = unreadableRow({ ...msg("{}"), subject: `users.${"x".repeat(3000)}\u0000` }, "boom");
+    expect(row).toMatchObject({ stream: "USERS", streamSeq: 7, valid: false, data: null, error: expect.stringMatching(/could not read this message \(boom\)/) });
+    expect(row.subject).toHaveLength(512);
+    expect(refusedRow(row, "22023: refused")).toMatchObject({ error: expect.stringMatching(/refused to store/) });
+  });
+
   it("cuts the indexed fields to 512 characters, never inside a surrogate pair, and flags the row", () => {
     const e = registered();
     const long = toEventRow({ ...msg({ ...e, source: `/${"s".repeat(600)}`, subject: "é".repeat(2000) }), subject: `users.${"x".repeat(3000)}` });
@@ -80,5 +88,13 @@ describe("toEventRow", () => {
     expect(ancient).toMatchObject({ valid: false, time: new Date("2026-01-02T03:04:05.678Z") });
     // A surrogate pair is a character like any other.
     expect(toEventRow(msg({ ...e, data: { ...e.data, name: "Ada 🚀" } }))).toMatchObject({ valid: true, data: { name: "Ada 🚀" } });
+  });
+});
+
+describe("the streams the log ingests", () => {
+  // Its consumers filter each stream on one subject pattern (nats-server 2.9 takes one filter):
+  // a second pattern would be missing from the log, so the ingester refuses to start on one.
+  it("each have exactly one subject pattern in the catalog", () => {
+    for (const [name, stream] of Object.entries(streamCatalog)) expect(stream.subjects, name).toHaveLength(1);
   });
 });

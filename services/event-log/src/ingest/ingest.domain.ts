@@ -131,6 +131,24 @@ export function refusedRow(row: NewEventRow, reason: string): NewEventRow | unde
   };
 }
 
+/**
+ * What the log keeps of a message `toEventRow` failed on (it is meant never to: a case nobody
+ * foresaw), so the stream's ingestion goes on and the message is found where it is.
+ */
+export function unreadableRow(m: RawMessage, reason: string): NewEventRow {
+  return {
+    stream: m.stream,
+    streamSeq: m.streamSeq,
+    streamTime: m.streamTime,
+    subject: cutAt(toStorableText(m.subject), MAX_INDEXED_CHARS),
+    headers: {},
+    time: m.streamTime,
+    data: null,
+    valid: false,
+    error: `the event log could not read this message (${cutAt(toStorableText(reason), 500)}); it is in the stream at this position`,
+  };
+}
+
 function readEventRow(m: RawMessage): NewEventRow & { time: Date; streamTime: Date; subject: string } {
   const text = Buffer.from(m.data).toString("utf8");
   const base = {
