@@ -51,7 +51,14 @@ function headerPairs(h: MsgHdrs | undefined): [string, string][] {
 }
 
 function toDeadLetter(m: StoredMsg, names: Names): DeadLetter {
-  const get = (k: string) => m.header?.get(k) || "";
+  // A planted message with a header nats.js cannot decode must not make the whole DLQ unlistable.
+  let header: MsgHdrs | undefined;
+  try {
+    header = m.header;
+  } catch {
+    header = undefined;
+  }
+  const get = (k: string) => header?.get(k) || "";
   const num = (k: string) => (get(k) && Number.isFinite(Number(get(k))) ? Number(get(k)) : undefined);
   const originalSubject = get(DlqHeaders.Subject);
   return {
@@ -65,7 +72,7 @@ function toDeadLetter(m: StoredMsg, names: Names): DeadLetter {
     deliveries: num(DlqHeaders.Deliveries),
     errorClass: get(DlqHeaders.ErrorClass),
     errorMessage: get(DlqHeaders.ErrorMessage),
-    headers: headerPairs(m.header),
+    headers: headerPairs(header),
     payload: m.data,
   };
 }

@@ -2,6 +2,7 @@ import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { Names } from "../nats/names.js";
 import { storedAck } from "../nats/acked-publisher.js";
+import { hasUnreadableHeaders, readHeaders } from "../nats/headers.js";
 
 /** Headers added to every dead letter; the `dlq` command reads them back. */
 export const DlqHeaders = {
@@ -10,6 +11,8 @@ export const DlqHeaders = {
   Sequence: "Orderflow-Dlq-Sequence",
   Consumer: "Orderflow-Dlq-Consumer",
   Deliveries: "Orderflow-Dlq-Deliveries",
+  /** Something about the copy itself, e.g. that the original's headers could not be copied. */
+  Note: "Orderflow-Dlq-Note",
   ErrorClass: "Orderflow-Dlq-Error-Class",
   ErrorMessage: "Orderflow-Dlq-Error-Message",
   Time: "Orderflow-Dlq-Time",
@@ -29,13 +32,16 @@ export interface DeadLetterInfo {
  */
 export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: JsMsg, info: DeadLetterInfo): Promise<void> {
   const h = natsHeaders();
-  if (msg.headers) {
-    for (const [key, values] of msg.headers) {
+  const original = readHeaders(msg);
+  if (original) {
+    for (const [key, values] of original) {
       if (key.toLowerCase() === "nats-msg-id") continue;
       for (const v of values) h.append(key, v);
     }
+  } else if (hasUnreadableHeaders(msg)) {
+    h.set(DlqHeaders.Note, "the original headers could not be decoded and are not copied");
   }
-  const originalId = msg.headers?.get("Nats-Msg-Id");
+  const originalId = original?.get("Nats-Msg-Id");
   if (originalId) h.set(DlqHeaders.OriginalMsgId, originalId);
   h.set(DlqHeaders.Stream, msg.info.stream);
   h.set(DlqHeaders.Subject, msg.subject);

@@ -10,7 +10,8 @@ import { uuidv7 } from "../ids/index.js";
 import { createLogger } from "../logger/index.js";
 import { createNames } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
-import { connectTestNats, createTestDatabase, deleteNamespace, holdInTransaction, postgresRelay, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
+import { connectTestNats, createTestDatabase, deleteNamespace, holdInTransaction, postgresRelay, publishRawHeaders, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
+import { listDeadLetters } from "../cli/dead-letters.js";
 import { DlqHeaders } from "./dead-letter.js";
 import { createConsumer, type ConsumerOptions } from "./runner.js";
 import { enqueueEvents } from "../outbox/enqueue.js";
@@ -309,6 +310,31 @@ describe("consumer runner", () => {
       const letter = await waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.refused-test.users.registered") }).then((m) => m ?? undefined, () => undefined), { what: "the dead letter" });
       expect(letter.header.get(DlqHeaders.Deliveries)).toBe("1");
       expect(letter.header.get(DlqHeaders.ErrorMessage)).toMatch(/^22008: /);
+    } finally {
+      await consumer.stop();
+    }
+  });
+
+  it("applies an event whose NATS headers nats.js cannot decode (a key with a space), and the events behind it; its dead letter stays listable", async () => {
+    const jsm = await jetstreamManager(nc);
+    const handled: string[] = [];
+    const consumer = await runnerFor("bad-header-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async (_tx: unknown, e: { id: string }) => void handled.push(e.id) } });
+    await consumer.start();
+    try {
+      const planted = registered();
+      await publishRawHeaders(names.subject("users.registered"), ["Bad Key: x", "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"], JSON.stringify(planted));
+      const after = registered();
+      await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(after), { msgID: after.id });
+      await waitFor(() => (handled.includes(planted.id) && handled.includes(after.id)) || undefined, { what: "both events applied" });
+      // Invalid, and with such headers: dead-lettered (headers not copied, a note says so), and `dlq list` still reads the DLQ.
+      await publishRawHeaders(names.subject("users.registered"), ["Bad Key: x"], "{not json");
+      const letters = await waitFor(async () => {
+        const all = await listDeadLetters({ js: jetstream(nc), jsm, names });
+        return all.some((d) => d.consumer === "bad-header-test") ? all : undefined;
+      }, { what: "the dead letter listed" });
+      const mine = letters.find((d) => d.consumer === "bad-header-test")!;
+      expect(mine.errorClass).toBe("InvalidEventError");
+      expect(Object.fromEntries(mine.headers)[DlqHeaders.Note]).toMatch(/could not be decoded/);
     } finally {
       await consumer.stop();
     }

@@ -15,6 +15,7 @@ import { ensureDurableConsumer } from "../nats/streams.js";
 import { publishDeadLetter } from "./dead-letter.js";
 import { createPullLoop, type PullLoop } from "./pull-loop.js";
 import { STATEMENT_HANDLER, batchStatement, insertInbox, runBatchStatement, type StatementBackedHandler, type StatementHandler } from "./statement-handler.js";
+import { readHeaders } from "../nats/headers.js";
 
 export type EventHandlers = {
   /** `context` carries the message's trace context, for the events the handler queues in turn. */
@@ -27,7 +28,7 @@ export type AnyEventHandler = (tx: Tx, event: CloudEvent, context: EventContext)
 /** Read only if a handler asks: decoding a message's headers costs ~2 µs, and most handlers queue nothing. */
 const contextOf = (msg: JsMsg): EventContext => ({
   get traceparent() {
-    return msg.headers?.get(TRACEPARENT) || undefined;
+    return readHeaders(msg)?.get(TRACEPARENT) || undefined;
   },
 });
 
@@ -252,7 +253,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   async function handleOne(msg: JsMsg): Promise<Outcome> {
-    const headerId = msg.headers?.get("Nats-Msg-Id") || undefined;
+    const headerId = readHeaders(msg)?.get("Nats-Msg-Id") || undefined;
     const deliveries = msg.info.deliveryCount;
     if (deliveries > 1) log.info({ eventId: headerId, subject: msg.subject, deliveries }, "redelivery");
     if (deliveries > deliveryCap) {

@@ -17,3 +17,29 @@ export async function deleteNamespace(nc: NatsConnection, namespace: string): Pr
 }
 
 export const connectTestNats = (url = testNatsUrl()) => connect({ servers: url, noAsyncTraces: true });
+
+/**
+ * Publishes with header lines written as given, over a raw connection: nats.js refuses to send a
+ * header key with a space or a colon, but nats-server stores whatever a client writes, so this is
+ * how a test plants one. Resolves once the server has answered a PING after it (it has the message).
+ */
+export async function publishRawHeaders(subject: string, headerLines: string[], body: string, url = testNatsUrl()): Promise<void> {
+  const { hostname, port } = new URL(url);
+  const { connect: tcp } = await import("node:net");
+  const head = `NATS/1.0\r\n${headerLines.map((l) => `${l}\r\n`).join("")}\r\n`;
+  const hlen = Buffer.byteLength(head);
+  const total = hlen + Buffer.byteLength(body);
+  await new Promise<void>((resolve, reject) => {
+    const socket = tcp({ host: hostname, port: Number(port) || 4222 });
+    let seen = "";
+    socket.on("error", reject);
+    socket.on("data", (chunk) => {
+      seen += chunk.toString("utf8");
+      if (seen.includes("-ERR")) reject(new Error(`nats-server refused the raw publish: ${seen.trim()}`));
+      else if (seen.includes("PONG")) socket.end(() => resolve());
+    });
+    socket.once("connect", () => {
+      socket.write(`CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":false}\r\nHPUB ${subject} ${hlen} ${total}\r\n${head}${body}\r\nPING\r\n`);
+    });
+  });
+}

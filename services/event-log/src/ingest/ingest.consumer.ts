@@ -1,5 +1,5 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { createPullLoop, ensureDurableConsumer, headersOf, isPermanentDbError, reportableError, streamCatalog, type Logger, type PullLoop, type Names, type StreamName } from "@orderflow/shared";
+import { createPullLoop, ensureDurableConsumer, hasUnreadableHeaders, headersOf, isPermanentDbError, reportableError, streamCatalog, type Logger, type PullLoop, type Names, type StreamName } from "@orderflow/shared";
 import { refusedRow, toEventRow, unreadableRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
@@ -56,7 +56,9 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
   const rowOf = (msg: JsMsg) => {
     const m = { stream, streamSeq: msg.seq, streamTime: msg.time, subject: names.logicalSubject(msg.subject), data: msg.data, headers: headersOf(msg) };
     try {
-      return toEventRow(m);
+      const row = toEventRow(m);
+      if (!hasUnreadableHeaders(msg)) return row;
+      return { ...row, valid: false, error: [row.error, "its NATS headers could not be decoded (not stored)"].filter(Boolean).join("; ") };
     } catch (err) {
       return unreadableRow(m, reportableError(err).message);
     }

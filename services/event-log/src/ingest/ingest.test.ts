@@ -4,7 +4,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { NatsConnection } from "@nats-io/transport-node";
 import { asc, eq, inArray, or, sql } from "drizzle-orm";
 import { createEvent, createLogger, createNames, ensureStreams, IncompleteHistoryError, replay, ReplayInterruptedError, uuidv7, type Names } from "@orderflow/shared";
-import { connectTestNats, createMigratedDatabase, deleteNamespace, uniqueNamespace, waitFor } from "@orderflow/shared/testing";
+import { connectTestNats, createMigratedDatabase, deleteNamespace, publishRawHeaders, uniqueNamespace, waitFor } from "@orderflow/shared/testing";
 import { events } from "../db/schema.js";
 import { eventLogReplayTarget } from "../replay.js";
 import { createIngestConsumer, ingestDurable, type IngestConsumer } from "./ingest.consumer.js";
@@ -150,7 +150,7 @@ describe("ingest and replay", () => {
     }
   });
 
-  it("stores a body nested 5,000 levels deep as text and goes on with the stream", async () => {
+  it("stores a body nested 5,000 levels deep as text, and one with headers nats.js cannot decode, and goes on with the stream", async () => {
     await inOwnNamespace(async (own) => {
       const c = createIngestConsumer({ js, jsm, names: own, log, writer: createEventWriter({ db: env.db }), stream: "USERS", batchSize: 10, lingerMs: 10, retryDelayMs: 100 });
       try {
@@ -158,12 +158,16 @@ describe("ingest and replay", () => {
         const e = createEvent({ name: "users.registered", source: "/test", subject: userId, data: { userId, email: "a@b.co", name: "A", registeredAt: new Date().toISOString() } });
         const deep = JSON.stringify({ ...e, id: uuidv7(), data: "DEEP" }).replace('"DEEP"', "[".repeat(5000) + "]".repeat(5000));
         await js.publish(own.subject("users.registered"), deep);
+        // Headers nats.js cannot decode (a key with a space): stored without them, flagged.
+        const badHeaders = { ...e, id: uuidv7() };
+        await publishRawHeaders(own.subject("users.registered"), ["Bad Key: x"], JSON.stringify(badHeaders));
         await js.publish(own.subject("users.registered"), JSON.stringify(e));
         await c.start();
         const mine = () => env.db.select().from(events).where(eq(events.entity, userId)).orderBy(asc(events.streamSeq));
-        await waitFor(async () => (await mine()).length === 2, { what: "both messages stored" });
-        const [flagged, ok] = await mine();
+        await waitFor(async () => (await mine()).length === 3, { what: "the three messages stored" });
+        const [flagged, unreadable, ok] = await mine();
         expect(flagged).toMatchObject({ valid: false, data: null, raw: deep, error: expect.stringMatching(/deeper than/) });
+        expect(unreadable).toMatchObject({ valid: false, eventId: badHeaders.id, headers: {}, error: expect.stringMatching(/headers could not be decoded/) });
         expect(ok).toMatchObject({ valid: true, eventId: e.id });
         await waitFor(async () => {
           const info = await jsm.consumers.info(own.stream("USERS"), own.durable(ingestDurable("USERS")));
