@@ -2,7 +2,9 @@ import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromium, type Browser } from "playwright-core";
+import { jetstream } from "@nats-io/jetstream";
 import {
+  connectTestNats,
   createTestDatabase,
   freePort,
   repoRoot,
@@ -102,5 +104,24 @@ describe("event log page in Chromium", () => {
   it("logs no warning or error through a normal run (at LOG_LEVEL=warn every line would be one)", () => {
     // e.g. an outbox relay polling a table this service does not have, every few seconds forever.
     expect(eventLog.output.filter((l) => l.startsWith("{"))).toEqual([]);
+  });
+
+  it("shows an event type a publisher planted as text, never as markup that runs", async () => {
+    const planted = `<img src=x onerror="window.__planted=1">`;
+    const nc = await connectTestNats();
+    try {
+      const body = { specversion: "1.0", id: crypto.randomUUID(), source: "/planted", type: planted, time: new Date().toISOString(), data: {} };
+      await jetstream(nc).publish(`${sys.namespace}.users.planted`, JSON.stringify(body));
+    } finally {
+      await nc.close();
+    }
+    const page = await browser.newPage();
+    await page.goto(eventLogUrl);
+    const legend = page.locator("#legend li").filter({ hasText: planted });
+    await legend.waitFor({ timeout: 15_000 });
+    expect(await page.locator("#chart title").allTextContents()).toContainEqual(expect.stringContaining(planted));
+    expect(await page.evaluate(() => (window as unknown as { __planted?: number }).__planted)).toBeUndefined();
+    expect(await page.locator("#chart img").count()).toBe(0);
+    await page.close();
   });
 });
