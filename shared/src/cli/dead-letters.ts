@@ -3,6 +3,7 @@ import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jets
 import { headers as natsHeaders, type MsgHdrs } from "@nats-io/nats-core";
 import { DlqHeaders } from "../consumer/dead-letter.js";
 import type { Names } from "../nats/names.js";
+import { streamCatalog } from "../events/catalog.js";
 import { storedAck } from "../nats/acked-publisher.js";
 import { isNotFound } from "../nats/streams.js";
 
@@ -166,6 +167,11 @@ export interface ReplayResult {
 export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => string = randomUUID): Promise<ReplayResult> {
   const dl = await getDeadLetter(deps, seq);
   if (!dl.originalSubject) throw new Error(`dead letter ${seq} has no ${DlqHeaders.Subject} header; cannot tell where to replay it`);
+  // The subject comes from a header anyone who can publish to the DLQ could have written: only a
+  // subject of this namespace's event streams is published to, never e.g. $JS.API.STREAM.PURGE.…
+  if (!isReplayableSubject(deps.names, dl.originalSubject)) {
+    throw new NoStreamForSubjectError(seq, dl.originalSubject, `dead letter ${seq} names ${JSON.stringify(dl.originalSubject)} as its subject, which no event stream of this namespace takes; not replayed (purge it with dlq purge ${seq})`);
+  }
   const h = natsHeaders();
   for (const [key, value] of dl.headers) {
     if (isDlqHeader(key) || key.toLowerCase() === "nats-msg-id") continue;
@@ -194,14 +200,26 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
 }
 
 
+/** A literal subject (no wildcards) of the namespace that one of the catalog's event streams, not the DLQ, takes. */
+function isReplayableSubject(names: Names, subject: string): boolean {
+  if (names.subject(names.logicalSubject(subject)) !== subject) return false; // another namespace
+  const logical = names.logicalSubject(subject);
+  const tokens = logical.split(".");
+  if (tokens.some((t) => t === "" || t === "*" || t === ">" || /[\s]/.test(t))) return false;
+  return Object.entries(streamCatalog).some(
+    ([stream, s]) => stream !== "DLQ" && s.subjects.some((p) => (p.endsWith(".>") ? logical.startsWith(p.slice(0, -1)) && tokens.length > p.split(".").length - 1 : p === logical)),
+  );
+}
+
 /** No stream in the namespace stores the dead letter's original subject (any more). */
 export class NoStreamForSubjectError extends Error {
   override name = "NoStreamForSubjectError";
   constructor(
     readonly seq: number,
     readonly subject: string,
+    message = `no stream stores ${subject}, so dead letter ${seq} has nowhere to go (or JetStream is not available)`,
   ) {
-    super(`no stream stores ${subject}, so dead letter ${seq} has nowhere to go (or JetStream is not available)`);
+    super(message);
   }
 }
 

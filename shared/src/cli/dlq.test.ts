@@ -55,6 +55,17 @@ const capture = () => {
 };
 
 describe("dead letters", () => {
+  it("refuses to replay a dead letter whose subject header names anything but an event stream of this namespace", async () => {
+    const deps = { js, jsm, names };
+    const before = (await jsm.streams.info(names.stream("USERS"))).state.messages;
+    for (const subject of [`$JS.API.STREAM.PURGE.${names.stream("USERS")}`, "other_ns.users.registered", names.subject("dlq.order-service.users.registered"), names.subject("users.*")]) {
+      const seq = await deadLetter(`{"planted":true}`, 900 + Math.floor(Math.random() * 1e6), "InvalidEventError", subject);
+      await expect(replayDeadLetter(deps, seq)).rejects.toThrow(/which no event stream of this namespace takes; not replayed/);
+      await purgeDeadLetter(deps, seq);
+    }
+    expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(before);
+  });
+
   it("lists, shows, replays with a new Nats-Msg-Id and purges", async () => {
     const deps = { js, jsm, names };
     const a = await deadLetter(`{"id":"a","n":1}`, 11);
@@ -114,7 +125,7 @@ describe("dead letters", () => {
     expect(out[2]).toBe("2 dead letter(s) replayed, 2 skipped");
     expect(err).toEqual([
       `dlq: skipped dead letter ${lost}: no Orderflow-Dlq-Subject header; cannot tell where to replay it`,
-      `dlq: skipped dead letter ${nowhere}: no stream stores ${names.subject("nowhere.at.all")}, so dead letter ${nowhere} has nowhere to go (or JetStream is not available)`,
+      `dlq: skipped dead letter ${nowhere}: dead letter ${nowhere} names "${names.subject("nowhere.at.all")}" as its subject, which no event stream of this namespace takes; not replayed (purge it with dlq purge ${nowhere})`,
     ]);
     expect((await listDeadLetters(deps)).map((d) => d.seq)).toEqual([lost, nowhere]);
     await purgeDeadLetter(deps, lost);
