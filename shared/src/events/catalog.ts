@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { storableDateTime } from "../db/time.js";
 
 /**
  * The single source of truth for what flows over NATS: streams, subjects, CloudEvent types
@@ -26,7 +27,7 @@ export const userRegisteredV1 = z.object({
   userId: z.uuid(),
   email: z.string(),
   name: z.string(),
-  registeredAt: z.iso.datetime({ offset: true }),
+  registeredAt: storableDateTime(),
 });
 
 export const orderCreatedV1 = z.object({
@@ -36,7 +37,7 @@ export const orderCreatedV1 = z.object({
   source: z.enum(["registration", "api"]),
   items: z.array(orderItemSchema),
   totalCents: z.number().int().min(0),
-  createdAt: z.iso.datetime({ offset: true }),
+  createdAt: storableDateTime(),
 });
 
 const serviceLifecycleV1 = z.object({

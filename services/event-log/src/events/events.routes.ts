@@ -2,12 +2,11 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { MAX_INDEXED_CHARS } from "../ingest/ingest.domain.js";
 import { isStorableTime, problemContent as problem, queryInt, storableText, streamCatalog, type StreamName } from "@orderflow/shared";
 
-// Years 0001–9999 once in UTC (0001-01-01T00:00+14:00 is still year 0): a time Postgres cannot
-// read would be a 500.
+// Years 0100–9999 once in UTC (0100-01-01T00:00+14:00 is still year 99): see isStorableTime.
 const isoTime = (what: string) =>
   z.iso
     .datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z" })
-    .refine((t) => isStorableTime(Date.parse(t)), "must be in the years 0001–9999 (UTC)")
+    .refine((t) => isStorableTime(Date.parse(t)), "must be in the years 0100–9999 (UTC)")
     .openapi({ description: what });
 // As long as the log keeps them: a longer value could match no stored row.
 const text = (what: string) => storableText().min(1).max(MAX_INDEXED_CHARS).openapi({ description: what });

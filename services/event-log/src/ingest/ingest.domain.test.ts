@@ -86,6 +86,9 @@ describe("toEventRow", () => {
     expect(toEventRow(msg("raw\u0000body"))).toMatchObject({ valid: false, raw: "raw\uFFFDbody" });
     const ancient = toEventRow(msg({ ...e, time: "0000-01-01T00:00:00Z" }));
     expect(ancient).toMatchObject({ valid: false, time: new Date("2026-01-02T03:04:05.678Z") });
+    // Stored right but read back as 1950 by the driver: the stream's time too, flagged.
+    const twoDigitYear = toEventRow(msg({ ...e, time: "0050-06-15T00:00:00Z" }));
+    expect(twoDigitYear).toMatchObject({ valid: false, time: new Date("2026-01-02T03:04:05.678Z") });
     // A surrogate pair is a character like any other.
     expect(toEventRow(msg({ ...e, data: { ...e.data, name: "Ada 🚀" } }))).toMatchObject({ valid: true, data: { name: "Ada 🚀" } });
   });

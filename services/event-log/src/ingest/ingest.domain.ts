@@ -1,4 +1,4 @@
-import { decodeEvent, toStorableText, type StreamName } from "@orderflow/shared";
+import { decodeEvent, isStorableTime, toStorableText, type StreamName } from "@orderflow/shared";
 import type { NewEventRow } from "../db/schema.js";
 
 /** A stored JetStream message, independent of the client library. */
@@ -39,7 +39,7 @@ const header = (h: Record<string, string>, test: (lower: string) => boolean) => 
   return null;
 };
 
-const UNSTORABLE_NOTE = "holds what Postgres cannot store (a NUL character, an unpaired surrogate or a time outside the years 1–9999); shown with U+FFFD in their place and the stream's time";
+const UNSTORABLE_NOTE = "holds what Postgres cannot store (a NUL character, an unpaired surrogate or a time outside the years 100–9999); shown with U+FFFD in their place and the stream's time";
 
 /**
  * Characters kept of the fields the log indexes (subject, id, type, source, entity): a btree
@@ -73,8 +73,7 @@ function storable(row: NewEventRow): { row: NewEventRow; changed: boolean; cut: 
     return v;
   };
   const maybe = (s: string | null | undefined) => (typeof s === "string" ? text(s) : s);
-  const year = row.time.getUTCFullYear();
-  const time = year >= 1 && year <= 9999 ? row.time : row.streamTime;
+  const time = isStorableTime(row.time.getTime()) ? row.time : row.streamTime;
   if (time !== row.time) changed = true;
   const out = {
     ...row,
