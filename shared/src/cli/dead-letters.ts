@@ -169,6 +169,10 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
   if (!dl.originalSubject) throw new Error(`dead letter ${seq} has no ${DlqHeaders.Subject} header; cannot tell where to replay it`);
   // The subject comes from a header anyone who can publish to the DLQ could have written: only a
   // subject of this namespace's event streams is published to, never e.g. $JS.API.STREAM.PURGE.…
+  const omitted = dl.headers.find(([k]) => k.toLowerCase() === DlqHeaders.PayloadOmitted.toLowerCase());
+  if (omitted) {
+    throw new NoStreamForSubjectError(seq, dl.originalSubject, `dead letter ${seq} holds no payload (its ${omitted[1]} bytes did not fit the DLQ; the original is in ${dl.originalStream} at sequence ${dl.originalSeq}); republish that one instead`);
+  }
   if (!isReplayableSubject(deps.names, dl.originalSubject)) {
     throw new NoStreamForSubjectError(seq, dl.originalSubject, `dead letter ${seq} names ${JSON.stringify(dl.originalSubject)} as its subject, which no event stream of this namespace takes; not replayed (purge it with dlq purge ${seq})`);
   }

@@ -64,6 +64,15 @@ describe("dead letters", () => {
       await purgeDeadLetter(deps, seq);
     }
     expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(before);
+    // A letter whose payload was too big to copy points at the original instead of replaying nothing.
+    const h = natsHeaders();
+    h.set(DlqHeaders.Subject, names.subject("users.registered"));
+    h.set(DlqHeaders.Stream, names.stream("USERS"));
+    h.set(DlqHeaders.Sequence, "77");
+    h.set(DlqHeaders.PayloadOmitted, "1048000");
+    const empty = (await js.publish(names.subject("dlq.order-service.users.registered"), new Uint8Array(0), { headers: h })).seq;
+    await expect(replayDeadLetter(deps, empty)).rejects.toThrow(`holds no payload (its 1048000 bytes did not fit the DLQ; the original is in ${names.stream("USERS")} at sequence 77)`);
+    await purgeDeadLetter(deps, empty);
   });
 
   it("lists, shows, replays with a new Nats-Msg-Id and purges", async () => {

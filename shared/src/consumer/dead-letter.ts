@@ -13,6 +13,8 @@ export const DlqHeaders = {
   Deliveries: "Orderflow-Dlq-Deliveries",
   /** Something about the copy itself, e.g. that the original's headers could not be copied. */
   Note: "Orderflow-Dlq-Note",
+  /** The payload's size in bytes, when it was too big to copy (it is in the original stream). */
+  PayloadOmitted: "Orderflow-Dlq-Payload-Omitted",
   ErrorClass: "Orderflow-Dlq-Error-Class",
   ErrorMessage: "Orderflow-Dlq-Error-Message",
   Time: "Orderflow-Dlq-Time",
@@ -53,11 +55,17 @@ export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: 
   h.set(DlqHeaders.ErrorMessage, info.error.message.replace(/[\r\n]+/g, " ").slice(0, 1024));
   h.set(DlqHeaders.Time, (info.now ?? new Date()).toISOString());
   const logical = names.logicalSubject(msg.subject);
-  storedAck(
-    await js.publish(names.subject(`dlq.${info.consumer}.${logical}`), msg.data, {
-      headers: h,
-      // Per consumer: two consumers of one stream may each give up on the same message.
-      msgID: `dlq:${info.consumer}:${msg.info.stream}:${msg.seq}`,
-    }),
-  );
+  const subject = names.subject(`dlq.${info.consumer}.${logical}`);
+  // Per consumer: two consumers of one stream may each give up on the same message.
+  const msgID = `dlq:${info.consumer}:${msg.info.stream}:${msg.seq}`;
+  try {
+    storedAck(await js.publish(subject, msg.data, { headers: h, msgID }));
+  } catch (err) {
+    if (!/max_payload/i.test(String((err as Error)?.message))) throw err;
+    // A message near the server's size limit does not fit again with these headers: failing
+    // here, it would be nak'ed and come back for ever. The letter keeps everything but the
+    // payload, which stays in the original stream at the position the headers give.
+    h.set(DlqHeaders.PayloadOmitted, String(msg.data.length));
+    storedAck(await js.publish(subject, new Uint8Array(0), { headers: h, msgID }));
+  }
 }

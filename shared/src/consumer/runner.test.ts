@@ -340,6 +340,25 @@ describe("consumer runner", () => {
     }
   });
 
+  it("dead-letters a message too big to copy with the dead-letter headers, without its payload, instead of retrying it for ever", async () => {
+    const jsm = await jetstreamManager(nc);
+    const consumer = await runnerFor("too-big-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} } });
+    await consumer.start();
+    try {
+      const size = nc.info!.max_payload - 200; // fits as published, not with ~10 more headers
+      await jetstream(nc).publish(names.subject("users.registered"), new Uint8Array(size).fill(0x78));
+      const letter = await waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.too-big-test.users.registered") }).then((m) => m ?? undefined, () => undefined), { what: "the dead letter" });
+      expect(letter.header.get(DlqHeaders.PayloadOmitted)).toBe(String(size));
+      expect(letter.data.length).toBe(0);
+      await waitFor(async () => {
+        const info = await jsm.consumers.info(names.stream("USERS"), names.durable("too-big-test"));
+        return info.num_ack_pending + info.num_pending === 0 || undefined;
+      }, { what: "the original acked (termed), not redelivered" });
+    } finally {
+      await consumer.stop();
+    }
+  });
+
   it("stops between the events of a failed batch and hands the rest back, which a new runner applies once", async () => {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.purge(names.stream("USERS"));
