@@ -15,6 +15,12 @@ export interface PullLoopOptions {
   ensure(): Promise<void>;
   /** Messages the client may hold (pull buffer). */
   maxMessages: number;
+  /**
+   * Bytes the client may hold pulled and not yet handled, instead of `maxMessages` (nats.js takes
+   * one or the other; with bytes it asks for at most 100 messages at a time). For consumers that
+   * keep raw messages whatever their size: 400 messages near the 1 MiB limit are 400 MiB.
+   */
+  maxBytes?: number;
   /** Awaited before each consume loop starts (the runner waits there for its database). */
   beforeConsume?(signal: AbortSignal): Promise<void>;
   /** Handles one consume iterator until it ends; must end promptly once `signal` aborts. */
@@ -45,7 +51,8 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
         await o.beforeConsume?.(abort.signal);
         if (abort.signal.aborted) break;
         const consumer = await o.js.consumers.get(o.names.stream(o.stream), o.names.durable(o.durable));
-        const current = await consumer.consume({ max_messages: o.maxMessages, expires: 30_000, idle_heartbeat: 10_000 });
+        const limit = o.maxBytes ? { max_bytes: o.maxBytes } : { max_messages: o.maxMessages };
+        const current = await consumer.consume({ ...limit, expires: 30_000, idle_heartbeat: 10_000 });
         messages = current;
         // stop() may have run while consume() was being set up, before `messages` existed.
         if (abort.signal.aborted) {

@@ -138,7 +138,8 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
     await flush();
   }
 
-  const loop = createPullLoop({ js, names, log, stream, durable, ensure, maxMessages: batchSize * 2, drain });
+  // Bounded in bytes: the log keeps messages of any size until their batch is stored.
+  const loop = createPullLoop({ js, names, log, stream, durable, ensure, maxMessages: batchSize * 2, maxBytes: 8 * 1024 * 1024, drain });
   return {
     start: () => loop.start(),
     async stop() {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createEvent, uuidv7 } from "@orderflow/shared";
-import { MAX_JSON_DEPTH, refusedRow, toEventRow, unreadableRow, type RawMessage } from "./ingest.domain.js";
+import { MAX_JSON_DEPTH, MAX_STORED_BODY, refusedRow, toEventRow, unreadableRow, type RawMessage } from "./ingest.domain.js";
 import { streamCatalog } from "@orderflow/shared";
 
 const userId = uuidv7();
@@ -53,6 +53,13 @@ describe("toEventRow", () => {
     // At the limit it is still JSON: an invalid event, its data kept as sent.
     const atLimit = JSON.parse(deep(MAX_JSON_DEPTH - 1)) as unknown;
     expect(toEventRow(msg({ ...e, data: atLimit }))).toMatchObject({ valid: false, data: atLimit, raw: undefined });
+  });
+
+  it("keeps a body over 64 KiB as its first 64 KiB of text, flagged, with the envelope fields", () => {
+    const e = { ...registered(), data: { blob: "x".repeat(MAX_STORED_BODY) } };
+    const row = toEventRow(msg(e));
+    expect(row).toMatchObject({ valid: false, eventId: e.id, type: e.type, data: null, error: expect.stringMatching(/over the 64 KiB the log stores/) });
+    expect(row.raw).toHaveLength(64 * 1024);
   });
 
   it("keeps where a message it could not read is, storable, and still refusable after", () => {

@@ -14,6 +14,8 @@ export interface RawMessage {
 }
 
 const MAX_RAW = 64 * 1024;
+/** Largest message body whose JSON the log stores as data; a larger one is kept cut, as text. */
+export const MAX_STORED_BODY = 64 * 1024;
 
 /**
  * Deepest nesting of a body's JSON the log stores as JSON. JSON.parse takes any depth, but
@@ -164,6 +166,11 @@ function readEventRow(m: RawMessage): NewEventRow & { time: Date; streamTime: Da
     json = JSON.parse(text);
   } catch {
     return { ...base, time: m.streamTime, valid: false, error: "message body is not valid JSON", raw: text.slice(0, MAX_RAW) };
+  }
+  // Every event orderflow publishes is under 1 KiB; a body near the server's 1 MiB limit, stored
+  // and served whole (a page asks for 200 events), would cost the log hundreds of MB of memory.
+  if (m.data.length > MAX_STORED_BODY) {
+    return { ...envelopeFields(json, m.streamTime), ...base, data: null, valid: false, error: `message body of ${m.data.length} bytes is over the ${MAX_STORED_BODY / 1024} KiB the log stores; its first ${MAX_RAW / 1024} KiB kept as text`, raw: text.slice(0, MAX_RAW) };
   }
   if (nestedDeeperThan(json, MAX_JSON_DEPTH)) {
     return { ...envelopeFields(json, m.streamTime), ...base, data: null, valid: false, error: `message body nests JSON deeper than ${MAX_JSON_DEPTH} levels; kept as text`, raw: text.slice(0, MAX_RAW) };
