@@ -300,16 +300,16 @@ describe("consumer runner", () => {
   });
   it("dead-letters an event whose data the database refuses on its first delivery, without waiting out the retries", async () => {
     const jsm = await jetstreamManager(nc);
-    const handlers = { "users.registered": async (tx: Tx, e: { data: { registeredAt: string } }) => void (await tx.execute(sql`select ${e.data.registeredAt}::timestamptz`)) };
+    const handlers = { "users.registered": async (tx: Tx, e: { data: { email: string } }) => void (await tx.execute(sql`select ${e.data.email}::int`)) };
     const consumer = await runnerFor("refused-test", { retry: { delaysMs: [60_000], maxDeliver: 3 }, handlers });
     await consumer.start();
     try {
-      // Valid as an ISO date-time, out of range for Postgres (22008).
-      const event = registered({ registeredAt: "0000-01-01T00:00:00Z" });
+      // A valid event whose value this handler's statement cannot take (22P02).
+      const event = registered();
       await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
       const letter = await waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.refused-test.users.registered") }).then((m) => m ?? undefined, () => undefined), { what: "the dead letter" });
       expect(letter.header.get(DlqHeaders.Deliveries)).toBe("1");
-      expect(letter.header.get(DlqHeaders.ErrorMessage)).toMatch(/^22008: /);
+      expect(letter.header.get(DlqHeaders.ErrorMessage)).toMatch(/^22P02: /);
     } finally {
       await consumer.stop();
     }

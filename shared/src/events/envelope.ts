@@ -6,7 +6,9 @@ import { z } from "zod";
  */
 export const cloudEventSchema = z.object({
   specversion: z.literal("1.0"),
-  id: z.uuid(),
+  // One event, one spelling: inboxes and Nats-Msg-Id dedupe compare the text, so the same UUID
+  // upper-cased would be applied again. Every producer here writes lower case (RFC 9562).
+  id: z.uuid().refine((id) => id === id.toLowerCase(), "must be a lower-case UUID"),
   source: z.string().min(1),
   type: z.string().min(1),
   subject: z.string().min(1).optional(),

@@ -28,6 +28,9 @@ describe("CloudEvents encode/decode", () => {
     expect(() => decodeEvent(JSON.stringify({ hello: "world" }))).toThrow(/not a CloudEvent/);
     expect(() => decodeEvent(JSON.stringify({ ...registered(), data: { userId: "x" } }))).toThrow(/invalid io.orderflow.user.registered.v1 data/);
     expect(() => decodeEvent(JSON.stringify({ ...registered(), type: "io.orderflow.user.registered.v9" }))).toThrow(UnknownEventTypeError);
+    // The same id in another spelling would pass the inbox (it compares text): refused.
+    const e = registered();
+    expect(() => decodeEvent(JSON.stringify({ ...e, id: e.id.toUpperCase() }))).toThrow(/lower-case UUID/);
   });
 });
 
