@@ -66,10 +66,10 @@ describe("poison messages", () => {
           errorClass: /^PermanentError$/,
         },
         {
-          // A valid ISO date-time that Postgres cannot store (22008): it would fail on every delivery.
+          // A valid string that Postgres cannot store (a NUL in text): it would fail on every delivery.
           label: "value the database refuses (permanent)",
           subject: "users.registered",
-          body: JSON.stringify(registered(refused, { data: { userId: refused, email: `${refused}@example.com`, name: "Poison", registeredAt: "0000-01-01T00:00:00Z" } })),
+          body: JSON.stringify(registered(refused, { data: { userId: refused, email: `${refused}@example.com`, name: "Poi\u0000son", registeredAt: new Date().toISOString() } })),
           errorClass: /^PostgresError$/,
         },
         { label: "always throws (transient)", subject: "users.registered", body: JSON.stringify(registered(stuck)), errorClass: /./ },
@@ -115,7 +115,7 @@ describe("poison messages", () => {
         expect(d!.deliveries).toBe(p.label.startsWith("always") ? MAX_DELIVER : 1);
       }
       expect(byLabel.get("always throws (transient)")!.errorMessage).toContain(stuck);
-      expect(byLabel.get("value the database refuses (permanent)")!.errorMessage).toMatch(/^22008: date\/time field value out of range/);
+      expect(byLabel.get("value the database refuses (permanent)")!.errorMessage).toMatch(/^22P05: unsupported Unicode escape sequence/);
 
       // `dlq list` as a real process shows them all.
       const list = await runCli(["list"]);
