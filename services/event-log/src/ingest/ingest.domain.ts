@@ -119,24 +119,11 @@ const REFUSED = "Postgres refused to store this message";
  */
 export function refusedRow(row: NewEventRow, reason: string): NewEventRow | undefined {
   if (row.error?.startsWith(REFUSED)) return undefined;
-  return {
-    stream: row.stream,
-    streamSeq: row.streamSeq,
-    streamTime: row.streamTime,
-    subject: cutAt(toStorableText(row.subject), MAX_INDEXED_CHARS),
-    headers: {},
-    time: row.streamTime,
-    data: null,
-    valid: false,
-    error: `${REFUSED} (${cutAt(toStorableText(reason), 500)}); the message is in the stream at this position`,
-  };
+  return positionRow(row, `${REFUSED} (${cutAt(toStorableText(reason), 500)}); the message is in the stream at this position`);
 }
 
-/**
- * What the log keeps of a message `toEventRow` failed on (it is meant never to: a case nobody
- * foresaw), so the stream's ingestion goes on and the message is found where it is.
- */
-export function unreadableRow(m: RawMessage, reason: string): NewEventRow {
+/** Where a message is and why nothing more of it is kept: always storable. */
+function positionRow(m: Pick<NewEventRow, "stream" | "streamSeq" | "streamTime" | "subject">, error: string): NewEventRow {
   return {
     stream: m.stream,
     streamSeq: m.streamSeq,
@@ -146,8 +133,16 @@ export function unreadableRow(m: RawMessage, reason: string): NewEventRow {
     time: m.streamTime,
     data: null,
     valid: false,
-    error: `the event log could not read this message (${cutAt(toStorableText(reason), 500)}); it is in the stream at this position`,
+    error,
   };
+}
+
+/**
+ * What the log keeps of a message `toEventRow` failed on (it is meant never to: a case nobody
+ * foresaw), so the stream's ingestion goes on and the message is found where it is.
+ */
+export function unreadableRow(m: RawMessage, reason: string): NewEventRow {
+  return positionRow(m, `the event log could not read this message (${cutAt(toStorableText(reason), 500)}); it is in the stream at this position`);
 }
 
 function readEventRow(m: RawMessage): NewEventRow & { time: Date; streamTime: Date; subject: string } {
