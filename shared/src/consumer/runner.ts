@@ -221,7 +221,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   async function deadLetter(msg: JsMsg, error: Error, eventId: string | undefined): Promise<Outcome> {
-    const fields = { eventId, subject: msg.subject, deliveries: msg.info.deliveryCount, err: error.message, errorClass: error.name };
+    // Bounded like the DLQ header: a validation error listing 30,000 bad items was a 6 MB log line.
+    const fields = { eventId, subject: msg.subject, deliveries: msg.info.deliveryCount, err: error.message.slice(0, 2000), errorClass: error.name };
     try {
       await publishDeadLetter(js, names, msg, { consumer: durable, error });
     } catch (pubErr) {
