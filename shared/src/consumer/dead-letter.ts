@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { Names } from "../nats/names.js";
 import { storedAck } from "../nats/acked-publisher.js";
 import { hasUnreadableHeaders, readHeaders } from "../nats/headers.js";
+import { isNotFound } from "../nats/streams.js";
 
 /** Headers added to every dead letter; the `dlq` command reads them back. */
 export const DlqHeaders = {
@@ -58,14 +60,38 @@ export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: 
   const subject = names.subject(`dlq.${info.consumer}.${logical}`);
   // Per consumer: two consumers of one stream may each give up on the same message.
   const msgID = `dlq:${info.consumer}:${msg.info.stream}:${msg.seq}`;
+  let ack;
   try {
-    storedAck(await js.publish(subject, msg.data, { headers: h, msgID }));
+    ack = storedAck(await js.publish(subject, msg.data, { headers: h, msgID }));
   } catch (err) {
     if (!/max_payload/i.test(String((err as Error)?.message))) throw err;
     // A message near the server's size limit does not fit again with these headers: failing
     // here, it would be nak'ed and come back for ever. The letter keeps everything but the
     // payload, which stays in the original stream at the position the headers give.
     h.set(DlqHeaders.PayloadOmitted, String(msg.data.length));
-    storedAck(await js.publish(subject, new Uint8Array(0), { headers: h, msgID }));
+    ack = storedAck(await js.publish(subject, new Uint8Array(0), { headers: h, msgID }));
   }
+  // A duplicate is normally this letter stored by an earlier attempt (a crash before the term).
+  // The id is predictable, though: if what the DLQ holds under it is not this message's letter,
+  // someone took the id first, and the letter is stored under one of its own.
+  if (ack.duplicate && !(await holdsLetterOf(js, ack.stream, ack.seq, msg, info.consumer))) {
+    storedAck(await js.publish(subject, h.has(DlqHeaders.PayloadOmitted) ? new Uint8Array(0) : msg.data, { headers: h, msgID: `${msgID}:${randomUUID()}` }));
+  }
+}
+
+async function holdsLetterOf(js: JetStreamClient, stream: string, seq: number, msg: JsMsg, consumer: string): Promise<boolean> {
+  let stored;
+  try {
+    stored = await (await js.jetstreamManager()).streams.getMessage(stream, { seq });
+  } catch (err) {
+    if (isNotFound(err)) return false; // replayed or purged since: the letter is not there
+    throw err;
+  }
+  let h;
+  try {
+    h = stored?.header;
+  } catch {
+    return false; // headers no letter of ours has
+  }
+  return !!h && h.get(DlqHeaders.Stream) === msg.info.stream && h.get(DlqHeaders.Sequence) === String(msg.seq) && h.get(DlqHeaders.Consumer) === consumer;
 }

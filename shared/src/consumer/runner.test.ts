@@ -359,6 +359,27 @@ describe("consumer runner", () => {
     }
   });
 
+  it("stores the dead letter under an id of its own when someone took its predictable Nats-Msg-Id first", async () => {
+    const jsm = await jetstreamManager(nc);
+    const consumer = await runnerFor("seeded-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} } });
+    await consumer.start();
+    try {
+      const next = (await jsm.streams.info(names.stream("USERS"))).state.last_seq + 1;
+      const seeded = `dlq:seeded-test:${names.stream("USERS")}:${next}`;
+      await jetstream(nc).publish(names.subject("dlq.seeded-test.users.registered"), "{}", { msgID: seeded });
+      const ack = await jetstream(nc).publish(names.subject("users.registered"), "{not json");
+      expect(ack.seq).toBe(next);
+      const letter = await waitFor(async () => {
+        const all = await listDeadLetters({ js: jetstream(nc), jsm, names });
+        return all.find((d) => d.consumer === "seeded-test" && d.originalSeq === next);
+      }, { what: "the real dead letter" });
+      expect(Buffer.from(letter.payload).toString()).toBe("{not json");
+      expect(letter.errorClass).toBe("InvalidEventError");
+    } finally {
+      await consumer.stop();
+    }
+  });
+
   it("stops between the events of a failed batch and hands the rest back, which a new runner applies once", async () => {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.purge(names.stream("USERS"));
