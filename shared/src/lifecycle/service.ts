@@ -133,7 +133,8 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
 
   let migrated = false;
   let connection: { nc: NatsConnection; state: NatsState } | undefined;
-  let nats: { nc: NatsConnection; state: NatsState; js: JetStreamClient; jsm: JetStreamManager } | undefined;
+  /** JetStream, once it answered on `connection`. */
+  let nats: { js: JetStreamClient; jsm: JetStreamManager } | undefined;
   let relay: OutboxRelay | undefined;
   let publisher: ReturnType<typeof createAckedPublisher> | undefined;
   let consumers: Consumer[] = [];
@@ -142,7 +143,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   const timers: NodeJS.Timeout[] = [];
 
   // Disconnected, a lifecycle event would only wait out its timeout (at shutdown, 2 s of it).
-  const system = createSystemEvents({ js: () => (nats?.state.connected() ? nats.js : undefined), names, log, service: spec.name, instance, version: spec.version });
+  const system = createSystemEvents({ js: () => (connection?.state.connected() ? nats?.js : undefined), names, log, service: spec.name, instance, version: spec.version });
   const readiness = createReadiness();
   // /readyz is often reachable from outside and its checks go to the SYSTEM stream: a driver's
   // message (hosts, ports, user and database names) goes to the log, the endpoint gets a category.
@@ -239,7 +240,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     // A request to the server (account info): JetStream may still be starting, or electing a
     // meta leader, when the connection is already up.
     const jsm = await retryUntilDone("JetStream", () => jetstreamManager(nc), log, abort.signal);
-    nats = { nc, state, js: jetstream(nc), jsm };
+    nats = { js: jetstream(nc), jsm };
     const { js } = nats;
     const streams = [...new Set<StreamName>([...(spec.streams ?? streamsOf(spec)), "DLQ", "SYSTEM"])];
     await retryUntilDone(

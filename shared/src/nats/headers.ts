@@ -26,6 +26,7 @@ export function hasUnreadableHeaders(msg: { readonly headers?: MsgHdrs }): boole
 
 /** A message's headers as plain strings, a repeated header's values joined with ", " (as HTTP does); none if unreadable. */
 export function headersOf(msg: { readonly headers?: MsgHdrs }): Record<string, string> {
+  // Filled without a prototype, so a header named __proto__ is kept as one, not swallowed.
   const out: Record<string, string> = Object.create(null) as Record<string, string>;
   const h = readHeaders(msg);
   if (h) for (const [k, v] of h) out[k] = v.join(", ");
