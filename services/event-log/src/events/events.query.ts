@@ -1,4 +1,4 @@
-import { and, eq, gte, lt, or, type SQL } from "drizzle-orm";
+import { and, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
 import { HttpProblemError, decodeOpaque, eventCatalog, parseCanonicalTime, type EventName } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
 
@@ -30,6 +30,16 @@ export function decodeEventCursor(raw: string): EventCursor {
  */
 export const resolveType = (type: string) => (Object.hasOwn(eventCatalog, type) ? eventCatalog[type as EventName].type : type);
 
+const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The entity values a filter matches. Every other endpoint takes a user id in any case (Postgres
+ * compares uuids, `/events/{id}` lower-cases), while the log stores the CloudEvents subject as the
+ * text it was sent, lower case from our services: an upper-cased user id must find the same
+ * history, not an empty page. Other entities (`service/instance`) are free text, matched exactly.
+ */
+export const entityVariants = (entity: string) => (UUID_SHAPED.test(entity) && entity !== entity.toLowerCase() ? [entity, entity.toLowerCase()] : [entity]);
+
 export interface EventFilters {
   type?: string;
   subject?: string;
@@ -48,7 +58,7 @@ export function eventConditions(f: EventFilters): SQL | undefined {
     f.type ? eq(events.type, resolveType(f.type)) : undefined,
     f.subject ? eq(events.subject, f.subject) : undefined,
     f.source ? eq(events.source, f.source) : undefined,
-    f.entity ? eq(events.entity, f.entity) : undefined,
+    f.entity ? inArray(events.entity, entityVariants(f.entity)) : undefined,
     f.stream ? eq(events.stream, f.stream) : undefined,
     from ? gte(events.time, from) : undefined,
     to ? lt(events.time, to) : undefined,
@@ -60,7 +70,8 @@ export const beforeCursor = (c: EventCursor) => or(lt(events.time, c.time), and(
 /** Matches a row against the live tail's filters, the same way `eventConditions` does in SQL. */
 export const matchesRow = (f: Pick<EventFilters, "type" | "entity">) => {
   const type = f.type ? resolveType(f.type) : undefined;
-  return (r: EventRow) => (!type || r.type === type) && (!f.entity || r.entity === f.entity);
+  const entities = f.entity ? entityVariants(f.entity) : undefined;
+  return (r: EventRow) => (!type || r.type === type) && (!entities || (r.entity !== null && entities.includes(r.entity)));
 };
 
 export function presentEvent(r: EventRow) {

@@ -60,6 +60,8 @@ describe("GET /events", () => {
     await store(registered, order, history().registered);
     const mine = await get(`/events?entity=${userId}`);
     expect(mine.items.map((e) => e.id)).toEqual([order.id, registered.id]);
+    // A user id is a user id in any case, as on every other endpoint.
+    expect((await get(`/events?entity=${userId.toUpperCase()}`)).items.map((e) => e.id)).toEqual([order.id, registered.id]);
     expect((await get(`/events?entity=${userId}&type=users.registered`)).items.map((e) => e.id)).toEqual([registered.id]);
     expect((await get(`/events?entity=${userId}&type=io.orderflow.order.created.v1`)).items.map((e) => e.id)).toEqual([order.id]);
     expect((await get(`/events?entity=${userId}&source=/orderflow/order-service&subject=orders.created`)).items).toHaveLength(1);
@@ -178,7 +180,8 @@ describe("GET /events/stream", () => {
     const store = (...events: ReturnType<typeof createEvent>[]) => createEventWriter({ db: env.db, onStored: () => own.notify() }).write(events.map(rowOf));
     const { userId, registered, order } = history();
     const ac = new AbortController();
-    const res = await app.request(`/events/stream?entity=${userId}`, { signal: ac.signal });
+    // Upper case: the live match and the catch-up query take a user id in any case.
+    const res = await app.request(`/events/stream?entity=${userId.toUpperCase()}`, { signal: ac.signal });
     expect(res.headers.get("content-type")).toMatch(/text\/event-stream/);
     const it = sse(res);
     await next(it, "ready");
@@ -189,7 +192,7 @@ describe("GET /events/stream", () => {
     await it.return(undefined);
 
     await store(order);
-    const again = await app.request(`/events/stream?entity=${userId}`, { headers: { "last-event-id": first.id! } });
+    const again = await app.request(`/events/stream?entity=${userId.toUpperCase()}`, { headers: { "last-event-id": first.id! } });
     const it2 = sse(again);
     const resumed = await next(it2);
     expect(JSON.parse(resumed.data!)).toMatchObject({ id: order.id });
