@@ -124,7 +124,7 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
   return async (c, next) => {
     const header = c.req.header("content-type") ?? "";
     const type = header.split(";")[0]!.trim().toLowerCase();
-    if (type !== "application/json" && !/^application\/[a-z0-9.+-]+\+json$/.test(type)) {
+    if (type !== "application/json" && !JSON_SUFFIX_TYPE.test(type)) {
       return problemResponse(
         problem(415, "Unsupported Media Type", "the request body must be JSON (Content-Type: application/json)"),
         { "accept-post": "application/json" },
@@ -194,6 +194,9 @@ async function readUtf8Body(c: Context): Promise<Response | undefined> {
   (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
   return undefined;
 }
+
+/** A `+json` media type: a subtype name is RFC 6838's restricted-name (§4.2), any of them taken. */
+const JSON_SUFFIX_TYPE = /^application\/[a-z0-9][a-z0-9!#$&^_.+-]{0,120}\+json$/;
 
 /** What @hono/zod-openapi's body validator takes as JSON (its jsonRequestRegex). */
 const ROUTE_ACCEPTS_JSON = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;

@@ -7,6 +7,7 @@ import { uuidv7 } from "../ids/index.js";
 import { decodeCursor, encodeCursor, toPage } from "./cursor.js";
 import { fieldErrors } from "./validation.js";
 import { createServiceApp, jsonBody } from "./app.js";
+import { readIdempotencyKey } from "./idempotency.js";
 import { startHttpServer, type HttpServer } from "./server.js";
 import { createLogger } from "../logger/index.js";
 import { waitFor } from "../testing/wait.js";
@@ -104,6 +105,7 @@ describe("jsonBody behind the Node server", () => {
   beforeAll(async () => {
     app = createServiceApp({ log: createLogger({ service: "test", level: "silent" }) });
     app.post("/echo", jsonBody({ maxBytes: 1024 }), async (c) => c.json({ got: await c.req.json() }, 201));
+    app.post("/keyed", (c) => c.json({ key: readIdempotencyKey(c) ?? null }));
     // Answers after a while, as a request that commits to a database does; later names sooner,
     // so pipelined answers are ready out of order.
     app.post("/slow", jsonBody({ maxBytes: 1024 }), async (c) => {
@@ -240,12 +242,29 @@ describe("jsonBody behind the Node server", () => {
   });
 
   it("answers requests the adapter cannot make a Request of (no Host, a backslash in the path, OPTIONS *) with problem+json", async () => {
-    for (const request of ["GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n", "GET /echo\\x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]) {
+    for (const request of ["GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n", "GET /echo HTTP/1.1\r\nHost: x\r\nHost: y\r\nConnection: close\r\n\r\n", "GET /echo\\x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]) {
       const res = await raw(request);
       expect(res, request).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
       expect(res).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
       expect(res).toMatch(/"status":400/);
     }
+  });
+
+  it("answers CONNECT with 405 problem+json instead of closing the connection without a word", async () => {
+    const res = await raw("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    expect(res).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);
+    expect(res).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
+    expect(JSON.parse(res.split("\r\n\r\n")[1]!)).toMatchObject({ status: 405 });
+  });
+
+  it("refuses a repeated Idempotency-Key, which Node would join into a key nobody sent", async () => {
+    const keyed = (...keys: string[]) =>
+      raw(`POST /keyed HTTP/1.1\r\nHost: x\r\n${keys.map((k) => `Idempotency-Key: ${k}\r\n`).join("")}Content-Length: 0\r\nConnection: close\r\n\r\n`);
+    expect(JSON.parse((await keyed("a")).split("\r\n\r\n")[1]!)).toEqual({ key: "a" });
+    expect(JSON.parse((await keyed("a, b")).split("\r\n\r\n")[1]!)).toEqual({ key: "a, b" });
+    const twice = await keyed("a", "b");
+    expect(twice).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(twice.split("\r\n\r\n")[1]!)).toMatchObject({ status: 400, errors: [{ in: "header", pointer: "/Idempotency-Key", detail: "is repeated" }] });
   });
 
   it("refuses a compressed body with 415 instead of reading its bytes as JSON text", async () => {

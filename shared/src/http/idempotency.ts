@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { IncomingMessage } from "node:http";
 import { eq, lt } from "drizzle-orm";
 import type { Context } from "hono";
 import type { Db, Tx } from "../db/database.js";
@@ -17,11 +18,19 @@ export interface WriteResponse<B = unknown> {
 
 /**
  * Reads the Idempotency-Key header: absent → undefined; present but not 1–255 printable
- * ASCII characters → a 400 problem.
+ * ASCII characters, or repeated → a 400 problem.
  */
 export function readIdempotencyKey(c: Context): string | undefined {
   const key = c.req.header(IDEMPOTENCY_KEY_HEADER);
   if (key === undefined) return undefined;
+  // Node joins repeated lines of a header it does not know into one value, "a, b": a key that
+  // neither request sent. Refused, where the raw lines are known (behind the Node server).
+  const incoming = (c.env as { incoming?: Partial<IncomingMessage> } | undefined)?.incoming;
+  if ((incoming?.headersDistinct?.["idempotency-key"]?.length ?? 0) > 1) {
+    throw new HttpProblemError(400, "Bad Request", "send one Idempotency-Key header, not several", {
+      errors: [{ in: "header", pointer: `/${IDEMPOTENCY_KEY_HEADER}`, detail: "is repeated" }],
+    });
+  }
   if (!/^[\x20-\x7e]{1,255}$/.test(key)) {
     throw new HttpProblemError(400, "Bad Request", "Idempotency-Key must be 1–255 printable ASCII characters", {
       errors: [{ in: "header", pointer: `/${IDEMPOTENCY_KEY_HEADER}`, detail: "must be 1–255 printable ASCII characters" }],

@@ -1,4 +1,5 @@
-import { createServer, STATUS_CODES, type ServerResponse } from "node:http";
+import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import type { AddressInfo, Socket } from "node:net";
 import { getRequestListener, RequestError } from "@hono/node-server";
 import { PROBLEM_CONTENT_TYPE, problem, problemResponse, type ProblemDetails } from "./problem.js";
@@ -19,6 +20,9 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
     // check is made here, with a problem.
     const server = createServer({ connectionsCheckingInterval: 2_000, requireHostHeader: false }, (req, res) => {
       if (req.headers.host === undefined && req.httpVersion === "1.1") return void answerProblem(res, problem(400, "Bad Request", "the request has no Host header"));
+      // Node keeps the first of several Host lines; RFC 9112 §3.2 says refuse them, since a proxy
+      // in front may have routed by another one.
+      if ((req.headersDistinct.host?.length ?? 0) > 1) return void answerProblem(res, problem(400, "Bad Request", "the request has more than one Host header"));
       void listener(req, res);
     });
     server.listen(port, hostname, () => {
@@ -45,6 +49,8 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
     server.headersTimeout = 15_000;
     server.requestTimeout = 30_000;
     server.on("clientError", answerUnparsable);
+    // Without a listener Node closes a CONNECT's socket without a word; no route tunnels.
+    server.on("connect", (req: IncomingMessage, socket: Duplex) => answerConnect(req, socket));
     server.once("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "EADDRINUSE") reject(new StartupError(`port ${port} on ${hostname} is already in use by another process; set PORT to a free one`, { cause: err }));
       else if (err.code === "EACCES") reject(new StartupError(`port ${port} on ${hostname} needs privileges this process does not have; set PORT to one above 1023`, { cause: err }));
@@ -52,6 +58,12 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
       else reject(err);
     });
   });
+}
+
+/** CONNECT (a proxy tunnel) reaches no route: 405 problem+json, then the connection closes. */
+function answerConnect(req: IncomingMessage, socket: Duplex) {
+  const body = JSON.stringify(problem(405, "Method Not Allowed", `this server is not a proxy: CONNECT ${req.url?.slice(0, 100) ?? ""} is not served`));
+  socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 /** A problem answer written straight to Node's response, for requests the app never sees. */

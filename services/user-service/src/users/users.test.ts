@@ -86,7 +86,7 @@ describe("POST /users", () => {
   });
 
   it("takes any JSON media type RFC 9110 allows, such as a space before the parameters", async () => {
-    for (const type of ["application/json ; charset=utf-8", "application/vnd.orderflow.v2+json", "Application/JSON"]) {
+    for (const type of ["application/json ; charset=utf-8", "application/vnd.orderflow.v2+json", "Application/JSON", "application/vnd_foo+json", "application/vnd.x!+json"]) {
       expect((await post({ email: unique(), name: "Typed" }, { "content-type": type })).status, type).toBe(201);
     }
   });
@@ -95,6 +95,7 @@ describe("POST /users", () => {
     await expectProblem(await post("{bad json"), 400);
     await expectProblem(await post("email=a", { "content-type": "application/x-www-form-urlencoded" }), 415);
     await expectProblem(await post("{}", {}), 415);
+    for (const type of ["application/+json", "application/vnd foo+json", "application/.x+json"]) await expectProblem(await post("{}", { "content-type": type }), 415);
     await expectProblem(await post({ email: unique(), name: "x".repeat(17 * 1024) }), 413);
   });
 });
