@@ -1,6 +1,9 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { connect } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
 import { byKind, CHART, find, helm, template, templateError, type K8sObject } from "./support/helm.js";
 import { repoPath, run } from "./support/repo.js";
@@ -70,7 +73,7 @@ type Container = {
   startupProbe?: { httpGet: { path: string; port: string } };
   livenessProbe?: { httpGet: { path: string; port: string } };
   readinessProbe?: { httpGet: { path: string; port: string } };
-  lifecycle?: { preStop?: { sleep?: { seconds: number } } };
+  lifecycle?: { preStop?: { sleep?: { seconds: number }; exec?: { command: string[] } } };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   securityContext?: Record<string, unknown>;
   volumeMounts?: { name: string; mountPath: string }[];
@@ -80,9 +83,48 @@ type PodSpec = {
   initContainers?: Container[];
   securityContext?: Record<string, unknown>;
   terminationGracePeriodSeconds?: number;
-  volumes?: { name: string; emptyDir?: unknown }[];
+  volumes?: { name: string; emptyDir?: unknown; secret?: { secretName: string; items?: { key: string; path: string }[] } }[];
 };
 const podSpec = (o: K8sObject) => (o.spec as { template: { spec: PodSpec } }).template.spec;
+
+/**
+ * The bundled NATS server's files laid out in a temp dir as its pod sees them (the ConfigMap's
+ * nats.conf under etc/nats); returns the config's path. The real nats-server then judges them.
+ */
+function natsFiles(objs: K8sObject[]): string {
+  const root = mkdtempSync(join(tmpdir(), "of-nats-"));
+  mkdirSync(join(root, "etc/nats"), { recursive: true });
+  const conf = join(root, "etc/nats/nats.conf");
+  writeFileSync(conf, (find(objs, "ConfigMap", "orderflow-nats").data as Record<string, string>)["nats.conf"]!);
+  return conf;
+}
+/** The environment the rendered config reads (server_name: $POD_NAME). */
+const natsEnv = { ...process.env, POD_NAME: "orderflow-nats-0" };
+/** `nats-server -t`: the real binary (this machine's, 2.9.10) parses and checks the config. */
+const natsConfigTest = (conf: string) => run("nats-server", ["-t", "-c", conf], { env: natsEnv });
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+/** Runs nats-server on the config, with ports, JetStream store and pid file moved to free ones and a temp dir. */
+async function startNats(conf: string) {
+  const dir = dirname(conf);
+  const [port, monitor] = [await freePort(), await freePort()];
+  const pidFile = join(dir, "nats.pid");
+  // Beside the original, so the includes it names resolve the same; -sd would clash with store_dir.
+  const local = join(dir, "local.conf");
+  writeFileSync(local, readFileSync(conf, "utf8").replace(/^(\s*store_dir:) .*$/m, `$1 ${join(dir, "data")}`));
+  const args = ["-c", local, "-a", "127.0.0.1", "-p", String(port), "-m", String(monitor), "-P", pidFile];
+  const proc = spawn("nats-server", args, { env: natsEnv, stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  proc.stderr.on("data", (d: Buffer) => (log += d.toString()));
+  for (let i = 0; i < 100 && !/Server is ready/.test(log) && proc.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+  if (!/Server is ready/.test(log)) throw new Error(`nats-server did not start: ${log}`);
+  return { url: `nats://127.0.0.1:${port}`, proc, pidFile, log: () => log };
+}
 
 describe("helm/orderflow", () => {
   it("passes helm lint --strict, with defaults and with every combination", async () => {
@@ -258,6 +300,42 @@ describe("helm/orderflow", () => {
     expect(conf).toMatch(/jetstream \{\s+store_dir: \/data/);
     const sts = find(objs, "StatefulSet", "orderflow-nats").spec as { volumeClaimTemplates: { metadata: { name: string } }[] };
     expect(sts.volumeClaimTemplates[0]!.metadata.name).toBe("data");
+  });
+
+  it("bundled NATS: nats-server accepts the rendered config; the preStop hook puts it in lame duck mode, which the grace period covers", async () => {
+    const objs = await render("defaults");
+    const conf = natsFiles(objs);
+    // nats-server refuses a lame_duck_duration under 30s, and so a config that sets one: it never starts.
+    await natsConfigTest(conf);
+    const text = (find(objs, "ConfigMap", "orderflow-nats").data as Record<string, string>)["nats.conf"]!;
+    const seconds = (key: string) => Number(new RegExp(`^${key}: (\\d+)s$`, "m").exec(text)?.[1]);
+    const pidFile = /^pid_file: (\S+)$/m.exec(text)?.[1];
+    expect(pidFile).toBeDefined();
+    const spec = podSpec(find(objs, "StatefulSet", "orderflow-nats"));
+    const c = spec.containers[0]!;
+    expect(c.lifecycle?.preStop?.exec?.command).toEqual(["nats-server", "--signal", `ldm=${pidFile}`]);
+    // The root filesystem is read-only: the pid file's directory is a volume of its own.
+    const runMount = c.volumeMounts!.find((m) => m.mountPath === dirname(pidFile!));
+    expect(spec.volumes!.find((v) => v.name === runMount?.name)?.emptyDir).toBeDefined();
+    // nats-server ignores SIGTERM in lame duck mode: the kubelet's SIGKILL must come after it ends.
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThan(seconds("lame_duck_grace_period") + seconds("lame_duck_duration"));
+
+    // The preStop command against the running server with a client connected: lame duck mode,
+    // and the SIGTERM the kubelet sends next does not cut it short.
+    const srv = await startNats(conf);
+    try {
+      const nc = await connect({ servers: srv.url, reconnect: false });
+      await run("nats-server", ["--signal", `ldm=${srv.pidFile}`]);
+      for (let i = 0; i < 40 && !/lame duck mode/i.test(srv.log()); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(srv.log()).toMatch(/lame duck mode/i);
+      srv.proc.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 1000));
+      expect([srv.proc.exitCode, srv.proc.signalCode]).toEqual([null, null]);
+      expect(nc.isClosed()).toBe(false);
+      await nc.close();
+    } finally {
+      srv.proc.kill("SIGKILL");
+    }
   });
 
   it("spreads each service's own pods: a topology constraint without a labelSelector gets the service's selector", async () => {
