@@ -88,15 +88,32 @@ type PodSpec = {
 const podSpec = (o: K8sObject) => (o.spec as { template: { spec: PodSpec } }).template.spec;
 
 /**
- * The bundled NATS server's files laid out in a temp dir as its pod sees them (the ConfigMap's
- * nats.conf under etc/nats); returns the config's path. The real nats-server then judges them.
+ * The bundled NATS server's files laid out in a temp dir as its pod sees them: the ConfigMap's
+ * nats.conf under etc/nats and, with auth, the included auth.conf under etc/nats-auth, either the
+ * chart Secret's key or what the auth-config init container writes from the environment it gets
+ * from `existingSecret` (that Secret's data; the script runs here, with sh). Returns nats.conf's path.
  */
-function natsFiles(objs: K8sObject[]): string {
+async function natsFiles(objs: K8sObject[], existingSecret: Record<string, string> = {}): Promise<string> {
   const root = mkdtempSync(join(tmpdir(), "of-nats-"));
-  mkdirSync(join(root, "etc/nats"), { recursive: true });
-  const conf = join(root, "etc/nats/nats.conf");
-  writeFileSync(conf, (find(objs, "ConfigMap", "orderflow-nats").data as Record<string, string>)["nats.conf"]!);
-  return conf;
+  const put = (path: string, text: string) => {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), text);
+  };
+  put("etc/nats/nats.conf", (find(objs, "ConfigMap", "orderflow-nats").data as Record<string, string>)["nats.conf"]!);
+  const spec = podSpec(find(objs, "StatefulSet", "orderflow-nats"));
+  const mount = spec.containers[0]!.volumeMounts!.find((m) => m.name === "auth");
+  const volume = spec.volumes!.find((v) => v.name === "auth");
+  if (mount && volume?.secret) {
+    const data = find(objs, "Secret", volume.secret.secretName).stringData as Record<string, string>;
+    for (const item of volume.secret.items!) put(join(mount.mountPath, item.path), data[item.key]!);
+  } else if (mount) {
+    const init = spec.initContainers!.find((c) => c.name === "auth-config")!;
+    const env: Record<string, string> = {};
+    for (const e of init.env!) env[e.name] = existingSecret[(e.valueFrom!.secretKeyRef as { key: string }).key]!;
+    mkdirSync(join(root, mount.mountPath), { recursive: true });
+    await run("sh", ["-ec", init.command![2]!.replaceAll(mount.mountPath, join(root, mount.mountPath))], { env: { PATH: process.env.PATH, ...env } });
+  }
+  return join(root, "etc/nats/nats.conf");
 }
 /** The environment the rendered config reads (server_name: $POD_NAME). */
 const natsEnv = { ...process.env, POD_NAME: "orderflow-nats-0" };
@@ -304,7 +321,7 @@ describe("helm/orderflow", () => {
 
   it("bundled NATS: nats-server accepts the rendered config; the preStop hook puts it in lame duck mode, which the grace period covers", async () => {
     const objs = await render("defaults");
-    const conf = natsFiles(objs);
+    const conf = await natsFiles(objs);
     // nats-server refuses a lame_duck_duration under 30s, and so a config that sets one: it never starts.
     await natsConfigTest(conf);
     const text = (find(objs, "ConfigMap", "orderflow-nats").data as Record<string, string>)["nats.conf"]!;
@@ -358,10 +375,49 @@ describe("helm/orderflow", () => {
     expect(own).toEqual([expect.objectContaining({ labelSelector: { matchLabels: { team: "a" } } })]);
   });
 
-  it("bundled NATS with an existingSecret checks a token or a user and password, as told", async () => {
-    const conf = async (sets: string[]) => (find(await template(sets), "ConfigMap", "orderflow-nats").data as Record<string, string>)["nats.conf"]!;
-    expect(await conf(["nats.auth.existingSecret=creds"])).toContain("authorization { user: $NATS_USER, password: $NATS_PASSWORD }");
-    expect(await conf(["nats.auth.existingSecret=creds", "nats.auth.existingSecretType=token"])).toContain("authorization { token: $NATS_TOKEN }");
+  it("bundled NATS checks the credentials it is given, whatever their characters: from values, or from an existingSecret as told", async () => {
+    // Each was once a $VARIABLE, which nats-server parses as config: a number, a map's end, a
+    // list; a trailing newline is what `kubectl create secret --from-file` stores.
+    const nasty = ["x}y", "a,b;c", "123456", "a b", "q'uote", 'd"q\\', "$HOME", "true", "tr\nail\n", "é ✓"];
+    const values = (auth: Record<string, string>) => {
+      const f = join(mkdtempSync(join(tmpdir(), "of-values-")), "auth.yaml");
+      writeFileSync(f, JSON.stringify({ nats: { auth } }));
+      return f;
+    };
+    const accepts = async (conf: string, good: { user?: string; pass?: string; token?: string }, bad: typeof good) => {
+      await natsConfigTest(conf);
+      const srv = await startNats(conf);
+      try {
+        await (await connect({ servers: srv.url, reconnect: false, ...good })).close();
+        await expect(connect({ servers: srv.url, reconnect: false, ...bad })).rejects.toThrow(/authorization/i);
+      } finally {
+        srv.proc.kill("SIGKILL");
+      }
+    };
+    for (const secret of nasty) {
+      const objs = await template([], { valuesFiles: [values({ user: `svc ${secret}`, password: secret })] });
+      // The services send what their Secret holds.
+      expect(find(objs, "Secret", "orderflow-nats-auth").stringData).toMatchObject({ NATS_USER: `svc ${secret}`, NATS_PASSWORD: secret });
+      await accepts(await natsFiles(objs), { user: `svc ${secret}`, pass: secret }, { user: `svc ${secret}`, pass: `${secret}x` });
+      const token = await template([], { valuesFiles: [values({ token: secret })] });
+      await accepts(await natsFiles(token), { token: secret }, { token: `${secret}x` });
+
+      const own = await template(["nats.auth.existingSecret=creds"]);
+      await accepts(await natsFiles(own, { NATS_USER: `svc ${secret}`, NATS_PASSWORD: secret }), { user: `svc ${secret}`, pass: secret }, { user: `svc ${secret}`, pass: `${secret}x` });
+      const ownToken = await template(["nats.auth.existingSecret=creds", "nats.auth.existingSecretType=token"]);
+      await accepts(await natsFiles(ownToken, { NATS_TOKEN: secret }), { token: secret }, { token: `${secret}x` });
+    }
+    // The user's Secret is not the chart's: no copy of it, and the server's pod reads only the keys its type needs.
+    const own = await template(["nats.auth.existingSecret=creds", "nats.auth.existingSecretType=token"]);
+    expect(byKind(own, "Secret").map((s) => s.metadata.name)).not.toContain("orderflow-nats-auth");
+    expect(podSpec(find(own, "StatefulSet", "orderflow-nats")).initContainers![0]!.env!.map((e) => e.name)).toEqual(["NATS_TOKEN"]);
+    // An empty key fails the pod's start, with the reason in its log, instead of running without auth.
+    await expect(natsFiles(own, { NATS_TOKEN: "" })).rejects.toThrow(/NATS_TOKEN of Secret creds is empty/);
+    // A user without a password (or the reverse) is refused: nats-server would find no password.
+    expect(await templateError(["nats.auth.user=foo"])).toMatch(/nats\/auth\/password/);
+    expect(await templateError(["nats.auth.password=foo"])).toMatch(/nats\/auth\/user/);
+    // nats-server takes a password shaped like a bcrypt hash for one, and the services' would never match.
+    expect(await templateError(["nats.auth.user=a", "nats.auth.password=$2a$10$abc"])).toMatch(/nats\/auth\/password/);
   });
 
   it("adds a service from one entry: Deployment, Job, route and database", async () => {

@@ -166,6 +166,24 @@ the Postgres Secret (postgres.auth.existingSecret, or a render without lookup). 
 {{- .Values.nats.auth.existingSecret | default (printf "%s-nats-auth" (include "orderflow.fullname" .)) -}}
 {{- end -}}
 
+{{/*
+The bundled NATS server's authorization block for the credentials in nats.auth, a file nats.conf
+includes. Each value is a double-quoted string with `\` and `"` escaped, which nats-server reads
+back exactly: a $VARIABLE reference would be parsed as config (123456 a number, x}y an error).
+*/}}
+{{- define "orderflow.natsQuoted" -}}
+"{{ . | replace "\\" "\\\\" | replace "\"" "\\\"" }}"
+{{- end -}}
+{{- define "orderflow.natsAuthConf" -}}
+{{- with .Values.nats.auth -}}
+{{- if .token -}}
+authorization { token: {{ include "orderflow.natsQuoted" .token }} }
+{{- else -}}
+authorization { user: {{ include "orderflow.natsQuoted" .user }}, password: {{ include "orderflow.natsQuoted" .password }} }
+{{- end }}
+{{ end -}}
+{{- end -}}
+
 
 {{- define "orderflow.terminationGracePeriodSeconds" -}}
 {{- $s := .Values.shutdown -}}
