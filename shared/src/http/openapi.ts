@@ -22,6 +22,44 @@ export const problemContent = (description: string) => ({
 });
 
 /**
+ * 503, documented on every route that reads or writes the database: the database does not
+ * answer, its migrations are not applied yet, or (POST /users) too many writes already wait.
+ */
+export const unavailableResponse = {
+  ...problemContent("The database is unreachable, its migrations are pending, or too many writes wait for it: retry after `Retry-After` seconds"),
+  headers: { "Retry-After": { description: "Seconds to wait before retrying", schema: { type: "integer" as const, minimum: 1 } } },
+};
+
+/**
+ * The headers a write route reads, for its OpenAPI document. Deliberately lenient: the handler
+ * checks the key (readIdempotencyKey, which can also see a repeated header) and a malformed
+ * traceparent only starts a new trace, so the document states the rules without a second
+ * validator that could disagree with the first.
+ */
+export const writeHeaders = z.object({
+  "idempotency-key": z.string().optional().openapi({
+    description:
+      "1–255 printable ASCII characters, sent once. A retry with the same key and body replays the first answer (with `Idempotent-Replayed: true`) without a second write; the same key with another body is a 422. Keys are kept at least IDEMPOTENCY_TTL_MS (24 h by default).",
+    pattern: "^[\\x20-\\x7e]{1,255}$",
+    example: "checkout-7f3a9c",
+  }),
+  traceparent: z.string().optional().openapi({
+    description: "W3C trace context: the events this write publishes continue the caller's trace. Malformed → a new trace.",
+    example: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+  }),
+});
+
+/** The 201 of a write route: the created resource, where it lives, and whether it is a replay. */
+export const createdResponse = (description: string, schema: z.ZodType) => ({
+  description,
+  headers: {
+    Location: { description: "Path of the created resource", schema: { type: "string" as const } },
+    "Idempotent-Replayed": { description: "`true` when this answer replays an earlier request's with the same Idempotency-Key", schema: { type: "string" as const, enum: ["true"] } },
+  },
+  content: { "application/json": { schema } },
+});
+
+/**
  * A whole number in a query string, in decimal digits only: `z.coerce.number()` would also take
  * `0x10`, `1e1` or ` 1` (JavaScript's Number()).
  */

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { MAX_INDEXED_CHARS } from "../ingest/ingest.domain.js";
-import { isStorableTime, problemContent as problem, queryInt, storableText, streamCatalog, type StreamName } from "@orderflow/shared";
+import { isStorableTime, problemContent as problem, queryInt, storableText, streamCatalog, unavailableResponse, type StreamName } from "@orderflow/shared";
 
 // Years 0100–9999 once in UTC (0100-01-01T00:00+14:00 is still year 99): see isStorableTime.
 const isoTime = (what: string) =>
@@ -53,6 +53,7 @@ export const listEventsRoute = createRoute({
   responses: {
     200: { description: "A page of events", content: { "application/json": { schema: z.object({ items: z.array(eventSchema), nextCursor: z.string().nullable() }).openapi("EventPage") } } },
     400: problem("Unknown parameter or malformed value"),
+    503: unavailableResponse,
   },
 });
 
@@ -68,6 +69,7 @@ export const getEventRoute = createRoute({
     },
     400: problem("id is not a UUID"),
     404: problem("No such event"),
+    503: unavailableResponse,
   },
 });
 
@@ -99,6 +101,7 @@ export const statsRoute = createRoute({
       },
     },
     400: problem("window out of range or unknown parameter"),
+    503: unavailableResponse,
   },
 });
 
@@ -133,6 +136,6 @@ export const streamRouteDoc = createRoute({
       content: { "text/event-stream": { schema: z.string() } },
     },
     400: problem("unknown parameter, or a malformed after= / Last-Event-ID"),
-    503: problem("this instance serves its maximum of live tails, or the tail cannot start; see Retry-After"),
+    503: { ...unavailableResponse, description: "This instance serves its maximum of live tails, or the tail cannot start (the database is unreachable): retry after `Retry-After` seconds" },
   },
 });

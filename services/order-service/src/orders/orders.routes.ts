@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { idParams, jsonBody, orderItemSchema, pageQuery, pageSchema, problemContent as problem } from "@orderflow/shared";
+import { createdResponse, idParams, jsonBody, orderItemSchema, pageQuery, pageSchema, problemContent as problem, unavailableResponse, writeHeaders } from "@orderflow/shared";
 
 // The item schema comes from the event catalog, so the API and orders.created cannot drift apart.
 const item = orderItemSchema;
@@ -30,13 +30,14 @@ export const placeOrderRoute = createRoute({
   path: "/orders",
   summary: "Place an order",
   middleware: [jsonBody()] as const,
-  request: { body: { required: true, content: { "application/json": { schema: placeOrderBody } } } },
+  request: { headers: writeHeaders, body: { required: true, content: { "application/json": { schema: placeOrderBody } } } },
   responses: {
-    201: { description: "Created; orders.created is published through the outbox", content: { "application/json": { schema: orderSchema } } },
-    400: problem("Invalid fields, listed in `errors`"),
+    201: createdResponse("Created; orders.created is published through the outbox", orderSchema),
+    400: problem("Invalid fields (or Idempotency-Key), listed in `errors`"),
     413: problem("Body over 16 KiB"),
     415: problem("Body is not JSON"),
-    422: problem("The user is not (yet) known to the order service"),
+    422: problem("The user is not (yet) known to the order service, or the Idempotency-Key was used with a different body"),
+    503: unavailableResponse,
   },
 });
 
@@ -49,6 +50,7 @@ export const getOrderRoute = createRoute({
     200: { description: "The order", content: { "application/json": { schema: orderSchema } } },
     400: problem("id is not a UUID"),
     404: problem("No such order"),
+    503: unavailableResponse,
   },
 });
 
@@ -60,5 +62,6 @@ export const listOrdersRoute = createRoute({
   responses: {
     200: { description: "A page of orders", content: { "application/json": { schema: pageSchema(orderSchema, "OrderPage") } } },
     400: problem("Invalid userId, limit, cursor or unknown parameter"),
+    503: unavailableResponse,
   },
 });

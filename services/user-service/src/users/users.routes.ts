@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { idParams, jsonBody, pageQuery, pageSchema, problemContent as problem, storableText } from "@orderflow/shared";
+import { createdResponse, idParams, jsonBody, pageQuery, pageSchema, problemContent as problem, storableText, unavailableResponse, writeHeaders } from "@orderflow/shared";
 
 export const userSchema = z
   .object({
@@ -25,13 +25,15 @@ export const registerUserRoute = createRoute({
   path: "/users",
   summary: "Register a user",
   middleware: [jsonBody()] as const,
-  request: { body: { required: true, content: { "application/json": { schema: registerUserBody } } } },
+  request: { headers: writeHeaders, body: { required: true, content: { "application/json": { schema: registerUserBody } } } },
   responses: {
-    201: { description: "Registered; users.registered is published through the outbox", content: { "application/json": { schema: userSchema } } },
-    400: problem("Invalid fields, listed in `errors`"),
+    201: createdResponse("Registered; users.registered is published through the outbox", userSchema),
+    400: problem("Invalid fields (or Idempotency-Key), listed in `errors`"),
     409: problem("The email is taken (case-insensitively)"),
     413: problem("Body over 16 KiB"),
     415: problem("Body is not JSON"),
+    422: problem("The Idempotency-Key was used with a different body"),
+    503: unavailableResponse,
   },
 });
 
@@ -44,6 +46,7 @@ export const getUserRoute = createRoute({
     200: { description: "The user", content: { "application/json": { schema: userSchema } } },
     400: problem("id is not a UUID"),
     404: problem("No such user"),
+    503: unavailableResponse,
   },
 });
 
@@ -58,5 +61,6 @@ export const listUsersRoute = createRoute({
       content: { "application/json": { schema: pageSchema(userSchema, "UserPage") } },
     },
     400: problem("Invalid limit, cursor or unknown parameter"),
+    503: unavailableResponse,
   },
 });

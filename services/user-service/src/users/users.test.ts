@@ -156,6 +156,14 @@ describe("the rest of the surface", () => {
   it("serves its OpenAPI document and 404 problems for unknown routes", async () => {
     const doc = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths).sort()).toEqual(["/users", "/users/{id}"]);
+    // The document states the whole contract of a write: its headers, both ways, and every answer.
+    type Op = { parameters?: { name: string; in: string }[]; responses: Record<string, { headers?: Record<string, unknown> }> };
+    const paths = doc.paths as Record<string, Record<string, Op>>;
+    const register = paths["/users"]!.post!;
+    expect(register.parameters?.filter((p) => p.in === "header").map((p) => p.name).sort()).toEqual(["idempotency-key", "traceparent"]);
+    expect(Object.keys(register.responses).sort()).toEqual(["201", "400", "409", "413", "415", "422", "503"]);
+    expect(Object.keys(register.responses["201"]!.headers ?? {}).sort()).toEqual(["Idempotent-Replayed", "Location"]);
+    for (const [path, op] of [["/users", "get"], ["/users/{id}", "get"]] as const) expect(paths[path]![op]!.responses["503"]!.headers, path).toHaveProperty("Retry-After");
     await expectProblem(await app.request("/nope"), 404);
     // A path it serves, with a method it does not take: 405 with what it takes.
     for (const [path, method, allow] of [
