@@ -477,6 +477,14 @@ describe("helm/orderflow", () => {
     expect(Object.keys(rotated).filter((n) => rotated[n] !== before[n])).toHaveLength(SERVICES.length);
     const url = await secrets(["nats.auth.user=svc", "nats.auth.password=one", "services.order-service.database.url=postgres://app@db:5432/orders"]);
     expect(Object.keys(url).filter((n) => url[n] !== before[n])).toEqual(["orderflow-order-service"]);
+    // The bundled Postgres's URL is written by the chart too, from the database name and the user.
+    const dbName = await secrets(["nats.auth.user=svc", "nats.auth.password=one", "services.order-service.database.name=orders_v2"]);
+    expect(Object.keys(dbName).filter((n) => dbName[n] !== before[n])).toEqual(["orderflow-order-service"]);
+    const pgUser = await secrets(["nats.auth.user=svc", "nats.auth.password=one", "postgres.auth.username=app"]);
+    expect(Object.keys(pgUser).filter((n) => pgUser[n] !== before[n])).toHaveLength(SERVICES.length);
+    // A URL beside an existingSecret is not written anywhere: nothing to roll for.
+    const own = ["nats.auth.user=svc", "nats.auth.password=one", "services.order-service.database.existingSecret=orders-db"];
+    expect(await secrets([...own, "services.order-service.database.url=postgres://app@db:5432/x"])).toEqual(await secrets(own));
   });
 
   it("a change to one service's configuration rolls that service's pods only", async () => {

@@ -116,6 +116,20 @@ METRICS_PORT: {{ .root.Values.metrics.port | quote }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+The DATABASE_URL the chart writes into a service's Secret (when it names no existingSecret): its
+database.url, or the bundled Postgres's URL without a password (the pods take that from the
+Postgres Secret as PGPASSWORD, orderflow.bundledPasswordEnv). secret.yaml writes it, and the
+Deployment hashes it to roll on a change. ctx: {root, name, svc}
+*/}}
+{{- define "orderflow.databaseUrl" -}}
+{{- if include "orderflow.bundledDatabase" . -}}
+{{- printf "postgres://%s@%s:5432/%s" (.root.Values.postgres.auth.username | urlquery) (include "orderflow.postgresHost" .root) (include "orderflow.databaseName" .) -}}
+{{- else -}}
+{{- .svc.database.url -}}
+{{- end -}}
+{{- end -}}
+
 {{/* "true" when a service's database is in the bundled Postgres (no URL or Secret of its own). ctx: {root, svc} */}}
 {{- define "orderflow.bundledDatabase" -}}
 {{- if and .root.Values.postgres.deploy (not .svc.database.existingSecret) (not .svc.database.url) }}true{{ end -}}
