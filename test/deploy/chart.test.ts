@@ -538,6 +538,33 @@ describe("helm/orderflow", () => {
     expect((find(objs, "ConfigMap", "orderflow-user-service").data as Record<string, string>).STREAM_REPLICAS).toBe("3");
   });
 
+  it("resources take any resource name Kubernetes does, and a null drops a default's key, in serviceDefaults or a service", async () => {
+    const objs = await template([
+      "serviceDefaults.resources.limits.ephemeral-storage=1Gi",
+      "services.order-service.resources.requests.hugepages-2Mi=64Mi",
+      "services.order-service.resources.limits.hugepages-2Mi=64Mi",
+      "services.order-service.resources.limits.example\\.com/gpu=1",
+      // Helm drops a chart default under a null; the chart's own merge does so for a service's entry.
+      "serviceDefaults.resources.limits.cpu=null",
+      "services.user-service.resources.requests.cpu=null",
+      // Nothing to drop: rendered as nothing, not as null.
+      "services.event-log.resources.limits.example\\.com/gpu=null",
+    ]);
+    expect(await validateObjects(objs)).toEqual([]);
+    const resources = (kind: string, prefix: string) => podSpec(objs.find((o) => o.kind === kind && o.metadata.name.startsWith(prefix))!).containers[0]!.resources;
+    for (const kind of ["Deployment", "Job"]) {
+      expect(resources(kind, "orderflow-order-service"), kind).toEqual({
+        requests: { cpu: "50m", memory: "192Mi", "hugepages-2Mi": "64Mi" },
+        limits: { memory: "384Mi", "ephemeral-storage": "1Gi", "hugepages-2Mi": "64Mi", "example.com/gpu": 1 },
+      });
+      expect(resources(kind, "orderflow-user-service"), kind).toEqual({ requests: { memory: "192Mi" }, limits: { memory: "384Mi", "ephemeral-storage": "1Gi" } });
+      expect(resources(kind, "orderflow-event-log"), kind).toEqual({ requests: { cpu: "50m", memory: "192Mi" }, limits: { memory: "384Mi", "ephemeral-storage": "1Gi" } });
+    }
+    // Still quantities, under names Kubernetes takes.
+    expect(await templateError(["serviceDefaults.resources.limits.ephemeral-storage=lots"])).toMatch(/resources\/limits\/ephemeral-storage/);
+    expect(await templateError(["serviceDefaults.resources.limits.-gpu=1"])).toMatch(/invalid propertyName '-gpu'/);
+  });
+
   it("values.schema.json turns wrong values into clear install-time errors", async () => {
     expect(await templateError(["config.LOG_LEVEL=loud"])).toMatch(/LOG_LEVEL/);
     // Every pod of every service would exit at start with it (the shared config map feeds them all).

@@ -44,12 +44,28 @@ The services to render: each enabled entry of .Values.services deep-merged over
 {{- define "orderflow.services" -}}
 {{- $out := dict -}}
 {{- range $name, $svc := .Values.services -}}
-{{- $merged := mergeOverwrite (deepCopy $.Values.serviceDefaults) (deepCopy (default dict $svc)) -}}
+{{- $svc = default dict $svc -}}
+{{- $merged := mergeOverwrite (deepCopy $.Values.serviceDefaults) (deepCopy $svc) -}}
+{{- /* A null drops the key, as Helm drops a chart default's: mergeOverwrite keeps the default
+under an entry's null, and a null with no default to drop would be rendered as one. */ -}}
+{{- include "orderflow.unsetNulls" (dict "src" $svc "dst" $merged) -}}
+{{- include "orderflow.unsetNulls" (dict "src" $merged "dst" $merged) -}}
 {{- if $merged.enabled -}}
 {{- $_ := set $out $name $merged -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml $out -}}
+{{- end -}}
+
+{{/* Unsets in .dst each key that .src sets to null, recursing into maps. ctx: {src, dst} */}}
+{{- define "orderflow.unsetNulls" -}}
+{{- range $k, $v := .src -}}
+{{- if kindIs "invalid" $v -}}
+{{- $_ := unset $.dst $k -}}
+{{- else if and (kindIs "map" $v) (kindIs "map" (index $.dst $k)) -}}
+{{- include "orderflow.unsetNulls" (dict "src" $v "dst" (index $.dst $k)) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
