@@ -538,6 +538,27 @@ describe("helm/orderflow", () => {
     expect((find(objs, "ConfigMap", "orderflow-user-service").data as Record<string, string>).STREAM_REPLICAS).toBe("3");
   });
 
+  it("refuses a service named like one of the chart's own objects, which would be rendered twice", async () => {
+    // Every name the chart gives an object of its own, found in the render, not listed here.
+    const owned = new Set<string>();
+    for (const combo of ["defaults", "NATS token auth and ServiceMonitor"]) {
+      for (const o of await render(combo)) {
+        const suffix = o.metadata.name.replace(/^orderflow-?/, "");
+        if (suffix && !SERVICES.some((svc) => suffix === svc || suffix.startsWith(`${svc}-`))) owned.add(suffix);
+      }
+    }
+    expect([...owned]).toEqual(expect.arrayContaining(["nats", "postgres", "migration"]));
+    for (const name of owned) {
+      const objs = await template([`services.${name}.routes={/${name}}`, "nats.auth.token=t", "serviceMonitor.enabled=true"]).catch((e: Error) => e.message);
+      if (typeof objs === "string") {
+        expect(objs, name).toMatch(new RegExp(`invalid propertyName '${name}'[\\s\\S]*a name other than nats, .*, which the chart`));
+      } else {
+        const names = objs.map((o) => `${o.kind}/${o.metadata.name}`);
+        expect(new Set(names).size, `service ${name}: duplicate objects`).toBe(names.length);
+      }
+    }
+  });
+
   it("resources take any resource name Kubernetes does, and a null drops a default's key, in serviceDefaults or a service", async () => {
     const objs = await template([
       "serviceDefaults.resources.limits.ephemeral-storage=1Gi",
