@@ -58,7 +58,10 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     if (err instanceof HTTPException) {
       // Hono raises these for malformed JSON and similar client mistakes.
       const status = err.status;
-      return problemResponse(problem(status, STATUS_CODES[status] ?? "Error", err.message), status === 415 ? { "accept-post": "application/json" } : undefined);
+      // A 400 here is about the body as a whole (malformed JSON): it gets its `errors` entry too,
+      // so a client reads every invalid-input answer the same way.
+      const extensions = status === 400 ? { errors: [{ in: "body", pointer: "/", detail: err.message }] } : {};
+      return problemResponse(problem(status, STATUS_CODES[status] ?? "Error", err.message, extensions), status === 415 ? { "accept-post": "application/json" } : undefined);
     }
     // Before the migrations are in (applied at start, or by the migrate Job), a missing table or
     // column is the server not being ready, not a bug: 503, like a database outage.
@@ -188,7 +191,7 @@ async function readUtf8Body(c: Context): Promise<Response | undefined> {
   try {
     text = utf8.decode(bytes);
   } catch {
-    return problemResponse(problem(400, "Bad Request", "the request body is not valid UTF-8"));
+    return problemResponse(problem(400, "Bad Request", "the request body is not valid UTF-8", { errors: [{ in: "body", pointer: "/", detail: "is not valid UTF-8" }] }));
   }
   // Hono keeps body promises in this cache (its type says the value).
   (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);

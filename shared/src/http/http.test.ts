@@ -156,7 +156,7 @@ describe("jsonBody behind the Node server", () => {
       const res = await post(body, headers);
       expect(res.status).toBe(400);
       expect(res.type).toBe("application/problem+json");
-      expect(JSON.parse(res.body)).toMatchObject({ status: 400, detail: "the request body is not valid UTF-8" });
+      expect(JSON.parse(res.body)).toMatchObject({ status: 400, detail: "the request body is not valid UTF-8", errors: [{ in: "body", pointer: "/", detail: "is not valid UTF-8" }] });
     }
     // In process, where the body is counted while streaming.
     const inProcess = await app.request("/echo", { method: "POST", headers: { "content-type": "application/json" }, body });

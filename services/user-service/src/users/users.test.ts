@@ -92,7 +92,8 @@ describe("POST /users", () => {
   });
 
   it("answers 400 for malformed JSON, 415 for non-JSON and 413 past 16 KiB", async () => {
-    await expectProblem(await post("{bad json"), 400);
+    // Malformed JSON is invalid input like any other: an `errors` entry for the body as a whole.
+    expect((await expectProblem(await post("{bad json"), 400)).errors).toEqual([{ in: "body", pointer: "/", detail: expect.stringMatching(/JSON/) }]);
     await expectProblem(await post("email=a", { "content-type": "application/x-www-form-urlencoded" }), 415);
     await expectProblem(await post("{}", {}), 415);
     for (const type of ["application/+json", "application/vnd foo+json", "application/.x+json"]) await expectProblem(await post("{}", { "content-type": type }), 415);
