@@ -19,7 +19,7 @@ interface Release {
   setValues?: Record<string, unknown>;
 }
 interface Section {
-  build: { artifacts: Artifact[] };
+  build: { local?: { push?: boolean; useBuildkit?: boolean }; artifacts: Artifact[] };
   deploy: { helm: { releases: Release[] } };
 }
 interface SkaffoldConfig extends Section {
@@ -67,6 +67,12 @@ describe("skaffold.yaml", () => {
         expect(dockerfile).toMatch(new RegExp(`COPY --chown=node:node ${base.split("/")[0]}/ ${base.split("/")[0]}/`));
       }
     }
+  });
+
+  it.each(sections)("%s: builds with BuildKit, which the Dockerfile's RUN --mount=type=secret needs", (_name, s) => {
+    expect(dockerfile).toMatch(/^RUN --mount=type=secret/m);
+    // A profile's build.local replaces the base's whole, so each profile that builds says it again.
+    expect(s.build.local?.useBuildkit).toBe(true);
   });
 
   it("the dev profile syncs sources into the dev target (tsx watch), the others build runtime", () => {
