@@ -16,7 +16,15 @@ export const userSchema = z
 export const registerUserBody = z
   .strictObject({
     email: z.string().trim().max(254).email().openapi({ example: "ada@example.com", description: "Trimmed; unique regardless of case." }),
-    name: storableText().trim().min(1).max(100).openapi({ example: "Ada Lovelace", description: "1–100 characters after trimming; no NUL characters or unpaired surrogates." }),
+    // A name is shown to people: control characters (a bell, a line break, an escape sequence for
+    // a terminal) and names of nothing but invisible characters (U+200B, U+2060) are mistakes.
+    name: storableText()
+      .trim()
+      .min(1)
+      .max(100)
+      .refine((n) => !/\p{Cc}/u.test(n), "must not contain control characters (line breaks, tabs, escapes)")
+      .refine((n) => /[^\p{Z}\p{Cf}\p{Cc}]/u.test(n), "must contain a visible character")
+      .openapi({ example: "Ada Lovelace", description: "1–100 characters after trimming, at least one of them visible; no control characters, NUL or unpaired surrogates." }),
   })
   .openapi("RegisterUser");
 
