@@ -241,6 +241,8 @@ describe("helm/orderflow", () => {
       // A post-install hook would run only after --wait saw every pod ready, and no pod is ready
       // before its migrations.
       expect(job.metadata.annotations?.["helm.sh/hook"]).toBeUndefined();
+      // A TTL would delete it, and Argo CD, Flux or the next helm upgrade would create and run it again.
+      expect((job.spec as { ttlSecondsAfterFinished?: number }).ttlSecondsAfterFinished).toBeUndefined();
       const spec = podSpec(job);
       expect(spec.containers[0]!.command).toEqual(["node", "dist/migrate.js"]);
       expect(spec.initContainers?.[0]?.name).toBe("create-database");
@@ -255,6 +257,8 @@ describe("helm/orderflow", () => {
     const ext = await render("external NATS and Postgres (deps off)");
     for (const job of byKind(ext, "Job")) {
       expect(job.metadata.annotations?.["helm.sh/hook"]).toBe("pre-install,pre-upgrade");
+      // Helm deletes a hook that succeeded; a failed one goes after a while.
+      expect((job.spec as { ttlSecondsAfterFinished?: number }).ttlSecondsAfterFinished).toBeGreaterThan(0);
       expect(podSpec(job).initContainers).toBeUndefined();
     }
     // The pre-install Job reads its Secret, so that Secret is a hook with a lower weight.

@@ -146,6 +146,11 @@ Deployment hashes it to roll on a change. ctx: {root, name, svc}
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the migration Jobs are pre-install,pre-upgrade hooks: without the bundled Postgres (migration-job.yaml says why). */}}
+{{- define "orderflow.migrationHook" -}}
+{{- if not .Values.postgres.deploy }}true{{ end -}}
+{{- end -}}
+
 {{/* "true" when a service's database is in the bundled Postgres (no URL or Secret of its own). ctx: {root, svc} */}}
 {{- define "orderflow.bundledDatabase" -}}
 {{- if and .root.Values.postgres.deploy (not .svc.database.existingSecret) (not .svc.database.url) }}true{{ end -}}
