@@ -261,11 +261,35 @@ describe("helm/orderflow", () => {
       expect((job.spec as { ttlSecondsAfterFinished?: number }).ttlSecondsAfterFinished).toBeGreaterThan(0);
       expect(podSpec(job).initContainers).toBeUndefined();
     }
-    // The pre-install Job reads its Secret, so that Secret is a hook with a lower weight.
-    const secret = find(ext, "Secret", "orderflow-user-service-db");
-    expect(secret.metadata.annotations).toMatchObject({ "helm.sh/hook": "pre-install,pre-upgrade", "helm.sh/hook-weight": "-10" });
-    expect(Number(secret.metadata.annotations!["helm.sh/hook-weight"])).toBeLessThan(Number(byKind(ext, "Job")[0]!.metadata.annotations!["helm.sh/hook-weight"]));
     expect(byKind(ext, "StatefulSet")).toHaveLength(0);
+  });
+
+  it("an external database's URL Secret belongs to the release; the pre-install migration Job reads a hook copy that Helm deletes", async () => {
+    const ext = await render("external NATS and Postgres (deps off)");
+    const dbRef = (o: K8sObject) => podSpec(o).containers[0]!.env!.find((e) => e.name === "DATABASE_URL")!.valueFrom!.secretKeyRef as { name: string; key: string };
+    const weight = (o: K8sObject) => Number(o.metadata.annotations?.["helm.sh/hook-weight"] ?? 0);
+    for (const svc of SERVICES) {
+      // A hook would be left behind by helm uninstall (holding a password), deleted and created
+      // again on every upgrade (pods starting meanwhile fail), and gone when the release stops
+      // rendering it as one: the pods read a release object, updated in place.
+      const own = find(ext, "Secret", `orderflow-${svc}-db`);
+      expect(own.metadata.annotations?.["helm.sh/hook"], svc).toBeUndefined();
+      expect(dbRef(find(ext, "Deployment", `orderflow-${svc}`)).name).toBe(own.metadata.name);
+      // The Job runs before the release's objects exist: its own copy, created just before it.
+      const job = byKind(ext, "Job").find((j) => j.metadata.name.startsWith(`orderflow-${svc}-migrate-`))!;
+      const copy = find(ext, "Secret", dbRef(job).name);
+      expect(copy.metadata.name).not.toBe(own.metadata.name);
+      expect(copy.stringData).toEqual(own.stringData);
+      expect(copy.metadata.annotations?.["helm.sh/hook"]).toBe(job.metadata.annotations?.["helm.sh/hook"]);
+      expect(weight(copy)).toBeLessThan(weight(job));
+      expect(copy.metadata.annotations?.["helm.sh/hook-delete-policy"]?.split(",").sort()).toEqual(["before-hook-creation", "hook-succeeded"]);
+    }
+    // No copies where no hook reads one: the bundled Postgres (plain Jobs), an existingSecret, migrations off.
+    const copies = (objs: K8sObject[]) => byKind(objs, "Secret").filter((o) => o.metadata.annotations?.["helm.sh/hook"]);
+    expect(copies(await render("defaults"))).toEqual([]);
+    expect(copies(await render("existingSecret"))).toEqual([]);
+    const off = await template(["nats.deploy=false", "nats.url=nats://n:4222", "postgres.deploy=false", "serviceDefaults.database.url=postgres://u@db:5432/x", "services.event-log.migrations.enabled=false"]);
+    expect(copies(off).map((o) => o.metadata.name).sort()).toEqual(["orderflow-order-service-db-migration", "orderflow-user-service-db-migration"]);
   });
 
   it("routes /users and /orders through the Ingress, or through an HTTPRoute", async () => {

@@ -151,6 +151,11 @@ Deployment hashes it to roll on a change. ctx: {root, name, svc}
 {{- if not .Values.postgres.deploy }}true{{ end -}}
 {{- end -}}
 
+{{/* The hook copy of a service's DATABASE_URL Secret its migration hook Job reads (secret.yaml). ctx: {root, name} */}}
+{{- define "orderflow.migrationSecretName" -}}
+{{- printf "%s-db-migration" (include "orderflow.serviceFullname" .) -}}
+{{- end -}}
+
 {{/* "true" when a service's database is in the bundled Postgres (no URL or Secret of its own). ctx: {root, svc} */}}
 {{- define "orderflow.bundledDatabase" -}}
 {{- if and .root.Values.postgres.deploy (not .svc.database.existingSecret) (not .svc.database.url) }}true{{ end -}}
