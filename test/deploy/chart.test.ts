@@ -336,6 +336,10 @@ describe("helm/orderflow", () => {
 
   it("bundled Postgres creates one database per service; NATS runs JetStream on a PVC", async () => {
     const objs = await render("another service is one entry");
+    // helm uninstall keeps the PVC, so it keeps the password Postgres was initialised with too.
+    expect(find(objs, "Secret", "orderflow-postgres").metadata.annotations).toMatchObject({ "helm.sh/resource-policy": "keep" });
+    const pvc = (find(objs, "StatefulSet", "orderflow-postgres").spec as { persistentVolumeClaimRetentionPolicy?: { whenDeleted?: string } }).persistentVolumeClaimRetentionPolicy;
+    expect(pvc?.whenDeleted ?? "Retain").toBe("Retain");
     const sql = (find(objs, "ConfigMap", "orderflow-postgres-initdb").data as Record<string, string>)["10-databases.sql"]!;
     expect(sql).toContain('CREATE DATABASE "users"');
     expect(sql).toContain('CREATE DATABASE "orders"');
