@@ -10,7 +10,7 @@ import { uuidv7 } from "../ids/index.js";
 import { createLogger } from "../logger/index.js";
 import { createNames } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
-import { connectTestNats, createTestDatabase, deleteNamespace, holdInTransaction, postgresRelay, publishRawHeaders, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
+import { adminSql, connectTestNats, createTestDatabase, deleteNamespace, holdInTransaction, postgresRelay, publishRawHeaders, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
 import { listDeadLetters } from "../cli/dead-letters.js";
 import { DlqHeaders } from "./dead-letter.js";
 import { createConsumer, type ConsumerOptions } from "./runner.js";
@@ -151,6 +151,42 @@ describe("consumer runner", () => {
       await consumer.stop();
       await relay.close();
       await viaRelay.close();
+    }
+  });
+
+  it("holds its events while the database is read-only (a failover to a standby), and applies them once it takes writes again", async () => {
+    const retry = { delaysMs: [20, 50], maxDeliver: 3 };
+    const lines: { msg: string }[] = [];
+    const destination = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+    const jsm = await jetstreamManager(nc);
+    const info = () => jsm.consumers.info(names.stream("USERS"), names.durable("read-only-test"));
+    await jsm.streams.purge(names.stream("USERS"));
+    await adminSql(`alter database "${testDb.name}" set default_transaction_read_only = on`);
+    const readOnly = await openDatabase(testDb.url, { poolSize: 2 }); // its sessions start read-only
+    const consumer = createConsumer({
+      js: jetstream(nc), jsm, db: readOnly.db, names, log: createLogger({ service: "runner-test", level: "debug", destination }),
+      stream: "USERS", filterSubject: "users.registered", durable: "read-only-test", retry, handlers: { "users.registered": async () => {} },
+    });
+    try {
+      await consumer.start();
+      const event = registered();
+      await jetstream(nc).publish(names.subject("users.registered"), JSON.stringify(event), { msgID: event.id });
+      // On its retry delays it would have been dead-lettered within a second.
+      await waitFor(() => lines.filter((l) => l.msg === "database still unreachable").length >= 4, { what: "four probes finding it read-only", timeoutMs: 30_000 });
+      expect((await info()).delivered.consumer_seq).toBe(1);
+      await adminSql(`alter database "${testDb.name}" reset default_transaction_read_only`);
+      // The pool's sessions keep the setting they started with: end them, as a failover does.
+      await adminSql(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${testDb.name}'`);
+      await waitFor(async () => {
+        const rows = (await database.db.execute(sql`select count(*)::int as n from inbox where consumer = 'read-only-test' and event_id = ${event.id}`)) as unknown as { n: number }[];
+        return rows[0]!.n === 1;
+      }, { what: "the event applied once the database takes writes", timeoutMs: 30_000 });
+      await waitFor(async () => (await info()).num_ack_pending === 0, { what: "its ack" });
+      expect(await jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.read-only-test.users.registered") })).toBeNull();
+    } finally {
+      await consumer.stop();
+      await readOnly.close();
+      await adminSql(`alter database "${testDb.name}" reset default_transaction_read_only`);
     }
   });
 

@@ -182,10 +182,14 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       const timer = setTimeout(() => reject(Object.assign(new Error(`the database did not answer within ${probeTimeoutMs} ms`), { code: "CONNECT_TIMEOUT" })), probeTimeoutMs);
       const aborted = () => reject(Object.assign(new Error("stopping"), { code: "CONNECTION_ENDED" }));
       signal?.addEventListener("abort", aborted, { once: true });
-      prepared(db, "select 1", []).then(() => resolve(), reject).finally(() => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", aborted);
-      });
+      // A database that answers but refuses writes (a standby after a failover, a read-only
+      // mode) is no more able to apply events than one that is down: the probe says so.
+      prepared<{ ro: string }>(db, "select current_setting('transaction_read_only') as ro", [])
+        .then(([row]) => (row?.ro === "on" ? reject(Object.assign(new Error("the database is read-only"), { code: "25006" })) : resolve()), reject)
+        .finally(() => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", aborted);
+        });
     });
 
   /** The error says the database is unreachable, and a probe agrees. */

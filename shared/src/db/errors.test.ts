@@ -27,6 +27,18 @@ describe("database errors", () => {
     }
   };
 
+  it("counts a database that refuses writes (read-only, as after a failover to a standby) as not taking work: a 503, not a 500", async () => {
+    await onBoth(async ({ db }) => {
+      const err = await db.transaction(async (tx) => {
+        await tx.execute(sql`set transaction read only`);
+        await tx.execute(sql`create temporary table t (x int)`);
+      }).catch((e: unknown) => e);
+      expect(isDatabaseUnreachable(err)).toBe(true);
+      expect(isTransientDbError(err)).toBe(true);
+      expect(isPermanentDbError(err)).toBe(false);
+    });
+  });
+
   it("reports the driver's reason and SQLSTATE, never the query parameters, in logs too", async () => {
     await onBoth(async (database) => {
       await database.db.execute(sql`create table t (email text primary key)`);

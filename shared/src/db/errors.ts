@@ -43,13 +43,15 @@ export function isTransientDbError(err: unknown): boolean {
   return false;
 }
 
-// The server is not there to ask: nothing about the statement or its data is at fault.
-// too_many_connections, not accepting connections, admin/crash shutdown, cannot connect now.
-const unreachableCodes = new Set(["53300", "55000", "57P01", "57P02", "57P03"]);
+// The server is not there to ask, or not taking writes: nothing about the statement or its data
+// is at fault. too_many_connections, not accepting connections, admin/crash shutdown, cannot
+// connect now; read_only_sql_transaction (a failover left us on a standby, or a managed service
+// went read-only as its storage filled), disk_full, out_of_memory, io_error.
+const unreachableCodes = new Set(["53300", "55000", "57P01", "57P02", "57P03", "25006", "53100", "53200", "58030"]);
 
 /**
  * The database could not be reached or is not taking work (connection refused or lost, DNS,
- * shutting down or starting up, no free connection): a subset of the transient errors, the one
+ * shutting down or starting up, no free connection, read-only, out of disk): a subset of the transient errors, the one
  * that says nothing about the statement. Deadlocks, serialization failures and statement
  * timeouts are transient but belong to the work itself.
  */
