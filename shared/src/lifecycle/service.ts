@@ -412,7 +412,14 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
             return log.info("NATS not connected; the outbox is published on the next start");
           }
           await relay.stop();
-          await relay.relayOnce({ all: true }).catch((err: unknown) => log.warn({ err: reportableError(err).message }, "outbox not emptied at shutdown; what is left is published on the next start"));
+          // Batch after batch until none is left: one claim takes at most a batch, and the rows
+          // may be thousands (NATS back after a pause). Published rows are deleted, so this ends;
+          // a batch nothing of which goes out throws. The shutdown deadline bounds it too.
+          try {
+            while ((await relay.relayOnce({ all: true })) > 0);
+          } catch (err) {
+            log.warn({ err: reportableError(err).message }, "outbox not emptied at shutdown; what is left is published on the next start");
+          }
         },
       },
       // A drain needs the server; disconnected, there is nothing to flush to, so close.
