@@ -332,6 +332,16 @@ describe("helm/orderflow", () => {
     expect(egressTo).toEqual(["nats", "postgres"]);
     const natsIn = find(objs, "NetworkPolicy", "orderflow-nats").spec as { ingress: { ports: { port: number }[] }[] };
     expect(natsIn.ingress[0]!.ports).toEqual([{ port: 4222, protocol: "TCP" }]);
+    // Migration Jobs reach the Postgres their services use, and no other: externalPostgres
+    // (by default anywhere on 5432) only when some service's database is external.
+    type Egress = { egress: { to: Record<string, unknown>[]; ports: { port: number }[] }[] };
+    const migrationTo = (o: K8sObject[]) => (find(o, "NetworkPolicy", "orderflow-migration").spec as Egress).egress.filter((r) => r.ports.some((p) => p.port === 5432)).map((r) => r.to);
+    const bundled = [[{ podSelector: { matchLabels: { "app.kubernetes.io/name": "orderflow", "app.kubernetes.io/instance": "orderflow", "app.kubernetes.io/component": "postgres" } } }]];
+    const anywhere = [[{ ipBlock: { cidr: "0.0.0.0/0" } }]];
+    expect(migrationTo(objs)).toEqual(bundled);
+    expect(migrationTo(await render("external NATS and Postgres (deps off)"))).toEqual(anywhere);
+    expect(migrationTo(await template(["services.order-service.database.url=postgres://app@db:5432/orders"]))).toEqual([...bundled, ...anywhere]);
+    expect(migrationTo(await template(["services.order-service.database.url=postgres://app@db:5432/orders", "services.order-service.migrations.enabled=false"]))).toEqual(bundled);
   });
 
   it("bundled Postgres creates one database per service; NATS runs JetStream on a PVC", async () => {
