@@ -628,6 +628,25 @@ describe("helm/orderflow", () => {
     expect(await templateError(["serviceDefaults.resources.limits.-gpu=1"])).toMatch(/invalid propertyName '-gpu'/);
   });
 
+  it("NOTES.txt port-forwards each service to a local port of its own, npm start's for the shipped ones", async () => {
+    const notes = async (sets: string[]) => {
+      const args = ["install", "orderflow", CHART, "--dry-run=client", "--namespace", "orderflow"];
+      for (const s of sets) args.push("--set", s);
+      const { stdout } = await run(helm(), args);
+      const lines = stdout.slice(stdout.indexOf("NOTES:")).matchAll(/^ {2}(\S+): kubectl .* port-forward svc\/\S+ (\d+):\d+$/gm);
+      return Object.fromEntries([...lines].map((m) => [m[1]!, Number(m[2])]));
+    };
+    const ports = await notes([]);
+    expect(Object.keys(ports).sort()).toEqual([...SERVICES].sort());
+    // The ports the README's curl examples use, and skaffold dev forwards.
+    for (const svc of SERVICES) {
+      const pkg = JSON.parse(readFileSync(repoPath(`services/${svc}/package.json`), "utf8")) as { orderflow: { port: number } };
+      expect(ports[svc], svc).toBe(pkg.orderflow.port);
+    }
+    const more = Object.values(await notes(["services.audit.routes={/audit}", "services.billing.routes={/billing}"]));
+    expect(new Set(more).size, JSON.stringify(more)).toBe(more.length);
+  });
+
   it("values.schema.json turns wrong values into clear install-time errors", async () => {
     expect(await templateError(["config.LOG_LEVEL=loud"])).toMatch(/LOG_LEVEL/);
     // Every pod of every service would exit at start with it (the shared config map feeds them all).
