@@ -71,6 +71,28 @@ describe("connection faults", () => {
   });
 });
 
+describe("lost streams", () => {
+  it("recreates the streams a lost JetStream store took with it, without a restart, and the flow goes on", async () => {
+    const nats = await startOwnNatsServer();
+    cleanups.push(() => nats.dispose());
+    const sys = await startSystem({ natsUrl: nats.url });
+    cleanups.push(() => sys.cleanup());
+    const { "user-service": users, "order-service": orders } = sys.services;
+    const before = await registerOk(users.url);
+    await waitForCount(users.url, before.id, 1);
+    // The broker comes back with an empty store (its volume lost): no stream, no consumer.
+    await nats.stop();
+    nats.wipeStore();
+    await nats.start();
+    const after = await registerOk(users.url);
+    const welcome = (await waitForWelcome(orders.url, after.id, 45_000)).filter((o) => o.source === "registration");
+    expect(welcome).toHaveLength(1);
+    await waitForCount(users.url, after.id, 1, 45_000);
+    const restored = [users, orders].filter((s) => s.proc.output.some((l) => l.includes("streams recreated")));
+    expect(restored.length).toBeGreaterThan(0);
+  });
+});
+
 describe("graceful shutdown", () => {
   it("exits 0 on SIGTERM under load; a restart finishes the work with no loss and no duplicates", async () => {
     const sys = await startSystem();

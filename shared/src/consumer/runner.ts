@@ -62,6 +62,8 @@ export interface ConsumerOptions {
   filterSubject: string;
   handlers: EventHandlers;
   retry: RetryPolicy;
+  /** Re-creates the streams when this consumer's has gone (see DurableSettings). */
+  restoreStreams?: () => Promise<void>;
   ackWaitMs?: number;
   /** Recorded in the inbox as `processed_by`. */
   instance?: string;
@@ -162,6 +164,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       durable,
       filterSubject: opts.filterSubject,
       ackWaitMs,
+      restoreStreams: opts.restoreStreams,
     });
 
   // While the database cannot be reached, the runner stops pulling and holds what it has instead

@@ -19,7 +19,7 @@ import { createAckedPublisher } from "../nats/acked-publisher.js";
 import { connectNats, type NatsState } from "../nats/connect.js";
 import { abortableDelay } from "./delay.js";
 import { createNames, type Names } from "../nats/names.js";
-import { ensureStreams } from "../nats/streams.js";
+import { ensureStreams, streamRestorer } from "../nats/streams.js";
 import { createOutboxRelay, type OutboxRelay } from "../outbox/relay.js";
 import type { OutboxMessage } from "../outbox/handoff.js";
 import { retryUntilDone } from "./retry.js";
@@ -101,6 +101,8 @@ export interface WorkerContext {
   db: Db;
   names: Names;
   log: Logger;
+  /** Creates the service's streams again, for a worker that finds its stream gone. */
+  restoreStreams: () => Promise<void>;
 }
 
 export interface RunningService {
@@ -243,12 +245,11 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     nats = { js: jetstream(nc), jsm };
     const { js } = nats;
     const streams = [...new Set<StreamName>([...(spec.streams ?? streamsOf(spec)), "DLQ", "SYSTEM"])];
-    await retryUntilDone(
-      "stream setup",
-      () => ensureStreams(jsm, names, streams, { replicas: config.STREAM_REPLICAS, maxAgeMs: config.STREAM_MAX_AGE_MS }),
-      log,
-      abort.signal,
-    );
+    const setUpStreams = () => ensureStreams(jsm, names, streams, { replicas: config.STREAM_REPLICAS, maxAgeMs: config.STREAM_MAX_AGE_MS });
+    await retryUntilDone("stream setup", setUpStreams, log, abort.signal);
+    // Streams can vanish while the service runs (a JetStream store lost with its volume, a stream
+    // deleted): whoever finds out creates them again, or publishes and consumers fail for ever.
+    const restoreStreams = streamRestorer(setUpStreams, log);
     // No relay, consumer or worker before the schema is in: with migrations left to a Job
     // (kubectl apply starts the Job and the pods together), a consumer started early would fail
     // every event on a missing table and, after its retries, dead-letter them.
@@ -274,6 +275,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
         pollMs: config.OUTBOX_POLL_MS,
         onPublish: metrics && ((stored) => (stored ? metrics.countPublished(1) : metrics.countPublishFailures(1))),
         connected: () => state.connected(),
+        onNoStream: () => void restoreStreams().catch((err: unknown) => log.warn({ err: reportableError(err).message }, "could not recreate the streams; retrying on the next failure")),
       });
       relay.start();
     }
@@ -286,6 +288,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
         names,
         log,
         retry: { delaysMs: config.RETRY_DELAYS_MS, maxDeliver: config.MAX_DELIVER },
+        restoreStreams,
         instance,
         onCommitted: (messages) => relay?.handOff(messages),
         onOutcome: metrics && ((outcome, n) => metrics.countEvents(c.durable, outcome, n)),
@@ -294,7 +297,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     for (const [i, c] of consumers.entries()) {
       await retryUntilDone(`consumer ${spec.consumers[i]!.durable}`, () => c.start(), log, abort.signal);
     }
-    workers = spec.workers?.({ js, jsm, db: database.db, names, log }) ?? [];
+    workers = spec.workers?.({ js, jsm, db: database.db, names, log, restoreStreams }) ?? [];
     for (const w of workers) await retryUntilDone(w.name, () => w.start(), log, abort.signal);
     wired = true;
     readiness.invalidate();

@@ -11,6 +11,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
 import { streamCatalog, type StreamName } from "../events/catalog.js";
+import type { Logger } from "pino";
 import type { Names } from "./names.js";
 
 export interface StreamSettings {
@@ -69,6 +70,11 @@ export interface DurableSettings {
   maxDeliver?: number;
   ackWaitMs?: number;
   maxAckPending?: number;
+  /**
+   * Re-creates the service's streams when this consumer's is gone (a JetStream store lost, a
+   * stream deleted): without it the consumer could only fail "stream not found" for ever.
+   */
+  restoreStreams?: () => Promise<void>;
 }
 
 /**
@@ -90,13 +96,47 @@ export async function ensureDurableConsumer(jsm: JetStreamManager, names: Names,
     // Clears a backoff left by an earlier version (update merges into the existing config).
     backoff: undefined,
   };
+  const upsert = async () => {
+    try {
+      await jsm.consumers.info(stream, config.durable_name!);
+      await jsm.consumers.update(stream, config.durable_name!, config);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await jsm.consumers.add(stream, config);
+    }
+  };
   try {
-    await jsm.consumers.info(stream, config.durable_name!);
-    await jsm.consumers.update(stream, config.durable_name!, config);
+    await upsert();
   } catch (err) {
-    if (!isNotFound(err)) throw err;
-    await jsm.consumers.add(stream, config);
+    if (!s.restoreStreams || !isStreamNotFound(err)) throw err;
+    await s.restoreStreams();
+    await upsert();
   }
+}
+
+/** JetStream's "stream not found" (err_code 10059), as opposed to a missing consumer or message. */
+export function isStreamNotFound(err: unknown): boolean {
+  if (err instanceof JetStreamApiError && err.code === 10059) return true;
+  return /stream not found/i.test(String((err as Error)?.message));
+}
+
+/**
+ * Single-flight, rate-limited `ensureStreams` for a running service: whatever finds a stream gone
+ * (a consumer's "stream not found", the relay's publish that no stream takes) calls it, and the
+ * streams are created again at most once per `minIntervalMs`, however many callers found out.
+ */
+export function streamRestorer(ensure: () => Promise<void>, log: Logger, minIntervalMs = 2000): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let last = 0;
+  return () => {
+    if (running) return running;
+    if (Date.now() - last < minIntervalMs) return Promise.resolve();
+    last = Date.now();
+    running = ensure()
+      .then(() => log.warn("a stream was missing (JetStream store lost, or deleted): streams recreated"))
+      .finally(() => (running = undefined));
+    return running;
+  };
 }
 
 /** JetStream says a stream, consumer or message does not exist (a message: "no message found"). */

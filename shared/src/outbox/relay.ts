@@ -6,7 +6,7 @@ import { reportableError } from "../db/errors.js";
 import type { Names } from "../nats/names.js";
 import type { OutboxMessage } from "./handoff.js";
 import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
-import { storedAck, type AckedPublisher } from "../nats/acked-publisher.js";
+import { PublishRejectedError, storedAck, type AckedPublisher } from "../nats/acked-publisher.js";
 import { Fifo } from "./fifo.js";
 
 // Fixed texts, prepared once per connection (see prepared()). seq travels as text: int8 is a
@@ -63,6 +63,11 @@ export interface OutboxRelayOptions {
    * its transaction (and, on PGlite, the whole database) open until every publish timed out.
    */
   connected?: () => boolean;
+  /**
+   * Told when JetStream answers that no stream takes a subject (a lost store, a deleted stream),
+   * to create the streams again; the row stays for the poll's next attempt meanwhile.
+   */
+  onNoStream?: () => void;
 }
 
 export interface OutboxRelay {
@@ -109,6 +114,7 @@ export function createOutboxRelay({
   deleteLingerMs = 10,
   onPublish,
   connected,
+  onNoStream,
 }: OutboxRelayOptions): OutboxRelay {
   let loop: Promise<void> | undefined;
   const abort = new AbortController();
@@ -120,7 +126,8 @@ export function createOutboxRelay({
     try {
       const h = natsHeaders();
       for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
-      const stored = js.publish(names.subject(m.subject), m.payload, { msgID: m.eventId, headers: h }).then(storedAck);
+      let stored = js.publish(names.subject(m.subject), m.payload, { msgID: m.eventId, headers: h }).then(storedAck);
+      if (onNoStream) stored = stored.catch((err: unknown) => (err instanceof PublishRejectedError && err.code === 503 && onNoStream(), Promise.reject(err)));
       return onPublish ? stored.then((ack) => (onPublish(true), ack), (err: unknown) => (onPublish(false), Promise.reject(err))) : stored;
     } catch (err) {
       onPublish?.(false);

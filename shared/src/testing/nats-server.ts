@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +15,8 @@ export interface OwnNatsServer {
   start(): Promise<void>;
   /** Replaces the configuration given at start (`config`) and makes the server reread it (SIGHUP, as `nats-server --signal reload` does). */
   reconfigure(config: string): void;
+  /** Empties the JetStream store of a stopped server, as a lost volume would: every stream, message and consumer gone. */
+  wipeStore(): void;
   /** Stops it and deletes its store. */
   dispose(): Promise<void>;
 }
@@ -55,6 +57,11 @@ export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [
         c.once("exit", () => done());
         c.kill(signal);
       });
+    },
+    wipeStore() {
+      if (child && child.exitCode === null && child.signalCode === null) throw new Error("stop the nats-server before wiping its store");
+      rmSync(store, { recursive: true, force: true });
+      mkdirSync(store);
     },
     reconfigure(text) {
       if (!confFile) throw new Error("this nats-server was started without a config");

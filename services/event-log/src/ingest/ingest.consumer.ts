@@ -15,6 +15,8 @@ export interface IngestOptions {
   lingerMs?: number;
   /** Delay before a batch that failed to store is redelivered. */
   retryDelayMs?: number;
+  /** Re-creates the streams when this one has gone (see DurableSettings). */
+  restoreStreams?: () => Promise<void>;
 }
 
 export type IngestConsumer = PullLoop;
@@ -47,6 +49,7 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
       maxDeliver: -1,
       ackWaitMs: 30_000,
       maxAckPending: batchSize * 5,
+      restoreStreams: o.restoreStreams,
     });
 
   let buffer: JsMsg[] = [];
