@@ -33,12 +33,34 @@ export function createServiceApp({ log }: ServiceAppOptions) {
   // not the path, so ids in paths cannot multiply the series.
   let observe: RequestObserver | undefined;
   let schemaPending: (() => boolean) | undefined;
+  let deadlineMs: number | undefined;
   app.use(async (c, next) => {
     if (!observe) return next();
     const started = performance.now();
     await next();
     const route = routePath(c, -1);
     observe(c.req.method, route === "*" || route === "/*" ? "unmatched" : route, c.res.status, (performance.now() - started) / 1000);
+  });
+
+  // A database that stops answering without closing its connections (a frozen server, a
+  // blackholed network) would hold requests until the client gives up: past the deadline the
+  // client gets a 503 instead. The work goes on and may still commit, which the answer says; a
+  // retry with the same Idempotency-Key then replays its outcome. A streamed answer (the event
+  // log's tail) counts as answered once its headers are ready.
+  app.use(async (_c, next) => {
+    if (deadlineMs === undefined) return next();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ServiceUnavailableError(`the request was not answered within ${deadlineMs} ms (the database is slow or unreachable); a write may still be applied: retry with the same Idempotency-Key`, 1)),
+        deadlineMs,
+      );
+    });
+    try {
+      await Promise.race([next(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   });
 
   app.notFound((c) => {
@@ -81,6 +103,10 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     /** Every answered request from now on is told to `fn`. */
     observeRequests(fn: RequestObserver) {
       observe = fn;
+    },
+    /** Requests not answered within `ms` get a 503 problem with Retry-After (undefined: no deadline). */
+    answerWithin(ms: number | undefined) {
+      deadlineMs = ms;
     },
     /** While `fn` says the migrations are not all applied, a missing table or column answers 503. */
     whileSchemaPending(fn: () => boolean) {

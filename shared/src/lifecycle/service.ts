@@ -189,6 +189,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   const app = spec.buildApp({ db: database.db, published: (messages) => relay?.handOff(messages), names });
   registerHealthRoutes(app, readiness);
   app.whileSchemaPending(() => !migrated);
+  app.answerWithin(config.REQUEST_DEADLINE_MS);
   const metrics = config.METRICS_PORT > 0 ? createMetrics({ service: spec.name }) : undefined;
   if (metrics) {
     app.observeRequests(metrics.observeRequest);

@@ -1,8 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { createLogger, decodeEvent, type OutboxMessage } from "@orderflow/shared";
-import { createMigratedDatabase } from "@orderflow/shared/testing";
+import { createMigratedDatabase, holdInTransaction, waitFor } from "@orderflow/shared/testing";
 import { createApp } from "../app.js";
 import { outbox, users } from "../db/schema.js";
 
@@ -151,6 +151,31 @@ describe("GET /users", () => {
       `cursor=${cursor(`orders|2026-01-02T03:04:05.678Z|${id}`)}`,
     ]) {
       await expectProblem(await app.request(`/users?${q}`), 400);
+    }
+  });
+});
+
+describe("a database that does not answer", () => {
+  it("answers 503 past the request deadline instead of hanging; the write may still commit, and a retry with the key replays it", async () => {
+    const slow = createApp({ db: env.db, log: createLogger({ service: "test", level: "silent" }), published: () => {} });
+    slow.answerWithin(300);
+    // A peer holding the table, as a frozen or partitioned database holds every statement.
+    const hold = await holdInTransaction(env.db, sql`lock table users in access exclusive mode`);
+    const body = JSON.stringify({ email: unique(), name: "Patient" });
+    const send = () => slow.request("/users", { method: "POST", headers: { "content-type": "application/json", "idempotency-key": `deadline-${body}` }, body });
+    let released = false;
+    try {
+      const res = await send();
+      expect(res.headers.get("retry-after")).toBe("1");
+      expect((await expectProblem(res, 503)).detail).toMatch(/not answered within 300 ms.*retry with the same Idempotency-Key/);
+      await hold.release();
+      released = true;
+      // The first attempt committed once the lock went; the retry gets its answer, not a 409.
+      await waitFor(async () => (await send()).status === 201, { what: "the replayed 201" });
+      const replay = await send();
+      expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    } finally {
+      if (!released) await hold.release();
     }
   });
 });
