@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { eq, lt } from "drizzle-orm";
+import { eq, lt, sql } from "drizzle-orm";
 import type { Context } from "hono";
 import type { Db, Tx } from "../db/database.js";
 import { idempotencyKeys } from "../db/tables.js";
@@ -94,6 +94,8 @@ async function writeOnce<B>(
 }
 
 /** Deletes keys older than `ttlMs`; keys therefore live at least that long. */
-export async function purgeIdempotencyKeys(db: Db, ttlMs: number, now = Date.now()): Promise<void> {
-  await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, new Date(now - ttlMs)));
+export async function purgeIdempotencyKeys(db: Db, ttlMs: number): Promise<void> {
+  // The database's clock, which set created_at: an app clock ahead by X would cut every key's
+  // life to the TTL minus X, and a retry inside the promised TTL would get a 409, not a replay.
+  await db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, sql`now() - ${ttlMs}::int * interval '1 millisecond'`));
 }
