@@ -255,6 +255,21 @@ describe("jsonBody behind the Node server", () => {
     expect(res).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);
     expect(res).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
     expect(JSON.parse(res.split("\r\n\r\n")[1]!)).toMatchObject({ status: 405 });
+    // A client that keeps its side open does not keep the socket (nor a shutdown waiting on it),
+    // and one that resets at once does not bring the process down.
+    const own = await startHttpServer((req, env) => app.fetch(req, env), 0, "127.0.0.1");
+    const open = connect({ port: own.port, host: "127.0.0.1", allowHalfOpen: true });
+    open.on("error", () => {});
+    open.write("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    await new Promise((answered) => open.on("end", answered).resume());
+    const closed = await Promise.race([own.close().then(() => "closed"), new Promise((r) => setTimeout(() => r("held open"), 8_000))]);
+    open.destroy();
+    expect(closed).toBe("closed");
+    for (let i = 0; i < 20; i++) {
+      const rude = connect(server.port, "127.0.0.1", () => rude.end("CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n", () => rude.resetAndDestroy()));
+      rude.on("error", () => {});
+    }
+    expect(await raw("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")).toMatch(/^HTTP\/1\.1 405 /);
   });
 
   it("refuses a repeated Idempotency-Key, which Node would join into a key nobody sent", async () => {

@@ -50,7 +50,7 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
     server.requestTimeout = 30_000;
     server.on("clientError", answerUnparsable);
     // Without a listener Node closes a CONNECT's socket without a word; no route tunnels.
-    server.on("connect", (req: IncomingMessage, socket: Duplex) => answerConnect(req, socket));
+    server.on("connect", (req: IncomingMessage, socket: Duplex) => answerConnect(req, socket as Socket));
     server.once("error", (err: NodeJS.ErrnoException) => {
       if (err.code === "EADDRINUSE") reject(new StartupError(`port ${port} on ${hostname} is already in use by another process; set PORT to a free one`, { cause: err }));
       else if (err.code === "EACCES") reject(new StartupError(`port ${port} on ${hostname} needs privileges this process does not have; set PORT to one above 1023`, { cause: err }));
@@ -61,9 +61,13 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
 }
 
 /** CONNECT (a proxy tunnel) reaches no route: 405 problem+json, then the connection closes. */
-function answerConnect(req: IncomingMessage, socket: Duplex) {
+function answerConnect(req: IncomingMessage, socket: Socket) {
   const body = JSON.stringify(problem(405, "Method Not Allowed", `this server is not a proxy: CONNECT ${req.url?.slice(0, 100) ?? ""} is not served`));
-  socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  // Node hands the socket over without its error and timeout handlers: a reset would be an
+  // uncaught error, and a client keeping its side open would hold server.close() (shutdown).
+  socket.on("error", () => socket.destroy());
+  socket.setTimeout(5_000, () => socket.destroy());
+  socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`, () => socket.destroy());
 }
 
 /** A problem answer written straight to Node's response, for requests the app never sees. */

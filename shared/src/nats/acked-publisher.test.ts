@@ -84,7 +84,7 @@ describe("acked publisher", () => {
     expect((tooBig as PromiseRejectedResult).reason).toBeInstanceOf(PublishRejectedError);
     expect((tooBig as PromiseRejectedResult).reason.message).toMatch(/size/i);
     expect(nowhere!.status).toBe("rejected");
-    expect((nowhere as PromiseRejectedResult).reason).toMatchObject({ name: "PublishRejectedError", code: 503 });
+    expect((nowhere as PromiseRejectedResult).reason).toMatchObject({ name: "PublishRejectedError", code: 503, noStream: true });
     expect(ok).toMatchObject({ status: "fulfilled", value: { stream: small, duplicate: false } });
     publisher.close();
   });

@@ -23,6 +23,8 @@ export class PublishRejectedError extends Error {
     message: string,
     readonly code: number,
     readonly errCode?: number,
+    /** The server's "no responders": no stream takes the subject (a lost or deleted stream, say). */
+    readonly noStream = false,
   ) {
     super(message);
   }
@@ -88,7 +90,7 @@ export function createAckedPublisher(nc: NatsConnection, { timeoutMs = 5000 }: {
     // A status-only answer: 503 is the server's "no responders", no stream takes the subject.
     if (msg.headers?.hasError || msg.data.length === 0) {
       const code = msg.headers?.code ?? 503;
-      return p.reject(new PublishRejectedError(code === 503 ? `no stream takes ${p.subject}` : `publish to ${p.subject} answered ${code} ${msg.headers?.description ?? ""}`.trim(), code));
+      return p.reject(new PublishRejectedError(code === 503 ? `no stream takes ${p.subject}` : `publish to ${p.subject} answered ${code} ${msg.headers?.description ?? ""}`.trim(), code, undefined, code === 503));
     }
     let answer: { stream?: string; seq?: number; duplicate?: boolean; domain?: string; error?: { code: number; err_code?: number; description: string } };
     try {

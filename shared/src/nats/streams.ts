@@ -24,13 +24,15 @@ export interface StreamSettings {
 /**
  * Creates or updates the streams a service touches. Limits retention keeps history for replay
  * and queries (consumers do not delete messages). Idempotent: every replica calls it at start.
+ * Returns the streams it had to create.
  */
 export async function ensureStreams(
   jsm: JetStreamManager,
   names: Names,
   streams: readonly StreamName[],
   settings: StreamSettings,
-): Promise<void> {
+): Promise<StreamName[]> {
+  const created: StreamName[] = [];
   for (const logical of streams) {
     const config: Partial<StreamConfig> & { name: string } = {
       name: names.stream(logical),
@@ -50,12 +52,14 @@ export async function ensureStreams(
       if (!isNotFound(err)) throw err;
       try {
         await jsm.streams.add(config);
+        created.push(logical);
       } catch (addErr) {
         // Another replica created it between our info and add: that is the state we wanted.
         if (!String((addErr as Error).message).includes("already in use")) throw addErr;
       }
     }
   }
+  return created;
 }
 
 export interface DurableSettings {
@@ -125,15 +129,17 @@ export function isStreamNotFound(err: unknown): boolean {
  * (a consumer's "stream not found", the relay's publish that no stream takes) calls it, and the
  * streams are created again at most once per `minIntervalMs`, however many callers found out.
  */
-export function streamRestorer(ensure: () => Promise<void>, log: Logger, minIntervalMs = 2000): () => Promise<void> {
+export function streamRestorer(ensure: () => Promise<StreamName[]>, log: Logger, minIntervalMs = 2000): () => Promise<void> {
   let running: Promise<void> | undefined;
   let last = 0;
   return () => {
     if (running) return running;
     if (Date.now() - last < minIntervalMs) return Promise.resolve();
     last = Date.now();
+    // Only a stream actually created is news: a "no responders" during a leader election finds
+    // every stream in place, and then this was one info per stream, said nowhere.
     running = ensure()
-      .then(() => log.warn("a stream was missing (JetStream store lost, or deleted): streams recreated"))
+      .then((created) => void (created.length > 0 && log.warn({ streams: created }, "a stream was missing (JetStream store lost, or deleted): streams recreated")))
       .finally(() => (running = undefined));
     return running;
   };

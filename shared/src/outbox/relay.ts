@@ -127,7 +127,7 @@ export function createOutboxRelay({
       const h = natsHeaders();
       for (const [k, v] of Object.entries(m.headers)) h.set(k, v);
       let stored = js.publish(names.subject(m.subject), m.payload, { msgID: m.eventId, headers: h }).then(storedAck);
-      if (onNoStream) stored = stored.catch((err: unknown) => (err instanceof PublishRejectedError && err.code === 503 && onNoStream(), Promise.reject(err)));
+      if (onNoStream) stored = stored.catch((err: unknown) => (err instanceof PublishRejectedError && err.noStream && onNoStream(), Promise.reject(err)));
       return onPublish ? stored.then((ack) => (onPublish(true), ack), (err: unknown) => (onPublish(false), Promise.reject(err))) : stored;
     } catch (err) {
       onPublish?.(false);
