@@ -92,7 +92,8 @@ export const baseConfigSchema = z.object({
   DATABASE_STATEMENT_TIMEOUT_MS: durationMs(30_000),
   // An HTTP request not answered in this time gets a 503 (the database frozen or unreachable
   // without a reset): far above a healthy request (p99 tens of ms), below a client's patience.
-  REQUEST_DEADLINE_MS: durationMs(15_000, 100),
+  // 0: no deadline.
+  REQUEST_DEADLINE_MS: durationMs(15_000),
   NATS_URL: natsUrl.default("nats://127.0.0.1:4222"),
   NATS_USER: z.string().optional(),
   NATS_PASSWORD: z.string().optional(),

@@ -44,22 +44,42 @@ export function createServiceApp({ log }: ServiceAppOptions) {
 
   // A database that stops answering without closing its connections (a frozen server, a
   // blackholed network) would hold requests until the client gives up: past the deadline the
-  // client gets a 503 instead. The work goes on and may still commit, which the answer says; a
-  // retry with the same Idempotency-Key then replays its outcome. A streamed answer (the event
-  // log's tail) counts as answered once its headers are ready.
-  app.use(async (_c, next) => {
-    if (deadlineMs === undefined) return next();
+  // client gets a 503 instead. The clock starts once the body has arrived (jsonBody restarts it;
+  // a slow upload is Node's 408, not the database's fault), and a streamed answer (the event
+  // log's live tail) is exempt. The work goes on and a write may still commit, which the answer
+  // says. Work still running past its deadline is counted: past MAX_OVERDUE of it, requests are
+  // refused at once instead of piling more onto a database that does not answer.
+  let overdue = 0;
+  app.use(async (c, next) => {
+    const ms = deadlineMs;
+    if (!ms) return next();
+    if (overdue >= MAX_OVERDUE) throw new ServiceUnavailableError(`${overdue} earlier requests still wait for the database past their deadline; retry later`, 5);
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ServiceUnavailableError(`the request was not answered within ${deadlineMs} ms (the database is slow or unreachable); a write may still be applied: retry with the same Idempotency-Key`, 1)),
-        deadlineMs,
-      );
-    });
+    let late = false;
+    let expire!: (err: Error) => void;
+    const expired = new Promise<never>((_, reject) => (expire = reject));
+    const deadline: Deadline = {
+      exempt: false,
+      pause: () => clearTimeout(timer),
+      restart() {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          if (deadline.exempt) return;
+          late = true;
+          overdue += 1;
+          const write = c.req.method !== "GET" && c.req.method !== "HEAD";
+          expire(new ServiceUnavailableError(`the request was not answered within ${ms} ms (the database is slow or unreachable)${write ? "; the write may still be applied: retry with the same Idempotency-Key" : ""}`, 5));
+        }, ms);
+      },
+    };
+    deadlines.set(c, deadline);
+    deadline.restart();
+    const work = next();
     try {
-      await Promise.race([next(), late]);
+      await Promise.race([work, expired]);
     } finally {
       clearTimeout(timer);
+      if (late) void work.catch(() => {}).finally(() => (overdue -= 1));
     }
   });
 
@@ -104,7 +124,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     observeRequests(fn: RequestObserver) {
       observe = fn;
     },
-    /** Requests not answered within `ms` get a 503 problem with Retry-After (undefined: no deadline). */
+    /** Requests not answered within `ms` get a 503 problem with Retry-After (0 or undefined: no deadline). */
     answerWithin(ms: number | undefined) {
       deadlineMs = ms;
     },
@@ -114,6 +134,20 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     },
   });
 }
+
+/** Requests still running past their deadline beyond which new ones are refused at once. */
+const MAX_OVERDUE = 256;
+
+interface Deadline {
+  exempt: boolean;
+  /** Stops the clock (while the body arrives); `restart` starts it again from zero. */
+  pause(): void;
+  restart(): void;
+}
+const deadlines = new WeakMap<Context, Deadline>();
+
+/** A streamed answer (Server-Sent Events) runs as long as the client listens: no deadline. */
+export const exemptFromDeadline = (c: Context) => void (deadlines.has(c) && (deadlines.get(c)!.exempt = true));
 
 export type RequestObserver = (method: string, route: string, status: number, seconds: number) => void;
 
@@ -151,6 +185,9 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
   const tooLarge = () => problemResponse(problem(413, "Content Too Large", `the request body is larger than ${maxBytes} bytes`));
   const streamed = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
   return async (c, next) => {
+    // The deadline counts from a complete request (restarted below): how fast a client sends
+    // its body is Node's 408, not the database's 503.
+    deadlines.get(c)?.pause();
     const header = c.req.header("content-type") ?? "";
     const type = header.split(";")[0]!.trim().toLowerCase();
     if (type !== "application/json" && !JSON_SUFFIX_TYPE.test(type)) {
@@ -174,6 +211,7 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
     if (!ROUTE_ACCEPTS_JSON.test(header)) c.req.raw.headers.set("content-type", "application/json");
     const readThenNext = async (): Promise<void> => {
       const refused = await readUtf8Body(c);
+      deadlines.get(c)?.restart();
       if (refused) c.res = refused;
       else await next();
     };

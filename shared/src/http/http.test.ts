@@ -95,6 +95,32 @@ describe("createServiceApp", () => {
       expect(res.headers.get("content-type")).toBe("application/problem+json");
     }
   });
+
+  it("answers 503 past the request deadline, and refuses at once while too many requests still wait past theirs", async () => {
+    const app = createServiceApp({ log: createLogger({ service: "test", level: "silent" }) });
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => (release = r));
+    app.get("/stuck", async (c) => (await stuck, c.text("late")));
+    app.get("/quick", (c) => c.text("ok"));
+    let slow!: () => void;
+    const later = new Promise<void>((r) => (slow = r));
+    app.get("/slow", async (c) => (await later, c.text("in time")));
+    app.answerWithin(30);
+    const late = await Promise.all(Array.from({ length: 256 }, () => app.request("/stuck")));
+    expect(late.map((r) => r.status)).toEqual(Array(256).fill(503));
+    expect(late[0]!.headers.get("retry-after")).toBe("5");
+    expect(((await late[0]!.json()) as { detail: string }).detail).toMatch(/not answered within 30 ms \(the database is slow or unreachable\)$/);
+    // 256 still running: the next is refused without waiting, even one that would be quick.
+    const refused = await app.request("/quick");
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { detail: string }).detail).toMatch(/^256 earlier requests still wait/);
+    release();
+    await waitFor(async () => (await app.request("/quick")).status === 200, { what: "requests answered again once the stuck ones finished" });
+    app.answerWithin(0);
+    const pending = app.request("/slow");
+    setTimeout(slow, 100);
+    expect((await pending).status).toBe(200); // 0: no deadline
+  });
 });
 
 describe("jsonBody behind the Node server", () => {
@@ -247,6 +273,27 @@ describe("jsonBody behind the Node server", () => {
       expect(res, request).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
       expect(res).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
       expect(res).toMatch(/"status":400/);
+    }
+  });
+
+  it("starts the request deadline once the body has arrived: a slow upload is not the database's 503", async () => {
+    app.answerWithin(150);
+    try {
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const body = JSON.stringify({ name: "Trickled" });
+        const req = httpRequest({ host: "127.0.0.1", port: server.port, path: "/echo", method: "POST", headers: { "content-type": "application/json", "content-length": String(body.length) } }, (r) => {
+          let text = "";
+          r.setEncoding("utf8").on("data", (d: string) => (text += d));
+          r.on("end", () => resolve({ status: r.statusCode!, body: text }));
+        });
+        req.on("error", reject);
+        req.write(body.slice(0, 5));
+        // The rest after twice the deadline: a client on a slow link.
+        setTimeout(() => req.end(body.slice(5)), 400);
+      });
+      expect(res).toEqual({ status: 201, body: JSON.stringify({ got: { name: "Trickled" } }) });
+    } finally {
+      app.answerWithin(undefined);
     }
   });
 

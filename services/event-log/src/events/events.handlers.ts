@@ -1,6 +1,6 @@
 import { and, asc, desc, gt, gte, inArray, sql } from "drizzle-orm";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
-import { NotFoundError, ServiceUnavailableError, fieldErrors, problem, problemResponse, reportableError, type Db, type Logger, type ServiceApp } from "@orderflow/shared";
+import { NotFoundError, ServiceUnavailableError, exemptFromDeadline, fieldErrors, problem, problemResponse, reportableError, type Db, type Logger, type ServiceApp } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
 import { beforeCursor, decodeEventCursor, encodeEventCursor, eventConditions, matchesRow, presentEvent } from "./events.query.js";
 import { getEventRoute, lastEventIdHeader, listEventsRoute, statsRoute, streamQuery, streamRouteDoc } from "./events.routes.js";
@@ -47,6 +47,8 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
 
   app.openAPIRegistry.registerPath(streamRouteDoc);
   app.get("/events/stream", async (c) => {
+    // The answer lasts as long as the client listens. (A tail that cannot subscribe answers 503.)
+    exemptFromDeadline(c);
     // As the validated routes see a query: a repeated parameter is an array, so a 400, not
     // silently its first value.
     const query = streamQuery.safeParse(Object.fromEntries(Object.entries(c.req.queries()).map(([k, v]) => [k, v.length === 1 ? v[0] : v])));
