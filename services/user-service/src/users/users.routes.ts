@@ -23,7 +23,8 @@ export const registerUserBody = z
       .min(1)
       .max(100)
       .refine((n) => !/\p{Cc}/u.test(n), "must not contain control characters (line breaks, tabs, escapes)")
-      .refine((n) => /[^\p{Z}\p{Cf}\p{Cc}]/u.test(n), "must contain a visible character")
+      // Blank letters (Hangul fillers, the braille blank) are letters to Unicode, not spaces.
+      .refine((n) => /[^\p{Z}\p{Cf}\p{Cc}\u115f\u1160\u2800\u3164\uffa0]/u.test(n), "must contain a visible character")
       .openapi({ example: "Ada Lovelace", description: "1–100 characters after trimming, at least one of them visible; no control characters, NUL or unpaired surrogates." }),
   })
   .openapi("RegisterUser");

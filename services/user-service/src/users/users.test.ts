@@ -74,7 +74,7 @@ describe("POST /users", () => {
 
   it("refuses names Postgres cannot store and unknown fields with field errors, not a 500", async () => {
     // NUL has no place in Postgres text; a lone surrogate has no UTF-8 form.
-    for (const name of ["a\u0000b", "a\ud800b", "\udc00", "Ada\nLovelace", "Ada\u0007", "\u001b[31mAda", "Ada\u0085", "\u200b\u200b", "\u2060", "\u00a0\u200b"]) {
+    for (const name of ["a\u0000b", "a\ud800b", "\udc00", "Ada\nLovelace", "Ada\u0007", "\u001b[31mAda", "Ada\u0085", "\u200b\u200b", "\u2060", "\u00a0\u200b", "\u3164", "\u2800\u2800", "\u115f\u1160"]) {
       const body = await expectProblem(await post({ email: unique(), name }), 400);
       expect(body.errors.map((e: { pointer: string }) => e.pointer)).toEqual(["/name"]);
     }
