@@ -18,6 +18,21 @@ afterAll(async () => {
   await nc.close();
 });
 
+/** A fresh database for user-service, dropped after the file. */
+async function freshDatabase() {
+  const database = await createTestDatabase("of_lifecycle");
+  databases.push(database);
+  return database;
+}
+
+/** user-service from its build on `database` and a free port, in this file's namespace unless `env` says otherwise. */
+async function startUserService(database: TestDatabase, env: Record<string, string> = {}) {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const proc = startProcess(main, [], { PORT: String(port), HOST: "127.0.0.1", DATABASE_URL: database.url, NATS_URL: testNatsUrl(), NATS_NAMESPACE: namespace, ...env });
+  return { url, proc };
+}
+
 async function readyz(url: string) {
   const res = await fetch(`${url}/readyz`);
   return { status: res.status, body: (await res.json()) as { checks: Record<string, string> } };
@@ -36,12 +51,8 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
   });
 
   it("stays not ready until the migrate entry point has run, then becomes ready", async () => {
-    const database = await createTestDatabase("of_lifecycle");
-    databases.push(database);
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const env = { PORT: String(port), HOST: "127.0.0.1", DATABASE_URL: database.url, NATS_URL: testNatsUrl(), NATS_NAMESPACE: namespace, MIGRATE_ON_START: "false" };
-    const proc = startProcess(main, [], env);
+    const database = await freshDatabase();
+    const { url, proc } = await startUserService(database, { MIGRATE_ON_START: "false" });
     try {
       const notReady = await waitFor(async () => {
         const r = await readyz(url).catch(() => undefined);
@@ -79,14 +90,12 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
   });
 
   it("exits 1 naming the table when every migration has run but a shared table is missing (a schema that forgot to export it)", async () => {
-    const database = await createTestDatabase("of_lifecycle");
-    databases.push(database);
+    const database = await freshDatabase();
     expect((await startProcess(migrate, [], { DATABASE_URL: database.url }).exited).code).toBe(0);
     const db = await openDatabase(database.url);
     await db.db.execute(sql`drop table inbox`);
     await db.close();
-    const port = await freePort();
-    const proc = startProcess(main, [], { PORT: String(port), HOST: "127.0.0.1", DATABASE_URL: database.url, NATS_URL: testNatsUrl(), NATS_NAMESPACE: namespace });
+    const { proc } = await startUserService(database);
     try {
       // Awaited with a deadline, so a service that never exits fails the test and is killed below.
       await waitFor(() => proc.child.exitCode !== null || proc.child.signalCode !== null, { what: "the service to exit", timeoutMs: 30_000 });
@@ -108,11 +117,7 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
 
 describe("graceful shutdown with keep-alive clients", () => {
   it("exits 0 promptly on SIGTERM while a keep-alive client keeps probing /readyz", async () => {
-    const database = await createTestDatabase("of_lifecycle");
-    databases.push(database);
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
-    const proc = startProcess(main, [], { PORT: String(port), HOST: "127.0.0.1", DATABASE_URL: database.url, NATS_URL: testNatsUrl(), NATS_NAMESPACE: namespace, SHUTDOWN_TIMEOUT_MS: "5000" });
+    const { url, proc } = await startUserService(await freshDatabase(), { SHUTDOWN_TIMEOUT_MS: "5000" });
     try {
       await waitReady(url, proc);
       // One socket, reused for every probe, the way an ingress or a mesh sidecar would.
@@ -149,12 +154,9 @@ describe("graceful shutdown with keep-alive clients", () => {
 
 describe("graceful shutdown", () => {
   it("publishes every row left in the outbox, not one batch of them", async () => {
-    const database = await createTestDatabase("of_lifecycle");
-    databases.push(database);
-    const port = await freePort();
-    const url = `http://127.0.0.1:${port}`;
+    const database = await freshDatabase();
     const ns = uniqueNamespace();
-    const proc = startProcess(main, [], { PORT: String(port), HOST: "127.0.0.1", DATABASE_URL: database.url, NATS_URL: testNatsUrl(), NATS_NAMESPACE: ns, SHUTDOWN_TIMEOUT_MS: "10000" });
+    const { url, proc } = await startUserService(database, { NATS_NAMESPACE: ns, SHUTDOWN_TIMEOUT_MS: "10000" });
     const db = await openDatabase(database.url, { poolSize: 1 });
     const nc = await connectTestNats();
     try {
