@@ -72,7 +72,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
         }, ms);
       },
     };
-    deadlines.set(c, deadline);
+    (c.set as (key: string, value: Deadline) => void)(DEADLINE, deadline);
     deadline.restart();
     const work = next();
     try {
@@ -144,10 +144,16 @@ interface Deadline {
   pause(): void;
   restart(): void;
 }
-const deadlines = new WeakMap<Context, Deadline>();
+// On the request's context (its variables): a WeakMap keyed by the context, whose value's timer
+// closes over that context, cost ~13 µs of GC per request in a micro-benchmark.
+const DEADLINE = "orderflow.deadline";
+const deadlineOf = (c: Context) => (c.get as (key: string) => Deadline | undefined)(DEADLINE);
 
 /** A streamed answer (Server-Sent Events) runs as long as the client listens: no deadline. */
-export const exemptFromDeadline = (c: Context) => void (deadlines.has(c) && (deadlines.get(c)!.exempt = true));
+export const exemptFromDeadline = (c: Context) => {
+  const deadline = deadlineOf(c);
+  if (deadline) deadline.exempt = true;
+};
 
 export type RequestObserver = (method: string, route: string, status: number, seconds: number) => void;
 
@@ -187,7 +193,7 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
   return async (c, next) => {
     // The deadline counts from a complete request (restarted below): how fast a client sends
     // its body is Node's 408, not the database's 503.
-    deadlines.get(c)?.pause();
+    deadlineOf(c)?.pause();
     const header = c.req.header("content-type") ?? "";
     const type = header.split(";")[0]!.trim().toLowerCase();
     if (type !== "application/json" && !JSON_SUFFIX_TYPE.test(type)) {
@@ -211,7 +217,7 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
     if (!ROUTE_ACCEPTS_JSON.test(header)) c.req.raw.headers.set("content-type", "application/json");
     const readThenNext = async (): Promise<void> => {
       const refused = await readUtf8Body(c);
-      deadlines.get(c)?.restart();
+      deadlineOf(c)?.restart();
       if (refused) c.res = refused;
       else await next();
     };
