@@ -1,5 +1,6 @@
 import { and, eq } from "drizzle-orm";
 import {
+  documentedHeaders,
   NotFoundError,
   UnprocessableError,
   decodeCursor,
@@ -31,7 +32,7 @@ const unknownUser = (userId: string) =>
   });
 
 export function registerOrderRoutes(app: ServiceApp, { db, published }: OrdersDeps) {
-  app.openapi(placeOrderRoute, async (c) => {
+  app.openapi(documentedHeaders(app, placeOrderRoute), async (c) => {
     // One spelling of the user id (JSON may carry it in upper case): for the row, the event's
     // subject and data, and the Idempotency-Key's "same body" comparison.
     const sent = c.req.valid("json");

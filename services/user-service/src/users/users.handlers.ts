@@ -1,5 +1,6 @@
 import { eq } from "drizzle-orm";
 import {
+  documentedHeaders,
   ConflictError,
   NotFoundError,
   decodeCursor,
@@ -29,7 +30,7 @@ export interface UsersDeps {
 
 export function registerUserRoutes(app: ServiceApp, { db, published }: UsersDeps) {
   const batcher = createRegisterBatcher({ db, published });
-  app.openapi(registerUserRoute, async (c) => {
+  app.openapi(documentedHeaders(app, registerUserRoute), async (c) => {
     const body = c.req.valid("json");
     const key = readIdempotencyKey(c);
     const now = new Date();
