@@ -8,6 +8,8 @@ import { transactionWithQueued, type OutboxMessage } from "../outbox/handoff.js"
 import { HttpProblemError, UnprocessableError } from "../errors/index.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "Idempotency-Key";
+/** 1–255 printable ASCII characters: what readIdempotencyKey takes and the OpenAPI document states. */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x20-\x7e]{1,255}$/;
 
 /** The stored outcome of a write, replayed verbatim for a retry with the same key. */
 export interface WriteResponse<B = unknown> {
@@ -31,7 +33,7 @@ export function readIdempotencyKey(c: Context): string | undefined {
       errors: [{ in: "header", pointer: `/${IDEMPOTENCY_KEY_HEADER}`, detail: "is repeated" }],
     });
   }
-  if (!/^[\x20-\x7e]{1,255}$/.test(key)) {
+  if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
     throw new HttpProblemError(400, "Bad Request", "Idempotency-Key must be 1–255 printable ASCII characters", {
       errors: [{ in: "header", pointer: `/${IDEMPOTENCY_KEY_HEADER}`, detail: "must be 1–255 printable ASCII characters" }],
     });

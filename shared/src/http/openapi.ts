@@ -1,5 +1,6 @@
 import { z, type RouteConfig } from "@hono/zod-openapi";
 import { isStorableText } from "../db/text.js";
+import { IDEMPOTENCY_KEY_PATTERN } from "./idempotency.js";
 
 /** OpenAPI schema of the RFC 9457 problem body every error response uses. */
 export const problemSchema = z
@@ -40,7 +41,7 @@ export const writeHeaders = z.object({
   "idempotency-key": z.string().optional().openapi({
     description:
       "1–255 printable ASCII characters, sent once. A retry with the same key and body replays the first answer (with `Idempotent-Replayed: true`) without a second write; the same key with another body is a 422. Keys are kept at least IDEMPOTENCY_TTL_MS (24 h by default).",
-    pattern: "^[\\x20-\\x7e]{1,255}$",
+    pattern: IDEMPOTENCY_KEY_PATTERN.source,
     example: "checkout-7f3a9c",
   }),
   traceparent: z.string().optional().openapi({
