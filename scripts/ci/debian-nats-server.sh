@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Fetches the nats-server binary of a Debian suite (trixie: 2.10.x, sid: the newest packaged) and
+# prints its path, without installing it: the machine's own nats-server (bookworm's 2.9.10) stays
+# the one the shared broker runs. Used by .ci/run to run the NATS-facing suites on 2.10+ too.
+#
+# Every download is checked the way apt checks it: the suite's InRelease against Debian's archive
+# keyring (gpgv), the package index against InRelease's SHA256, the .deb against the index's.
+# Cached by version under $ORDERFLOW_CACHE (or /var/cache/orderflow as root, ~/.cache/orderflow).
+set -euo pipefail
+
+suite="${1:?usage: debian-nats-server.sh <debian suite, e.g. trixie or sid>}"
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+arch="$(dpkg --print-architecture)"
+if [[ -n "${ORDERFLOW_CACHE:-}" ]]; then cache="$ORDERFLOW_CACHE"
+elif [[ $(id -u) -eq 0 ]]; then cache=/var/cache/orderflow
+else cache="$HOME/.cache/orderflow"; fi
+
+fail() { echo "debian-nats-server: $*" >&2; exit 1; }
+for tool in curl gpgv xz dpkg-deb sha256sum; do command -v "$tool" >/dev/null || fail "needs $tool"; done
+[[ -r $keyring ]] || fail "needs Debian's archive keyring ($keyring, package debian-archive-keyring)"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+curl -fsS --retry 3 -o "$work/InRelease" "$mirror/dists/$suite/InRelease" || fail "cannot fetch $suite's InRelease from $mirror"
+gpgv --quiet --keyring "$keyring" --output "$work/Release" "$work/InRelease" 2>/dev/null ||
+  fail "$suite's InRelease does not carry a valid Debian archive signature"
+
+index="main/binary-$arch/Packages.xz"
+index_sha="$(awk -v f="$index" '/^SHA256:/ { s = 1; next } /^[^ ]/ { s = 0 } s && $3 == f { print $1 }' "$work/Release")"
+[[ -n $index_sha ]] || fail "$suite's Release lists no $index"
+curl -fsS --retry 3 -o "$work/Packages.xz" "$mirror/dists/$suite/$index" || fail "cannot fetch $index"
+echo "$index_sha  $work/Packages.xz" | sha256sum --check --quiet - || fail "$index does not match $suite's Release"
+
+# The nats-server stanza: its version, file and checksum.
+read -r version filename deb_sha < <(xz -dc "$work/Packages.xz" | awk '
+  /^Package: / { p = ($2 == "nats-server") }
+  p && /^Version: / { v = $2 } p && /^Filename: / { f = $2 } p && /^SHA256: / { s = $2 }
+  p && /^$/ { print v, f, s; exit }
+  END { if (p && v) print v, f, s }') || true
+[[ -n ${filename:-} && -n ${deb_sha:-} ]] || fail "$suite has no nats-server package for $arch"
+
+dest="$cache/nats-server/$suite-$version"
+if [[ ! -x $dest/nats-server ]]; then
+  curl -fsS --retry 3 -o "$work/nats-server.deb" "$mirror/$filename" || fail "cannot fetch $filename"
+  echo "$deb_sha  $work/nats-server.deb" | sha256sum --check --quiet - || fail "$filename does not match $suite's index"
+  dpkg-deb -x "$work/nats-server.deb" "$work/x"
+  mkdir -p "$dest"
+  install -m 0755 "$work/x/usr/sbin/nats-server" "$dest/nats-server"
+fi
+"$dest/nats-server" --version >/dev/null || fail "$dest/nats-server does not run here"
+echo "$dest/nats-server"
