@@ -50,10 +50,33 @@ export interface EventFilters {
   to?: string;
 }
 
+/** The digits of an ISO time's fraction past the millisecond ("" for none). */
+const subMillisecond = (iso: string) => /\.\d{3}(\d+)/.exec(iso)?.[1] ?? "";
+
+/**
+ * A from/to bound as the `time` column compares it. Stored times are whole milliseconds, so a
+ * bound with a finer fraction is rounded up to the next one, which selects the same rows both as
+ * "at or after" and as "before"; `new Date` would cut it down and take in the millisecond below.
+ */
+const timeBound = (iso: string) => {
+  const d = new Date(iso);
+  return /[1-9]/.test(subMillisecond(iso)) ? new Date(d.getTime() + 1) : d;
+};
+
+/** from < to, to the last digit written (rounded, two bounds inside one millisecond would tie). */
+const isBefore = (from: string, to: string) => {
+  const a = new Date(from).getTime();
+  const b = new Date(to).getTime();
+  if (a !== b) return a < b;
+  const [x, y] = [subMillisecond(from), subMillisecond(to)];
+  const width = Math.max(x.length, y.length);
+  return x.padEnd(width, "0") < y.padEnd(width, "0");
+};
+
 export function eventConditions(f: EventFilters): SQL | undefined {
-  const from = f.from ? new Date(f.from) : undefined;
-  const to = f.to ? new Date(f.to) : undefined;
-  if (from && to && from >= to) throw badQuery("/to", "must be after from");
+  if (f.from && f.to && !isBefore(f.from, f.to)) throw badQuery("/to", "must be after from");
+  const from = f.from ? timeBound(f.from) : undefined;
+  const to = f.to ? timeBound(f.to) : undefined;
   return and(
     f.type ? eq(events.type, resolveType(f.type)) : undefined,
     f.subject ? eq(events.subject, f.subject) : undefined,

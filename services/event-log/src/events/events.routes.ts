@@ -3,11 +3,16 @@ import { MAX_INDEXED_CHARS } from "../ingest/ingest.domain.js";
 import { isStorableTime, problemContent as problem, queryInt, storableText, streamCatalog, unavailableResponse, type StreamName } from "@orderflow/shared";
 
 // Years 0100–9999 once in UTC (0100-01-01T00:00+14:00 is still year 99): see isStorableTime.
+// RFC 3339 (5.6) lets the "T" and "Z" be lower case; zod's check takes upper case only.
 const isoTime = (what: string) =>
-  z.iso
-    .datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z" })
-    .refine((t) => isStorableTime(Date.parse(t)), "must be in the years 0100–9999 (UTC)")
-    .openapi({ description: what });
+  z
+    .preprocess(
+      (v) => (typeof v === "string" ? v.toUpperCase() : v),
+      z.iso
+        .datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z" })
+        .refine((t) => isStorableTime(Date.parse(t)), "must be in the years 0100–9999 (UTC)"),
+    )
+    .openapi({ description: what, type: "string", format: "date-time" });
 // As long as the log keeps them: a longer value could match no stored row.
 const text = (what: string) => storableText().min(1).max(MAX_INDEXED_CHARS).openapi({ description: what });
 

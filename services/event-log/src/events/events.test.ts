@@ -70,6 +70,23 @@ describe("GET /events", () => {
     expect((await get(`/events?entity=${userId}&stream=ORDERS`)).items).toHaveLength(1);
   });
 
+  it("takes RFC 3339 times with a lower-case t and z, and bounds finer than the millisecond times are stored in", async () => {
+    const { userId, registered, order } = history(); // the order is 5 ms after the registration
+    await store(registered, order);
+    const ids = async (q: string) => (await get(`/events?entity=${userId}&${q}`)).items.map((e) => e.id);
+    const iso = (ms: number, fraction = "") => new Date(ms).toISOString().replace("Z", `${fraction}Z`);
+    const at = Date.parse(registered.time);
+    expect(await ids(`from=${iso(at + 5).toLowerCase()}`)).toEqual([order.id]);
+    expect(await ids(`to=${iso(at + 5).replace("T", "t")}`)).toEqual([registered.id]);
+    // 0.1 µs past the registration's millisecond: after it, before the order.
+    expect(await ids(`from=${iso(at, "0001")}`)).toEqual([order.id]);
+    expect(await ids(`to=${iso(at, "0001")}`)).toEqual([registered.id]);
+    expect(await ids(`from=${iso(at, "000")}&to=${iso(at, "0001")}`)).toEqual([registered.id]);
+    // Within one millisecond, from < to is still told apart, and from ≥ to is still a 400.
+    expect(await ids(`from=${iso(at, "0001")}&to=${iso(at, "0002")}`)).toEqual([]);
+    expect((await problemOf(await app.request(`/events?from=${iso(at, "0002")}&to=${iso(at, "00019")}`))).errors?.[0]?.pointer).toBe("/to");
+  });
+
   it("pages newest first with a cursor, without gaps or repeats", async () => {
     const at = Date.parse("2020-01-01T00:00:00Z");
     const entity = uuidv7();
