@@ -60,12 +60,14 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     const expired = new Promise<never>((_, reject) => (expire = reject));
     const deadline: Deadline = {
       exempt: false,
+      passed: false,
       pause: () => clearTimeout(timer),
       restart() {
         clearTimeout(timer);
         timer = setTimeout(() => {
           if (deadline.exempt) return;
           late = true;
+          deadline.passed = true;
           overdue += 1;
           const write = c.req.method !== "GET" && c.req.method !== "HEAD";
           expire(new ServiceUnavailableError(`the request was not answered within ${ms} ms (the database is slow or unreachable)${write ? "; the write may still be applied: retry with the same Idempotency-Key" : ""}`, 5));
@@ -140,6 +142,8 @@ const MAX_OVERDUE = 256;
 
 interface Deadline {
   exempt: boolean;
+  /** The 503 has been sent: whatever the handler still does, nobody reads its answer. */
+  passed: boolean;
   /** Stops the clock (while the body arrives); `restart` starts it again from zero. */
   pause(): void;
   restart(): void;
@@ -149,10 +153,18 @@ interface Deadline {
 const DEADLINE = "orderflow.deadline";
 const deadlineOf = (c: Context) => (c.get as (key: string) => Deadline | undefined)(DEADLINE);
 
-/** A streamed answer (Server-Sent Events) runs as long as the client listens: no deadline. */
-export const exemptFromDeadline = (c: Context) => {
+/**
+ * A streamed answer (Server-Sent Events) runs as long as the client listens: no deadline from
+ * here on. Called once the stream can start, so what it waits on before (a query, a
+ * subscription) still has the deadline. False when the deadline has already passed: the client
+ * has its 503, and the caller should let go of what it set up.
+ */
+export const exemptFromDeadline = (c: Context): boolean => {
   const deadline = deadlineOf(c);
-  if (deadline) deadline.exempt = true;
+  if (!deadline) return true;
+  if (deadline.passed) return false;
+  deadline.exempt = true;
+  return true;
 };
 
 export type RequestObserver = (method: string, route: string, status: number, seconds: number) => void;

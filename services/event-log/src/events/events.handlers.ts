@@ -47,8 +47,6 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
 
   app.openAPIRegistry.registerPath(streamRouteDoc);
   app.get("/events/stream", async (c) => {
-    // The answer lasts as long as the client listens. (A tail that cannot subscribe answers 503.)
-    exemptFromDeadline(c);
     // As the validated routes see a query: a repeated parameter is an array, so a 400, not
     // silently its first value.
     const query = streamQuery.safeParse(Object.fromEntries(Object.entries(c.req.queries()).map(([k, v]) => [k, v.length === 1 ? v[0] : v])));
@@ -111,6 +109,14 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
       throw new ServiceUnavailableError("the live tail cannot start right now; retry shortly", 5);
     }
     const { position, unsubscribe } = subscription;
+    // The answer lasts as long as the client listens, so the request deadline stops here; until
+    // now it covered the subscription (a frozen database answers 503, as on every other route).
+    // Past it, the client already has that 503: let go of the slot and the subscription.
+    if (!exemptFromDeadline(c)) {
+      unsubscribe();
+      open--;
+      return c.body(null, 503);
+    }
 
     // Failures end the stream and go to the log only: Hono's onError would send the client an
     // `error` event carrying the message (a failed query's SQL and parameters).

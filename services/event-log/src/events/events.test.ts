@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvent, createLogger, uuidv7 } from "@orderflow/shared";
-import { createMigratedDatabase, waitFor } from "@orderflow/shared/testing";
+import { createMigratedDatabase, holdInTransaction, waitFor } from "@orderflow/shared/testing";
 import { createApp } from "../app.js";
 import { toEventRow } from "../ingest/ingest.domain.js";
 import { createEventWriter } from "../ingest/ingest.store.js";
@@ -243,6 +243,35 @@ describe("GET /events/stream", () => {
     const all = await Promise.all(Array.from({ length: 10 }, () => capped.request("/events/stream")));
     expect(all.map((r) => r.status).sort()).toEqual([200, ...Array(9).fill(503)]);
     await Promise.all(all.map((r) => r.body?.cancel()));
+  });
+
+  it("answers 503 past the request deadline while a frozen database keeps a tail from starting, and gives its slot back", async () => {
+    const own = createTail({ db: env.db, log, pollMs: 600_000 }); // no listener yet: starting one asks the table
+    const capped = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000, maxStreams: 1 });
+    capped.answerWithin(300);
+    // A peer holding the table, as a frozen or partitioned database holds every statement.
+    const hold = await holdInTransaction(env.db, sql`lock table events in access exclusive mode`);
+    let released = false;
+    try {
+      const res = await capped.request("/events/stream");
+      expect(res.headers.get("retry-after")).toBe("5");
+      expect(((await problemOf(res, 503)) as { detail?: string }).detail).toMatch(/not answered within 300 ms/);
+      await hold.release();
+      released = true;
+      // The subscription that came too late let go of the one slot: the next client streams.
+      const next = await waitFor(async () => {
+        const r = await capped.request("/events/stream");
+        if (r.status === 200) return r;
+        await r.body?.cancel();
+        return undefined;
+      }, { what: "a tail once the database answers", timeoutMs: 5000 });
+      const first = await next.body!.getReader().read();
+      expect(new TextDecoder().decode(first.value)).toMatch(/^event: ready/m);
+      await next.body!.cancel().catch(() => {});
+    } finally {
+      if (!released) await hold.release();
+      own.close();
+    }
   });
 
   it("ends a tail whose catch-up fails without telling the client the query", async () => {
