@@ -1,5 +1,5 @@
-import { and, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
-import { HttpProblemError, decodeOpaque, eventCatalog, parseCanonicalTime, type EventName } from "@orderflow/shared";
+import { and, eq, gte, inArray, lt, or, sql, type SQL } from "drizzle-orm";
+import { HttpProblemError, decodeOpaque, eventCatalog, isStorableTime, parseCanonicalTime, type EventName } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
 
 /** Keyset position in the newest-first listing: the last item's time and log seq. */
@@ -77,6 +77,9 @@ export function eventConditions(f: EventFilters): SQL | undefined {
   if (f.from && f.to && !isBefore(f.from, f.to)) throw badQuery("/to", "must be after from");
   const from = f.from ? timeBound(f.from) : undefined;
   const to = f.to ? timeBound(f.to) : undefined;
+  // Rounded up past 9999-12-31T23:59:59.999Z, a bound is a year Postgres cannot take: no stored
+  // time is at or after it, and every stored time is before it.
+  if (from && !isStorableTime(from.getTime())) return sql`false`;
   return and(
     f.type ? eq(events.type, resolveType(f.type)) : undefined,
     f.subject ? eq(events.subject, f.subject) : undefined,
@@ -84,7 +87,7 @@ export function eventConditions(f: EventFilters): SQL | undefined {
     f.entity ? inArray(events.entity, entityVariants(f.entity)) : undefined,
     f.stream ? eq(events.stream, f.stream) : undefined,
     from ? gte(events.time, from) : undefined,
-    to ? lt(events.time, to) : undefined,
+    to && isStorableTime(to.getTime()) ? lt(events.time, to) : undefined,
   );
 }
 

@@ -85,6 +85,10 @@ describe("GET /events", () => {
     // Within one millisecond, from < to is still told apart, and from ≥ to is still a 400.
     expect(await ids(`from=${iso(at, "0001")}&to=${iso(at, "0002")}`)).toEqual([]);
     expect((await problemOf(await app.request(`/events?from=${iso(at, "0002")}&to=${iso(at, "00019")}`))).errors?.[0]?.pointer).toBe("/to");
+    // Rounded up, the last storable millisecond's fraction is a year Postgres cannot take: from
+    // it nothing, before it everything.
+    expect(await ids("from=9999-12-31T23:59:59.9999Z")).toEqual([]);
+    expect(await ids("to=9999-12-31T23:59:59.9991%2B00:00")).toEqual([order.id, registered.id]);
   });
 
   it("pages newest first with a cursor, without gaps or repeats", async () => {
