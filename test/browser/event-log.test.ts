@@ -101,6 +101,21 @@ describe("event log page in Chromium", () => {
     expect(errors).toEqual([]);
     await page.close();
   });
+  it("goes live again after the live tail answers 503 (database down, tails full), which closes an EventSource for good", async () => {
+    const page = await browser.newPage();
+    let refused = 0;
+    // The first stream request gets the 503 the service gives past its request deadline.
+    await page.route("**/events/stream*", async (route) => {
+      if (refused++ > 0) return route.continue();
+      await route.fulfill({ status: 503, contentType: "application/problem+json", headers: { "retry-after": "5" }, body: JSON.stringify({ type: "about:blank", title: "Service Unavailable", status: 503 }) });
+    });
+    await page.goto(eventLogUrl);
+    await expect.poll(() => page.getByRole("status").textContent(), { timeout: 5_000 }).toBe("reconnecting…");
+    await expect.poll(() => page.getByRole("status").textContent(), { timeout: 15_000 }).toBe("live");
+    expect(refused).toBe(2);
+    await page.close();
+  });
+
   it("logs no warning or error through a normal run (at LOG_LEVEL=warn every line would be one)", () => {
     // e.g. an outbox relay polling a table this service does not have, every few seconds forever.
     expect(eventLog.output.filter((l) => l.startsWith("{"))).toEqual([]);
