@@ -6,6 +6,10 @@
 # Every download is checked the way apt checks it: the suite's InRelease against Debian's archive
 # keyring (gpgv), the package index against InRelease's SHA256, the .deb against the index's.
 # Cached by version under $ORDERFLOW_CACHE (or /var/cache/orderflow as root, ~/.cache/orderflow).
+#
+# Exit codes: 0 with the path printed; 75 when the archive cannot be reached (a network matter,
+# which CI reports and skips); 1 for anything else (a bad signature or checksum, no such package,
+# a binary that does not run), which CI treats as a failure.
 set -euo pipefail
 
 suite="${1:?usage: debian-nats-server.sh <debian suite, e.g. trixie or sid>}"
@@ -17,20 +21,21 @@ elif [[ $(id -u) -eq 0 ]]; then cache=/var/cache/orderflow
 else cache="$HOME/.cache/orderflow"; fi
 
 fail() { echo "debian-nats-server: $*" >&2; exit 1; }
+unreachable() { echo "debian-nats-server: $*" >&2; exit 75; }
 for tool in curl gpgv xz dpkg-deb sha256sum; do command -v "$tool" >/dev/null || fail "needs $tool"; done
 [[ -r $keyring ]] || fail "needs Debian's archive keyring ($keyring, package debian-archive-keyring)"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-curl -fsS --retry 3 -o "$work/InRelease" "$mirror/dists/$suite/InRelease" || fail "cannot fetch $suite's InRelease from $mirror"
+curl -fsS --retry 3 -o "$work/InRelease" "$mirror/dists/$suite/InRelease" || unreachable "cannot fetch $suite's InRelease from $mirror"
 gpgv --quiet --keyring "$keyring" --output "$work/Release" "$work/InRelease" 2>/dev/null ||
   fail "$suite's InRelease does not carry a valid Debian archive signature"
 
 index="main/binary-$arch/Packages.xz"
 index_sha="$(awk -v f="$index" '/^SHA256:/ { s = 1; next } /^[^ ]/ { s = 0 } s && $3 == f { print $1 }' "$work/Release")"
 [[ -n $index_sha ]] || fail "$suite's Release lists no $index"
-curl -fsS --retry 3 -o "$work/Packages.xz" "$mirror/dists/$suite/$index" || fail "cannot fetch $index"
+curl -fsS --retry 3 -o "$work/Packages.xz" "$mirror/dists/$suite/$index" || unreachable "cannot fetch $index"
 echo "$index_sha  $work/Packages.xz" | sha256sum --check --quiet - || fail "$index does not match $suite's Release"
 
 # The nats-server stanza: its version, file and checksum.
@@ -43,11 +48,16 @@ read -r version filename deb_sha < <(xz -dc "$work/Packages.xz" | awk '
 
 dest="$cache/nats-server/$suite-$version"
 if [[ ! -x $dest/nats-server ]]; then
-  curl -fsS --retry 3 -o "$work/nats-server.deb" "$mirror/$filename" || fail "cannot fetch $filename"
+  curl -fsS --retry 3 -o "$work/nats-server.deb" "$mirror/$filename" || unreachable "cannot fetch $filename"
   echo "$deb_sha  $work/nats-server.deb" | sha256sum --check --quiet - || fail "$filename does not match $suite's index"
   dpkg-deb -x "$work/nats-server.deb" "$work/x"
   mkdir -p "$dest"
-  install -m 0755 "$work/x/usr/sbin/nats-server" "$dest/nats-server"
+  # Into place with a rename: a run killed part way leaves no half-written binary in the cache.
+  install -m 0755 "$work/x/usr/sbin/nats-server" "$dest/.nats-server.$$"
+  mv -f "$dest/.nats-server.$$" "$dest/nats-server"
 fi
-"$dest/nats-server" --version >/dev/null || fail "$dest/nats-server does not run here"
+if ! "$dest/nats-server" --version >/dev/null; then
+  rm -rf "$dest" # fetched again next time
+  fail "$dest/nats-server does not run here"
+fi
 echo "$dest/nats-server"
