@@ -55,7 +55,6 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     if (!ms) return next();
     if (overdue >= MAX_OVERDUE) throw new ServiceUnavailableError(`${overdue} earlier requests still wait for the database past their deadline; retry later`, 5);
     let timer: NodeJS.Timeout | undefined;
-    let late = false;
     let expire!: (err: Error) => void;
     const expired = new Promise<never>((_, reject) => (expire = reject));
     const deadline: Deadline = {
@@ -66,7 +65,6 @@ export function createServiceApp({ log }: ServiceAppOptions) {
         clearTimeout(timer);
         timer = setTimeout(() => {
           if (deadline.exempt) return;
-          late = true;
           deadline.passed = true;
           overdue += 1;
           const write = c.req.method !== "GET" && c.req.method !== "HEAD";
@@ -81,7 +79,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
       await Promise.race([work, expired]);
     } finally {
       clearTimeout(timer);
-      if (late) void work.catch(() => {}).finally(() => (overdue -= 1));
+      if (deadline.passed) void work.catch(() => {}).finally(() => (overdue -= 1));
     }
   });
 
