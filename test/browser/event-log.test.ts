@@ -135,7 +135,7 @@ describe("event log page in Chromium", () => {
     const legend = page.locator("#legend li").filter({ hasText: planted });
     await legend.waitFor({ timeout: 15_000 });
     expect(await page.locator("#chart title").allTextContents()).toContainEqual(expect.stringContaining(planted));
-    expect(await page.evaluate(() => (window as unknown as { __planted?: number }).__planted)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as { __planted?: number }).__planted)).toBeUndefined();
     expect(await page.locator("#chart img").count()).toBe(0);
     await page.close();
   });

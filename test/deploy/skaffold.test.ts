@@ -105,7 +105,7 @@ describe("skaffold.yaml", () => {
       const objs = await template(sets, { release: r.name, valuesFiles: (r.valuesFiles ?? []).map(repoPath) });
       for (const a of s.build.artifacts) {
         const svc = a.docker.buildArgs.SERVICE!;
-        const d = find(objs, "Deployment", `${r.name}-${svc}`) as { spec: { template: { spec: { containers: { image: string }[] } } } };
+        const d = find(objs, "Deployment", `${r.name}-${svc}`) as unknown as { spec: { template: { spec: { containers: { image: string }[] } } } };
         expect(d.spec.template.spec.containers[0]!.image).toBe(`registry.test/${svc}:abc@sha256:${"0".repeat(64)}`);
       }
     }
@@ -116,7 +116,7 @@ describe("skaffold.yaml", () => {
     expect(config.portForward.map((p) => p.resourceName).sort()).toEqual(SERVICES.map((n) => `orderflow-${n}`).sort());
     for (const pf of config.portForward) {
       expect(pf.resourceType).toBe("service");
-      const svc = find(objs, "Service", pf.resourceName) as { spec: { ports: { port: number }[] } };
+      const svc = find(objs, "Service", pf.resourceName) as unknown as { spec: { ports: { port: number }[] } };
       expect(svc.spec.ports.map((p) => p.port)).toContain(pf.port);
     }
     expect(new Set(config.portForward.map((p) => p.localPort)).size).toBe(config.portForward.length);

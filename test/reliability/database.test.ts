@@ -156,7 +156,7 @@ describe("start-up while dependencies are down", () => {
   it("waits, not-ready, while NATS answers without JetStream (still starting), and is ready once it has it", async () => {
     const nats: OwnNatsServer = await startOwnNatsServer();
     cleanups.push(() => nats.dispose());
-    const sys: TestSystem = await startSystem({ natsUrl: nats.url, services: ["user-service"] });
+    const sys = await startSystem({ natsUrl: nats.url, services: ["user-service"] });
     cleanups.push(() => sys.cleanup());
     const users = sys.services["user-service"];
     await users.proc.kill("SIGKILL");
