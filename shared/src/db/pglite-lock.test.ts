@@ -47,23 +47,34 @@ describe("PGlite data directory lock", () => {
 
   it("lets only one of two processes starting at once take it, fresh or over a dead holder's file", async () => {
     const lockModule = JSON.stringify(new URL("../../dist/db/pglite-lock.js", import.meta.url).pathname);
-    const contender = (dir: string) =>
-      new Promise<string>((resolve) => {
-        const child = spawn(process.execPath, ["--input-type=module", "-e", `
-          const { lockDataDirectory } = await import(${lockModule});
-          try { lockDataDirectory(${JSON.stringify(dir)}); console.log("locked"); await new Promise((r) => setTimeout(r, 400)); }
-          catch (err) { console.log(err.name); }
-        `], { stdio: ["ignore", "pipe", "inherit"] });
+    // A winner holds the lock until the test has both outcomes (it closes the winner's stdin then),
+    // however slowly the other one starts.
+    const contender = (dir: string) => {
+      const child = spawn(process.execPath, ["--input-type=module", "-e", `
+        const { lockDataDirectory } = await import(${lockModule});
+        try { lockDataDirectory(${JSON.stringify(dir)}); console.log("locked"); process.stdin.resume(); await new Promise((r) => process.stdin.once("end", r)); }
+        catch (err) { console.log(err.name); }
+      `], { stdio: ["pipe", "pipe", "inherit"] });
+      child.stdin.on("error", () => {}); // the loser may be gone before its stdin is closed
+      const exited = new Promise((done) => child.once("exit", done));
+      const outcome = new Promise<string>((resolve) => {
         let out = "";
-        child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-        child.on("exit", () => resolve(out.trim()));
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("\n")) resolve(out.trim());
+        });
+        child.once("exit", () => resolve(out.trim()));
       });
+      return { outcome, release: () => (child.stdin.end(), exited) };
+    };
     const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
     for (const stale of [false, true]) {
       for (let round = 0; round < 8; round++) {
         const dir = dataDir();
         if (stale) writeFileSync(join(dir, "orderflow.pid"), dead);
-        const outcomes = await Promise.all([contender(dir), contender(dir)]);
+        const both = [contender(dir), contender(dir)];
+        const outcomes = await Promise.all(both.map((c) => c.outcome));
+        await Promise.all(both.map((c) => c.release()));
         expect(outcomes.sort(), `stale ${stale}, round ${round}`).toEqual(["DataDirectoryInUseError", "locked"]);
       }
     }
