@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { DiscardPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
 import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "../testing/nats.js";
 import { startOwnNatsServer } from "../testing/nats-server.js";
@@ -32,7 +33,7 @@ afterAll(async () => {
 });
 
 /** Stores a dead letter as the consumer runner does: original headers plus Orderflow-Dlq-*. */
-async function deadLetter(payload: string, originalSeq: number, error = "InvalidEventError", subject: string | null = names.subject("users.registered")) {
+async function deadLetter(payload: string, originalSeq: number, error = "InvalidEventError", subject: string | null = names.subject("users.registered"), client: JetStreamClient = js) {
   const h = natsHeaders();
   h.set("Orderflow-Trace", `trace-${originalSeq}`);
   h.set(DlqHeaders.OriginalMsgId, `orig-${originalSeq}`);
@@ -44,7 +45,7 @@ async function deadLetter(payload: string, originalSeq: number, error = "Invalid
   h.set(DlqHeaders.ErrorClass, error);
   h.set(DlqHeaders.ErrorMessage, "message body is not valid JSON");
   h.set(DlqHeaders.Time, "2026-01-02T03:04:05.000Z");
-  const ack = await js.publish(names.subject(`dlq.order-service.users.registered`), payload, { headers: h, msgID: `dlq:test:${originalSeq}` });
+  const ack = await client.publish(names.subject(`dlq.order-service.users.registered`), payload, { headers: h, msgID: `dlq:test:${originalSeq}` });
   return ack.seq;
 }
 
@@ -140,31 +141,75 @@ describe("dead letters", () => {
     await purgeDeadLetter(deps, lost);
     await purgeDeadLetter(deps, nowhere);
 
-    // A failure that is not the letter's own (here the stream refuses every write) stops the run
-    // at that letter and says how many went before it.
+    // A failure that is not the letter's own (here USERS is full and refuses new messages after
+    // the first) stops the run at that letter and says how many went before it.
     const first = await deadLetter(`{"id":"first"}`, 31);
     const blocked = await deadLetter(`{"id":"blocked"}`, 32);
-    let published = 0;
-    const failing = { ...deps, js: { publish: (...args: Parameters<JetStreamClient["publish"]>) => (published++ === 0 ? js.publish(...args) : Promise.reject(new Error("timeout"))) } as JetStreamClient };
-    const stopped = capture();
-    await expect(runDlqCommand({ verb: "replay-all" }, failing, stopped.io)).resolves.toBe(1);
-    expect(stopped.out).toEqual([expect.stringMatching(new RegExp(`^replayed dead letter ${first} `))]);
-    expect(stopped.err).toEqual([`dlq: replaying dead letter ${blocked} failed: timeout`, "dlq: 1 dead letter(s) replayed before it; it and the ones after it are still in the DLQ"]);
+    const users = await jsm.streams.info(names.stream("USERS"));
+    await jsm.streams.update(names.stream("USERS"), { max_msgs: users.state.messages + 1, discard: DiscardPolicy.New });
+    try {
+      const stopped = capture();
+      await expect(runDlqCommand({ verb: "replay-all" }, deps, stopped.io)).resolves.toBe(1);
+      expect(stopped.out).toEqual([expect.stringMatching(new RegExp(`^replayed dead letter ${first} `))]);
+      expect(stopped.err).toEqual([`dlq: replaying dead letter ${blocked} failed: maximum messages exceeded`, "dlq: 1 dead letter(s) replayed before it; it and the ones after it are still in the DLQ"]);
+    } finally {
+      await jsm.streams.update(names.stream("USERS"), { max_msgs: -1, discard: DiscardPolicy.Old });
+    }
     expect((await listDeadLetters(deps)).map((d) => d.seq)).toEqual([blocked]);
     await purgeDeadLetter(deps, blocked);
   });
 
-  it("replay of a letter someone else removed meanwhile is not an error; a delete that fails says the letter was republished", async () => {
+  it("replay of a letter someone else removed meanwhile is not an error", async () => {
     const deps = { js, jsm, names };
     const a = await deadLetter(`{"id":"raced"}`, 41);
-    const racing = { ...deps, jsm: { streams: { getMessage: jsm.streams.getMessage.bind(jsm.streams), deleteMessage: async (s: string, seq: number) => { await jsm.streams.deleteMessage(s, seq, false); return jsm.streams.deleteMessage(s, seq, false); } } } as unknown as JetStreamManager };
-    await expect(replayDeadLetter(racing, a, () => "r1")).resolves.toMatchObject({ dlqSeq: a, msgId: `replay:${a}:r1` });
+    // Another operator, on a connection of their own, purges the letter just after this replay
+    // republished it and before it deletes it: the real server then answers "not found".
+    const other = await connectTestNats();
+    try {
+      const otherJsm = await jetstreamManager(other);
+      const racing = {
+        ...deps,
+        js: {
+          publish: async (...args: Parameters<JetStreamClient["publish"]>) => {
+            const ack = await js.publish(...args);
+            expect(await otherJsm.streams.deleteMessage(names.stream("DLQ"), a, false)).toBe(true);
+            return ack;
+          },
+        } as JetStreamClient,
+      };
+      await expect(replayDeadLetter(racing, a, () => "r1")).resolves.toMatchObject({ dlqSeq: a, msgId: `replay:${a}:r1` });
+    } finally {
+      await other.close();
+    }
     expect(await listDeadLetters(deps)).toEqual([]);
+  });
 
-    const b = await deadLetter(`{"id":"stuck"}`, 42);
-    const refusing = { ...deps, jsm: { streams: { getMessage: jsm.streams.getMessage.bind(jsm.streams), deleteMessage: async () => Promise.reject(new Error("permissions violation")) } } as unknown as JetStreamManager };
-    await expect(replayDeadLetter(refusing, b, () => "r2")).rejects.toThrow(`dead letter ${b} was republished as replay:${b}:r2 but could not be deleted from the DLQ (permissions violation)`);
-    await purgeDeadLetter(deps, b);
+  it("a replay whose delete the server refuses says the letter was republished and leaves it in the DLQ", async () => {
+    // An operator allowed everything but deleting messages: the republish goes through, the delete is refused.
+    const server = await startOwnNatsServer({
+      config: `authorization { users = [
+        { user: admin, password: admin }
+        { user: ops, password: ops, permissions: { publish: { deny: "$JS.API.STREAM.MSG.DELETE.>" } } }
+      ] }`,
+    });
+    const admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
+    const ops = await connect({ servers: server.url, user: "ops", pass: "ops" });
+    try {
+      const adminJsm = await jetstreamManager(admin);
+      await ensureStreams(adminJsm, names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+      const b = await deadLetter(`{"id":"stuck"}`, 42, "InvalidEventError", names.subject("users.registered"), jetstream(admin));
+      const refused = { js: jetstream(ops), jsm: await jetstreamManager(ops), names };
+      await expect(replayDeadLetter(refused, b, () => "r2")).rejects.toThrow(
+        new RegExp(`^dead letter ${b} was republished as replay:${b}:r2 but could not be deleted from the DLQ \\(.*[Pp]ermissions [Vv]iolation.*\\); replaying it again publishes one more copy`),
+      );
+      const adminDeps = { js: jetstream(admin), jsm: adminJsm, names };
+      expect((await listDeadLetters(adminDeps)).map((d) => d.seq)).toEqual([b]);
+      expect((await adminJsm.streams.info(names.stream("USERS"))).state.messages).toBe(1);
+    } finally {
+      await ops.close();
+      await admin.close();
+      await server.dispose();
+    }
   });
 
   it("lists a page at a time and says where the next one starts", async () => {
