@@ -10,6 +10,7 @@ import {
   repoRoot,
   startProcess,
   startSystem,
+  teardown,
   testNatsUrl,
   waitReady,
   type ManagedProcess,
@@ -46,12 +47,14 @@ beforeAll(async () => {
   // A fresh temporary profile (--user-data-dir) per launch is Playwright's default.
   browser = await chromium.launch({ executablePath, args: flags, headless: true });
 });
-afterAll(async () => {
-  await browser?.close();
-  await eventLog?.kill("SIGKILL");
-  await logDb?.drop().catch(() => {});
-  await sys?.cleanup();
-});
+afterAll(() =>
+  teardown(
+    () => browser?.close(),
+    () => eventLog?.kill("SIGKILL"),
+    () => logDb?.drop(),
+    () => sys?.cleanup(),
+  ),
+);
 
 describe("event log page in Chromium", () => {
   it("shows a newly registered user's events appear live, filters them, and lists service lifecycle", async () => {

@@ -5,6 +5,7 @@ import {
   repoRoot,
   startProcess,
   startSystem,
+  teardown,
   testNatsUrl,
   waitReady,
   type ManagedProcess,
@@ -15,10 +16,7 @@ import { checkExactlyOnce, readLedger, registrationLoad, report, sqlClient, stre
 
 const procs: ManagedProcess[] = [];
 let sys: TestSystem | undefined;
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill("SIGKILL")));
-  await sys?.cleanup();
-});
+afterAll(() => teardown(() => Promise.all(procs.map((p) => p.kill("SIGKILL"))), () => sys?.cleanup()));
 
 /** One more process of a service against the same database and namespace, on its own port. */
 async function spawnReplica(system: TestSystem, svc: TestService, instance: string): Promise<string> {

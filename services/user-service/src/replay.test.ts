@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { asc, eq } from "drizzle-orm";
 import { createEvent, inboxReplayTarget, openDatabase, uuidv7, type Database } from "@orderflow/shared";
-import { repoRoot, startProcess, startSystem, testNatsUrl, waitFor, type TestSystem } from "@orderflow/shared/testing";
+import { repoRoot, startProcess, startSystem, testNatsUrl, teardown, waitFor, type TestSystem } from "@orderflow/shared/testing";
 import { users } from "./db/schema.js";
 
 let sys: TestSystem;
@@ -11,10 +11,7 @@ beforeAll(async () => {
   sys = await startSystem();
   userDb = await openDatabase(sys.services["user-service"].database.url, { poolSize: 2 });
 });
-afterAll(async () => {
-  await userDb?.close();
-  await sys?.cleanup();
-});
+afterAll(() => teardown(() => userDb?.close(), () => sys?.cleanup()));
 
 const json = { "content-type": "application/json" };
 const counts = async () => (await userDb.db.select({ id: users.id, orderCount: users.orderCount }).from(users).orderBy(asc(users.id))).map((u) => [u.id, u.orderCount]);

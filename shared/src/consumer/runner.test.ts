@@ -10,7 +10,7 @@ import { uuidv7 } from "../ids/index.js";
 import { createLogger } from "../logger/index.js";
 import { createNames } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
-import { adminSql, connectTestNats, createTestDatabase, deleteNamespace, holdInTransaction, postgresRelay, publishRawHeaders, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
+import { adminSql, connectTestNats, createTestDatabase, deleteNamespace, holdInTransaction, postgresRelay, publishRawHeaders, uniqueNamespace, waitFor, teardown, type TestDatabase } from "../testing/index.js";
 import { listDeadLetters } from "../cli/dead-letters.js";
 import { DlqHeaders } from "./dead-letter.js";
 import { createConsumer, type ConsumerOptions } from "./runner.js";
@@ -34,12 +34,14 @@ beforeAll(async () => {
     payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now())`);
   await ensureStreams(await jetstreamManager(nc), names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
 });
-afterAll(async () => {
-  await database?.close();
-  await testDb?.drop();
-  await deleteNamespace(nc, namespace);
-  await nc?.close();
-});
+afterAll(() =>
+  teardown(
+    () => database?.close(),
+    () => testDb?.drop(),
+    () => deleteNamespace(nc, namespace),
+    () => nc?.close(),
+  ),
+);
 
 /** A users.registered event, its data overridden by `data`. */
 const registered = (data: Record<string, unknown> = {}) => {

@@ -1,6 +1,6 @@
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { z } from "zod";
 import { HttpProblemError } from "../errors/index.js";
 import { uuidv7 } from "../ids/index.js";
@@ -205,6 +205,7 @@ describe("jsonBody behind the Node server", () => {
     // socket, so the server can still close.
     const own = await startHttpServer((req, env) => app.fetch(req, env), 0, "127.0.0.1");
     const open = connect({ port: own.port, host: "127.0.0.1", allowHalfOpen: true }, () => open.write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"));
+    onTestFinished(() => (open.destroy(), own.close())); // also when an assertion fails first
     let answered = false;
     open.on("end", () => (answered = true)).on("error", () => {});
     open.resume();
@@ -306,16 +307,19 @@ describe("jsonBody behind the Node server", () => {
     // and one that resets at once does not bring the process down.
     const own = await startHttpServer((req, env) => app.fetch(req, env), 0, "127.0.0.1");
     const open = connect({ port: own.port, host: "127.0.0.1", allowHalfOpen: true });
+    onTestFinished(() => (open.destroy(), own.close())); // also when an assertion fails first
     open.on("error", () => {});
     open.write("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
     await new Promise((answered) => open.on("end", answered).resume());
     const closed = await Promise.race([own.close().then(() => "closed"), new Promise((r) => setTimeout(() => r("held open"), 8_000))]);
     open.destroy();
     expect(closed).toBe("closed");
-    for (let i = 0; i < 20; i++) {
+    const rudeClosed = Array.from({ length: 20 }, () => {
       const rude = connect(server.port, "127.0.0.1", () => rude.end("CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n", () => rude.resetAndDestroy()));
       rude.on("error", () => {});
-    }
+      return new Promise((done) => rude.once("close", done));
+    });
+    await Promise.all(rudeClosed);
     expect(await raw("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")).toMatch(/^HTTP\/1\.1 405 /);
   });
 

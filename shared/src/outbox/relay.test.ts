@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
@@ -9,7 +9,7 @@ import { ensureStreams } from "../nats/streams.js";
 import { outbox } from "../db/tables.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { uuidv7 } from "../ids/index.js";
-import { connectTestNats, createTestDatabase, deleteNamespace, startOwnNatsServer, uniqueNamespace, waitFor, type TestDatabase } from "../testing/index.js";
+import { connectTestNats, createTestDatabase, deleteNamespace, startOwnNatsServer, uniqueNamespace, teardown, waitFor, type TestDatabase } from "../testing/index.js";
 import { enqueueEvents } from "./enqueue.js";
 import { takeQueued, type OutboxMessage } from "./handoff.js";
 import type { Tx } from "../db/database.js";
@@ -33,12 +33,14 @@ beforeAll(async () => {
   await ensureStreams(await jetstreamManager(nc), names, ["USERS"], { replicas: 1, maxAgeMs: 3600_000 });
 });
 
-afterAll(async () => {
-  await database?.close();
-  await testDb?.drop();
-  await deleteNamespace(nc, namespace);
-  await nc?.close();
-});
+afterAll(() =>
+  teardown(
+    () => database?.close(),
+    () => testDb?.drop(),
+    () => deleteNamespace(nc, namespace),
+    () => nc?.close(),
+  ),
+);
 
 /** Counts publish calls per relay, to show that no row was published twice (dedupe would hide it). */
 function countingJs(js: JetStreamClient, counter: Map<string, number>): JetStreamClient {
@@ -89,6 +91,7 @@ describe("outbox relay", () => {
     const publishes = new Map<string, number>();
     const js = countingJs(jetstream(nc), publishes);
     const relays = [1, 2].map(() => createOutboxRelay({ db: database.db, js, names, log, batchSize: 25, pollMs: 50, graceMs: 0 }));
+    onTestFinished(() => Promise.all(relays.map((r) => r.stop()))); // also when an assertion fails first
     relays.forEach((r) => r.start());
     await waitFor(async () => {
       const [{ n }] = (await database.db.select({ n: sql<number>`count(*)::int` }).from(outbox)) as [{ n: number }];
@@ -156,6 +159,7 @@ describe("outbox relay", () => {
         : publish(subject, payload, opts),
     );
     const relay = createOutboxRelay({ db: database.db, js: flaky, names, log, pollMs: 50, graceMs: 1500 });
+    onTestFinished(() => relay.stop()); // also when an assertion fails before the stop below
     const remaining = async () => ((await database.db.select({ eventId: outbox.eventId }).from(outbox)) as { eventId: string }[]).map((r) => r.eventId);
     const handedAt = Date.now();
     relay.handOff(queued);
@@ -173,6 +177,7 @@ describe("outbox relay", () => {
     const server = await startOwnNatsServer();
     const own = await connectTestNats(server.url);
     const local = await openDatabase("pglite://memory");
+    let relay: ReturnType<typeof createOutboxRelay> | undefined;
     try {
       await local.db.execute(sql`create table outbox (seq bigserial primary key, event_id uuid not null unique, subject text not null,
         payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now())`);
@@ -183,7 +188,7 @@ describe("outbox relay", () => {
       let up = false;
       let asked = 0;
       const publishes = new Map<string, number>();
-      const relay = createOutboxRelay({ db: local.db, js: countingJs(jetstream(own), publishes), names, log, pollMs: 20, graceMs: 0, connected: () => (asked++, up) });
+      relay = createOutboxRelay({ db: local.db, js: countingJs(jetstream(own), publishes), names, log, pollMs: 20, graceMs: 0, connected: () => (asked++, up) });
       relay.start();
       await waitFor(() => asked >= 5 || undefined, { what: "five polls while NATS is down" });
       expect(publishes.size).toBe(0);
@@ -194,6 +199,7 @@ describe("outbox relay", () => {
       await relay.stop();
       expect((await (await jetstreamManager(own)).streams.info(names.stream("USERS"))).state.messages).toBe(1);
     } finally {
+      await relay?.stop(); // before the database it polls goes away
       await own.close();
       await local.close();
       await server.dispose();
@@ -211,6 +217,7 @@ describe("outbox relay", () => {
       return publish(subject, payload, opts);
     });
     const relay = createOutboxRelay({ db: database.db, js: slow, names, log, graceMs: 100, maxInFlight: 1, pollMs: 60_000 });
+    onTestFinished(() => relay.stop()); // also when an assertion fails before the stop below
     const left = async () => ((await database.db.select({ eventId: outbox.eventId }).from(outbox)) as { eventId: string }[]).map((r) => r.eventId);
     relay.handOff(queued);
     // The first row is deleted only after its ack, and the line moved on right after that ack.
@@ -246,6 +253,7 @@ describe("outbox relay", () => {
     const event = { ...registration("pending"), subject: "pending.x" };
     const queued = await enqueueAndTake([event]);
     const relay = createOutboxRelay({ db: database.db, js: watched, names, log, pollMs: 60_000 });
+    onTestFinished(() => relay.stop()); // also when an assertion fails before the stop below
     relay.handOff(queued);
     await waitFor(() => answered.has(event.event.id), { what: "the hand-over publish answered" });
     await relay.stop();
@@ -267,6 +275,7 @@ describe("outbox relay", () => {
     for (const e of [...refused, bad, good]) await database.db.transaction((tx) => enqueueEvents(tx, [e]));
     const js = createAckedPublisher(nc);
     const relay = createOutboxRelay({ db: database.db, js, names, log, batchSize: 3 });
+    onTestFinished(() => relay.stop()); // also when an assertion fails before the stop below
     const left = async () => ((await database.db.select({ eventId: outbox.eventId }).from(outbox).orderBy(outbox.seq)) as { eventId: string }[]).map((r) => r.eventId);
     // The first three fail, two refused by the server and one header the client will not send.
     await expect(relay.relayOnce({ all: true })).rejects.toThrow();

@@ -69,8 +69,11 @@ export async function createMigratedDatabase(migrationsFolder: string, prefix = 
     db: database.db,
     url: testDb.url,
     async drop() {
-      await database.close();
-      await testDb.drop();
+      try {
+        await database.close();
+      } finally {
+        await testDb.drop(); // the database goes, even when closing the pool failed
+      }
     },
   };
 }

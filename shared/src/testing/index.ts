@@ -6,3 +6,4 @@ export * from "./setup.js";
 export * from "./nats-server.js";
 export * from "./tcp-relay.js";
 export * from "./nats-jwt.js";
+export * from "./teardown.js";

@@ -47,8 +47,18 @@ export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [
     url: `nats://127.0.0.1:${port}`,
     port,
     async start() {
-      child = spawn(binary, [...(confFile ? ["-c", confFile] : ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store]), ...extraArgs], { stdio: "ignore" });
-      await waitFor(() => portOpen(port), { what: `nats-server on ${port}`, timeoutMs: 10_000 });
+      const c = spawn(binary, [...(confFile ? ["-c", confFile] : ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store]), ...extraArgs], { stdio: ["ignore", "ignore", "pipe"] });
+      child = c;
+      // A refused config or a taken port ends the process: say so at once, with its words.
+      let stderr = "";
+      c.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+      const exited = () => (c.exitCode !== null || c.signalCode !== null ? `nats-server exited with ${c.exitCode ?? c.signalCode}: ${stderr.trim()}` : undefined);
+      try {
+        await waitFor(() => portOpen(port), { what: `nats-server on ${port}`, timeoutMs: 10_000, abortIf: exited });
+      } catch (err) {
+        c.kill("SIGKILL");
+        throw err;
+      }
     },
     async stop(signal = "SIGTERM") {
       const c = child;

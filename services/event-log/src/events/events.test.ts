@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { createEvent, createLogger, uuidv7 } from "@orderflow/shared";
 import { createMigratedDatabase, holdInTransaction, waitFor } from "@orderflow/shared/testing";
 import { createApp } from "../app.js";
@@ -25,6 +25,12 @@ afterAll(async () => {
   await env?.drop();
 });
 
+/** A tail of the test's own, closed when the test ends, whether or not it got to its own close. */
+const ownTail = (pollMs: number) => {
+  const t = createTail({ db: env.db, log, pollMs });
+  onTestFinished(() => t.close());
+  return t;
+};
 const writer = () => createEventWriter({ db: env.db, onStored: () => tail.notify() });
 const rowOf = (e: ReturnType<typeof createEvent>) =>
   toEventRow({ stream: e.type.includes(".order.created") ? "ORDERS" : "USERS", streamSeq: ++seq, streamTime: new Date(), subject: e.type.includes(".order.created") ? "orders.created" : "users.registered", data: Buffer.from(JSON.stringify(e)), headers: {} });
@@ -196,7 +202,7 @@ describe("GET /events/stream", () => {
   it("tails new matching events as soon as this process stores them, and resumes after Last-Event-ID", async () => {
     // This tail would poll only every ten minutes: the event arrives within the test's time only
     // because storing it notifies the tail.
-    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const own = ownTail(600_000);
     const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 200 });
     const store = (...events: ReturnType<typeof createEvent>[]) => createEventWriter({ db: env.db, onStored: () => own.notify() }).write(events.map(rowOf));
     const { userId, registered, order } = history();
@@ -219,7 +225,6 @@ describe("GET /events/stream", () => {
     expect(JSON.parse(resumed.data!)).toMatchObject({ id: order.id });
     expect(Number(resumed.id)).toBeGreaterThan(Number(first.id));
     await it2.return(undefined);
-    own.close();
   });
 
   it("serves at most maxStreams live tails at once, then 503 with Retry-After until one ends", async () => {
@@ -243,14 +248,14 @@ describe("GET /events/stream", () => {
   });
 
   it("holds the cap when many tails open at once (a reconnect storm after a deploy)", async () => {
-    const capped = createApp({ db: env.db, log, tail: createTail({ db: env.db, log, pollMs: 600_000 }), keepAliveMs: 60_000, maxStreams: 1 });
+    const capped = createApp({ db: env.db, log, tail: ownTail(600_000), keepAliveMs: 60_000, maxStreams: 1 });
     const all = await Promise.all(Array.from({ length: 10 }, () => capped.request("/events/stream")));
     expect(all.map((r) => r.status).sort()).toEqual([200, ...Array(9).fill(503)]);
     await Promise.all(all.map((r) => r.body?.cancel()));
   });
 
   it("answers 503 past the request deadline while a frozen database keeps a tail from starting, and gives its slot back", async () => {
-    const own = createTail({ db: env.db, log, pollMs: 600_000 }); // no listener yet: starting one asks the table
+    const own = ownTail(600_000); // no listener yet: starting one asks the table
     const capped = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000, maxStreams: 1 });
     capped.answerWithin(300);
     // A peer holding the table, as a frozen or partitioned database holds every statement.
@@ -279,7 +284,7 @@ describe("GET /events/stream", () => {
   });
 
   it("ends a tail whose catch-up fails without telling the client the query", async () => {
-    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const own = ownTail(600_000);
     const holder = await own.subscribe(() => {}); // the tail knows its position: no query to start another
     const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
     await env.db.execute(sql`alter table events rename to events_away`);
@@ -322,7 +327,7 @@ describe("GET /events/stream", () => {
   it("resumes a Last-Event-ID past its own tail's position but within the log from there, without sending it again", async () => {
     // This replica's tail trails the table (it polls every ten minutes and is not told of the
     // rows another replica stores).
-    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const own = ownTail(600_000);
     const holder = await own.subscribe(() => {});
     const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
     const { userId, registered, order } = history();
@@ -338,7 +343,7 @@ describe("GET /events/stream", () => {
   });
 
   it("starts a Last-Event-ID past the log's end (a log emptied or restored since) from the end, so new events still arrive", async () => {
-    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const own = ownTail(600_000);
     const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
     const { userId, registered } = history();
     for (const resume of [{ headers: { "last-event-id": "999999999999999" } }, { url: "?after=999999999999999" }]) {
@@ -354,7 +359,7 @@ describe("GET /events/stream", () => {
   });
 
   it("keeps a filtered tail alive while only rows it does not match arrive, and moves its Last-Event-ID past them", async () => {
-    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const own = ownTail(600_000);
     const keepAliveMs = 1000;
     const app = createApp({ db: env.db, log, tail: own, keepAliveMs });
     const storeOwn = (...events: ReturnType<typeof createEvent>[]) => createEventWriter({ db: env.db, onStored: () => own.notify() }).write(events.map(rowOf));
@@ -456,7 +461,7 @@ describe("GET /events/stream", () => {
 
 describe("the live tail's bookkeeping", () => {
   it("cuts the socket of every live tail on shutdown, so a client that stopped reading cannot hold the server in a pending write", async () => {
-    const own = createTail({ db: env.db, log, pollMs: 600_000 });
+    const own = ownTail(600_000);
     const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
     // What @hono/node-server passes as env; a full socket would leave the handler waiting in a
     // write that only the socket's end can settle.
@@ -471,7 +476,7 @@ describe("the live tail's bookkeeping", () => {
   });
 
   it("lets go of a client that leaves while the tail is still finding its position", async () => {
-    const real = createTail({ db: env.db, log, pollMs: 50 });
+    const real = ownTail(50);
     let active = 0;
     let subscribed = 0;
     // Counts listeners the handler holds; the real tail does the work.
@@ -491,14 +496,14 @@ describe("the live tail's bookkeeping", () => {
   });
 
   it("refuses a subscriber still finding its position when the tail closes, instead of adding a listener nobody will end", async () => {
-    const own = createTail({ db: env.db, log, pollMs: 50 });
+    const own = ownTail(50);
     const pending = own.subscribe(() => {});
     own.close(); // shutdown, while the first max(seq) query is in flight
     await expect(pending).rejects.toThrow(/closed/);
   });
 
   it("gives a subscriber the rows it is owed when the last other listener leaves while it waits", async () => {
-    const own = createTail({ db: env.db, log, pollMs: 50 });
+    const own = ownTail(50);
     await store(history().registered);
     const a = await own.subscribe(() => {});
     const got: number[] = [];

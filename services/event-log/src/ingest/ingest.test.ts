@@ -4,7 +4,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { NatsConnection } from "@nats-io/transport-node";
 import { asc, eq, inArray, or, sql } from "drizzle-orm";
 import { createEvent, createLogger, createNames, ensureStreams, IncompleteHistoryError, replay, ReplayInterruptedError, uuidv7, type Names } from "@orderflow/shared";
-import { connectTestNats, createMigratedDatabase, deleteNamespace, publishRawHeaders, uniqueNamespace, waitFor } from "@orderflow/shared/testing";
+import { connectTestNats, createMigratedDatabase, deleteNamespace, publishRawHeaders, uniqueNamespace, teardown, waitFor } from "@orderflow/shared/testing";
 import { events } from "../db/schema.js";
 import { eventLogReplayTarget } from "../replay.js";
 import { createIngestConsumer, ingestDurable, type IngestConsumer } from "./ingest.consumer.js";
@@ -28,14 +28,14 @@ beforeAll(async () => {
   names = createNames(uniqueNamespace());
   await ensureStreams(jsm, names, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
 });
-afterAll(async () => {
-  await Promise.all(consumers.map((c) => c.stop()));
-  if (nc) {
-    await deleteNamespace(nc, names.namespace).catch(() => {});
-    await nc.close();
-  }
-  await env?.drop();
-});
+afterAll(() =>
+  teardown(
+    () => Promise.all(consumers.map((c) => c.stop())),
+    () => nc && deleteNamespace(nc, names.namespace),
+    () => nc?.close(),
+    () => env?.drop(),
+  ),
+);
 
 /** Runs `fn` against streams of a namespace of its own, deleted afterwards. */
 async function inOwnNamespace(fn: (own: Names) => Promise<void>) {
@@ -141,8 +141,11 @@ describe("ingest and replay", () => {
       // The refused one: where it is, and why, in place of its content.
       expect(rows[3]).toMatchObject({ subject: "users.poison", eventId: null, data: null, error: expect.stringMatching(/refused to store/) });
       expect(rows[3]!.error).toMatch(/refused for the test/);
-      const info = await jsm.consumers.info(own.stream("USERS"), own.durable(ingestDurable("USERS")));
-      expect(info.num_ack_pending + info.num_pending).toBe(0);
+      // Acks follow the commit: the rows can be visible a moment before the last ack lands.
+      await waitFor(async () => {
+        const info = await jsm.consumers.info(own.stream("USERS"), own.durable(ingestDurable("USERS")));
+        return info.num_ack_pending + info.num_pending === 0;
+      }, { what: "every message of the batch acked" });
     } finally {
       await c.stop();
       await env.db.execute(sql.raw("drop trigger refuse_poison on events; drop function refuse_poison()"));

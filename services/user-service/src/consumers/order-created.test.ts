@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { batchStatement, SESSION_SETTINGS, STATEMENT_HANDLER, type StatementBackedHandler } from "@orderflow/shared";
-import { createMigratedDatabase } from "@orderflow/shared/testing";
+import { createMigratedDatabase, teardown } from "@orderflow/shared/testing";
 import { orderCreatedHandlers } from "./order-created.js";
 
 const migrations = fileURLToPath(new URL("../../drizzle", import.meta.url));
@@ -14,10 +14,7 @@ beforeAll(async () => {
   // One connection (PREPARE and EXPLAIN EXECUTE share a session), set up as a service's is.
   sql = postgres(env.url, { max: 1, onnotice: () => {}, connection: { ...SESSION_SETTINGS } });
 });
-afterAll(async () => {
-  await sql?.end();
-  await env?.drop();
-});
+afterAll(() => teardown(() => sql?.end(), () => env?.drop()));
 
 // The text the runner prepares for this handler's batches.
 const handler = orderCreatedHandlers["orders.created"] as StatementBackedHandler<"orders.created">;
