@@ -94,9 +94,7 @@ describe("acked publisher", () => {
     const late: Msg[] = [];
     const slow = nc.subscribe(`slow_${stream}`, { callback: (_err, m) => late.push(m) });
     const publisher = createAckedPublisher(nc, { timeoutMs: 150 });
-    const started = Date.now();
     await expect(publisher.publish(`slow_${stream}`, "x", { msgID: "t" })).rejects.toBeInstanceOf(PublishTimeoutError);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
     // The late ack is dropped; the next publish gets its own answer, not that one.
     late[0]!.respond(JSON.stringify({ stream: "LATE", seq: 99 }));
     const ack = await publisher.publish(`${stream}.x`, "after", { msgID: "after-late" });
