@@ -8,6 +8,8 @@ import { isMain } from "../lifecycle/is-main.js";
 import {
   DeadLetterNotFoundError,
   formatDeadLetter,
+  NoStreamForSubjectError,
+  ReplayedNotDeletedError,
   formatDeadLetterTable,
   getDeadLetter,
   pageDeadLetters,
@@ -122,7 +124,11 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
         io.out(formatDeadLetter(await getDeadLetter(deps, cmd.seq)));
         return 0;
       case "replay": {
-        const r = await replayDeadLetter(deps, cmd.seq);
+        const r = await replayDeadLetter(deps, cmd.seq).catch((err: unknown) => {
+          // A publish that failed left the letter where it was: say so, as replay --all does.
+          if (err instanceof DeadLetterNotFoundError || err instanceof NoStreamForSubjectError || err instanceof ReplayedNotDeletedError) throw err;
+          throw new Error(`replaying dead letter ${cmd.seq} failed: ${(err as Error)?.message ?? String(err)}; it is still in the DLQ`, { cause: err });
+        });
         io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId} (stream seq ${r.streamSeq}); removed from the DLQ`);
         return 0;
       }
