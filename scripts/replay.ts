@@ -32,10 +32,13 @@ if (!service || !targets.has(service)) {
   process.exit(2);
 }
 
-// `npm run replay --dry-run -- …` hands --dry-run to npm, not to us: refuse rather than run a
-// real rebuild the operator meant to preview.
-if (env.npm_config_dry_run === "true") {
-  process.stderr.write(`replay: --dry-run went to npm (it came before \`--\`): put it after, e.g. npm run replay -- --service ${service} --dry-run\n`);
+// `npm run replay --from-seq=5 -- …` hands the flag to npm, not to us (npm only warns): refuse
+// rather than run something else than was asked, e.g. a full rebuild (projection reset) instead
+// of an incremental replay, or a real one instead of a preview.
+const toNpm = ["dry-run", "from-seq", "from-time", "force", "service"].filter((f) => env[`npm_config_${f.replace(/-/g, "_")}`] !== undefined);
+if (toNpm.length > 0) {
+  const flags = toNpm.map((f) => `--${f}`).join(", ");
+  process.stderr.write(`replay: ${flags} went to npm (before \`--\`), not to the replay; put ${toNpm.length > 1 ? "them" : "it"} after, e.g. npm run replay -- --service ${service} ${toNpm.map((f) => `--${f}${f === "dry-run" || f === "force" ? "" : " …"}`).join(" ")}\n`);
   process.exit(2);
 }
 

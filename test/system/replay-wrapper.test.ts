@@ -1,0 +1,21 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { repoRoot, startProcess } from "@orderflow/shared/testing";
+
+const tsx = join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs");
+const replay = (args: string[], env: Record<string, string>) =>
+  startProcess(tsx, [join(repoRoot, "scripts", "replay.ts"), ...args], { DATABASE_URL: "postgres://127.0.0.1:1/nowhere", ...env }, { cwd: repoRoot });
+
+describe("npm run replay", () => {
+  // npm takes a flag placed before `--` for itself and only warns: the replay would run without
+  // it (a full rebuild, which resets the projection, instead of an incremental one).
+  it.each([
+    ["--from-seq", "npm_config_from_seq", "1"],
+    ["--from-time", "npm_config_from_time", "2026-01-01T00:00:00Z"],
+    ["--dry-run", "npm_config_dry_run", "true"],
+  ])("refuses to run when npm took %s (it set %s)", async (flag, variable, value) => {
+    const proc = replay(["--service", "user-service"], { [variable]: value });
+    expect((await proc.exitWithin(30_000)).code).toBe(2);
+    expect(proc.output.join("\n")).toContain(`replay: ${flag} went to npm (before \`--\`), not to the replay; put it after, e.g. npm run replay -- --service user-service ${flag}`);
+  });
+});
