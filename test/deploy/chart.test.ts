@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { byKind, CHART, find, helm, template, templateError, type K8sObject } from "./support/helm.js";
 import { repoPath, run } from "./support/repo.js";
 import { SERVICES } from "./support/services.js";
@@ -87,6 +87,14 @@ type PodSpec = {
 };
 const podSpec = (o: K8sObject) => (o.spec as { template: { spec: PodSpec } }).template.spec;
 
+const tempDirs: string[] = [];
+afterAll(() => tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+};
+
 /**
  * The bundled NATS server's files laid out in a temp dir as its pod sees them: the ConfigMap's
  * nats.conf under etc/nats and, with auth, the included auth.conf under etc/nats-auth, either the
@@ -94,7 +102,7 @@ const podSpec = (o: K8sObject) => (o.spec as { template: { spec: PodSpec } }).te
  * from `existingSecret` (that Secret's data; the script runs here, with sh). Returns nats.conf's path.
  */
 async function natsFiles(objs: K8sObject[], existingSecret: Record<string, string> = {}): Promise<string> {
-  const root = mkdtempSync(join(tmpdir(), "of-nats-"));
+  const root = tempDir("of-nats-");
   const put = (path: string, text: string) => {
     mkdirSync(dirname(join(root, path)), { recursive: true });
     writeFileSync(join(root, path), text);
@@ -139,7 +147,10 @@ async function startNats(conf: string) {
   let log = "";
   proc.stderr.on("data", (d: Buffer) => (log += d.toString()));
   for (let i = 0; i < 100 && !/Server is ready/.test(log) && proc.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
-  if (!/Server is ready/.test(log)) throw new Error(`nats-server did not start: ${log}`);
+  if (!/Server is ready/.test(log)) {
+    proc.kill("SIGKILL");
+    throw new Error(`nats-server did not start: ${log}`);
+  }
   return { url: `nats://127.0.0.1:${port}`, proc, pidFile, log: () => log };
 }
 
@@ -255,6 +266,7 @@ describe("helm/orderflow", () => {
     expect(await jobName(["services.user-service.migrations.backoffLimit=5"])).not.toBe(base);
     expect(await jobName(["services.user-service.replicaCount=4"])).toBe(base);
     const ext = await render("external NATS and Postgres (deps off)");
+    expect(byKind(ext, "Job")).not.toHaveLength(0);
     for (const job of byKind(ext, "Job")) {
       expect(job.metadata.annotations?.["helm.sh/hook"]).toBe("pre-install,pre-upgrade");
       // Helm deletes a hook that succeeded; a failed one goes after a while.
@@ -422,7 +434,7 @@ describe("helm/orderflow", () => {
     // list; a trailing newline is what `kubectl create secret --from-file` stores.
     const nasty = ["x}y", "a,b;c", "123456", "a b", "q'uote", 'd"q\\', "$HOME", "true", "tr\nail\n", "é ✓"];
     const values = (auth: Record<string, string>) => {
-      const f = join(mkdtempSync(join(tmpdir(), "of-values-")), "auth.yaml");
+      const f = join(tempDir("of-values-"), "auth.yaml");
       writeFileSync(f, JSON.stringify({ nats: { auth } }));
       return f;
     };
@@ -684,7 +696,7 @@ describe("helm/orderflow", () => {
     expect(await template(["config.STREAM_MAX_AGE_MS=0", "config.RETRY_DELAYS_MS=1000\\, 5000", "config.MAX_DELIVER=100", "config.OUTBOX_POLL_MS=2147483647"])).not.toHaveLength(0);
     for (const bad of ["STREAM_MAX_AGE_MS=9500000000000", "OUTBOX_POLL_MS=2147483648"]) expect(await templateError([`config.${bad}`]), bad).toMatch(/config\//);
     // Whole numbers from YAML (float64 to Helm) reach the services in digits, not as 2.592e+09.
-    const values = join(mkdtempSync(join(tmpdir(), "of-values-")), "big.yaml");
+    const values = join(tempDir("of-values-"), "big.yaml");
     writeFileSync(values, "config:\n  STREAM_MAX_AGE_MS: 2592000000\n  IDEMPOTENCY_TTL_MS: 86400000\n");
     const big = byKind(await template([], { valuesFiles: [values] }), "ConfigMap").map((c) => c.data as Record<string, string>);
     expect(big[0]).toMatchObject({ STREAM_MAX_AGE_MS: "2592000000", IDEMPOTENCY_TTL_MS: "86400000" });

@@ -85,6 +85,8 @@ describe("skaffold.yaml", () => {
   });
 
   it.each(sections)("%s: the helm release names the chart, existing values files and real chart values wired to the right image", async (_name, s) => {
+    expect(s.deploy.helm.releases).not.toHaveLength(0);
+    expect(s.build.artifacts).not.toHaveLength(0);
     for (const r of s.deploy.helm.releases) {
       expect(repoPath(r.chartPath).replace(/\/$/, "")).toBe(CHART.replace(/\/$/, ""));
       for (const f of r.valuesFiles ?? []) expect(existsSync(repoPath(f)), f).toBe(true);
@@ -114,6 +116,7 @@ describe("skaffold.yaml", () => {
   it("port-forwards every service to a resource and port the chart renders", async () => {
     const objs = await template([]);
     expect(config.portForward.map((p) => p.resourceName).sort()).toEqual(SERVICES.map((n) => `orderflow-${n}`).sort());
+    expect(config.portForward).not.toHaveLength(0);
     for (const pf of config.portForward) {
       expect(pf.resourceType).toBe("service");
       const svc = find(objs, "Service", pf.resourceName) as unknown as { spec: { ports: { port: number }[] } };
