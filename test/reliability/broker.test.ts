@@ -1,13 +1,8 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createNames } from "@orderflow/shared";
 import { connectTestNats, freePort, startOwnNatsServer, startSystem, waitFor, type OwnNatsServer, type TestSystem } from "@orderflow/shared/testing";
 import { checkExactlyOnce, readLedger, registrationLoad, report, streamMessages, waitSettled } from "./helpers.js";
-
-const cleanups: (() => Promise<unknown>)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-});
 
 /** `/readyz` as "<status> <nats check>", e.g. "200 ok". */
 const readiness = async (url: string) => {
@@ -20,9 +15,9 @@ const alive = (sys: TestSystem) => Object.values(sys.services).every((s) => s.pr
 describe("NATS faults", () => {
   it("a NATS server stopped and restarted (SIGTERM, then SIGKILL) during load: nothing lost, no service restarts", async () => {
     const nats: OwnNatsServer = await startOwnNatsServer();
-    cleanups.push(() => nats.dispose());
+    onTestFinished(() => nats.dispose());
     const sys = await startSystem({ natsUrl: nats.url });
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users, "order-service": orders } = sys.services;
     const before = pids(sys);
     const load = registrationLoad([users.url], { workers: 4 });
@@ -76,7 +71,7 @@ describe("NATS faults", () => {
       ),
     );
     // Nodes that did start are disposed even when another did not.
-    for (const s of started) if (s.status === "fulfilled") cleanups.push(() => s.value.dispose());
+    for (const s of started) if (s.status === "fulfilled") onTestFinished(() => s.value.dispose());
     const failed = started.find((s) => s.status === "rejected");
     if (failed) throw failed.reason;
     const nodes: OwnNatsServer[] = started.map((s) => (s as PromiseFulfilledResult<OwnNatsServer>).value);
@@ -84,7 +79,7 @@ describe("NATS faults", () => {
     // A cluster just formed elects its meta leader and places R3 streams before the services are
     // ready: on a loaded 2-core host that has taken over 30 s (two CI runs on 2026-11-27).
     const sys = await startSystem({ natsUrl: nodes[0]!.url, env: { NATS_URL: allUrls, STREAM_REPLICAS: "3" }, readyTimeoutMs: 90_000 });
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users } = sys.services;
     const names = createNames(sys.namespace);
     const jsm = await jetstreamManager(sys.nc);
@@ -132,9 +127,9 @@ describe("NATS faults", () => {
 
   it("SIGTERM while NATS is down: exits 0 without waiting on the broker, leaving the outbox for the next start, which publishes it", async () => {
     const nats: OwnNatsServer = await startOwnNatsServer();
-    cleanups.push(() => nats.dispose());
+    onTestFinished(() => nats.dispose());
     const sys = await startSystem({ natsUrl: nats.url, services: ["user-service"] });
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const users = sys.services["user-service"];
     await nats.stop();
     await waitFor(async () => (await readiness(users.url))?.startsWith("200 disconnected") || undefined, { what: "user-service degraded" });

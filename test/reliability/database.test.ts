@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { createNames } from "@orderflow/shared";
 import {
@@ -18,11 +18,6 @@ import {
 import { registerOk, waitForCount, waitForWelcome } from "../system/helpers.js";
 import { checkExactlyOnce, readLedger, registrationLoad, report, streamMessages, waitSettled } from "./helpers.js";
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-});
-
 const status = async (url: string, path: string) => (await fetch(`${url}${path}`).catch(() => undefined))?.status;
 
 describe("database faults", () => {
@@ -35,7 +30,7 @@ describe("database faults", () => {
   // step patches it (scripts/patches/apply.mjs) and this test guards the fix.
   it("the order database refuses connections under load: readiness 503, then every event applied once", async () => {
     const sys = await startSystem({ env: { MAX_DELIVER: "2" } });
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users, "order-service": orders } = sys.services;
     const dbName = orders.database.name;
     const load = registrationLoad([users.url], { workers: 4 });
@@ -45,7 +40,7 @@ describe("database faults", () => {
       await load.more(40);
       const t0 = Date.now();
       await adminSql(`alter database "${dbName}" allow_connections false`);
-      cleanups.push(() => adminSql(`alter database "${dbName}" allow_connections true`));
+      onTestFinished(() => adminSql(`alter database "${dbName}" allow_connections true`));
       await adminSql(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${dbName}'`);
       await waitFor(async () => (await status(orders.url, "/readyz")) === 503, { what: "order-service readiness 503" });
       expect(await status(orders.url, "/healthz")).toBe(200);
@@ -95,16 +90,16 @@ describe("database faults", () => {
 describe("start-up while dependencies are down", () => {
   it("starts with NATS or Postgres unreachable: liveness 200, readiness 503, ready once they come up, no crash loop", async () => {
     const nats: OwnNatsServer = await startOwnNatsServer();
-    cleanups.push(() => nats.dispose());
+    onTestFinished(() => nats.dispose());
     const sys: TestSystem = await startSystem({ natsUrl: nats.url });
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users, "order-service": orders } = sys.services;
     await Promise.all([users.proc.kill("SIGKILL"), orders.proc.kill("SIGKILL")]);
 
     await nats.stop();
     const relayPort = await freePort();
     const relay = postgresRelay(adminDatabaseUrl(), relayPort);
-    cleanups.push(() => relay.close());
+    onTestFinished(() => relay.close());
     const viaRelay = new URL(orders.database.url);
     viaRelay.port = String(relayPort);
 
@@ -155,15 +150,15 @@ describe("start-up while dependencies are down", () => {
 
   it("waits, not-ready, while NATS answers without JetStream (still starting), and is ready once it has it", async () => {
     const nats: OwnNatsServer = await startOwnNatsServer();
-    cleanups.push(() => nats.dispose());
+    onTestFinished(() => nats.dispose());
     const sys = await startSystem({ natsUrl: nats.url, services: ["user-service"] });
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const users = sys.services["user-service"];
     await users.proc.kill("SIGKILL");
     await nats.stop();
     // The same port, JetStream off: connections succeed, JetStream requests get no answer.
     const bare = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(nats.port)], { stdio: "ignore" });
-    cleanups.push(async () => void bare.kill("SIGKILL"));
+    onTestFinished(async () => void bare.kill("SIGKILL"));
     await waitFor(async () => (await connectTestNats(nats.url).then((nc) => nc.close()).then(() => true, () => false)) || undefined, { what: "a NATS without JetStream" });
 
     const u = users.spawn();

@@ -1,9 +1,10 @@
-import postgres from "postgres";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createNames, DlqHeaders } from "@orderflow/shared";
 import { waitFor, type TestSystem } from "@orderflow/shared/testing";
-import { email } from "../system/helpers.js";
+import { email, sqlClient } from "../system/helpers.js";
+
+export { sqlClient, waitSettled } from "../system/helpers.js";
 
 /** What a reliability test proves, printed as one line so a reader of the run sees it. */
 export interface Counts {
@@ -78,11 +79,6 @@ export function registrationLoad(userUrls: string[] | (() => string[]), { worker
   };
 }
 
-/** A one-connection client to a service database, for reading what was really applied. */
-export function sqlClient(url: string) {
-  return postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
-}
-
 export interface Ledger {
   /** Users committed in the user database. */
   users: Set<string>;
@@ -122,25 +118,6 @@ export async function readLedger(sys: TestSystem): Promise<Ledger> {
   } finally {
     await Promise.all([u.end(), o.end()]);
   }
-}
-
-/** Waits until both outboxes are empty and both durables have nothing pending or unacked. */
-export async function waitSettled(sys: TestSystem, nc: NatsConnection = sys.nc, timeoutMs = 60_000): Promise<void> {
-  const names = createNames(sys.namespace);
-  await waitFor(
-    async () => {
-      // Inside the probe: right after a broker restart the JetStream API may time out once.
-      const jsm = await jetstreamManager(nc);
-      const ledger = await readLedger(sys);
-      if (ledger.unpublished > 0) return false;
-      for (const [stream, durable] of [["USERS", "order-service"], ["ORDERS", "user-service"]] as const) {
-        const info = await jsm.consumers.info(names.stream(stream), names.durable(durable));
-        if (info.num_pending > 0 || info.num_ack_pending > 0) return false;
-      }
-      return true;
-    },
-    { what: "outboxes drained and consumers caught up", timeoutMs, intervalMs: 250 },
-  );
 }
 
 /** Number of messages in a namespaced stream (e.g. USERS holds one users.registered per user). */

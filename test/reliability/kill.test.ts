@@ -1,22 +1,17 @@
-import { afterAll, describe, expect, it } from "vitest";
-import { startSystem, type TestSystem } from "@orderflow/shared/testing";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { startSystem } from "@orderflow/shared/testing";
 import { checkExactlyOnce, deadLetters, readLedger, registrationLoad, report, streamMessages, waitSettled } from "./helpers.js";
-
-const systems: TestSystem[] = [];
 
 // Default retry budget: messages waiting in a consumer's pull buffer across a kill are simply
 // redelivered (consumer-backoff.test.ts pins down that none is dropped by the server).
 const env = {};
-afterAll(async () => {
-  for (const s of systems) await s.cleanup().catch(() => {});
-});
 
 // Jepsen-style: SIGKILL gives a process no chance to finish a handler, ack, or mark an outbox
 // row; the inbox, the outbox and the stream's duplicate window must make up for all of it.
 describe("kill -9", () => {
   it("order-service killed repeatedly while registrations stream in: one welcome order per user", async () => {
     const sys = await startSystem({ env });
-    systems.push(sys);
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users, "order-service": orders } = sys.services;
     const load = registrationLoad([users.url], { workers: 4 });
     const kills = 3;
@@ -55,7 +50,7 @@ describe("kill -9", () => {
 
   it("user-service killed during a registration load: every 201 delivered once in effect, no event without a commit", async () => {
     const sys = await startSystem({ env });
-    systems.push(sys);
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users } = sys.services;
     const load = registrationLoad([users.url], { workers: 6 });
     const kills = 2;

@@ -1,11 +1,8 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { createNames } from "@orderflow/shared";
 import { adminSql, startOwnNatsServer, startSystem, waitFor, type OwnNatsServer, type TestSystem } from "@orderflow/shared/testing";
-import { getUser, ordersOf, register, registerOk, waitConsumersIdle, waitForCount, waitForWelcome, type User } from "./helpers.js";
-
-const cleanups: (() => Promise<unknown>)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-});
+import { getUser, ordersOf, register, registerOk, sqlClient, waitSettled, waitForCount, waitForWelcome, type User } from "./helpers.js";
 
 async function readyStatus(url: string) {
   const res = await fetch(`${url}/readyz`);
@@ -15,9 +12,9 @@ async function readyStatus(url: string) {
 describe("connection faults", () => {
   it("accepts registrations while NATS is down and delivers them once it is back", async () => {
     const nats: OwnNatsServer = await startOwnNatsServer();
-    cleanups.push(() => nats.dispose());
+    onTestFinished(() => nats.dispose());
     const sys: TestSystem = await startSystem({ natsUrl: nats.url });
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users, "order-service": orders } = sys.services;
 
     await nats.stop();
@@ -40,7 +37,7 @@ describe("connection faults", () => {
 
   it("reports the database outage on /readyz and recovers without a restart", async () => {
     const sys = await startSystem();
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const orders = sys.services["order-service"];
     const users = sys.services["user-service"];
     const dbName = orders.database.name;
@@ -74,9 +71,9 @@ describe("connection faults", () => {
 describe("lost streams", () => {
   it("recreates the streams a lost JetStream store took with it, without a restart, and the flow goes on", async () => {
     const nats = await startOwnNatsServer();
-    cleanups.push(() => nats.dispose());
+    onTestFinished(() => nats.dispose());
     const sys = await startSystem({ natsUrl: nats.url });
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users, "order-service": orders } = sys.services;
     const before = await registerOk(users.url);
     await waitForCount(users.url, before.id, 1);
@@ -97,7 +94,7 @@ describe("lost streams", () => {
 describe("graceful shutdown", () => {
   it("exits 0 on SIGTERM under load; a restart finishes the work with no loss and no duplicates", async () => {
     const sys = await startSystem();
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users, "order-service": orders } = sys.services;
 
     const ids: string[] = [];
@@ -108,6 +105,11 @@ describe("graceful shutdown", () => {
         if (res.status === 201) ids.push(((await res.json()) as User).id);
       }
     })();
+    // Stopped before the system is torn down, also when an assertion below fails first.
+    onTestFinished(async () => {
+      stop = true;
+      await load.catch(() => {});
+    });
     await waitFor(() => ids.length >= 30, { what: "some registrations" });
     const t0 = Date.now();
     const exit = await orders.proc.kill("SIGTERM");
@@ -124,20 +126,26 @@ describe("graceful shutdown", () => {
       expect(welcome).toHaveLength(1);
     }
     for (const id of ids) await waitForCount(users.url, id, 1, 30_000);
-    await waitConsumersIdle(sys);
+    await waitSettled(sys);
     for (const id of ids) expect((await getUser(users.url, id)).orderCount).toBe(1);
     console.log(`shutdown: registered=${ids.length} welcome orders=${ids.length} duplicates=0 exit=${exit.code} in ${took} ms`);
   });
 
   it("the user service drains too: SIGTERM exits 0 and every accepted registration is published", async () => {
     const sys = await startSystem();
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users, "order-service": orders } = sys.services;
     const accepted = await Promise.all(Array.from({ length: 20 }, () => registerOk(users.url)));
     const exit = await users.proc.kill("SIGTERM");
     expect(exit.code).toBe(0);
-    await users.restart();
+    // Checked before any restart: a new process would publish what the old one left behind.
+    const userDb = sqlClient(users.database.url);
+    onTestFinished(() => userDb.end());
+    expect((await userDb<{ n: number }[]>`select count(*)::int as n from outbox`)[0]!.n).toBe(0);
+    const jsm = await jetstreamManager(sys.nc);
+    expect((await jsm.streams.info(createNames(sys.namespace).stream("USERS"))).state.messages).toBe(accepted.length);
     for (const u of accepted) expect((await waitForWelcome(orders.url, u.id)).filter((o) => o.source === "registration")).toHaveLength(1);
+    await users.restart();
     // After the restart a second registration with one of the emails is still a conflict.
     expect((await register(users.url, { email: accepted[0]!.email })).status).toBe(409);
     expect(await ordersOf(orders.url, accepted[0]!.id)).toHaveLength(1);

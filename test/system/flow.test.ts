@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createEvent, createNames, uuidv7 } from "@orderflow/shared";
 import { startSystem, waitFor, type TestSystem } from "@orderflow/shared/testing";
-import { getUser, ordersOf, registerOk, waitConsumersIdle, waitForCount, waitForWelcome } from "./helpers.js";
+import { getUser, ordersOf, registerOk, waitSettled, waitForCount, waitForWelcome } from "./helpers.js";
 
 let sys: TestSystem;
 beforeAll(async () => {
@@ -92,7 +92,7 @@ describe("both services as separate processes", () => {
     console.log(`duplicates: delivered=4 copies (1 original, 2 duplicates, 1 new id) for one user, welcome orders=${welcomes.length}`);
     expect(welcomes).toHaveLength(1);
     await waitForCount(users.url, user.id, 1);
-    await waitConsumersIdle(sys);
+    await waitSettled(sys);
     expect((await getUser(users.url, user.id)).orderCount).toBe(1);
   });
 });

@@ -1,5 +1,7 @@
 import { expect } from "vitest";
+import postgres from "postgres";
 import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { createNames } from "@orderflow/shared";
 import { waitFor, type TestSystem } from "@orderflow/shared/testing";
 
@@ -55,20 +57,40 @@ export const waitForCount = (userUrl: string, userId: string, count: number, tim
     timeoutMs,
   });
 
+/** A one-connection client to a service database, for reading what was really applied. */
+export function sqlClient(url: string) {
+  return postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+}
+
+/** Rows still waiting in the two outboxes: events committed but not yet acknowledged by the broker. */
+export async function unpublishedEvents(sys: TestSystem): Promise<number> {
+  const dbs = [sys.services["user-service"], sys.services["order-service"]].map((s) => sqlClient(s.database.url));
+  try {
+    const counts = await Promise.all(dbs.map(async (sql) => (await sql<{ n: number }[]>`select count(*)::int as n from outbox`)[0]!.n));
+    return counts.reduce((a, b) => a + b, 0);
+  } finally {
+    await Promise.all(dbs.map((sql) => sql.end()));
+  }
+}
+
 /**
- * Both pipelines' consumers have nothing left to deliver or settle: an orderCount read after it
- * is final (no increment still on its way), so a duplicate would show.
+ * Waits until both outboxes are empty and both durables have nothing pending or unacked: an
+ * orderCount read after it is final (no event still on its way), so a loss or a duplicate would
+ * show. Both halves matter: a consumer is idle too while its events still sit in an outbox.
  */
-export const waitConsumersIdle = (sys: TestSystem, timeoutMs = 30_000) =>
-  waitFor(
+export async function waitSettled(sys: TestSystem, nc: NatsConnection = sys.nc, timeoutMs = 60_000): Promise<void> {
+  const names = createNames(sys.namespace);
+  await waitFor(
     async () => {
-      const jsm = await jetstreamManager(sys.nc);
-      const names = createNames(sys.namespace);
+      // Inside the probe: right after a broker restart the JetStream API may time out once.
+      const jsm = await jetstreamManager(nc);
+      if ((await unpublishedEvents(sys)) > 0) return false;
       for (const [stream, durable] of [["USERS", "order-service"], ["ORDERS", "user-service"]] as const) {
         const info = await jsm.consumers.info(names.stream(stream), names.durable(durable));
         if (info.num_pending > 0 || info.num_ack_pending > 0) return false;
       }
       return true;
     },
-    { what: "both consumers caught up", timeoutMs, intervalMs: 100 },
+    { what: "outboxes drained and consumers caught up", timeoutMs, intervalMs: 250 },
   );
+}

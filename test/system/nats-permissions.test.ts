@@ -1,12 +1,7 @@
 import postgres from "postgres";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { startOwnNatsServer, startSystem, waitFor } from "@orderflow/shared/testing";
 import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
-
-const cleanups: (() => Promise<unknown>)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-});
 
 describe("a NATS account that allows its users only their own reply subjects", () => {
   it("runs the whole flow with NATS_INBOX_PREFIX: streams, consumers and the relay's acks", async () => {
@@ -19,9 +14,9 @@ describe("a NATS account that allows its users only their own reply subjects", (
       ] }
       no_auth_user: admin`,
     });
-    cleanups.push(() => nats.dispose());
+    onTestFinished(() => nats.dispose());
     const sys = await startSystem({ natsUrl: nats.url, env: { NATS_USER: "svc", NATS_PASSWORD: "svc", NATS_INBOX_PREFIX: "orderflow_r" } });
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const { "user-service": users, "order-service": orders } = sys.services;
 
     const user = await registerOk(users.url);
@@ -42,9 +37,9 @@ describe("a NATS account that allows its users only their own reply subjects", (
     const accounts = (password: string) => `authorization { users = [ { user: admin, password: admin }, { user: svc, password: ${password} } ] }
       no_auth_user: admin`;
     const nats = await startOwnNatsServer({ config: accounts("pw-a") });
-    cleanups.push(() => nats.dispose());
+    onTestFinished(() => nats.dispose());
     const sys = await startSystem({ natsUrl: nats.url, env: { NATS_USER: "svc", NATS_PASSWORD: "pw-a" } });
-    cleanups.push(() => sys.cleanup());
+    onTestFinished(() => sys.cleanup());
     const users = sys.services["user-service"];
     // The password is rotated on the server; the running service still has the old one.
     nats.reconfigure(accounts("pw-b"));
