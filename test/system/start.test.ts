@@ -1,25 +1,30 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
-import { afterAll, describe, expect, it } from "vitest";
-import { freePort, repoRoot, startProcess, testNatsUrl, waitFor, waitReady, type ManagedProcess } from "@orderflow/shared/testing";
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
+import { freePort, repoRoot, startProcess, testNatsUrl, waitFor, waitReady } from "@orderflow/shared/testing";
 import { localServices } from "../../scripts/local-services.js";
 import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
 
 const tsx = join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs");
 const dirs: string[] = [];
-let started: ManagedProcess | undefined;
-afterAll(async () => {
-  // Ctrl-C is what makes start.ts stop the services and nats-server it started; a SIGKILL on
-  // exit (the test helpers' last resort) would leave those behind.
-  if (started && started.child.exitCode === null && started.child.signalCode === null) {
-    started.child.kill("SIGINT");
-    await started.exited;
-  }
-  dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-});
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** `npm start` (scripts/start.ts) in a process group of its own, with its own free ports. */
+async function npmStart(env: Record<string, string>) {
+  const ports = { USER_PORT: String(await freePort()), ORDER_PORT: String(await freePort()), EVENTLOG_PORT: String(await freePort()) };
+  const proc = startProcess(tsx, [join(repoRoot, "scripts", "start.ts")], { ...ports, NATS_NAMESPACE: `start${Date.now().toString(36)}`, ...env }, { cwd: repoRoot, detached: true });
+  // Ctrl-C is what makes start.ts stop the services and nats-server it started; if it hangs,
+  // exitWithin kills the whole group rather than leave them behind.
+  onTestFinished(async () => {
+    if (proc.child.exitCode === null && proc.child.signalCode === null) {
+      proc.child.kill("SIGINT");
+      await proc.exitWithin(30_000);
+    }
+  });
+  return proc;
+}
 
 describe("npm start", () => {
   it("starts its own nats-server and embedded PGlite, serves the README flow (event log included), and stops cleanly on Ctrl-C", async () => {
@@ -34,12 +39,13 @@ describe("npm start", () => {
       env[`${svc.envPrefix}_DATABASE_URL`] = "";
     }
     const [userPort, orderPort, eventLogPort, natsPort] = [ports["user-service"], ports["order-service"], ports["event-log"], await freePort()];
-    const proc = startProcess(tsx, [join(repoRoot, "scripts", "start.ts")], {
+    const proc = await npmStart({
       ...env,
-      NATS_URL: `nats://127.0.0.1:${natsPort}`, // nothing listens there, so start.ts runs nats-server
+      // Nothing listens there, so start.ts runs nats-server, on that port: a bare host:port as
+      // the services take it (new URL would read "127.0.0.1:" as a scheme).
+      NATS_URL: `127.0.0.1:${natsPort}`,
       ORDERFLOW_DATA_DIR: dataDir,
-    }, { cwd: repoRoot });
-    started = proc;
+    });
     try {
       const userUrl = `http://127.0.0.1:${userPort}`;
       const orderUrl = `http://127.0.0.1:${orderPort}`;
@@ -64,24 +70,27 @@ describe("npm start", () => {
     } finally {
       proc.child.kill("SIGINT");
     }
-    const exit = await proc.exited;
+    const exit = await proc.exitWithin(30_000);
     expect(exit.code).toBe(0);
     expect(proc.output.some((l) => l.includes("[orderflow] stopped"))).toBe(true);
   }, 240_000); // three readiness waits of up to 60 s each on a slow host
 
   it("exits non-zero with a clear message when NATS is unreachable and nats-server is not installed", async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [tsx, join(repoRoot, "scripts", "start.ts")], {
-      // Ports of its own: the default ones may be taken by an `npm start` on this machine.
-      env: { ...process.env, NATS_SERVER_BIN: "/nonexistent/nats-server", NATS_URL: `nats://127.0.0.1:${port}`, USER_PORT: String(await freePort()), ORDER_PORT: String(await freePort()), EVENTLOG_PORT: String(await freePort()) },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    const code = await new Promise<number | null>((done) => child.once("exit", (c) => done(c)));
-    expect(code).toBe(1);
+    const proc = await npmStart({ NATS_SERVER_BIN: "/nonexistent/nats-server", NATS_URL: `nats://127.0.0.1:${port}` });
+    expect((await proc.exitWithin(60_000)).code).toBe(1);
+    const stderr = proc.output.join("\n");
     expect(stderr).toMatch(/NATS is not reachable .* NATS_SERVER_BIN \(\/nonexistent\/nats-server\) does not exist/);
     expect(stderr).toMatch(/NATS_URL/);
+  });
+
+  it("does not stand in for a list of NATS servers none of which answers, and says so instead of crashing", async () => {
+    const [a, b] = [await freePort(), await freePort()];
+    const proc = await npmStart({ NATS_URL: `nats://127.0.0.1:${a}, 127.0.0.1:${b}` });
+    expect((await proc.exitWithin(60_000)).code).toBe(1);
+    const stderr = proc.output.join("\n");
+    expect(stderr).toContain("runs a nats-server of its own only for a single address on this machine");
+    expect(stderr).not.toMatch(/TypeError|^\s+at /m);
   });
 });
 
@@ -93,17 +102,11 @@ describe("npm start with a port taken", () => {
     const dataDir = mkdtempSync(join(tmpdir(), "of-start-port-"));
     dirs.push(dataDir);
     try {
-      const child = spawn(process.execPath, [tsx, join(repoRoot, "scripts", "start.ts")], {
-        env: { ...process.env, USER_PORT: String(port), NATS_URL: testNatsUrl(), ORDERFLOW_DATA_DIR: dataDir },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stderr = "";
-      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-      const code = await new Promise<number | null>((done) => child.once("exit", (c) => done(c)));
-      expect(code).toBe(1);
-      expect(stderr).toContain(`[orderflow] user-service: port ${port} is already in use by another process; set USER_PORT to a free one`);
+      const proc = await npmStart({ USER_PORT: String(port), NATS_URL: testNatsUrl(), ORDERFLOW_DATA_DIR: dataDir });
+      expect((await proc.exitWithin(60_000)).code).toBe(1);
+      expect(proc.output.join("\n")).toContain(`[orderflow] user-service: port ${port} is already in use by another process; set USER_PORT to a free one`);
     } finally {
-      taken.close();
+      await new Promise((done) => taken.close(done));
     }
   });
 });
@@ -111,7 +114,7 @@ describe("npm start with a port taken", () => {
 describe("configuration errors", () => {
   it("a service with a bad environment exits non-zero with one line naming the variable", async () => {
     const proc = startProcess(join(repoRoot, "services", "user-service", "dist", "main.js"), [], { DATABASE_URL: "mysql://nope", PORT: "99999" });
-    const exit = await proc.exited;
+    const exit = await proc.exitWithin(30_000);
     expect(exit.code).toBe(2);
     const line = proc.output.find((l) => l.includes("invalid configuration"));
     expect(line).toMatch(/DATABASE_URL/);
@@ -127,15 +130,15 @@ describe("configuration errors", () => {
     try {
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok, { what: "the first service listening" });
       const samePort = startProcess(join(repoRoot, "services", "user-service", "dist", "main.js"), [], { ...env, DATABASE_URL: `pglite://${join(dir, "other")}` });
-      expect((await samePort.exited).code).toBe(1);
+      expect((await samePort.exitWithin(30_000)).code).toBe(1);
       expect(samePort.output.join("\n")).toContain(`user-service: failed to start: port ${port} on 0.0.0.0 is already in use by another process; set PORT to a free one`);
       const sameDir = startProcess(join(repoRoot, "services", "user-service", "dist", "main.js"), [], { ...env, PORT: String(await freePort()) });
-      expect((await sameDir.exited).code).toBe(1);
+      expect((await sameDir.exitWithin(30_000)).code).toBe(1);
       expect(sameDir.output.join("\n")).toContain(`user-service: failed to start: the PGlite data directory ${join(dir, "users")} is in use by process ${first.child.pid}`);
       for (const p of [samePort, sameDir]) expect(p.output.join("\n")).not.toMatch(/^\s+at /m);
     } finally {
       first.child.kill("SIGTERM");
-      await first.exited;
+      await first.exitWithin(30_000);
     }
   });
 });

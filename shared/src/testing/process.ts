@@ -19,25 +19,53 @@ export interface ManagedProcess {
   readonly output: string[];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * Its exit, if it comes within `ms`; otherwise the process (and, when detached, everything it
+   * started) is SIGKILLed and this rejects with its last output, so a hung shutdown fails the
+   * test instead of hanging it.
+   */
+  exitWithin(ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** Children still running; killed when the test process exits, whatever a failed test skipped. */
 const running = new Set<ChildProcess>();
 let exitHook = false;
 
-/** Spawns a node script, keeps its output lines (for assertions and for failure messages). */
-export function startProcess(script: string, args: string[], env: Record<string, string>, opts: { cwd?: string; echo?: boolean } = {}): ManagedProcess {
+/** SIGKILL to the child, or to its whole process group when it leads one (detached). */
+function killHard(child: ChildProcess): void {
+  try {
+    if (groupLeaders.has(child) && child.pid) process.kill(-child.pid, "SIGKILL");
+    else child.kill("SIGKILL");
+  } catch {
+    // Already gone.
+  }
+}
+const groupLeaders = new WeakSet<ChildProcess>();
+
+/**
+ * Spawns a node script, keeps its output lines (for assertions and for failure messages).
+ * `detached` puts it in a process group of its own, for a script that starts processes itself
+ * (npm start): a last-resort kill then takes its children along instead of orphaning them.
+ */
+export function startProcess(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  opts: { cwd?: string; echo?: boolean; detached?: boolean } = {},
+): ManagedProcess {
   const child = spawn(process.execPath, [script, ...args], {
     cwd: opts.cwd,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: opts.detached,
   });
+  if (opts.detached) groupLeaders.add(child);
   running.add(child);
   child.once("exit", () => running.delete(child));
   if (!exitHook) {
     exitHook = true;
     process.once("exit", () => {
-      for (const c of running) c.kill("SIGKILL");
+      for (const c of running) killHard(c);
     });
   }
   const output: string[] = [];
@@ -61,6 +89,15 @@ export function startProcess(script: string, args: string[], env: Record<string,
     async kill(signal = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
+    },
+    async exitWithin(ms) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<"late">((done) => (timer = setTimeout(() => done("late"), ms)));
+      const result = await Promise.race([exited, late]).finally(() => clearTimeout(timer));
+      if (result !== "late") return result;
+      killHard(child);
+      await exited;
+      throw new Error(`${script} did not exit within ${ms} ms and was killed; its last output:\n${output.slice(-20).join("\n")}`);
     },
   };
 }
