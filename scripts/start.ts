@@ -41,11 +41,17 @@ function log(line: string) {
   process.stdout.write(`[orderflow] ${line}\n`);
 }
 
-function reachable(url: string, timeoutMs = 1000): Promise<boolean> {
-  const first = url.split(",")[0]!.trim();
-  const { hostname, port } = new URL(first.includes("://") ? first : `nats://${first}`);
+/** The servers NATS_URL lists (comma-separated; nats://, tls://, ws:// or a bare host:port). */
+const natsServers = natsUrl.split(",").map((entry) => {
+  const trimmed = entry.trim();
+  // new URL("localhost:4299") would read "localhost:" as the scheme: give a bare host:port one.
+  const { hostname, port } = new URL(trimmed.includes("://") ? trimmed : `nats://${trimmed}`);
+  return { host: hostname.replace(/^\[|\]$/g, "") || "127.0.0.1", port: Number(port || 4222) };
+});
+
+function reachable({ host, port }: { host: string; port: number }, timeoutMs = 1000): Promise<boolean> {
   return new Promise((done) => {
-    const socket = connect({ host: hostname || "127.0.0.1", port: Number(port || 4222) });
+    const socket = connect({ host, port });
     const finish = (ok: boolean) => {
       socket.destroy();
       done(ok);
@@ -55,9 +61,10 @@ function reachable(url: string, timeoutMs = 1000): Promise<boolean> {
     socket.once("error", () => finish(false));
   });
 }
+const anyReachable = async (timeoutMs?: number) => (await Promise.all(natsServers.map((s) => reachable(s, timeoutMs)))).some(Boolean);
 
 async function ensureNats(): Promise<string> {
-  if (await reachable(natsUrl)) {
+  if (await anyReachable()) {
     log(`using NATS at ${redactUrl(natsUrl)}`);
     return natsUrl;
   }
@@ -65,6 +72,15 @@ async function ensureNats(): Promise<string> {
   const candidates = env.NATS_SERVER_BIN
     ? [env.NATS_SERVER_BIN]
     : [...(env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin"].filter(Boolean).map((dir) => join(dir, "nats-server"));
+  // A server of one's own can only stand in for a single address on this machine.
+  const local = natsServers.length === 1 && ["127.0.0.1", "localhost", "0.0.0.0", "::1", "::"].includes(natsServers[0]!.host);
+  if (!local) {
+    process.stderr.write(
+      `[orderflow] NATS is not reachable at ${redactUrl(natsUrl)}, and npm start runs a nats-server of its own only for a single address on this machine.\n` +
+        `  Start the NATS server(s) NATS_URL names, or unset NATS_URL to use a local one.\n`,
+    );
+    process.exit(1);
+  }
   const binary = candidates.find((candidate) => existsSync(candidate));
   if (!binary) {
     process.stderr.write(
@@ -74,11 +90,11 @@ async function ensureNats(): Promise<string> {
     );
     process.exit(1);
   }
-  const { hostname, port } = new URL(natsUrl);
+  const { host, port } = natsServers[0]!;
   const storeDir = join(dataDir, "nats");
   mkdirSync(storeDir, { recursive: true });
   log(`starting ${binary} with JetStream in ${storeDir}`);
-  natsServer = spawn(binary, ["-js", "-sd", storeDir, "-a", hostname || "127.0.0.1", "-p", port || "4222"], { stdio: ["ignore", "pipe", "pipe"] });
+  natsServer = spawn(binary, ["-js", "-sd", storeDir, "-a", host, "-p", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
   pipe("nats-server", natsServer);
   natsServer.once("exit", (code) => {
     if (!stopping) {
@@ -86,7 +102,11 @@ async function ensureNats(): Promise<string> {
       void stop(1);
     }
   });
-  for (let i = 0; i < 100 && !(await reachable(natsUrl, 200)); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && !(await anyReachable(200)); i++) await new Promise((r) => setTimeout(r, 100));
+  if (!(await anyReachable(200))) {
+    process.stderr.write(`[orderflow] the nats-server started here did not listen on ${host}:${port} within 30 s (its output is above)\n`);
+    await stop(1);
+  }
   return natsUrl;
 }
 
