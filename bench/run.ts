@@ -6,10 +6,21 @@ import { fileURLToPath } from "node:url";
 import { fullOptions, quickOptions, runBench, smokeOptions } from "./bench.js";
 import { markdown, plainTable } from "./report.js";
 
-const smoke = process.argv.includes("--smoke");
-const quick = process.argv.includes("--quick");
+const usage = "usage: npm run bench -- [--smoke | --quick] [--cpu-prof=<dir>]";
+const args = process.argv.slice(2);
+// A typo (--smok) or a flag npm took for itself (before `--`) would otherwise start the full
+// run, minutes long, and overwrite bench/results/latest.md.
+const unknown = args.filter((a) => a !== "--smoke" && a !== "--quick" && !/^--cpu-prof=.+/.test(a));
+const toNpm = ["smoke", "quick", "cpu_prof"].filter((f) => process.env[`npm_config_${f}`] !== undefined);
+if (unknown.length > 0 || toNpm.length > 0 || (args.includes("--smoke") && args.includes("--quick"))) {
+  const why = unknown.length > 0 ? `unknown argument ${unknown.join(" ")}` : toNpm.length > 0 ? `--${toNpm[0]!.replace("_", "-")} went to npm (before \`--\`); put it after` : "--smoke and --quick are two different runs; pick one";
+  process.stderr.write(`bench: ${why}\n${usage}\n`);
+  process.exit(2);
+}
+const smoke = args.includes("--smoke");
+const quick = args.includes("--quick");
 const started = Date.now();
-const profile = process.argv.find((a) => a.startsWith("--cpu-prof="))?.slice("--cpu-prof=".length);
+const profile = args.find((a) => a.startsWith("--cpu-prof="))?.slice("--cpu-prof=".length);
 const result = await runBench({ ...(smoke ? smokeOptions : quick ? quickOptions : fullOptions), cpuProfileDir: profile, log: (l) => process.stderr.write(`${l}\n`) });
 const dir = fileURLToPath(new URL("./results/", import.meta.url));
 mkdirSync(dir, { recursive: true });

@@ -1,4 +1,6 @@
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { repoRoot, startProcess } from "@orderflow/shared/testing";
 import { runBench, smokeOptions } from "../../bench/bench.js";
 import { markdown, rows } from "../../bench/report.js";
 
@@ -35,5 +37,19 @@ describe("npm run bench, a few seconds' worth", () => {
     expect(r.targets).toHaveLength(7);
     expect(rows(r).length).toBeGreaterThan(20);
     expect(markdown(r)).toContain("| Target |");
+  });
+});
+
+describe("npm run bench arguments", () => {
+  // Each of these once started the full, minutes-long run and overwrote bench/results/latest.md.
+  it.each([
+    [["--smok"], {}, "bench: unknown argument --smok"],
+    [["--cpu-prof", "dir"], {}, "bench: unknown argument --cpu-prof dir"],
+    [["--smoke", "--quick"], {}, "bench: --smoke and --quick are two different runs; pick one"],
+    [[], { npm_config_smoke: "true" }, "bench: --smoke went to npm (before `--`); put it after"],
+  ])("%j refuses with exit 2 before measuring anything", async (args, env, message) => {
+    const proc = startProcess(join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"), [join(repoRoot, "bench", "run.ts"), ...args], env, { cwd: repoRoot });
+    expect((await proc.exitWithin(30_000)).code).toBe(2);
+    expect(proc.output).toContain(message);
   });
 });
