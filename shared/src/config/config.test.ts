@@ -57,8 +57,11 @@ describe("loadConfig", () => {
     expect([ok.PORT, ok.STREAM_MAX_AGE_MS, ok.NATS_URL]).toEqual([8080, 0, "nats://a:4222, tls://b:4223,127.0.0.1:4224"]);
   });
 
-  it("rejects malformed retry delays", () => {
-    expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", RETRY_DELAYS_MS: "1s,2s" })).toThrow(/RETRY_DELAYS_MS/);
+  it("rejects malformed retry delays, empty entries included (Number('') would be a retry at once)", () => {
+    for (const bad of ["1s,2s", "1000,,5000", " ", "1000,", "-5", "1.5"]) {
+      expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", RETRY_DELAYS_MS: bad }), bad).toThrow(/RETRY_DELAYS_MS must be a comma-separated list of milliseconds/);
+    }
+    expect(loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", RETRY_DELAYS_MS: " 0, 250 ,1000" }).RETRY_DELAYS_MS).toEqual([0, 250, 1000]);
   });
 
   it("takes the heap growing percent as a whole number from 0 (V8's own) to 1000, 150 by default", () => {

@@ -129,9 +129,11 @@ export const baseConfigSchema = z.object({
     .string()
     .default("1000,5000,30000")
     .transform((v, ctx) => {
-      const parts = v.split(",").map((p) => Number(p.trim()));
-      if (parts.length === 0 || parts.some((n) => !Number.isInteger(n) || n < 0 || n > MAX_TIMER_MS)) {
-        ctx.addIssue({ code: "custom", message: "must be a comma-separated list of milliseconds" });
+      const raw = v.split(",").map((p) => p.trim());
+      const parts = raw.map(Number);
+      // Digits only: Number("") is 0, so "1000,,5000" or " " would quietly mean a retry at once.
+      if (raw.some((p) => !/^\d+$/.test(p)) || parts.some((n) => n > MAX_TIMER_MS)) {
+        ctx.addIssue({ code: "custom", message: `must be a comma-separated list of milliseconds (at most ${MAX_TIMER_MS} each), e.g. 1000,5000,30000` });
         return z.NEVER;
       }
       return parts;
