@@ -92,7 +92,7 @@ export const eventCatalog = {
     type: "io.orderflow.service.started.v1",
     version: 1,
     producer: "every service",
-    description: "An instance started and is listening for HTTP.",
+    description: "An instance finished starting (migrations applied; NATS, streams, outbox relay and consumers up), once per process; later changes of readiness are system.service.ready and not_ready.",
     entity: "service/instance",
     data: serviceLifecycleV1,
   }),
