@@ -7,9 +7,9 @@
 # keyring (gpgv), the package index against InRelease's SHA256, the .deb against the index's.
 # Cached by version under $ORDERFLOW_CACHE (or /var/cache/orderflow as root, ~/.cache/orderflow).
 #
-# Exit codes: 0 with the path printed; 75 when the archive cannot be reached (a network matter,
-# which CI reports and skips); 1 for anything else (a bad signature or checksum, no such package,
-# a binary that does not run), which CI treats as a failure.
+# Exit codes: 0 with the path printed; 75 when the archive cannot be reached (a network matter or
+# a server error, which CI reports and skips); 1 for anything else (a bad signature or checksum,
+# no such suite or package (404), a binary that does not run), which CI treats as a failure.
 set -euo pipefail
 
 suite="${1:?usage: debian-nats-server.sh <debian suite, e.g. trixie or sid>}"
@@ -28,14 +28,26 @@ for tool in curl gpgv xz dpkg-deb sha256sum; do command -v "$tool" >/dev/null ||
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-curl -fsS --retry 3 -o "$work/InRelease" "$mirror/dists/$suite/InRelease" || unreachable "cannot fetch $suite's InRelease from $mirror"
+# fetch <url> <file> <what>: a network failure or a server error is "unreachable" (75, skipped);
+# a 404 is a wrong suite name or mirror path, which must fail rather than skip the suites.
+fetch() {
+  local code
+  code="$(curl -sS --retry 3 -o "$2" -w '%{http_code}' "$1")" || unreachable "cannot fetch $3 from $mirror"
+  case "$code" in
+    2??) ;;
+    404 | 410) fail "$3 is not at $1 (HTTP $code): is the suite name or DEBIAN_MIRROR right?" ;;
+    *) unreachable "cannot fetch $3 from $mirror (HTTP $code)" ;;
+  esac
+}
+
+fetch "$mirror/dists/$suite/InRelease" "$work/InRelease" "$suite's InRelease"
 gpgv --quiet --keyring "$keyring" --output "$work/Release" "$work/InRelease" 2>/dev/null ||
   fail "$suite's InRelease does not carry a valid Debian archive signature"
 
 index="main/binary-$arch/Packages.xz"
 index_sha="$(awk -v f="$index" '/^SHA256:/ { s = 1; next } /^[^ ]/ { s = 0 } s && $3 == f { print $1 }' "$work/Release")"
 [[ -n $index_sha ]] || fail "$suite's Release lists no $index"
-curl -fsS --retry 3 -o "$work/Packages.xz" "$mirror/dists/$suite/$index" || unreachable "cannot fetch $index"
+fetch "$mirror/dists/$suite/$index" "$work/Packages.xz" "$index"
 echo "$index_sha  $work/Packages.xz" | sha256sum --check --quiet - || fail "$index does not match $suite's Release"
 
 # The nats-server stanza: its version, file and checksum.
@@ -48,7 +60,7 @@ read -r version filename deb_sha < <(xz -dc "$work/Packages.xz" | awk '
 
 dest="$cache/nats-server/$suite-$version"
 if [[ ! -x $dest/nats-server ]]; then
-  curl -fsS --retry 3 -o "$work/nats-server.deb" "$mirror/$filename" || unreachable "cannot fetch $filename"
+  fetch "$mirror/$filename" "$work/nats-server.deb" "$filename"
   echo "$deb_sha  $work/nats-server.deb" | sha256sum --check --quiet - || fail "$filename does not match $suite's index"
   dpkg-deb -x "$work/nats-server.deb" "$work/x"
   mkdir -p "$dest"
