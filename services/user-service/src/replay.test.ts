@@ -1,8 +1,8 @@
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { asc, eq } from "drizzle-orm";
 import { createEvent, inboxReplayTarget, openDatabase, uuidv7, type Database } from "@orderflow/shared";
-import { repoRoot, startProcess, startSystem, testNatsUrl, teardown, waitFor, type TestSystem } from "@orderflow/shared/testing";
+import { repoRoot, startOwnNatsServer, startProcess, startSystem, testNatsUrl, teardown, waitFor, type TestSystem } from "@orderflow/shared/testing";
 import { users } from "./db/schema.js";
 
 let sys: TestSystem;
@@ -17,13 +17,14 @@ const json = { "content-type": "application/json" };
 const counts = async () => (await userDb.db.select({ id: users.id, orderCount: users.orderCount }).from(users).orderBy(asc(users.id))).map((u) => [u.id, u.orderCount]);
 
 /** Runs a service's replay entry as the real command does, and returns its exit code and output. */
-async function runReplay(service: "user-service" | "order-service", args: string[] = []) {
+async function runReplay(service: "user-service" | "order-service", args: string[] = [], env: Record<string, string> = {}) {
   const proc = startProcess(join(repoRoot, "services", service, "dist", "replay.js"), args, {
     DATABASE_URL: sys.services[service].database.url,
     NATS_URL: testNatsUrl(),
     NATS_NAMESPACE: sys.namespace,
+    ...env,
   });
-  const { code } = await proc.exited;
+  const { code } = await proc.exitWithin(60_000);
   return { code, output: proc.output.join("\n") };
 }
 
@@ -81,6 +82,15 @@ describe("npm run replay", () => {
     expect(bad.output).toMatch(/--from-seq must be a whole number/);
     expect((await runReplay("user-service", ["--from-seq", "1", "--from-time", "2026-01-01T00:00:00Z"])).code).toBe(2);
   });
+  it("says at once that NATS refused its credentials, rather than 'not reachable' after its 15 s connect deadline", async () => {
+    const nats = await startOwnNatsServer({ extraArgs: ["--user", "svc", "--pass", "right"] });
+    onTestFinished(() => nats.dispose());
+    const wrong = await runReplay("user-service", [], { NATS_URL: nats.url, NATS_USER: "svc", NATS_PASSWORD: "wrong" });
+    expect(wrong.code).toBe(1);
+    expect(wrong.output).toContain(`replay: NATS at ${nats.url} refused the credentials:`);
+    expect(wrong.output).not.toContain("not reachable");
+  });
+
   it("hands the handlers the replayed message's trace context, as the live consumer does", async () => {
     const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     const seen: (string | undefined)[] = [];

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { AuthorizationError, connect, credsAuthenticator, UserAuthenticationExpiredError, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { BaseConfig } from "../config/config.js";
 import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
@@ -24,6 +24,17 @@ export interface NatsOptions {
   config: NatsClientConfig;
   name: string;
   log: Logger;
+  /**
+   * Errors not worth another attempt, thrown at once. A service leaves it unset and keeps trying
+   * (a rotated credentials Secret can fix it); a CLI passes isCredentialError, so a wrong password
+   * is said at once instead of as "not reachable" after its connect deadline.
+   */
+  giveUpOn?: (err: unknown) => boolean;
+}
+
+/** The server refused who we are, or the credentials could not even be read. */
+export function isCredentialError(err: unknown): boolean {
+  return err instanceof AuthorizationError || err instanceof UserAuthenticationExpiredError || /unable to parse credentials/i.test((err as Error)?.message ?? "");
 }
 
 /** Live view of the connection for readiness: false while disconnected or reconnecting. */
@@ -67,6 +78,7 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
       log.info({ server: nc.getServer() }, "nats connected");
       return { nc, state: { connected: () => connected && !nc.isClosed() } };
     } catch (err) {
+      if (opts.giveUpOn?.(err)) throw err;
       attempt += 1;
       const delay = backoffMs(attempt, 250) * (0.5 + Math.random() / 2);
       if (attempt === 1 || attempt % 10 === 0) {

@@ -3,7 +3,7 @@ import { baseConfigSchema, loadConfigOrExit, redactUrl } from "../config/config.
 import { openDatabase, pingWithin } from "../db/database.js";
 import { reportableError } from "../db/errors.js";
 import { createLogger } from "../logger/index.js";
-import { connectNats } from "../nats/connect.js";
+import { connectNats, isCredentialError } from "../nats/connect.js";
 import { createNames } from "../nats/names.js";
 import { parseReplayArgs, ReplayUsageError, replayUsage } from "./args.js";
 import { createProgressBar } from "./progress.js";
@@ -58,10 +58,14 @@ export async function runReplayCommand(target: ReplayTarget, argv: string[], env
   const abort = AbortSignal.timeout(15_000);
   let nc;
   try {
-    ({ nc } = await connectNats({ config, name: "replay", log }, abort));
-  } catch {
+    ({ nc } = await connectNats({ config, name: "replay", log, giveUpOn: isCredentialError }, abort));
+  } catch (err) {
     await database.close();
-    process.stderr.write(`replay: NATS is not reachable at ${redactUrl(config.NATS_URL)}\n`);
+    process.stderr.write(
+      isCredentialError(err)
+        ? `replay: NATS at ${redactUrl(config.NATS_URL)} refused the credentials: ${(err as Error).message}\n`
+        : `replay: NATS is not reachable at ${redactUrl(config.NATS_URL)}\n`,
+    );
     process.exit(1);
   }
   // Ctrl-C (or SIGTERM) stops after the batch in hand, so the command can say where it left off;
