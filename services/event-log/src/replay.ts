@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { runReplayCommand, streamCatalog, type BatchResult, type ReplayMessage, type ReplayTarget, type StreamName, isMain } from "@orderflow/shared";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { events } from "./db/schema.js";
@@ -39,5 +40,5 @@ export const eventLogReplayTarget: ReplayTarget = {
 
 // Entry point: `npm run replay -- --service event-log [...]` runs this with the log's database.
 if (isMain(import.meta.url)) {
-  await runReplayCommand(eventLogReplayTarget, process.argv.slice(2), process.env);
+  await runReplayCommand(eventLogReplayTarget, process.argv.slice(2), process.env, { migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)) });
 }

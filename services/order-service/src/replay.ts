@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { inboxReplayTarget, runReplayCommand, isMain } from "@orderflow/shared";
 import { userRegisteredHandlers } from "./consumers/user-registered.js";
@@ -21,5 +22,5 @@ export const orderServiceReplayTarget = inboxReplayTarget({
 
 // Entry point: `npm run replay -- --service order-service [...]` runs this with the service's database.
 if (isMain(import.meta.url)) {
-  await runReplayCommand(orderServiceReplayTarget, process.argv.slice(2), process.env);
+  await runReplayCommand(orderServiceReplayTarget, process.argv.slice(2), process.env, { migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)) });
 }

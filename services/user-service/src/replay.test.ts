@@ -1,8 +1,10 @@
-import { join } from "node:path";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { asc, eq } from "drizzle-orm";
 import { createEvent, inboxReplayTarget, openDatabase, uuidv7, type Database } from "@orderflow/shared";
-import { repoRoot, startOwnNatsServer, startProcess, startSystem, testNatsUrl, teardown, waitFor, type TestSystem } from "@orderflow/shared/testing";
+import { createTestDatabase, repoRoot, startOwnNatsServer, startProcess, startSystem, testNatsUrl, teardown, waitFor, type TestSystem } from "@orderflow/shared/testing";
 import { users } from "./db/schema.js";
 
 let sys: TestSystem;
@@ -82,6 +84,20 @@ describe("npm run replay", () => {
     expect(bad.output).toMatch(/--from-seq must be a whole number/);
     expect((await runReplay("user-service", ["--from-seq", "1", "--from-time", "2026-01-01T00:00:00Z"])).code).toBe(2);
   });
+  it("refuses a database that is not there or not migrated, even for a dry run, instead of reporting what it would apply", async () => {
+    const empty = await createTestDatabase("of_replay_empty");
+    onTestFinished(() => empty.drop());
+    const unmigrated = await runReplay("user-service", ["--dry-run"], { DATABASE_URL: empty.url });
+    expect(unmigrated.code).toBe(1);
+    expect(unmigrated.output).toMatch(/replay: the database has \d+ migration\(s\) of user-service not applied yet; run its migrate \(or start it once\) first; nothing replayed/);
+    const dir = join(mkdtempSync(join(tmpdir(), "of-replay-")), "never-started");
+    onTestFinished(() => rmSync(dirname(dir), { recursive: true, force: true }));
+    const missing = await runReplay("user-service", ["--dry-run"], { DATABASE_URL: `pglite://${dir}` });
+    expect(missing.code).toBe(1);
+    expect(missing.output).toContain(`replay: there is no database at ${dir}`);
+    expect(existsSync(dir)).toBe(false); // a dry run writes nothing, not even an empty database
+  });
+
   it("says at once that NATS refused its credentials, rather than 'not reachable' after its 15 s connect deadline", async () => {
     const nats = await startOwnNatsServer({ extraArgs: ["--user", "svc", "--pass", "right"] });
     onTestFinished(() => nats.dispose());

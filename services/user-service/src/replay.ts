@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { inboxReplayTarget, runReplayCommand, isMain } from "@orderflow/shared";
 import { orderCreatedHandlers } from "./consumers/order-created.js";
@@ -21,5 +22,5 @@ export const userServiceReplayTarget = inboxReplayTarget({
 
 // Entry point: `npm run replay -- --service user-service [...]` runs this with the service's database.
 if (isMain(import.meta.url)) {
-  await runReplayCommand(userServiceReplayTarget, process.argv.slice(2), process.env);
+  await runReplayCommand(userServiceReplayTarget, process.argv.slice(2), process.env, { migrationsFolder: fileURLToPath(new URL("../drizzle", import.meta.url)) });
 }

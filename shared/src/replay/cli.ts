@@ -1,6 +1,7 @@
+import { existsSync } from "node:fs";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { baseConfigSchema, loadConfigOrExit, redactUrl } from "../config/config.js";
-import { openDatabase, pingWithin } from "../db/database.js";
+import { openDatabase, pendingMigrations, pingWithin } from "../db/database.js";
 import { reportableError } from "../db/errors.js";
 import { createLogger } from "../logger/index.js";
 import { connectNats, isCredentialError } from "../nats/connect.js";
@@ -30,7 +31,12 @@ export const formatReplayResult = (name: string, r: ReplayResult) =>
  * parses the flags, replays with a progress bar on stderr and prints the final count on stdout.
  * Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
  */
-export async function runReplayCommand(target: ReplayTarget, argv: string[], env: Record<string, string | undefined>): Promise<void> {
+export async function runReplayCommand(
+  target: ReplayTarget,
+  argv: string[],
+  env: Record<string, string | undefined>,
+  { migrationsFolder }: { migrationsFolder?: string } = {},
+): Promise<void> {
   let args;
   try {
     args = parseReplayArgs(argv);
@@ -41,6 +47,13 @@ export async function runReplayCommand(target: ReplayTarget, argv: string[], env
   }
   const config = loadConfigOrExit(replayConfigSchema, env, "replay");
   const log = createLogger({ service: "replay", level: config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, destination: process.stderr });
+  // Opening a PGlite directory that is not there would create an empty database: a dry run that
+  // promised to write nothing would, and a real one would replay into tables that do not exist.
+  const pgliteDir = config.DATABASE_URL.startsWith("pglite://") ? config.DATABASE_URL.slice("pglite://".length) : undefined;
+  if (pgliteDir && pgliteDir !== "memory" && !existsSync(pgliteDir)) {
+    process.stderr.write(`replay: there is no database at ${pgliteDir} (the service creates it when it first starts); nothing replayed\n`);
+    process.exit(1);
+  }
   let database;
   try {
     database = await openDatabase(config.DATABASE_URL, { poolSize: 2, applicationName: "replay" });
@@ -53,6 +66,13 @@ export async function runReplayCommand(target: ReplayTarget, argv: string[], env
   } catch (err) {
     await database.close().catch(() => {});
     process.stderr.write(`replay: cannot reach the database: ${reportableError(err).message}\n`);
+    process.exit(1);
+  }
+  // A schema not (fully) migrated: a dry run would report what it cannot do, a real run fail midway.
+  const pending = migrationsFolder ? await pendingMigrations(database.db, migrationsFolder).catch(() => 0) : 0;
+  if (pending > 0) {
+    await database.close().catch(() => {});
+    process.stderr.write(`replay: the database has ${pending} migration(s) of ${target.name} not applied yet; run its migrate (or start it once) first; nothing replayed\n`);
     process.exit(1);
   }
   const abort = AbortSignal.timeout(15_000);
