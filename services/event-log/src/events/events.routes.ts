@@ -66,13 +66,15 @@ export const getEventRoute = createRoute({
   method: "get",
   path: "/events/{id}",
   summary: "One event by its CloudEvents id",
-  request: { params: z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" } }) }) },
+  // Any id as published, not only a UUID: an invalid event is stored with the id it carried
+  // (ours are UUIDs; a foreign or broken producer's need not be), and must be found by it too.
+  request: { params: z.object({ id: z.string().min(1).max(512).openapi({ param: { name: "id", in: "path" }, description: "The CloudEvents id as published (a UUID for orderflow's own events)" }) }) },
   responses: {
     200: {
       description: "The event (the original when a dead letter repeats its id), with where else it was stored",
       content: { "application/json": { schema: eventSchema.extend({ copies: z.array(z.object({ seq: z.number(), stream: z.string(), streamSeq: z.number() })) }) } },
     },
-    400: problem("id is not a UUID"),
+    400: problem("id is longer than 512 characters"),
     404: problem("No such event"),
     503: unavailableResponse,
   },

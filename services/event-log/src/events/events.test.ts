@@ -139,13 +139,18 @@ describe("GET /events", () => {
 });
 
 describe("GET /events/{id}", () => {
-  it("returns an event by id, 404 for an unknown one and 400 for a malformed one", async () => {
+  it("returns an event by id, 404 for an unknown one and 400 for one too long to be stored", async () => {
     const { registered } = history();
     await store(registered);
     const got = await get<{ id: string; valid: boolean; data: unknown; copies: unknown[] }>(`/events/${registered.id}`);
     expect(got).toMatchObject({ id: registered.id, valid: true, data: registered.data, copies: [] });
     await problemOf(await app.request(`/events/${uuidv7()}`), 404);
-    await problemOf(await app.request("/events/not-a-uuid"), 400);
+    await problemOf(await app.request("/events/not-stored"), 404);
+    await problemOf(await app.request(`/events/${"x".repeat(513)}`), 400);
+    // An invalid event is stored with the id it carried, UUID or not, and found by it.
+    const foreign = `legacy-${uuidv7()}`;
+    await writer().write([toEventRow({ stream: "USERS", streamSeq: ++seq, streamTime: new Date(), subject: "users.registered", data: Buffer.from(JSON.stringify({ id: foreign, type: "io.orderflow.user.registered.v1" })), headers: {} })]);
+    expect(await get<{ id: string; valid: boolean }>(`/events/${foreign}`)).toMatchObject({ id: foreign, valid: false });
     // The route takes an upper-case UUID, as /users/{id} does; the stored id is lower case.
     expect((await get<{ id: string }>(`/events/${registered.id.toUpperCase()}`)).id).toBe(registered.id);
   });
