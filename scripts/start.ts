@@ -10,15 +10,16 @@ import { existsSync, mkdirSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { baseConfigSchema, loadConfig, redactUrl, SERVICE_NODE_OPTIONS } from "@orderflow/shared";
+import { baseConfigSchema, jetStreamProblem, loadConfig, redactUrl, SERVICE_NODE_OPTIONS, type NatsClientConfig } from "@orderflow/shared";
 import { databaseUrlOf, dataDirectory, localServices } from "./local-services.js";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const env = process.env;
 const natsUrl = env.NATS_URL || "nats://127.0.0.1:4222";
 // The services check it too, but this script reads it first: a sentence, not a stack trace.
+let natsConfig: NatsClientConfig;
 try {
-  loadConfig(baseConfigSchema.pick({ NATS_URL: true }), { NATS_URL: natsUrl });
+  natsConfig = loadConfig(baseConfigSchema.pick({ NATS_URL: true, NATS_USER: true, NATS_PASSWORD: true, NATS_TOKEN: true, NATS_CREDS_FILE: true, NATS_INBOX_PREFIX: true }), { ...env, NATS_URL: natsUrl });
 } catch (err) {
   process.stderr.write(`[orderflow] ${(err as Error).message}\n`);
   process.exit(2);
@@ -66,6 +67,14 @@ const anyReachable = async (timeoutMs?: number) => (await Promise.all(natsServer
 async function ensureNats(): Promise<string> {
   if (await anyReachable()) {
     log(`using NATS at ${redactUrl(natsUrl)}`);
+    // A server started without -js answers connections but not JetStream: the services would
+    // wait, not ready, for ever; say why once here. Not fatal: JetStream may still be starting.
+    const problem = await jetStreamProblem(natsConfig);
+    if (problem) {
+      process.stderr.write(
+        `[orderflow] NATS at ${redactUrl(natsUrl)} answers, but JetStream does not (${problem}); the services stay not ready until it does. Is nats-server running with -js (JetStream)?\n`,
+      );
+    }
     return natsUrl;
   }
   // Debian's package installs /usr/sbin/nats-server, which is not on an ordinary user's PATH.

@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
-import { freePort, repoRoot, startProcess, testNatsUrl, waitFor, waitReady } from "@orderflow/shared/testing";
+import { connectTestNats, freePort, repoRoot, startProcess, testNatsUrl, waitFor, waitReady } from "@orderflow/shared/testing";
 import { localServices } from "../../scripts/local-services.js";
 import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
 
@@ -82,6 +83,20 @@ describe("npm start", () => {
     const stderr = proc.output.join("\n");
     expect(stderr).toMatch(/NATS is not reachable .* NATS_SERVER_BIN \(\/nonexistent\/nats-server\) does not exist/);
     expect(stderr).toMatch(/NATS_URL/);
+  });
+
+  it("says so when the NATS it finds answers without JetStream (a nats-server started without -js)", async () => {
+    const port = await freePort();
+    const bare = spawn("nats-server", ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+    onTestFinished(() => new Promise<void>((done) => (bare.exitCode !== null ? done() : (bare.once("exit", () => done()), bare.kill("SIGKILL")))));
+    await waitFor(async () => (await connectTestNats(`nats://127.0.0.1:${port}`).then((nc) => nc.close()).then(() => true, () => false)) || undefined, { what: "a NATS without JetStream" });
+    const dataDir = mkdtempSync(join(tmpdir(), "of-start-nojs-"));
+    dirs.push(dataDir);
+    const proc = await npmStart({ NATS_URL: `nats://127.0.0.1:${port}`, ORDERFLOW_DATA_DIR: dataDir });
+    await waitFor(() => proc.output.some((l) => l.includes(`[orderflow] NATS at nats://127.0.0.1:${port} answers, but JetStream does not (`) && l.includes("Is nats-server running with -js (JetStream)?")), {
+      what: "the warning about JetStream",
+      abortIf: () => (proc.child.exitCode !== null ? `npm start exited: ${proc.output.slice(-10).join("\n")}` : undefined),
+    });
   });
 
   it("does not stand in for a list of NATS servers none of which answers, and says so instead of crashing", async () => {

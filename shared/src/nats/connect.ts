@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { AuthorizationError, connect, credsAuthenticator, UserAuthenticationExpiredError, type ConnectionOptions, type NatsConnection } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { BaseConfig } from "../config/config.js";
 import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
@@ -86,5 +87,23 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
       }
       await abortableDelay(delay, signal);
     }
+  }
+}
+
+/**
+ * Why JetStream does not answer at the configured NATS (undefined when it does), asked once with
+ * a deadline: for `npm start`, which can tell a reachable server started without `-js` from a
+ * working one before the services sit not-ready with no hint why.
+ */
+export async function jetStreamProblem(config: NatsClientConfig, timeoutMs = 3000): Promise<string | undefined> {
+  let nc: NatsConnection | undefined;
+  try {
+    nc = await connect({ ...natsClientOptions(config), name: "orderflow-check", timeout: timeoutMs, reconnect: false, noAsyncTraces: true });
+    await jetstreamManager(nc, { timeout: timeoutMs });
+    return undefined;
+  } catch (err) {
+    return (err as Error)?.message ?? String(err);
+  } finally {
+    await nc?.close().catch(() => {});
   }
 }
