@@ -9,8 +9,7 @@ import { createEvent } from "../events/create.js";
 import { uuidv7 } from "../ids/index.js";
 import { createLogger } from "../logger/index.js";
 import { createNames } from "../nats/names.js";
-import { ensureStreams } from "../nats/streams.js";
-import { adminSql, connectTestNats, createTestDatabase, deleteNamespace, holdInTransaction, postgresRelay, publishRawHeaders, uniqueNamespace, waitFor, teardown, type TestDatabase } from "../testing/index.js";
+import { createMessagingFixture, adminSql, holdInTransaction, postgresRelay, publishRawHeaders, uniqueNamespace, waitFor, type TestDatabase, type MessagingFixture } from "../testing/index.js";
 import { listDeadLetters } from "../cli/dead-letters.js";
 import { DlqHeaders } from "./dead-letter.js";
 import { createConsumer, type ConsumerOptions } from "./runner.js";
@@ -24,24 +23,12 @@ let nc: NatsConnection;
 let database: Database;
 let testDb: TestDatabase;
 
+let fixture: MessagingFixture | undefined;
 beforeAll(async () => {
-  nc = await connectTestNats();
-  testDb = await createTestDatabase("of_runner");
-  database = await openDatabase(testDb.url);
-  await database.db.execute(sql`create table inbox (consumer text not null, event_id text not null, subject text not null,
-    stream_seq bigint, processed_by text, processed_at timestamptz not null default now(), primary key (consumer, event_id))`);
-  await database.db.execute(sql`create table outbox (seq bigserial primary key, event_id uuid not null unique, subject text not null,
-    payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now())`);
-  await ensureStreams(await jetstreamManager(nc), names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+  fixture = await createMessagingFixture({ dbPrefix: "of_runner", names, streams: ["USERS", "DLQ"], tables: ["inbox", "outbox"] });
+  ({ nc, testDb, database } = fixture);
 });
-afterAll(() =>
-  teardown(
-    () => database?.close(),
-    () => testDb?.drop(),
-    () => deleteNamespace(nc, namespace),
-    () => nc?.close(),
-  ),
-);
+afterAll(() => fixture?.dispose());
 
 /** A users.registered event, its data overridden by `data`. */
 const registered = (data: Record<string, unknown> = {}) => {

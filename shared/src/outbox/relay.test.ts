@@ -9,7 +9,7 @@ import { ensureStreams } from "../nats/streams.js";
 import { outbox } from "../db/tables.js";
 import { openDatabase, type Database } from "../db/database.js";
 import { uuidv7 } from "../ids/index.js";
-import { connectTestNats, createTestDatabase, deleteNamespace, startOwnNatsServer, uniqueNamespace, teardown, waitFor, type TestDatabase } from "../testing/index.js";
+import { createMessagingFixture, connectTestNats, startOwnNatsServer, uniqueNamespace, waitFor, type MessagingFixture } from "../testing/index.js";
 import { enqueueEvents } from "./enqueue.js";
 import { takeQueued, type OutboxMessage } from "./handoff.js";
 import type { Tx } from "../db/database.js";
@@ -18,29 +18,16 @@ import { createAckedPublisher } from "../nats/acked-publisher.js";
 
 const log = createLogger({ service: "relay-test", level: "silent" });
 let nc: NatsConnection;
-let testDb: TestDatabase;
 let database: Database;
 const namespace = uniqueNamespace();
 const names = createNames(namespace);
 
+let fixture: MessagingFixture | undefined;
 beforeAll(async () => {
-  nc = await connectTestNats();
-  testDb = await createTestDatabase("of_relay");
-  database = await openDatabase(testDb.url);
-  // Only the shared tables, created directly: this test owns no service schema.
-  await database.db.execute(sql`create table outbox (seq bigserial primary key, event_id uuid not null unique, subject text not null,
-    payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now())`);
-  await ensureStreams(await jetstreamManager(nc), names, ["USERS"], { replicas: 1, maxAgeMs: 3600_000 });
+  fixture = await createMessagingFixture({ dbPrefix: "of_relay", names, streams: ["USERS"], tables: ["outbox"] });
+  ({ nc, database } = fixture);
 });
-
-afterAll(() =>
-  teardown(
-    () => database?.close(),
-    () => testDb?.drop(),
-    () => deleteNamespace(nc, namespace),
-    () => nc?.close(),
-  ),
-);
+afterAll(() => fixture?.dispose());
 
 /** Counts publish calls per relay, to show that no row was published twice (dedupe would hide it). */
 function countingJs(js: JetStreamClient, counter: Map<string, number>): JetStreamClient {

@@ -7,3 +7,4 @@ export * from "./nats-server.js";
 export * from "./tcp-relay.js";
 export * from "./nats-jwt.js";
 export * from "./teardown.js";
+export * from "./messaging.js";
