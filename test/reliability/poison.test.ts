@@ -151,8 +151,13 @@ describe("poison messages", () => {
       expect(stuckWelcomes).toBe(1);
       expect(inboxRows!.n).toBe(1);
       // Purge the rest: the DLQ ends empty.
+      // The stuck user's welcome order is an orders.created for a user the user service never
+      // registered (the test published the registration itself): that one is dead-lettered too.
+      const welcomeOfStuck = (d: DeadLetter) => d.subject === "orders.created" && (JSON.parse(Buffer.from(d.payload).toString("utf8")) as { data: { userId: string } }).data.userId === stuck;
+      await waitFor(async () => (await listDeadLetters(deps)).some(welcomeOfStuck), { what: "the stuck user's welcome order dead-lettered by user-service" });
       const rest = await listDeadLetters(deps);
-      expect(rest).toHaveLength(poison.length - 2); // all but the two replayed
+      expect(rest).toHaveLength(poison.length - 2 + 1); // all but the two replayed, and that one
+      expect(rest.filter(welcomeOfStuck)).toHaveLength(1);
       for (const d of rest) expect((await runCli(["purge", String(d.seq)])).code).toBe(0);
       expect(await listDeadLetters(deps)).toEqual([]);
       const missing = await runCli(["show", String(stuckLetter.seq)]);
