@@ -81,7 +81,7 @@ function toDeadLetter(m: StoredMsg, names: Names): DeadLetter {
 /**
  * The dead letters of the namespace from sequence `from` on, oldest first, read one at a time so
  * a DLQ of any size never sits in memory. Walks the stream with `next_by_subj` lookups, so it
- * creates no consumer and skips purged sequences without probing each one (but see the end). It stops at the last
+ * creates no consumer and skips purged sequences without probing each one. It stops at the last
  * sequence the stream had when it started: a letter dead-lettered meanwhile (a replay that fails
  * again) is not walked into.
  */
@@ -89,28 +89,16 @@ export async function* deadLetters({ jsm, names }: DlqDeps, { from = 1 }: { from
   const stream = names.stream("DLQ");
   const { state } = await jsm.streams.info(stream);
   let seq = Math.max(from, state.first_seq);
-  // From the start, the walk knows how many letters there are and can stop at the last one.
-  const whole = from <= state.first_seq;
-  let found = 0;
-  const more = () => state.messages > 0 && seq <= state.last_seq && !(whole && found >= state.messages);
-  while (more()) {
-    // STREAM.MSG.GET has answered next_by_subj since nats-server 2.9; the typed MsgRequest omits it.
-    const query = { seq, next_by_subj: names.subject("dlq.>") } as unknown as { seq: number };
+  while (state.messages > 0 && seq <= state.last_seq) {
+    // ">", not the stream's own "<ns>.dlq.>" (it holds nothing else): nats-server 2.9 answers a
+    // narrower filter from a per-subject index that, after deletes out of order, steps over
+    // letters still there, or says there are none. STREAM.MSG.GET has answered next_by_subj
+    // since 2.9; the typed MsgRequest omits it.
+    const query = { seq, next_by_subj: ">" } as unknown as { seq: number };
     const m = await jsm.streams.getMessage(stream, query);
-    if (!m) break;
-    if (m.seq > state.last_seq) return;
-    found++;
+    if (!m || m.seq > state.last_seq) return;
     yield toDeadLetter(m, names);
     seq = m.seq + 1;
-  }
-  // "None after seq" is not to be trusted on nats-server 2.9: after deletes out of order its
-  // per-subject index can miss letters that are there. Look at the rest one sequence at a time
-  // (the DLQ holds nothing but dead letters); on a later server this finds nothing new.
-  for (; more(); seq++) {
-    const m = await jsm.streams.getMessage(stream, { seq });
-    if (!m) continue;
-    found++;
-    yield toDeadLetter(m, names);
   }
 }
 

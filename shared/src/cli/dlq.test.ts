@@ -33,7 +33,14 @@ afterAll(async () => {
 });
 
 /** Stores a dead letter as the consumer runner does: original headers plus Orderflow-Dlq-*. */
-async function deadLetter(payload: string, originalSeq: number, error = "InvalidEventError", subject: string | null = names.subject("users.registered"), client: JetStreamClient = js) {
+async function deadLetter(
+  payload: string,
+  originalSeq: number,
+  error = "InvalidEventError",
+  subject: string | null = names.subject("users.registered"),
+  client: JetStreamClient = js,
+  dlqSubject = "dlq.order-service.users.registered",
+) {
   const h = natsHeaders();
   h.set("Orderflow-Trace", `trace-${originalSeq}`);
   h.set(DlqHeaders.OriginalMsgId, `orig-${originalSeq}`);
@@ -45,7 +52,7 @@ async function deadLetter(payload: string, originalSeq: number, error = "Invalid
   h.set(DlqHeaders.ErrorClass, error);
   h.set(DlqHeaders.ErrorMessage, "message body is not valid JSON");
   h.set(DlqHeaders.Time, "2026-01-02T03:04:05.000Z");
-  const ack = await client.publish(names.subject(`dlq.order-service.users.registered`), payload, { headers: h, msgID: `dlq:test:${originalSeq}` });
+  const ack = await client.publish(names.subject(dlqSubject), payload, { headers: h, msgID: `dlq:test:${originalSeq}` });
   return ack.seq;
 }
 
@@ -249,6 +256,9 @@ describe("dead letters", () => {
       const seqs: number[] = [];
       for (let i = 0; i < 4; i++) seqs.push(await deadLetter(`{"id":"walk${i}"}`, 600 + 10 * round + i));
       for (const i of deleteAt) await purgeDeadLetter(deps, seqs[i]!);
+      // And one of another consumer (another subject), as a real DLQ holds: a lookup by subject
+      // on 2.9 can step over a letter to it without ever answering "none".
+      seqs.push(await deadLetter(`{"id":"walk-other"}`, 600 + 10 * round + 9, "InvalidEventError", names.subject("users.registered"), js, "dlq.event-log.users.registered"));
       const left = seqs.filter((_, i) => !deleteAt.includes(i));
       expect((await listDeadLetters(deps)).map((d) => d.seq), `deleted ${deleteAt}`).toEqual(left);
       const { out, io } = capture();
