@@ -18,6 +18,7 @@ export interface EventsDeps {
   maxStreams?: number;
 }
 
+const UUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const minuteIso = (d: Date) => `${d.toISOString().slice(0, 16)}:00.000Z`;
 
 export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveMs = 15_000, tailLimits: { page, maxQueued } = { page: 500, maxQueued: 2_000 }, maxStreams = 200 }: EventsDeps) {
@@ -208,9 +209,9 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     const rows = await db
       .select()
       .from(events)
-      // Event ids are text as published; ours are lower case, so an upper-case UUID (valid, and
-      // found by /users/{id}) finds them too.
-      .where(inArray(events.eventId, [...new Set([id, id.toLowerCase()])]))
+      // Event ids are text as published; ours are lower-case UUIDs, so an upper-case UUID (valid,
+      // and found by /users/{id}) finds them too. Any other id is matched exactly.
+      .where(inArray(events.eventId, [...new Set([id, UUID_SHAPE.test(id) ? id.toLowerCase() : id])]))
       .orderBy(sql`${events.stream} = 'DLQ'`, asc(events.seq))
       .limit(20);
     const [first, ...rest] = rows;

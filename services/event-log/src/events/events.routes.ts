@@ -68,13 +68,13 @@ export const getEventRoute = createRoute({
   summary: "One event by its CloudEvents id",
   // Any id as published, not only a UUID: an invalid event is stored with the id it carried
   // (ours are UUIDs; a foreign or broken producer's need not be), and must be found by it too.
-  request: { params: z.object({ id: z.string().min(1).max(512).openapi({ param: { name: "id", in: "path" }, description: "The CloudEvents id as published (a UUID for orderflow's own events)" }) }) },
+  request: { params: z.object({ id: text("The CloudEvents id as published (a UUID for orderflow's own events)").openapi({ param: { name: "id", in: "path" } }) }) },
   responses: {
     200: {
       description: "The event (the original when a dead letter repeats its id), with where else it was stored",
       content: { "application/json": { schema: eventSchema.extend({ copies: z.array(z.object({ seq: z.number(), stream: z.string(), streamSeq: z.number() })) }) } },
     },
-    400: problem("id is longer than 512 characters"),
+    400: problem("id is longer than the log keeps, or holds a character it cannot store"),
     404: problem("No such event"),
     503: unavailableResponse,
   },

@@ -147,10 +147,12 @@ describe("GET /events/{id}", () => {
     await problemOf(await app.request(`/events/${uuidv7()}`), 404);
     await problemOf(await app.request("/events/not-stored"), 404);
     await problemOf(await app.request(`/events/${"x".repeat(513)}`), 400);
+    await problemOf(await app.request("/events/a%00b"), 400); // a NUL Postgres cannot compare, not a 500
     // An invalid event is stored with the id it carried, UUID or not, and found by it.
     const foreign = `legacy-${uuidv7()}`;
     await writer().write([toEventRow({ stream: "USERS", streamSeq: ++seq, streamTime: new Date(), subject: "users.registered", data: Buffer.from(JSON.stringify({ id: foreign, type: "io.orderflow.user.registered.v1" })), headers: {} })]);
     expect(await get<{ id: string; valid: boolean }>(`/events/${foreign}`)).toMatchObject({ id: foreign, valid: false });
+    await problemOf(await app.request(`/events/${foreign.toUpperCase()}`), 404); // only a UUID is matched in any case
     // The route takes an upper-case UUID, as /users/{id} does; the stored id is lower case.
     expect((await get<{ id: string }>(`/events/${registered.id.toUpperCase()}`)).id).toBe(registered.id);
   });
