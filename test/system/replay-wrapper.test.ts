@@ -17,5 +17,13 @@ describe("npm run replay", () => {
     const proc = replay(["--service", "user-service"], { [variable]: value });
     expect((await proc.exitWithin(30_000)).code).toBe(2);
     expect(proc.output.join("\n")).toContain(`replay: ${flag} went to npm (before \`--\`), not to the replay; put it after, e.g. npm run replay -- --service user-service ${flag}`);
+    expect(proc.output.join("\n")).toContain(`(${variable} set;`);
+  });
+
+  it("is not stopped by an npm setting exported as false or empty", async () => {
+    // Past the flag check it goes on to the database, which is not there: exit 1, not 2.
+    const proc = replay(["--service", "user-service"], { npm_config_force: "false", npm_config_dry_run: "" });
+    expect((await proc.exitWithin(30_000)).code).toBe(1);
+    expect(proc.output.join("\n")).not.toContain("went to npm");
   });
 });
