@@ -71,9 +71,10 @@ async function ensureNats(): Promise<string> {
     // wait, not ready, for ever; say why once here. Not fatal: JetStream may still be starting.
     const problem = await jetStreamProblem(natsConfig);
     if (problem) {
-      process.stderr.write(
-        `[orderflow] NATS at ${redactUrl(natsUrl)} answers, but JetStream does not (${problem}); the services stay not ready until it does. Is nats-server running with -js (JetStream)?\n`,
-      );
+      const hint = /authoriz|authentica|credentials|permission/i.test(problem)
+        ? "Check NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE."
+        : "Is nats-server running with -js (JetStream)?";
+      process.stderr.write(`[orderflow] NATS at ${redactUrl(natsUrl)} answers, but JetStream does not (${problem}); the services stay not ready until it does. ${hint}\n`);
     }
     return natsUrl;
   }
@@ -113,7 +114,7 @@ async function ensureNats(): Promise<string> {
   });
   for (let i = 0; i < 100 && !(await anyReachable(200)); i++) await new Promise((r) => setTimeout(r, 100));
   if (!(await anyReachable(200))) {
-    process.stderr.write(`[orderflow] the nats-server started here did not listen on ${host}:${port} within 30 s (its output is above)\n`);
+    process.stderr.write(`[orderflow] the nats-server started here did not listen on ${host}:${port} in time (its output is above)\n`);
     await stop(1);
   }
   return natsUrl;

@@ -127,7 +127,12 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
         const r = await replayDeadLetter(deps, cmd.seq).catch((err: unknown) => {
           // A publish that failed left the letter where it was: say so, as replay --all does.
           if (err instanceof DeadLetterNotFoundError || err instanceof NoStreamForSubjectError || err instanceof ReplayedNotDeletedError) throw err;
-          throw new Error(`replaying dead letter ${cmd.seq} failed: ${(err as Error)?.message ?? String(err)}; it is still in the DLQ`, { cause: err });
+          // A timeout leaves open whether the copy was stored; either way the letter stays.
+          const timedOut = /timeout|timed out/i.test((err as Error)?.message ?? "");
+          throw new Error(
+            `replaying dead letter ${cmd.seq} failed: ${(err as Error)?.message ?? String(err)}; it is still in the DLQ${timedOut ? " (its copy may have been published all the same; replaying it again is safe, consumers' inboxes skip a second copy)" : ""}`,
+            { cause: err },
+          );
         });
         io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId} (stream seq ${r.streamSeq}); removed from the DLQ`);
         return 0;

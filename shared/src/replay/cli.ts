@@ -69,7 +69,14 @@ export async function runReplayCommand(
     process.exit(1);
   }
   // A schema not (fully) migrated: a dry run would report what it cannot do, a real run fail midway.
-  const pending = migrationsFolder ? await pendingMigrations(database.db, migrationsFolder).catch(() => 0) : 0;
+  let pending = 0;
+  try {
+    pending = migrationsFolder ? await pendingMigrations(database.db, migrationsFolder) : 0;
+  } catch (err) {
+    await database.close().catch(() => {});
+    process.stderr.write(`replay: cannot tell whether the database's migrations are applied: ${reportableError(err).message}; nothing replayed\n`);
+    process.exit(1);
+  }
   if (pending > 0) {
     await database.close().catch(() => {});
     process.stderr.write(`replay: the database has ${pending} migration(s) of ${target.name} not applied yet; run its migrate (or start it once) first; nothing replayed\n`);
