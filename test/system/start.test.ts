@@ -79,7 +79,7 @@ describe("npm start", () => {
   it("exits non-zero with a clear message when NATS is unreachable and nats-server is not installed", async () => {
     const port = await freePort();
     const proc = await npmStart({ NATS_SERVER_BIN: "/nonexistent/nats-server", NATS_URL: `nats://127.0.0.1:${port}` });
-    expect((await proc.exitWithin(60_000)).code).toBe(1);
+    expect((await proc.exitWithin(30_000)).code).toBe(1);
     const stderr = proc.output.join("\n");
     expect(stderr).toMatch(/NATS is not reachable .* NATS_SERVER_BIN \(\/nonexistent\/nats-server\) does not exist/);
     expect(stderr).toMatch(/NATS_URL/);
@@ -92,7 +92,9 @@ describe("npm start", () => {
     await waitFor(async () => (await connectTestNats(`nats://127.0.0.1:${port}`).then((nc) => nc.close()).then(() => true, () => false)) || undefined, { what: "a NATS without JetStream" });
     const dataDir = mkdtempSync(join(tmpdir(), "of-start-nojs-"));
     dirs.push(dataDir);
-    const proc = await npmStart({ NATS_URL: `nats://127.0.0.1:${port}`, ORDERFLOW_DATA_DIR: dataDir });
+    // Each service on its PGlite default under dataDir, whatever *_DATABASE_URL this shell has.
+    const dbs = Object.fromEntries(localServices(repoRoot, {}).map((svc) => [`${svc.envPrefix}_DATABASE_URL`, ""]));
+    const proc = await npmStart({ ...dbs, NATS_URL: `nats://127.0.0.1:${port}`, ORDERFLOW_DATA_DIR: dataDir });
     await waitFor(() => proc.output.some((l) => l.includes(`[orderflow] NATS at nats://127.0.0.1:${port} answers, but JetStream does not (`) && l.includes("Is nats-server running with -js (JetStream)?")), {
       what: "the warning about JetStream",
       abortIf: () => (proc.child.exitCode !== null ? `npm start exited: ${proc.output.slice(-10).join("\n")}` : undefined),
@@ -102,7 +104,7 @@ describe("npm start", () => {
   it("does not stand in for a list of NATS servers none of which answers, and says so instead of crashing", async () => {
     const [a, b] = [await freePort(), await freePort()];
     const proc = await npmStart({ NATS_URL: `nats://127.0.0.1:${a}, 127.0.0.1:${b}` });
-    expect((await proc.exitWithin(60_000)).code).toBe(1);
+    expect((await proc.exitWithin(30_000)).code).toBe(1);
     const stderr = proc.output.join("\n");
     expect(stderr).toContain("runs a nats-server of its own only for a single address on this machine");
     expect(stderr).not.toMatch(/TypeError|^\s+at /m);
@@ -118,7 +120,7 @@ describe("npm start with a port taken", () => {
     dirs.push(dataDir);
     try {
       const proc = await npmStart({ USER_PORT: String(port), NATS_URL: testNatsUrl(), ORDERFLOW_DATA_DIR: dataDir });
-      expect((await proc.exitWithin(60_000)).code).toBe(1);
+      expect((await proc.exitWithin(30_000)).code).toBe(1);
       expect(proc.output.join("\n")).toContain(`[orderflow] user-service: port ${port} is already in use by another process; set USER_PORT to a free one`);
     } finally {
       await new Promise((done) => taken.close(done));

@@ -31,17 +31,20 @@ export interface MessagingFixture {
  * namespace's `streams`, and a disposable database holding only the shared `tables`.
  */
 export async function createMessagingFixture(o: { dbPrefix: string; names: Names; streams: StreamName[]; tables: (keyof typeof ddl)[] }): Promise<MessagingFixture> {
-  const nc = await connectTestNats();
-  const testDb = await createTestDatabase(o.dbPrefix);
-  const database = await openDatabase(testDb.url);
+  let nc: NatsConnection | undefined;
+  let testDb: TestDatabase | undefined;
+  let database: Database | undefined;
   const dispose = () =>
     teardown(
-      () => database.close(),
-      () => testDb.drop(),
-      () => deleteNamespace(nc, o.names.namespace),
-      () => nc.close(),
+      () => database?.close(),
+      () => testDb?.drop(),
+      () => nc && deleteNamespace(nc, o.names.namespace),
+      () => nc?.close(),
     );
   try {
+    nc = await connectTestNats();
+    testDb = await createTestDatabase(o.dbPrefix);
+    database = await openDatabase(testDb.url);
     for (const table of o.tables) await database.db.execute(ddl[table]);
     await ensureStreams(await jetstreamManager(nc), o.names, o.streams, { replicas: 1, maxAgeMs: 3600_000 });
   } catch (err) {

@@ -51,10 +51,15 @@ export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [
       child = c;
       // A refused config or a taken port ends the process: say so at once, with its words.
       let stderr = "";
-      c.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+      let ready = false;
+      c.stderr!.on("data", (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-4000);
+        ready ||= stderr.includes("Server is ready");
+      });
       const exited = () => (c.exitCode !== null || c.signalCode !== null ? `nats-server exited with ${c.exitCode ?? c.signalCode}: ${stderr.trim()}` : undefined);
       try {
-        await waitFor(() => portOpen(port), { what: `nats-server on ${port}`, timeoutMs: 10_000, abortIf: exited });
+        // Its own "ready", not only an open port: another process may hold the port it failed to take.
+        await waitFor(async () => ready && (await portOpen(port)), { what: `nats-server on ${port}`, timeoutMs: 10_000, abortIf: exited });
       } catch (err) {
         c.kill("SIGKILL");
         throw err;
