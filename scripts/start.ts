@@ -46,8 +46,10 @@ function log(line: string) {
 const natsServers = natsUrl.split(",").map((entry) => {
   const trimmed = entry.trim();
   // new URL("localhost:4299") would read "localhost:" as the scheme: give a bare host:port one.
-  const { hostname, port } = new URL(trimmed.includes("://") ? trimmed : `nats://${trimmed}`);
-  return { host: hostname.replace(/^\[|\]$/g, "") || "127.0.0.1", port: Number(port || 4222) };
+  const { protocol, hostname, port } = new URL(trimmed.includes("://") ? trimmed : `nats://${trimmed}`);
+  // URL leaves out a scheme's default port: 443 and 80 for wss/ws, NATS's 4222 for the others.
+  const fallback = protocol === "wss:" ? 443 : protocol === "ws:" ? 80 : 4222;
+  return { host: hostname.replace(/^\[|\]$/g, "") || "127.0.0.1", port: Number(port || fallback) };
 });
 
 function reachable({ host, port }: { host: string; port: number }, timeoutMs = 1000): Promise<boolean> {
