@@ -41,8 +41,15 @@ describe("database faults", () => {
       const t0 = Date.now();
       await adminSql(`alter database "${dbName}" allow_connections false`);
       onTestFinished(() => adminSql(`alter database "${dbName}" allow_connections true`));
-      await adminSql(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${dbName}'`);
-      await waitFor(async () => (await status(orders.url, "/readyz")) === 503, { what: "order-service readiness 503" });
+      // Terminated again on every look: a connection that was mid-handshake when connections
+      // were refused can finish after the first round and would keep the service ready.
+      await waitFor(async () => {
+        await adminSql(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${dbName}'`);
+        return (await status(orders.url, "/readyz")) === 503;
+      }, {
+        what: "order-service readiness 503",
+        abortIf: () => (orders.proc.child.exitCode !== null ? `order-service exited (${orders.proc.child.exitCode}):\n${orders.proc.output.slice(-15).join("\n")}` : undefined),
+      });
       expect(await status(orders.url, "/healthz")).toBe(200);
       const n = load.accepted.length;
       await load.more(80);
