@@ -191,7 +191,7 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
   } catch (err) {
     // The server answers "no responders" at once when no stream takes the subject.
     if ((err as Error)?.name === "JetStreamNotEnabled") throw new NoStreamForSubjectError(seq, dl.originalSubject);
-    throw err;
+    throw new ReplayPublishError(seq, err);
   }
   try {
     await deps.jsm.streams.deleteMessage(deps.names.stream("DLQ"), seq, false);
@@ -199,7 +199,7 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
     // Someone else replayed or purged it meanwhile: it is gone, as this replay wanted, and the
     // extra copy just published is one more duplicate the consumers' inboxes skip.
     if (isNotFound(err)) return { dlqSeq: seq, subject: dl.subject, msgId, streamSeq: ack.seq };
-    throw new ReplayedNotDeletedError(
+    throw new Error(
       `dead letter ${seq} was republished as ${msgId} but could not be deleted from the DLQ (${(err as Error)?.message ?? String(err)}); replaying it again publishes one more copy, which consumers' inboxes skip`,
     );
   }
@@ -218,9 +218,19 @@ function isReplayableSubject(names: Names, subject: string): boolean {
   );
 }
 
-/** The letter was republished, but its delete from the DLQ failed: it is there twice now. */
-export class ReplayedNotDeletedError extends Error {
-  override name = "ReplayedNotDeletedError";
+/** Republishing the letter failed (its own words in `message`): it is still in the DLQ, untouched. */
+export class ReplayPublishError extends Error {
+  override name = "ReplayPublishError";
+  constructor(
+    readonly seq: number,
+    override readonly cause: unknown,
+  ) {
+    super((cause as Error)?.message ?? String(cause));
+  }
+  /** A timeout leaves open whether the copy was stored after all. */
+  get timedOut(): boolean {
+    return /timeout|timed out/i.test(this.message);
+  }
 }
 
 /** No stream in the namespace stores the dead letter's original subject (any more). */

@@ -8,8 +8,7 @@ import { isMain } from "../lifecycle/is-main.js";
 import {
   DeadLetterNotFoundError,
   formatDeadLetter,
-  NoStreamForSubjectError,
-  ReplayedNotDeletedError,
+  ReplayPublishError,
   formatDeadLetterTable,
   getDeadLetter,
   pageDeadLetters,
@@ -125,14 +124,10 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
         return 0;
       case "replay": {
         const r = await replayDeadLetter(deps, cmd.seq).catch((err: unknown) => {
-          // A publish that failed left the letter where it was: say so, as replay --all does.
-          if (err instanceof DeadLetterNotFoundError || err instanceof NoStreamForSubjectError || err instanceof ReplayedNotDeletedError) throw err;
-          // A timeout leaves open whether the copy was stored; either way the letter stays.
-          const timedOut = /timeout|timed out/i.test((err as Error)?.message ?? "");
-          throw new Error(
-            `replaying dead letter ${cmd.seq} failed: ${(err as Error)?.message ?? String(err)}; it is still in the DLQ${timedOut ? " (its copy may have been published all the same; replaying it again is safe, consumers' inboxes skip a second copy)" : ""}`,
-            { cause: err },
-          );
+          if (!(err instanceof ReplayPublishError)) throw err;
+          // The publish failed, so the letter was left where it was: say so, as replay --all does.
+          const maybe = err.timedOut ? " (its copy may have been published all the same; replaying it again is safe, consumers' inboxes skip a second copy)" : "";
+          throw new Error(`replaying dead letter ${cmd.seq} failed: ${err.message}; it is still in the DLQ${maybe}`, { cause: err });
         });
         io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId} (stream seq ${r.streamSeq}); removed from the DLQ`);
         return 0;
