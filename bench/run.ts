@@ -5,16 +5,16 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { fullOptions, quickOptions, runBench, smokeOptions } from "./bench.js";
 import { markdown, plainTable } from "./report.js";
+import { flagsNpmTook } from "../scripts/npm-flags.js";
 
 const usage = "usage: npm run bench -- [--smoke | --quick] [--cpu-prof=<dir>]";
 const args = process.argv.slice(2);
 // A typo (--smok) or a flag npm took for itself (before `--`) would otherwise start the full
 // run, minutes long, and overwrite bench/results/latest.md.
 const unknown = args.filter((a) => a !== "--smoke" && a !== "--quick" && !/^--cpu-prof=.+/.test(a));
-// Only a value npm set from its command line counts: "" or "false" (an exported default) do not.
-const toNpm = ["smoke", "quick", "cpu_prof"].filter((f) => !["", "false", undefined].includes(process.env[`npm_config_${f}`]));
+const toNpm = flagsNpmTook(["smoke", "quick", "cpu-prof"]);
 if (unknown.length > 0 || toNpm.length > 0 || (args.includes("--smoke") && args.includes("--quick"))) {
-  const why = unknown.length > 0 ? `unknown argument ${unknown.join(" ")}` : toNpm.length > 0 ? `--${toNpm[0]!.replace("_", "-")} went to npm (before \`--\`); put it after` : "--smoke and --quick are two different runs; pick one";
+  const why = unknown.length > 0 ? `unknown argument ${unknown.join(" ")}` : toNpm.length > 0 ? `${toNpm[0]!.flag} went to npm (before \`--\`); put it after` : "--smoke and --quick are two different runs; pick one";
   process.stderr.write(`bench: ${why}\n${usage}\n`);
   process.exit(2);
 }

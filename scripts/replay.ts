@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { databaseUrlOf, localServices, type LocalService } from "./local-services.js";
+import { flagsNpmTook } from "./npm-flags.js";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const env = process.env;
@@ -35,11 +36,11 @@ if (!service || !targets.has(service)) {
 // `npm run replay --from-seq=5 -- …` hands the flag to npm, not to us (npm only warns): refuse
 // rather than run something else than was asked, e.g. a full rebuild (projection reset) instead
 // of an incremental replay, or a real one instead of a preview.
-// Only a value npm set from its command line counts: "" or "false" (an exported default) do not.
-const toNpm = ["dry-run", "from-seq", "from-time", "force"].filter((f) => !["", "false", undefined].includes(env[`npm_config_${f.replace(/-/g, "_")}`]));
+const toNpm = flagsNpmTook(["dry-run", "from-seq", "from-time", "force"], env);
 if (toNpm.length > 0) {
-  const flags = toNpm.map((f) => `--${f}`).join(", ");
-  process.stderr.write(`replay: ${flags} went to npm (before \`--\`), not to the replay; put ${toNpm.length > 1 ? "them" : "it"} after, e.g. npm run replay -- --service ${service} ${toNpm.map((f) => `--${f}${f === "dry-run" || f === "force" ? "" : " …"}`).join(" ")} (${toNpm.map((f) => `npm_config_${f.replace(/-/g, "_")}`).join(", ")} set; unset it if no flag was typed)\n`);
+  const flags = toNpm.map((t) => t.flag).join(", ");
+  const example = toNpm.map((t) => (t.flag === "--dry-run" || t.flag === "--force" ? t.flag : `${t.flag} …`)).join(" ");
+  process.stderr.write(`replay: ${flags} went to npm (before \`--\`), not to the replay; put ${toNpm.length > 1 ? "them" : "it"} after, e.g. npm run replay -- --service ${service} ${example} (${toNpm.map((t) => t.variable).join(", ")} set; unset it if no flag was typed)\n`);
   process.exit(2);
 }
 
