@@ -73,10 +73,8 @@ async function ensureNats(): Promise<string> {
     // wait, not ready, for ever; say why once here. Not fatal: JetStream may still be starting.
     const problem = await jetStreamProblem(natsConfig);
     if (problem) {
-      const hint = /authoriz|authentica|credentials|permission/i.test(problem)
-        ? "Check NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE."
-        : "Is nats-server running with -js (JetStream)?";
-      process.stderr.write(`[orderflow] NATS at ${redactUrl(natsUrl)} answers, but JetStream does not (${problem}); the services stay not ready until it does. ${hint}\n`);
+      const hint = problem.credentials ? "Check NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE." : "Is nats-server running with -js (JetStream)?";
+      process.stderr.write(`[orderflow] NATS at ${redactUrl(natsUrl)} answers, but JetStream does not (${problem.message}); the services stay not ready until it does. ${hint}\n`);
     }
     return natsUrl;
   }

@@ -95,14 +95,14 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
  * a deadline: for `npm start`, which can tell a reachable server started without `-js` from a
  * working one before the services sit not-ready with no hint why.
  */
-export async function jetStreamProblem(config: NatsClientConfig, timeoutMs = 3000): Promise<string | undefined> {
+export async function jetStreamProblem(config: NatsClientConfig, timeoutMs = 3000): Promise<{ message: string; credentials: boolean } | undefined> {
   let nc: NatsConnection | undefined;
   try {
     nc = await connect({ ...natsClientOptions(config), name: "orderflow-check", timeout: timeoutMs, reconnect: false, noAsyncTraces: true });
     await jetstreamManager(nc, { timeout: timeoutMs });
     return undefined;
   } catch (err) {
-    return (err as Error)?.message ?? String(err);
+    return { message: (err as Error)?.message ?? String(err), credentials: isCredentialError(err) };
   } finally {
     await nc?.close().catch(() => {});
   }

@@ -1,6 +1,7 @@
 import postgres from "postgres";
 import type { SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
+import { teardown } from "./teardown.js";
 import { randomBytes } from "node:crypto";
 
 /** Admin connection used to create and drop per-run databases. */
@@ -68,13 +69,8 @@ export async function createMigratedDatabase(migrationsFolder: string, prefix = 
     database,
     db: database.db,
     url: testDb.url,
-    async drop() {
-      try {
-        await database.close();
-      } finally {
-        await testDb.drop(); // the database goes, even when closing the pool failed
-      }
-    },
+    // The database goes, even when closing the pool failed.
+    drop: () => teardown(() => database.close(), () => testDb.drop()),
   };
 }
 
