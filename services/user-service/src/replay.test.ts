@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
@@ -96,6 +96,11 @@ describe("npm run replay", () => {
     expect(missing.code).toBe(1);
     expect(missing.output).toContain(`replay: there is no database at ${dir}`);
     expect(existsSync(dir)).toBe(false); // a dry run writes nothing, not even an empty database
+    mkdirSync(dir); // a folder made ahead of time (a volume mount, say) holds no database either
+    const emptyFolder = await runReplay("user-service", ["--dry-run"], { DATABASE_URL: `pglite://${dir}` });
+    expect(emptyFolder.code).toBe(1);
+    expect(emptyFolder.output).toContain(`replay: there is no database at ${dir}`);
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it("says at once that NATS refused its credentials, rather than 'not reachable' after its 15 s connect deadline", async () => {

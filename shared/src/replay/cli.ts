@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { baseConfigSchema, loadConfigOrExit, redactUrl } from "../config/config.js";
 import { openDatabase, pendingMigrations, pingWithin } from "../db/database.js";
@@ -47,10 +48,11 @@ export async function runReplayCommand(
   }
   const config = loadConfigOrExit(replayConfigSchema, env, "replay");
   const log = createLogger({ service: "replay", level: config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, destination: process.stderr });
-  // Opening a PGlite directory that is not there would create an empty database: a dry run that
-  // promised to write nothing would, and a real one would replay into tables that do not exist.
+  // Opening a PGlite directory that holds no database (absent, or an empty folder) would create
+  // one: a dry run that promised to write nothing would, and a real one would replay into tables
+  // that do not exist. Every Postgres data directory has PG_VERSION, PGlite's included.
   const pgliteDir = config.DATABASE_URL.startsWith("pglite://") ? config.DATABASE_URL.slice("pglite://".length) : undefined;
-  if (pgliteDir && pgliteDir !== "memory" && !existsSync(pgliteDir)) {
+  if (pgliteDir && pgliteDir !== "memory" && !existsSync(join(pgliteDir, "PG_VERSION"))) {
     process.stderr.write(`replay: there is no database at ${pgliteDir} (the service creates it when it first starts); nothing replayed\n`);
     process.exit(1);
   }
