@@ -27,8 +27,13 @@ export interface ManagedProcess {
   exitWithin(ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Children still running; killed when the test process exits, whatever a failed test skipped. */
+/**
+ * Children still running, and the process groups of detached ones (which outlive their leader
+ * when it exits before what it started): killed when the test process exits, whatever a failed
+ * test skipped.
+ */
 const running = new Set<ChildProcess>();
+const groups = new Set<number>();
 let exitHook = false;
 
 /** SIGKILL to the child, or to its whole process group when it leads one (detached). */
@@ -41,6 +46,16 @@ function killHard(child: ChildProcess): void {
   }
 }
 const groupLeaders = new WeakSet<ChildProcess>();
+
+/** Whether any process of the group `pgid` is still running (signal 0 only checks). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Spawns a node script, keeps its output lines (for assertions and for failure messages).
@@ -59,13 +74,23 @@ export function startProcess(
     stdio: ["ignore", "pipe", "pipe"],
     detached: opts.detached,
   });
-  if (opts.detached) groupLeaders.add(child);
+  if (opts.detached) {
+    groupLeaders.add(child);
+    if (child.pid) groups.add(child.pid);
+  }
   running.add(child);
   child.once("exit", () => running.delete(child));
   if (!exitHook) {
     exitHook = true;
     process.once("exit", () => {
       for (const c of running) killHard(c);
+      for (const pgid of groups) {
+        try {
+          process.kill(-pgid, "SIGKILL");
+        } catch {
+          // The group is empty.
+        }
+      }
     });
   }
   const output: string[] = [];
@@ -91,13 +116,29 @@ export function startProcess(
       return exited;
     },
     async exitWithin(ms) {
+      const started = Date.now();
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<"late">((done) => (timer = setTimeout(() => done("late"), ms)));
       const result = await Promise.race([exited, late]).finally(() => clearTimeout(timer));
-      if (result !== "late") return result;
+      if (result === "late") {
+        killHard(child);
+        await exited;
+        throw new Error(`${script} did not exit within ${ms} ms and was killed; its last output:\n${output.slice(-20).join("\n")}`);
+      }
+      // A leader that exits is done only when what it started is gone too: a process it left
+      // running is a leak its test should fail on (and is killed, not left to the next test).
+      const pgid = child.pid;
+      if (!pgid || !groupLeaders.has(child)) return result;
+      const empty = await waitFor(async () => (groupAlive(pgid) ? undefined : true), {
+        timeoutMs: Math.max(1_000, ms - (Date.now() - started)),
+        what: "the exited process's group to empty",
+      }).catch(() => false);
+      if (empty) {
+        groups.delete(pgid);
+        return result;
+      }
       killHard(child);
-      await exited;
-      throw new Error(`${script} did not exit within ${ms} ms and was killed; its last output:\n${output.slice(-20).join("\n")}`);
+      throw new Error(`${script} exited (${result.code ?? result.signal}) but left processes of its group running, now killed; its last output:\n${output.slice(-20).join("\n")}`);
     },
   };
 }
