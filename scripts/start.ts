@@ -168,6 +168,11 @@ function portTaken(port: number): Promise<boolean> {
 }
 
 async function main() {
+  // First: a Ctrl-C or SIGTERM while nats-server or the services are still being started stops
+  // what has started. Without a listener the signal's default action would end this script at
+  // once and leave them running, without a parent.
+  process.on("SIGINT", () => void stop(0));
+  process.on("SIGTERM", () => void stop(0));
   // A service would say "set PORT", which npm start sets itself: name the variable that moves it.
   // Checked before NATS, so nothing is started only to be stopped again.
   for (const s of services) {
@@ -177,6 +182,7 @@ async function main() {
     }
   }
   const nats = await ensureNats();
+  if (stopping) return;
   // METRICS_PORT=9464 npm start: one port each (9464, 9465, …), not one for all of them.
   const metricsBase = Number(env.METRICS_PORT) || 0;
   for (const [i, s] of services.entries()) {
@@ -195,8 +201,6 @@ async function main() {
     children.push({ name: s.name, child });
     log(`${s.name} → http://127.0.0.1:${s.port}${metricsBase ? ` (metrics on :${metricsBase + i}/metrics)` : ""}`);
   }
-  process.on("SIGINT", () => void stop(0));
-  process.on("SIGTERM", () => void stop(0));
 }
 
 void main();

@@ -48,7 +48,7 @@ describe("npm run bench arguments", () => {
     [["--smoke", "--quick"], {}, "bench: --smoke and --quick are two different runs; pick one"],
     [[], { npm_config_smoke: "true" }, "bench: --smoke went to npm (before `--`); put it after"],
   ])("%j refuses with exit 2 before measuring anything", async (args, env, message) => {
-    const proc = startProcess(join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"), [join(repoRoot, "bench", "run.ts"), ...args], env, { cwd: repoRoot });
+    const proc = startProcess(join(repoRoot, "bench", "run.ts"), args, env, { cwd: repoRoot, nodeArgs: ["--import", "tsx"] });
     expect((await proc.exitWithin(30_000)).code).toBe(2);
     expect(proc.output).toContain(message);
   });

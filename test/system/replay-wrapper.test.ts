@@ -2,9 +2,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { repoRoot, startProcess } from "@orderflow/shared/testing";
 
-const tsx = join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs");
 const replay = (args: string[], env: Record<string, string>) =>
-  startProcess(tsx, [join(repoRoot, "scripts", "replay.ts"), ...args], { DATABASE_URL: "postgres://127.0.0.1:1/nowhere", ...env }, { cwd: repoRoot });
+  startProcess(join(repoRoot, "scripts", "replay.ts"), args, { DATABASE_URL: "postgres://127.0.0.1:1/nowhere", ...env }, { cwd: repoRoot, nodeArgs: ["--import", "tsx"] });
 
 describe("npm run replay", () => {
   // npm takes a flag placed before `--` for itself and only warns: the replay would run without

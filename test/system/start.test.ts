@@ -8,14 +8,13 @@ import { connectTestNats, freePort, repoRoot, startProcess, testNatsUrl, waitFor
 import { localServices } from "../../scripts/local-services.js";
 import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
 
-const tsx = join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs");
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 /** `npm start` (scripts/start.ts) in a process group of its own, with its own free ports. */
 async function npmStart(env: Record<string, string>) {
   const ports = { USER_PORT: String(await freePort()), ORDER_PORT: String(await freePort()), EVENTLOG_PORT: String(await freePort()) };
-  const proc = startProcess(tsx, [join(repoRoot, "scripts", "start.ts")], { ...ports, NATS_NAMESPACE: `start${Date.now().toString(36)}`, ...env }, { cwd: repoRoot, detached: true });
+  const proc = startProcess(join(repoRoot, "scripts", "start.ts"), [], { ...ports, NATS_NAMESPACE: `start${Date.now().toString(36)}`, ...env }, { cwd: repoRoot, detached: true, nodeArgs: ["--import", "tsx"] });
   // Ctrl-C is what makes start.ts stop the services and nats-server it started; if it hangs,
   // exitWithin kills the whole group rather than leave them behind.
   onTestFinished(async () => {

@@ -47,6 +47,27 @@ function killHard(child: ChildProcess): void {
 }
 const groupLeaders = new WeakSet<ChildProcess>();
 
+/**
+ * SIGKILLs `child` (its group, when it leads one) if it is still running when the test process
+ * exits, whatever clean-up a failed or timed-out test skipped.
+ */
+export function killOnExit(child: ChildProcess): void {
+  running.add(child);
+  child.once("exit", () => running.delete(child));
+  if (exitHook) return;
+  exitHook = true;
+  process.once("exit", () => {
+    for (const c of running) killHard(c);
+    for (const pgid of groups) {
+      try {
+        process.kill(-pgid, "SIGKILL");
+      } catch {
+        // The group is empty.
+      }
+    }
+  });
+}
+
 /** Whether any process of the group `pgid` is still running (signal 0 only checks). */
 function groupAlive(pgid: number): boolean {
   try {
@@ -61,14 +82,17 @@ function groupAlive(pgid: number): boolean {
  * Spawns a node script, keeps its output lines (for assertions and for failure messages).
  * `detached` puts it in a process group of its own, for a script that starts processes itself
  * (npm start): a last-resort kill then takes its children along instead of orphaning them.
+ * `nodeArgs` go to node before the script: `["--import", "tsx"]` runs a TypeScript script the
+ * way the npm scripts do, in one process (tsx's own CLI is a second process that SIGKILLs a
+ * child whose event loop is busy for 60 ms when a signal arrives, skipping its clean-up).
  */
 export function startProcess(
   script: string,
   args: string[],
   env: Record<string, string>,
-  opts: { cwd?: string; echo?: boolean; detached?: boolean } = {},
+  opts: { cwd?: string; echo?: boolean; detached?: boolean; nodeArgs?: string[] } = {},
 ): ManagedProcess {
-  const child = spawn(process.execPath, [script, ...args], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), script, ...args], {
     cwd: opts.cwd,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -78,21 +102,7 @@ export function startProcess(
     groupLeaders.add(child);
     if (child.pid) groups.add(child.pid);
   }
-  running.add(child);
-  child.once("exit", () => running.delete(child));
-  if (!exitHook) {
-    exitHook = true;
-    process.once("exit", () => {
-      for (const c of running) killHard(c);
-      for (const pgid of groups) {
-        try {
-          process.kill(-pgid, "SIGKILL");
-        } catch {
-          // The group is empty.
-        }
-      }
-    });
-  }
+  killOnExit(child);
   const output: string[] = [];
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString("utf8").split("\n")) {
