@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { repoRoot } from "@orderflow/shared/testing";
+import { killOnExit, repoRoot } from "@orderflow/shared/testing";
 
 /** A mirror that answers every request with `status`. */
 async function mirror(status: number): Promise<string> {
@@ -19,6 +19,9 @@ function fetchSuite(suite: string, mirrorUrl: string) {
       env: { ...process.env, DEBIAN_MIRROR: mirrorUrl },
       stdio: ["ignore", "ignore", "pipe"],
     });
+    // A test that times out does not leave the script (and its curl) running.
+    onTestFinished(() => void (child.exitCode === null && child.signalCode === null && child.kill("SIGKILL")));
+    killOnExit(child);
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.once("exit", (code) => resolve({ code, stderr }));

@@ -1,10 +1,10 @@
 import { Agent, request } from "node:http";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { sql } from "drizzle-orm";
 import { createEvent, createNames, openDatabase, pendingMigrations, uuidv7 } from "@orderflow/shared";
-import { connectTestNats, createTestDatabase, deleteNamespace, freePort, repoRoot, startProcess, testNatsUrl, uniqueNamespace, waitFor, waitReady, type TestDatabase } from "@orderflow/shared/testing";
+import { connectTestNats, createTestDatabase, deleteNamespace, freePort, repoRoot, startProcess, teardown, testNatsUrl, uniqueNamespace, waitFor, waitReady, type TestDatabase } from "@orderflow/shared/testing";
 
 const migrations = join(repoRoot, "services", "user-service", "drizzle");
 const main = join(repoRoot, "services", "user-service", "dist", "main.js");
@@ -12,10 +12,8 @@ const migrate = join(repoRoot, "services", "user-service", "dist", "migrate.js")
 const namespace = uniqueNamespace();
 const databases: TestDatabase[] = [];
 afterAll(async () => {
-  for (const d of databases) await d.drop().catch(() => {});
   const nc = await connectTestNats();
-  await deleteNamespace(nc, namespace).catch(() => {});
-  await nc.close();
+  await teardown(...databases.map((d) => () => d.drop()), () => deleteNamespace(nc, namespace), () => nc.close());
 });
 
 /** A fresh database for user-service, dropped after the file. */
@@ -76,7 +74,7 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
         await expect(jsm.consumers.info(names.stream("ORDERS"), names.durable("user-service"))).rejects.toThrow(/consumer not found/);
 
         const job = startProcess(migrate, [], { DATABASE_URL: database.url });
-        expect((await job.exited).code).toBe(0);
+        expect((await job.exitWithin(30_000)).code).toBe(0);
         await waitReady(url, proc);
         const later = await fetch(`${url}/users`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "early@example.com", name: "Early" }) });
         expect(later.status).toBe(201);
@@ -91,7 +89,7 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
 
   it("exits 1 naming the table when every migration has run but a shared table is missing (a schema that forgot to export it)", async () => {
     const database = await freshDatabase();
-    expect((await startProcess(migrate, [], { DATABASE_URL: database.url }).exited).code).toBe(0);
+    expect((await startProcess(migrate, [], { DATABASE_URL: database.url }).exitWithin(30_000)).code).toBe(0);
     const db = await openDatabase(database.url);
     await db.db.execute(sql`drop table inbox`);
     await db.close();
@@ -108,10 +106,10 @@ describe("migrations left to a Job (MIGRATE_ON_START=false)", () => {
 
   it("the migrate entry point exits 2 naming a missing DATABASE_URL, and 1 when the database cannot be reached", async () => {
     const missing = startProcess(migrate, [], { DATABASE_URL: "" });
-    expect((await missing.exited).code).toBe(2);
+    expect((await missing.exitWithin(30_000)).code).toBe(2);
     expect(missing.output.join("\n")).toMatch(/DATABASE_URL/);
     const unreachable = startProcess(migrate, [], { DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/nope` });
-    expect((await unreachable.exited).code).toBe(1);
+    expect((await unreachable.exitWithin(30_000)).code).toBe(1);
   });
 });
 
@@ -138,7 +136,8 @@ describe("graceful shutdown with keep-alive clients", () => {
         while (probing) statuses.push(await probe());
       })();
       const t0 = Date.now();
-      const exit = await proc.kill("SIGTERM");
+      proc.child.kill("SIGTERM");
+      const exit = await proc.exitWithin(30_000);
       const took = Date.now() - t0;
       probing = false;
       await loop;
@@ -156,9 +155,11 @@ describe("graceful shutdown", () => {
   it("publishes every row left in the outbox, not one batch of them", async () => {
     const database = await freshDatabase();
     const ns = uniqueNamespace();
-    const { url, proc } = await startUserService(database, { NATS_NAMESPACE: ns, SHUTDOWN_TIMEOUT_MS: "10000" });
-    const db = await openDatabase(database.url, { poolSize: 1 });
     const nc = await connectTestNats();
+    onTestFinished(() => teardown(() => deleteNamespace(nc, ns), () => nc.close()));
+    const db = await openDatabase(database.url, { poolSize: 1 });
+    onTestFinished(() => db.close());
+    const { url, proc } = await startUserService(database, { NATS_NAMESPACE: ns, SHUTDOWN_TIMEOUT_MS: "10000" });
     try {
       await waitReady(url, proc);
       // Rows nobody handed to the relay, younger than the poll's grace: only the shutdown's
@@ -169,16 +170,14 @@ describe("graceful shutdown", () => {
       });
       await db.db.execute(sql`insert into outbox (event_id, subject, payload, headers)
         select (r->>'id')::uuid, 'users.registered', r::text, '{}'::jsonb from json_array_elements(${JSON.stringify(events)}::json) r`);
-      expect((await proc.kill("SIGTERM")).code).toBe(0);
+      proc.child.kill("SIGTERM");
+      expect((await proc.exitWithin(30_000)).code).toBe(0);
       const left = (await db.db.execute(sql`select count(*)::int as n from outbox`)) as unknown as { n: number }[];
       expect(left[0]!.n).toBe(0);
       const stream = await (await jetstreamManager(nc)).streams.info(createNames(ns).stream("USERS"));
       expect(stream.state.messages).toBe(700);
     } finally {
       await proc.kill("SIGKILL");
-      await db.close();
-      await deleteNamespace(nc, ns).catch(() => {});
-      await nc.close();
     }
   });
 });

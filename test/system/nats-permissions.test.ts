@@ -43,7 +43,7 @@ describe("a NATS account that allows its users only their own reply subjects", (
     const users = sys.services["user-service"];
     // The password is rotated on the server; the running service still has the old one.
     nats.reconfigure(accounts("pw-b"));
-    const exit = await users.proc.exited;
+    const exit = await users.proc.exitWithin(60_000);
     expect(exit.code).toBe(1);
     expect(users.proc.output.join("\n")).toMatch(/NATS connection closed for good; exiting to be restarted/);
   });

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./process.js";
+import { freePort, killOnExit } from "./process.js";
 import { waitFor } from "./wait.js";
 
 export interface OwnNatsServer {
@@ -49,6 +49,7 @@ export async function startOwnNatsServer({ binary = "nats-server", extraArgs = [
     async start() {
       const c = spawn(binary, [...(confFile ? ["-c", confFile] : ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", store]), ...extraArgs], { stdio: ["ignore", "ignore", "pipe"] });
       child = c;
+      killOnExit(c);
       // A refused config or a taken port ends the process: say so at once, with its words.
       let stderr = "";
       let ready = false;

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "./nats.js";
+import { teardown } from "./teardown.js";
 import { freePort, startProcess, waitReady, type ManagedProcess } from "./process.js";
 import { SERVICE_NODE_OPTIONS } from "../lifecycle/node-options.js";
 
@@ -62,12 +63,16 @@ export async function startSystem<N extends string = ServiceName>(opts: SystemOp
   const nc = await connectTestNats(natsUrl);
   const services = {} as Record<N, TestService<N>>;
   const started = () => Object.values(services) as TestService<N>[];
-  const cleanup = async () => {
-    await Promise.all(started().map((s) => s.proc?.kill("SIGKILL")));
-    await Promise.all(started().map((s) => s.database.drop().catch(() => {})));
-    await deleteNamespace(nc, namespace).catch(() => {});
-    await nc.close();
-  };
+  // Every step runs, then a failure is reported: a database or namespace left behind is a leak.
+  // Once: a test's own call and its suite's afterAll may both ask.
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= teardown(
+      () => Promise.all(started().map((s) => s.proc?.kill("SIGKILL"))),
+      ...started().map((s) => () => s.database.drop()),
+      () => deleteNamespace(nc, namespace),
+      () => nc.close(),
+    ));
 
   try {
     await startServices();
