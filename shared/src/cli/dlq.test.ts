@@ -1,13 +1,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { DiscardPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
 import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "../testing/nats.js";
 import { startOwnNatsServer } from "../testing/nats-server.js";
 import { operatorMode } from "../testing/nats-jwt.js";
+import { teardown } from "../testing/teardown.js";
 import { DlqHeaders } from "../consumer/dead-letter.js";
 import { createNames, type Names } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
@@ -27,10 +28,13 @@ beforeAll(async () => {
   names = createNames(namespace);
   await ensureStreams(jsm, names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
 });
-afterAll(async () => {
-  await deleteNamespace(nc, namespace).catch(() => {});
-  await nc?.close();
-});
+// Both steps, whatever the other did; a namespace left on the shared server fails the run.
+afterAll(() =>
+  teardown(
+    () => nc && deleteNamespace(nc, namespace),
+    () => nc?.close(),
+  ),
+);
 
 /** Stores a dead letter as the consumer runner does: original headers plus Orderflow-Dlq-*. */
 async function deadLetter(
@@ -63,6 +67,9 @@ const capture = () => {
 };
 
 describe("dead letters", () => {
+  // Tests expect the DLQ's exact contents: what one leaves, even when it fails, must not reach the next.
+  afterEach(() => jsm?.streams.purge(names.stream("DLQ")));
+
   it("refuses to replay a dead letter whose subject header names anything but an event stream of this namespace", async () => {
     const deps = { js, jsm, names };
     const before = (await jsm.streams.info(names.stream("USERS"))).state.messages;
@@ -80,7 +87,6 @@ describe("dead letters", () => {
     h.set(DlqHeaders.PayloadOmitted, "1048000");
     const empty = (await js.publish(names.subject("dlq.order-service.users.registered"), new Uint8Array(0), { headers: h })).seq;
     await expect(replayDeadLetter(deps, empty)).rejects.toThrow(`holds no payload (its 1048000 bytes did not fit the DLQ; the original is in ${names.stream("USERS")} at sequence 77)`);
-    await purgeDeadLetter(deps, empty);
   });
 
   it("lists, shows, replays with a new Nats-Msg-Id and purges", async () => {
@@ -166,7 +172,6 @@ describe("dead letters", () => {
       await jsm.streams.update(names.stream("USERS"), { max_msgs: -1, discard: DiscardPolicy.Old });
     }
     expect((await listDeadLetters(deps)).map((d) => d.seq)).toEqual([blocked]);
-    await purgeDeadLetter(deps, blocked);
   });
 
   it("replay of a letter someone else removed meanwhile is not an error", async () => {
@@ -202,24 +207,22 @@ describe("dead letters", () => {
         { user: ops, password: ops, permissions: { publish: { deny: "$JS.API.STREAM.MSG.DELETE.>" } } }
       ] }`,
     });
+    // Each clean-up registered as soon as what it closes exists (they run in reverse order).
+    onTestFinished(() => server.dispose());
     const admin = await connect({ servers: server.url, user: "admin", pass: "admin" });
+    onTestFinished(() => admin.close());
     const ops = await connect({ servers: server.url, user: "ops", pass: "ops" });
-    try {
-      const adminJsm = await jetstreamManager(admin);
-      await ensureStreams(adminJsm, names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
-      const b = await deadLetter(`{"id":"stuck"}`, 42, "InvalidEventError", names.subject("users.registered"), jetstream(admin));
-      const refused = { js: jetstream(ops), jsm: await jetstreamManager(ops), names };
-      await expect(replayDeadLetter(refused, b, () => "r2")).rejects.toThrow(
-        new RegExp(`^dead letter ${b} was republished as replay:${b}:r2 but could not be deleted from the DLQ \\(.*[Pp]ermissions [Vv]iolation.*\\); replaying it again publishes one more copy`),
-      );
-      const adminDeps = { js: jetstream(admin), jsm: adminJsm, names };
-      expect((await listDeadLetters(adminDeps)).map((d) => d.seq)).toEqual([b]);
-      expect((await adminJsm.streams.info(names.stream("USERS"))).state.messages).toBe(1);
-    } finally {
-      await ops.close();
-      await admin.close();
-      await server.dispose();
-    }
+    onTestFinished(() => ops.close());
+    const adminJsm = await jetstreamManager(admin);
+    await ensureStreams(adminJsm, names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+    const b = await deadLetter(`{"id":"stuck"}`, 42, "InvalidEventError", names.subject("users.registered"), jetstream(admin));
+    const refused = { js: jetstream(ops), jsm: await jetstreamManager(ops), names };
+    await expect(replayDeadLetter(refused, b, () => "r2")).rejects.toThrow(
+      new RegExp(`^dead letter ${b} was republished as replay:${b}:r2 but could not be deleted from the DLQ \\(.*[Pp]ermissions [Vv]iolation.*\\); replaying it again publishes one more copy`),
+    );
+    const adminDeps = { js: jetstream(admin), jsm: adminJsm, names };
+    expect((await listDeadLetters(adminDeps)).map((d) => d.seq)).toEqual([b]);
+    expect((await adminJsm.streams.info(names.stream("USERS"))).state.messages).toBe(1);
   });
 
   it("lists a page at a time and says where the next one starts", async () => {
@@ -245,7 +248,6 @@ describe("dead letters", () => {
     await expect.poll(() => again).toBeDefined();
     expect(report.replayed.map((r) => r.dlqSeq)).toEqual([seqs[0], seqs[2]]);
     expect((await listDeadLetters(deps)).map((d) => d.seq)).toEqual([again]);
-    await purgeDeadLetter(deps, again!);
   });
 
   it("finds every letter however they were deleted around it (nats-server 2.9's subject index loses some after deletes)", async () => {
@@ -291,7 +293,6 @@ describe("dead letters", () => {
     const shown = formatDeadLetter(await getDeadLetter(deps, seq));
     expect(shown).toContain("\\x1b[2J\\x1b]0;pwned\\x07 hello\tthere");
     expect(shown).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
-    await purgeDeadLetter(deps, seq);
   });
 });
 
@@ -340,6 +341,7 @@ describe("command line", () => {
   it("authenticates with a credentials file (NATS_CREDS_FILE) against a server in operator mode", async () => {
     const { config, creds, otherCreds } = operatorMode();
     const dir = mkdtempSync(join(tmpdir(), "of-creds-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true })); // also when the server does not start
     const server = await startOwnNatsServer({ config });
     try {
       writeFileSync(join(dir, "user.creds"), creds);
@@ -357,7 +359,6 @@ describe("command line", () => {
       expect(missing.err.join("\n")).toMatch(/NATS_CREDS_FILE must be a readable credentials file/);
     } finally {
       await server.dispose();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 

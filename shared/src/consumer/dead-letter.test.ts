@@ -3,7 +3,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createNames } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
-import { connectTestNats, deleteNamespace, uniqueNamespace } from "../testing/index.js";
+import { connectTestNats, deleteNamespace, teardown, uniqueNamespace } from "../testing/index.js";
 import { publishDeadLetter } from "./dead-letter.js";
 
 const names = createNames(uniqueNamespace());
@@ -13,10 +13,13 @@ beforeAll(async () => {
   nc = await connectTestNats();
   await ensureStreams(await jetstreamManager(nc), names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
 });
-afterAll(async () => {
-  await deleteNamespace(nc, names.namespace).catch(() => {});
-  await nc?.close();
-});
+// Both steps, whatever the other did; a namespace left on the shared server fails the run.
+afterAll(() =>
+  teardown(
+    () => nc && deleteNamespace(nc, names.namespace),
+    () => nc?.close(),
+  ),
+);
 
 it("keeps one dead letter per consumer that gives up on a message, and one only per consumer however often it tries", async () => {
   const js = jetstream(nc);

@@ -4,7 +4,7 @@ import { createReadiness, Degraded, registerHealthRoutes } from "./readiness.js"
 
 const readyz = async (app: Hono) => {
   const res = await app.request("/readyz");
-  return { status: res.status, body: await res.json() };
+  return { status: res.status, body: (await res.json()) as { status: string; checks: Record<string, string> } };
 };
 
 describe("readiness", () => {

@@ -144,7 +144,7 @@ describe("jsonBody behind the Node server", () => {
   });
   afterAll(() => server.close());
 
-  const post = (body: string | Buffer, headers: Record<string, string>) =>
+  const post = (body: string | Buffer, headers: Record<string, string | undefined>) =>
     new Promise<{ status: number; type: string | undefined; body: string }>((resolve, reject) => {
       const req = httpRequest({ host: "127.0.0.1", port: server.port, path: "/echo", method: "POST", headers }, (res) => {
         let text = "";

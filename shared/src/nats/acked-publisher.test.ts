@@ -2,26 +2,31 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders, type Msg, type NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { connectTestNats, startOwnNatsServer, uniqueNamespace, waitFor, type OwnNatsServer } from "../testing/index.js";
+import { connectTestNats, startOwnNatsServer, teardown, uniqueNamespace, waitFor, type OwnNatsServer } from "../testing/index.js";
 import { createAckedPublisher, PublishRejectedError, PublishTimeoutError, storedAck } from "./acked-publisher.js";
 
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 const stream = uniqueNamespace().toUpperCase();
 const small = `${stream}_SMALL`;
+/** The streams beforeAll made, so afterAll deletes exactly those and fails if one will not go. */
+const created: string[] = [];
 
 beforeAll(async () => {
   nc = await connectTestNats();
   jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], num_replicas: 1, duplicate_window: 60_000_000_000 });
+  created.push(stream);
   await jsm.streams.add({ name: small, subjects: [`${small}.>`], num_replicas: 1, max_msg_size: 128 });
+  created.push(small);
 });
 
-afterAll(async () => {
-  await jsm?.streams.delete(stream).catch(() => {});
-  await jsm?.streams.delete(small).catch(() => {});
-  await nc?.close();
-});
+afterAll(() =>
+  teardown(
+    ...created.map((name) => () => jsm.streams.delete(name)),
+    () => nc?.close(),
+  ),
+);
 
 /**
  * An own nats-server with an `admin` user and a `relay` user whose permissions are
@@ -44,9 +49,12 @@ async function withRelayUser(
     relay = await connect({ servers: server.url, user: "relay", pass: "relay", ...relayOptions });
     await body({ server, admin, relay, users });
   } finally {
-    await relay?.close();
-    await admin?.close();
-    await server.dispose();
+    // The server goes even when closing a connection failed.
+    await teardown(
+      () => relay?.close(),
+      () => admin?.close(),
+      () => server.dispose(),
+    );
   }
 }
 
@@ -92,7 +100,7 @@ describe("acked publisher", () => {
   it("times out when nothing acknowledges, and a late answer changes nothing", async () => {
     // A plain subscriber takes the subject and answers only after the publisher gave up.
     const late: Msg[] = [];
-    const slow = nc.subscribe(`slow_${stream}`, { callback: (_err, m) => late.push(m) });
+    const slow = nc.subscribe(`slow_${stream}`, { callback: (_err, m) => void late.push(m) });
     const publisher = createAckedPublisher(nc, { timeoutMs: 150 });
     await expect(publisher.publish(`slow_${stream}`, "x", { msgID: "t" })).rejects.toBeInstanceOf(PublishTimeoutError);
     // The late ack is dropped; the next publish gets its own answer, not that one.
@@ -107,7 +115,7 @@ describe("acked publisher", () => {
     // What a clustered stream on a server before 2.11 answers while the first copy is still
     // being proposed; a plain responder stands in for it (a single server never says it).
     const subject = `pending_${stream}`;
-    const responder = nc.subscribe(subject, { callback: (_, m) => m.respond(JSON.stringify({ stream, seq: 0, duplicate: true })) });
+    const responder = nc.subscribe(subject, { callback: (_, m) => void m.respond(JSON.stringify({ stream, seq: 0, duplicate: true })) });
     const publisher = createAckedPublisher(nc);
     const ack = await publisher.publish(subject, "x", { msgID: "pending" });
     expect(ack).toMatchObject({ stream, seq: 0, duplicate: true });
@@ -155,7 +163,7 @@ describe("acked publisher", () => {
 
   it("asks for its acks under the connection's inbox prefix, so an account that allows only its own reply subjects gets them", async () => {
     await withRelayUser(`{ publish: ">", subscribe: { allow: "orderflow_r.>" } }`, async ({ admin, relay }) => {
-      admin.subscribe("prefixed.>", { callback: (_, m) => m.respond(JSON.stringify({ stream: "PREFIXED", seq: 1 })) });
+      admin.subscribe("prefixed.>", { callback: (_, m) => void m.respond(JSON.stringify({ stream: "PREFIXED", seq: 1 })) });
       await admin.flush();
       const publisher = createAckedPublisher(relay, { timeoutMs: 2000 });
       expect(storedAck(await publisher.publish("prefixed.a", "1", { msgID: "a" })).stream).toBe("PREFIXED");

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
@@ -28,6 +28,9 @@ beforeAll(async () => {
   ({ nc, database } = fixture);
 });
 afterAll(() => fixture?.dispose());
+// Tests assert the outbox's exact contents: what one leaves behind, even when it fails, must not
+// reach the next.
+afterEach(() => database?.db.delete(outbox));
 
 /** Counts publish calls per relay, to show that no row was published twice (dedupe would hide it). */
 function countingJs(js: JetStreamClient, counter: Map<string, number>): JetStreamClient {
@@ -78,7 +81,7 @@ describe("outbox relay", () => {
     const publishes = new Map<string, number>();
     const js = countingJs(jetstream(nc), publishes);
     const relays = [1, 2].map(() => createOutboxRelay({ db: database.db, js, names, log, batchSize: 25, pollMs: 50, graceMs: 0 }));
-    onTestFinished(() => Promise.all(relays.map((r) => r.stop()))); // also when an assertion fails first
+    onTestFinished(async () => void (await Promise.all(relays.map((r) => r.stop())))); // also when an assertion fails first
     relays.forEach((r) => r.start());
     await waitFor(async () => {
       const [{ n }] = (await database.db.select({ n: sql<number>`count(*)::int` }).from(outbox)) as [{ n: number }];
@@ -161,36 +164,37 @@ describe("outbox relay", () => {
   });
 
   it("claims nothing while NATS is down, so the poll holds no transaction (on PGlite, the whole database) on publishes that cannot be acked", async () => {
+    // Each clean-up registered as soon as its resource exists; they run in reverse order, so the
+    // relay stops before the database it polls goes away, and the server goes last.
     const server = await startOwnNatsServer();
+    onTestFinished(() => server.dispose());
     const own = await connectTestNats(server.url);
+    onTestFinished(() => own.close());
     const local = await openDatabase("pglite://memory");
-    let relay: ReturnType<typeof createOutboxRelay> | undefined;
-    try {
-      await local.db.execute(sql`create table outbox (seq bigserial primary key, event_id uuid not null unique, subject text not null,
-        payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now())`);
-      await ensureStreams(await jetstreamManager(own), names, ["USERS"], { replicas: 1, maxAgeMs: 3600_000 });
-      const e = registration("while-down");
-      await local.db.transaction((tx) => enqueueEvents(tx, [e]));
-      await server.stop();
-      let up = false;
-      let asked = 0;
-      const publishes = new Map<string, number>();
-      relay = createOutboxRelay({ db: local.db, js: countingJs(jetstream(own), publishes), names, log, pollMs: 20, graceMs: 0, connected: () => (asked++, up) });
-      relay.start();
-      await waitFor(() => asked >= 5 || undefined, { what: "five polls while NATS is down" });
-      expect(publishes.size).toBe(0);
-      expect(await local.db.select({ eventId: outbox.eventId }).from(outbox)).toEqual([{ eventId: e.event.id }]);
-      await server.start();
-      up = true;
-      await waitFor(async () => (await local.db.select().from(outbox)).length === 0, { what: "the row published once NATS is back", timeoutMs: 20_000 });
-      await relay.stop();
-      expect((await (await jetstreamManager(own)).streams.info(names.stream("USERS"))).state.messages).toBe(1);
-    } finally {
-      await relay?.stop(); // before the database it polls goes away
-      await own.close();
-      await local.close();
-      await server.dispose();
-    }
+    onTestFinished(() => local.close());
+    await local.db.execute(sql`create table outbox (seq bigserial primary key, event_id uuid not null unique, subject text not null,
+      payload text not null, headers jsonb not null default '{}', created_at timestamptz not null default now())`);
+    await ensureStreams(await jetstreamManager(own), names, ["USERS"], { replicas: 1, maxAgeMs: 3600_000 });
+    const e = registration("while-down");
+    await local.db.transaction((tx) => enqueueEvents(tx, [e]));
+    await server.stop();
+    let up = false;
+    let asked = 0;
+    const publishes = new Map<string, number>();
+    const relay = createOutboxRelay({ db: local.db, js: countingJs(jetstream(own), publishes), names, log, pollMs: 20, graceMs: 0, connected: () => (asked++, up) });
+    onTestFinished(() => relay.stop()); // also when an assertion fails before the stop below
+    relay.start();
+    await waitFor(() => asked >= 5 || undefined, { what: "five polls while NATS is down" });
+    expect(publishes.size).toBe(0);
+    expect(await local.db.select({ eventId: outbox.eventId }).from(outbox)).toEqual([{ eventId: e.event.id }]);
+    await server.start();
+    // Up once the client has reconnected, as the services' connected() reports it: before that a
+    // publish would wait for its 5 s ack timeout and leave the row to a later poll.
+    await waitFor(() => own.flush().then(() => true), { what: "the client to reconnect" });
+    up = true;
+    await waitFor(async () => (await local.db.select().from(outbox)).length === 0, { what: "the row published once NATS is back", timeoutMs: 20_000 });
+    await relay.stop();
+    expect((await (await jetstreamManager(own)).streams.info(names.stream("USERS"))).state.messages).toBe(1);
   });
 
   it("leaves a handed-over message that waited past the grace period to the poll, so no late copy escapes the dedupe window", async () => {
@@ -233,9 +237,11 @@ describe("outbox relay", () => {
   it("keeps a row whose publish was answered as a duplicate the stream has not stored (sequence 0)", async () => {
     // A clustered stream on a server before 2.11 answers so while the first copy is still being
     // proposed, and that copy can still be lost; a plain responder stands in for it here.
-    const responder = nc.subscribe(names.subject("pending.x"), { callback: (_, m) => m.respond(JSON.stringify({ stream: "USERS", seq: 0, duplicate: true })) });
+    const responder = nc.subscribe(names.subject("pending.x"), { callback: (_, m) => void m.respond(JSON.stringify({ stream: "USERS", seq: 0, duplicate: true })) });
+    onTestFinished(() => responder.unsubscribe());
     const answered = new Set<string>();
     const js = createAckedPublisher(nc);
+    onTestFinished(() => js.close());
     const watched = { publish: (...args: Parameters<typeof js.publish>) => js.publish(...args).finally(() => answered.add(args[2].msgID)) };
     const event = { ...registration("pending"), subject: "pending.x" };
     const queued = await enqueueAndTake([event]);
@@ -249,9 +255,6 @@ describe("outbox relay", () => {
     // The poll keeps it too.
     await expect(createOutboxRelay({ db: database.db, js, names, log }).relayOnce({ all: true })).rejects.toThrow(/not stored/);
     expect(await left()).toEqual([event.event.id]);
-    responder.unsubscribe();
-    js.close();
-    await database.db.delete(outbox);
   });
 
   it("does not let rows JetStream keeps refusing hold up the rows behind them, and keeps trying them", async () => {
@@ -261,6 +264,7 @@ describe("outbox relay", () => {
     const good = registration("good");
     for (const e of [...refused, bad, good]) await database.db.transaction((tx) => enqueueEvents(tx, [e]));
     const js = createAckedPublisher(nc);
+    onTestFinished(() => js.close());
     const relay = createOutboxRelay({ db: database.db, js, names, log, batchSize: 3 });
     onTestFinished(() => relay.stop()); // also when an assertion fails before the stop below
     const left = async () => ((await database.db.select({ eventId: outbox.eventId }).from(outbox).orderBy(outbox.seq)) as { eventId: string }[]).map((r) => r.eventId);
@@ -271,7 +275,5 @@ describe("outbox relay", () => {
     // Then it starts over from the oldest row.
     await expect(relay.relayOnce({ all: true })).rejects.toThrow();
     expect(await left()).toEqual([...refused, bad].map((e) => e.event.id));
-    js.close();
-    await database.db.delete(outbox);
   });
 });

@@ -40,11 +40,13 @@ afterAll(() =>
 /** Runs `fn` against streams of a namespace of its own, deleted afterwards. */
 async function inOwnNamespace(fn: (own: Names) => Promise<void>) {
   const own = createNames(uniqueNamespace());
-  await ensureStreams(jsm, own, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
   try {
+    // Inside the try: streams made before a failing one are deleted too.
+    await ensureStreams(jsm, own, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
     await fn(own);
   } finally {
-    await deleteNamespace(nc, own.namespace).catch(() => {});
+    // A namespace left behind fails the test instead of piling up on the shared server.
+    await teardown(() => deleteNamespace(nc, own.namespace));
   }
 }
 
@@ -147,9 +149,12 @@ describe("ingest and replay", () => {
         return info.num_ack_pending + info.num_pending === 0;
       }, { what: "every message of the batch acked" });
     } finally {
-      await c.stop();
-      await env.db.execute(sql.raw("drop trigger refuse_poison on events; drop function refuse_poison()"));
-      await deleteNamespace(nc, own.namespace).catch(() => {});
+      // Every step, whatever the others did: a trigger left behind would refuse rows in later tests.
+      await teardown(
+        () => c.stop(),
+        () => env.db.execute(sql.raw("drop trigger refuse_poison on events; drop function refuse_poison()")),
+        () => deleteNamespace(nc, own.namespace),
+      );
     }
   });
 
@@ -253,20 +258,26 @@ describe("ingest and replay", () => {
       first();
       await held;
     });
-    await firstInserted;
-    let bDone = false;
-    const b = insertEvents(env.db, [row(2)]).finally(() => (bDone = true));
-    await waitFor(async () => {
-      const rows = (await env.db.execute(
-        sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`,
-      )) as unknown as { n: number }[];
-      return rows[0]!.n > 0;
-    }, { what: "the second writer waiting for the first" });
-    // Without the lock B would have committed by now, ahead of A's earlier seq.
-    expect(bDone).toBe(false);
-    const visible = (await env.db.execute(sql`select count(*)::int as n from events where stream_seq = 1000002`)) as unknown as { n: number }[];
-    expect(visible[0]!.n).toBe(0);
-    release();
+    let b: Promise<unknown> | undefined;
+    try {
+      await firstInserted;
+      let bDone = false;
+      b = insertEvents(env.db, [row(2)]).finally(() => (bDone = true));
+      await waitFor(async () => {
+        const rows = (await env.db.execute(
+          sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`,
+        )) as unknown as { n: number }[];
+        return rows[0]!.n > 0;
+      }, { what: "the second writer waiting for the first" });
+      // Without the lock B would have committed by now, ahead of A's earlier seq.
+      expect(bDone).toBe(false);
+      const visible = (await env.db.execute(sql`select count(*)::int as n from events where stream_seq = 1000002`)) as unknown as { n: number }[];
+      expect(visible[0]!.n).toBe(0);
+    } finally {
+      // Also when a wait or an assertion above failed: A must not keep its transaction, nor B wait on it.
+      release();
+      await Promise.allSettled([a, b]);
+    }
     await Promise.all([a, b]);
     const stored = await env.db.select({ seq: events.seq, streamSeq: events.streamSeq }).from(events).where(sql`${events.streamSeq} > 1000000`).orderBy(asc(events.seq));
     expect(stored.map((r) => r.streamSeq)).toEqual([1_000_001, 1_000_002]);

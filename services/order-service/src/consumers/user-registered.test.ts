@@ -40,8 +40,8 @@ describe("welcome orders (statement handler)", () => {
     const handler = userRegisteredHandlers["users.registered"]!;
     let queued: OutboxMessage[] = [];
     await env.db.transaction(async (tx) => {
-      await handler(tx, event);
-      await handler(tx, event); // a second apply (no inbox here) still makes no second order
+      await handler(tx, event, {});
+      await handler(tx, event, {}); // a second apply (no inbox here) still makes no second order
       queued = takeQueued(tx as Tx);
     });
     expect(await env.db.select().from(orders).where(eq(orders.userId, event.data.userId))).toHaveLength(1);

@@ -48,7 +48,8 @@ describe("group commit of registrations", () => {
       const now = new Date();
       const make = (name: string) => registerUser({ email: `${name}-${uuidv7().slice(-8)}@example.com`, name }, { id: uuidv7(), now });
       // The first call takes the free slot alone; the next three queue up and commit as one batch.
-      const first = batcher.register(make("first").user, make("first").event);
+      const firstRegistration = make("first");
+      const first = batcher.register(firstRegistration.user, firstRegistration.event);
       const [a, boom, c] = [make("a"), make("boom"), make("c")];
       const outcomes = await Promise.allSettled([batcher.register(a.user, a.event), batcher.register(boom.user, boom.event), batcher.register(c.user, c.event)]);
       await first;
@@ -69,9 +70,20 @@ describe("group commit of registrations", () => {
     const now = new Date();
     const make = (name: string) => registerUser({ email: `${name}-${uuidv7().slice(-8)}@example.com`, name }, { id: uuidv7(), now });
     const [inFlight, q1, q2, over] = ["held", "q1", "q2", "over"].map(make);
-    const waiting = [inFlight!, q1!, q2!].map((r) => batcher.register(r.user, r.event));
-    await expect(batcher.register(over!.user, over!.event)).rejects.toMatchObject({ status: 503, name: "ServiceUnavailableError" });
-    await lock.release();
-    expect(await Promise.all(waiting)).toEqual(["created", "created", "created"]);
+    let released = false;
+    let waiting: ReturnType<typeof batcher.register>[] = [];
+    try {
+      waiting = [inFlight!, q1!, q2!].map((r) => batcher.register(r.user, r.event));
+      await expect(batcher.register(over!.user, over!.event)).rejects.toMatchObject({ status: 503, name: "ServiceUnavailableError" });
+      await lock.release();
+      released = true;
+      expect(await Promise.all(waiting)).toEqual(["created", "created", "created"]);
+    } finally {
+      // A failed assertion must not leave the users table locked and the queued registrations hanging.
+      if (!released) {
+        await lock.release();
+        await Promise.allSettled(waiting);
+      }
+    }
   });
 });
