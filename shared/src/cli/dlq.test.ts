@@ -1,4 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { createServer, type AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from "vitest";
@@ -7,6 +10,7 @@ import { connect } from "@nats-io/transport-node";
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core";
 import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "../testing/nats.js";
 import { startOwnNatsServer } from "../testing/nats-server.js";
+import { startProcess } from "../testing/process.js";
 import { operatorMode } from "../testing/nats-jwt.js";
 import { teardown } from "../testing/teardown.js";
 import { DlqHeaders } from "../consumer/dead-letter.js";
@@ -297,6 +301,16 @@ describe("dead letters", () => {
 });
 
 describe("command line", () => {
+  it("as a program, exits 1 when NATS_URL names something that takes the connection but is not NATS, instead of hanging on the open socket", async () => {
+    const silent = createServer(() => {}).listen(0, "127.0.0.1");
+    await once(silent, "listening");
+    onTestFinished(() => new Promise<void>((done) => silent.close(() => done())).then(() => undefined));
+    const port = (silent.address() as AddressInfo).port;
+    const proc = startProcess(fileURLToPath(new URL("../../dist/cli/dlq.js", import.meta.url)), ["list"], { NATS_URL: `127.0.0.1:${port}` });
+    expect((await proc.exitWithin(30_000)).code).toBe(1);
+    expect(proc.output.join("\n")).toContain(`dlq: cannot connect to NATS at 127.0.0.1:${port}`);
+  });
+
   it("parses every verb", () => {
     expect(parseDlqArgs(["list"])).toEqual({ verb: "list", limit: 1000 });
     expect(parseDlqArgs(["list", "--from", "5", "--limit=20"])).toEqual({ verb: "list", from: 5, limit: 20 });

@@ -222,11 +222,14 @@ export async function main(argv: readonly string[], env: Record<string, string |
 // Runs only as a program (`node shared/dist/cli/dlq.js …`), never when imported by a test.
 if (isMain(import.meta.url)) {
   const io: Output = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
+  // Exits rather than waiting for the event loop to empty: a connect that timed out against
+  // something that is not NATS leaves nats.js's socket open, which held the command for ever.
+  // (Writes to a pipe, a file or a terminal are synchronous here, so nothing printed is lost.)
   main(process.argv.slice(2), process.env, io).then(
-    (code) => (process.exitCode = code),
+    (code) => process.exit(code),
     (err: unknown) => {
       process.stderr.write(`dlq: ${(err as Error)?.stack ?? String(err)}\n`);
-      process.exitCode = 1;
+      process.exit(1);
     },
   );
 }

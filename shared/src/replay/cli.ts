@@ -146,7 +146,9 @@ export async function runReplayCommand(
     process.exitCode = err instanceof ReplayInterruptedError ? 130 : 1;
   } finally {
     process.off("SIGINT", onSignal).off("SIGTERM", onSignal);
-    await nc.drain().catch(() => {});
+    // A connection that lost its server for good cannot drain, and closing it is what stops its
+    // reconnect loop (connectNats retries without end), which would keep this process alive.
+    await nc.drain().catch(() => nc.close().catch(() => {}));
     await database.close();
   }
 }
