@@ -42,14 +42,12 @@ function log(line: string) {
   process.stdout.write(`[orderflow] ${line}\n`);
 }
 
-/** The servers NATS_URL lists (comma-separated; nats://, tls://, ws:// or a bare host:port). */
+/** The servers NATS_URL lists (comma-separated; nats://, tls:// or a bare host:port: the config refuses others). */
 const natsServers = natsUrl.split(",").map((entry) => {
   const trimmed = entry.trim();
   // new URL("localhost:4299") would read "localhost:" as the scheme: give a bare host:port one.
-  const { protocol, hostname, port } = new URL(trimmed.includes("://") ? trimmed : `nats://${trimmed}`);
-  // URL leaves out a scheme's default port: 443 and 80 for wss/ws, NATS's 4222 for the others.
-  const fallback = protocol === "wss:" ? 443 : protocol === "ws:" ? 80 : 4222;
-  return { host: hostname.replace(/^\[|\]$/g, "") || "127.0.0.1", port: Number(port || fallback) };
+  const { hostname, port } = new URL(trimmed.includes("://") ? trimmed : `nats://${trimmed}`);
+  return { host: hostname.replace(/^\[|\]$/g, "") || "127.0.0.1", port: Number(port || 4222) };
 });
 
 function reachable({ host, port }: { host: string; port: number }, timeoutMs = 1000): Promise<boolean> {

@@ -45,6 +45,8 @@ describe("loadConfig", () => {
       ["NATS_URL", "nats://127.0.0.1:99999"],
       ["NATS_URL", "http://127.0.0.1:4222"],
       ["NATS_URL", "nats://a:4222,"],
+      ["NATS_URL", "ws://127.0.0.1:8080"],
+      ["NATS_URL", "nats://a:4222,wss://b:443"],
       ["DATABASE_URL", "postgres://"],
       ["DATABASE_URL", "postgres://root@127.0.0.1:5432"],
     ] as const) {

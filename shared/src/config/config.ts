@@ -60,7 +60,10 @@ export const envInt = (min: number, max: number) =>
 export const MAX_TIMER_MS = 2_147_483_647;
 const durationMs = (fallback: number, min = 0) => envInt(min, MAX_TIMER_MS).default(fallback);
 
-/** nats://, tls://, ws:// or wss:// URLs (or host:port), comma-separated, as nats.js takes them. */
+/**
+ * nats:// or tls:// URLs (or host:port), comma-separated. Not ws:// or wss://: the Node client
+ * speaks NATS over TCP only, and would fail to connect (or retry for ever) on them.
+ */
 const natsUrl = z
   .string()
   .refine(
@@ -69,12 +72,12 @@ const natsUrl = z
         const p = part.trim();
         try {
           const u = new URL(/^[a-z]+:\/\//i.test(p) ? p : `nats://${p}`);
-          return ["nats:", "tls:", "ws:", "wss:"].includes(u.protocol) && u.hostname !== "";
+          return ["nats:", "tls:"].includes(u.protocol) && u.hostname !== "";
         } catch {
           return false;
         }
       }),
-    { message: "must be nats://host:port (or tls://, ws://, wss://), comma-separated for several servers" },
+    { message: "must be nats://host:port or tls://host:port (or host:port), comma-separated for several servers; ws:// and wss:// are not supported (the Node client speaks NATS over TCP)" },
   );
 
 /**

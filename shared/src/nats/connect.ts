@@ -9,11 +9,17 @@ import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
 export type NatsClientConfig = Pick<BaseConfig, "NATS_URL" | "NATS_USER" | "NATS_PASSWORD" | "NATS_TOKEN" | "NATS_INBOX_PREFIX"> & Partial<Pick<BaseConfig, "NATS_CREDS_FILE">>;
 
 /** nats.js connection options from the environment's settings: services and CLIs connect alike. */
-export function natsClientOptions(config: NatsClientConfig): Pick<ConnectionOptions, "servers" | "user" | "pass" | "token" | "inboxPrefix" | "authenticator"> {
+export function natsClientOptions(config: NatsClientConfig): Pick<ConnectionOptions, "servers" | "user" | "pass" | "token" | "inboxPrefix" | "authenticator" | "tls"> {
+  const servers = config.NATS_URL.split(",").map((s) => s.trim());
   return {
+    // The Node transport ignores the URL's scheme: without this a tls:// server that offers no
+    // TLS would be used in plain text, credentials included. With it the client requires TLS
+    // (of every server listed) and refuses a server without it. CAs: the system's, plus
+    // NODE_EXTRA_CA_CERTS.
+    ...(servers.some((s) => /^tls:\/\//i.test(s)) ? { tls: {} } : {}),
     // Read once, at connect: a rotated file takes effect on the next start.
     ...(config.NATS_CREDS_FILE ? { authenticator: credsAuthenticator(readFileSync(config.NATS_CREDS_FILE)) } : {}),
-    servers: config.NATS_URL.split(",").map((s) => s.trim()),
+    servers,
     user: config.NATS_USER,
     pass: config.NATS_PASSWORD,
     token: config.NATS_TOKEN,
