@@ -692,7 +692,7 @@ describe("helm/orderflow", () => {
     expect(await templateError(["shutdown.timeoutMs=3000000000"])).toMatch(/timeoutMs/);
     // nats.url as the services take it: NATS URLs or host:port, comma-separated; nothing else.
     expect(await template(["nats.deploy=false", "nats.url=nats-0.nats:4222\\, tls://nats-1.nats:4222"])).not.toHaveLength(0);
-    for (const bad of ["http://x:1", "nats://a:1\\,"]) expect(await templateError(["nats.deploy=false", `nats.url=${bad}`]), bad).toMatch(/nats\/url/);
+    for (const bad of ["http://x:1", "nats://a:1\\,", "ws://nats:8080"]) expect(await templateError(["nats.deploy=false", `nats.url=${bad}`]), bad).toMatch(/nats\/url/);
     expect(await template(["config.STREAM_MAX_AGE_MS=0", "config.RETRY_DELAYS_MS=1000\\, 5000", "config.MAX_DELIVER=100", "config.OUTBOX_POLL_MS=2147483647"])).not.toHaveLength(0);
     for (const bad of ["STREAM_MAX_AGE_MS=9500000000000", "OUTBOX_POLL_MS=2147483648"]) expect(await templateError([`config.${bad}`]), bad).toMatch(/config\//);
     // Whole numbers from YAML (float64 to Helm) reach the services in digits, not as 2.592e+09.
