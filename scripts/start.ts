@@ -6,7 +6,7 @@
  * one stream, prefixed by service; Ctrl-C stops everything cleanly.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,13 +25,34 @@ try {
   process.exit(2);
 }
 const dataDir = dataDirectory(root, env);
+/** `METRICS_PORT=9464 npm start`: one port each (9464, 9465, …) in the services' order; 0 or unset, none. */
+let metricsBase = 0;
 
 let services: { name: string; port: string; portVariable: string; db: string }[];
 try {
   services = localServices(root, env).map((s) => ({ name: s.name, port: s.port, portVariable: `${s.envPrefix}_PORT`, db: databaseUrlOf(s, root, env) }));
+  metricsBase = metricsBaseOf(env.METRICS_PORT, services);
+  // PGlite directories and nats-server's store go under it: a file there would fail each service
+  // with its own ENOTDIR, naming a DATABASE_URL npm start made up.
+  if (existsSync(dataDir) && !statSync(dataDir).isDirectory()) throw new Error(`ORDERFLOW_DATA_DIR (${dataDir}) is a file, not a directory; point it at a directory (it is created when missing)`);
 } catch (err) {
   process.stderr.write(`[orderflow] ${(err as Error).message}\n`);
   process.exit(2);
+}
+
+/** METRICS_PORT as npm start spreads it: a whole number whose range fits, clear of the services' ports. */
+function metricsBaseOf(raw: string | undefined, list: typeof services): number {
+  if (raw === undefined || raw === "" || raw === "0") return 0;
+  const last = 65535 - (list.length - 1);
+  if (!/^[0-9]{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > last) {
+    throw new Error(`METRICS_PORT must be a port number from 1 to ${last} (npm start gives its ${list.length} services one each, from it upwards), or 0 for no metrics; got ${JSON.stringify(raw)}`);
+  }
+  const base = Number(raw);
+  for (const [i, s] of list.entries()) {
+    const owner = list.find((o) => Number(o.port) === base + i);
+    if (owner) throw new Error(`METRICS_PORT=${base} would give ${s.name} port ${base + i} for metrics, which is ${owner.name}'s (${owner.portVariable}); pick a METRICS_PORT clear of the services' ports`);
+  }
+  return base;
 }
 
 const children: { name: string; child: ChildProcess }[] = [];
@@ -49,6 +70,16 @@ const natsServers = natsUrl.split(",").map((entry) => {
   const { hostname, port } = new URL(trimmed.includes("://") ? trimmed : `nats://${trimmed}`);
   return { host: hostname.replace(/^\[|\]$/g, "") || "127.0.0.1", port: Number(port || 4222) };
 });
+
+/** A file this user may execute (existsSync alone would pick a directory or a non-executable file). */
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
 
 function reachable({ host, port }: { host: string; port: number }, timeoutMs = 1000): Promise<boolean> {
   return new Promise((done) => {
@@ -89,7 +120,11 @@ async function ensureNats(): Promise<string> {
     );
     process.exit(1);
   }
-  const binary = candidates.find((candidate) => existsSync(candidate));
+  const binary = candidates.find(executable);
+  if (env.NATS_SERVER_BIN && !binary && existsSync(env.NATS_SERVER_BIN)) {
+    process.stderr.write(`[orderflow] NATS is not reachable at ${redactUrl(natsUrl)} and NATS_SERVER_BIN (${env.NATS_SERVER_BIN}) is not an executable file; name the nats-server binary itself\n`);
+    process.exit(1);
+  }
   if (!binary) {
     process.stderr.write(
       `[orderflow] NATS is not reachable at ${redactUrl(natsUrl)} and ${env.NATS_SERVER_BIN ? `NATS_SERVER_BIN (${env.NATS_SERVER_BIN}) does not exist` : "nats-server is not on the PATH (nor in /usr/sbin)"}.\n` +
@@ -100,9 +135,20 @@ async function ensureNats(): Promise<string> {
   }
   const { host, port } = natsServers[0]!;
   const storeDir = join(dataDir, "nats");
-  mkdirSync(storeDir, { recursive: true });
+  try {
+    mkdirSync(storeDir, { recursive: true });
+  } catch (err) {
+    process.stderr.write(`[orderflow] cannot create nats-server's store ${storeDir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); set ORDERFLOW_DATA_DIR to a directory this user can write\n`);
+    process.exit(1);
+  }
   log(`starting ${binary} with JetStream in ${storeDir}`);
   natsServer = spawn(binary, ["-js", "-sd", storeDir, "-a", host, "-p", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+  // A binary that cannot be run after all (wrong architecture, removed meanwhile): without a
+  // listener the spawn error would end this script with a stack trace.
+  natsServer.once("error", (err) => {
+    process.stderr.write(`[orderflow] cannot run ${binary}: ${err.message}\n`);
+    void stop(1);
+  });
   pipe("nats-server", natsServer);
   natsServer.once("exit", (code) => {
     if (!stopping) {
@@ -145,7 +191,8 @@ async function stop(code: number) {
         }),
     ),
   );
-  if (natsServer && natsServer.exitCode === null) {
+  // No pid: it never ran (spawn failed), so no exit will come.
+  if (natsServer && natsServer.pid !== undefined && natsServer.exitCode === null) {
     await new Promise<void>((done) => {
       natsServer!.once("exit", () => done());
       natsServer!.kill("SIGTERM");
@@ -173,16 +220,19 @@ async function main() {
   process.on("SIGTERM", () => void stop(0));
   // A service would say "set PORT", which npm start sets itself: name the variable that moves it.
   // Checked before NATS, so nothing is started only to be stopped again.
-  for (const s of services) {
+  for (const [i, s] of services.entries()) {
     if (await portTaken(Number(s.port))) {
       process.stderr.write(`[orderflow] ${s.name}: port ${s.port} is already in use by another process; set ${s.portVariable} to a free one\n`);
+      process.exit(1);
+    }
+    // The service would say "set METRICS_PORT to a free one", but npm start derives each from the base.
+    if (metricsBase && (await portTaken(metricsBase + i))) {
+      process.stderr.write(`[orderflow] ${s.name}: its metrics port ${metricsBase + i} (METRICS_PORT=${metricsBase} + ${i}) is already in use by another process; set METRICS_PORT to a base with ${services.length} free ports from it upwards\n`);
       process.exit(1);
     }
   }
   const nats = await ensureNats();
   if (stopping) return;
-  // METRICS_PORT=9464 npm start: one port each (9464, 9465, …), not one for all of them.
-  const metricsBase = Number(env.METRICS_PORT) || 0;
   for (const [i, s] of services.entries()) {
     const child = spawn(process.execPath, [join(root, "services", s.name, "dist", "main.js")], {
       cwd: join(root, "services", s.name),

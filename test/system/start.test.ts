@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -110,6 +110,67 @@ describe("npm start", () => {
   });
 });
 
+describe("npm start refuses a bad setting before starting anything", () => {
+  /** Every service on a free port, so only the setting under test can be wrong. */
+  async function refused(env: Record<string, string>) {
+    const proc = await npmStart(env);
+    const exit = await proc.exitWithin(30_000);
+    const output = proc.output.join("\n");
+    expect(output).not.toMatch(/^\s+at /m);
+    expect(output).not.toContain("[orderflow] starting");
+    return { code: exit.code, output };
+  }
+
+  it("METRICS_PORT that is not a port, or whose range would run past 65535, exits 2 naming it", async () => {
+    const count = localServices(repoRoot, {}).length;
+    for (const bad of ["abc", "-1", "9464x", "70000", String(65535 - count + 2)]) {
+      const { code, output } = await refused({ METRICS_PORT: bad, NATS_URL: testNatsUrl() });
+      expect(code, bad).toBe(2);
+      expect(output).toContain(`METRICS_PORT must be a port number from 1 to ${65535 - count + 1} (npm start gives its ${count} services one each, from it upwards), or 0 for no metrics; got "${bad}"`);
+    }
+  });
+
+  it("METRICS_PORT whose range covers a service's port exits 2 naming both, instead of a service blaming its PORT", async () => {
+    const orderPort = await freePort();
+    const { code, output } = await refused({ ORDER_PORT: String(orderPort), METRICS_PORT: String(orderPort - 1), NATS_URL: testNatsUrl() });
+    expect(code).toBe(2);
+    expect(output).toMatch(new RegExp(`METRICS_PORT=${orderPort - 1} would give \\S+ port ${orderPort} for metrics, which is order-service's \\(ORDER_PORT\\)`));
+  });
+
+  it("a metrics port another process holds exits 1 naming METRICS_PORT", async () => {
+    const taken = createServer();
+    await new Promise<void>((done) => taken.listen(0, "0.0.0.0", done));
+    onTestFinished(() => new Promise<void>((done) => taken.close(() => done())));
+    const port = (taken.address() as AddressInfo).port;
+    const { code, output } = await refused({ METRICS_PORT: String(port), NATS_URL: testNatsUrl() });
+    expect(code).toBe(1);
+    expect(output).toContain(`its metrics port ${port} (METRICS_PORT=${port} + 0) is already in use by another process; set METRICS_PORT to a base with`);
+  });
+
+  it("ORDERFLOW_DATA_DIR naming a file exits 2 with a sentence, not each service's ENOTDIR", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "of-start-file-"));
+    dirs.push(dir);
+    const file = join(dir, "not-a-dir");
+    writeFileSync(file, "");
+    const dbs = Object.fromEntries(localServices(repoRoot, {}).map((svc) => [`${svc.envPrefix}_DATABASE_URL`, ""]));
+    const { code, output } = await refused({ ...dbs, ORDERFLOW_DATA_DIR: file, NATS_URL: testNatsUrl() });
+    expect(code).toBe(2);
+    expect(output).toContain(`ORDERFLOW_DATA_DIR (${file}) is a file, not a directory`);
+  });
+
+  it("NATS_SERVER_BIN naming a file that cannot be run exits 1 with a sentence", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "of-start-bin-"));
+    dirs.push(dir);
+    const notExecutable = join(dir, "nats-server");
+    writeFileSync(notExecutable, "#!/bin/sh\n", { mode: 0o644 });
+    for (const bin of [notExecutable, dir]) {
+      const { code, output } = await refused({ NATS_SERVER_BIN: bin, NATS_URL: `nats://127.0.0.1:${await freePort()}` });
+      expect(code, bin).toBe(1);
+      expect(output).toContain(`NATS_SERVER_BIN (${bin}) is not an executable file`);
+    }
+  });
+});
+
 describe("npm start with a port taken", () => {
   it("names the variable that moves it (USER_PORT), not the PORT it sets itself, and exits 1", async () => {
     const taken = createServer();
@@ -137,7 +198,7 @@ describe("configuration errors", () => {
     expect(line).toMatch(/PORT/);
   });
 
-  it("a service whose port is taken, or whose PGlite directory another process holds, exits 1 with a sentence, not a stack", async () => {
+  it("a service whose port is taken, whose PGlite directory another process holds or cannot be created, exits 1 with a sentence, not a stack", async () => {
     const dir = mkdtempSync(join(tmpdir(), "of-start-held-"));
     dirs.push(dir);
     const port = await freePort();
@@ -151,7 +212,11 @@ describe("configuration errors", () => {
       const sameDir = startProcess(join(repoRoot, "services", "user-service", "dist", "main.js"), [], { ...env, PORT: String(await freePort()) });
       expect((await sameDir.exitWithin(30_000)).code).toBe(1);
       expect(sameDir.output.join("\n")).toContain(`user-service: failed to start: the PGlite data directory ${join(dir, "users")} is in use by process ${first.child.pid}`);
-      for (const p of [samePort, sameDir]) expect(p.output.join("\n")).not.toMatch(/^\s+at /m);
+      // A file where PGlite's directory should be.
+      const underFile = startProcess(join(repoRoot, "services", "user-service", "dist", "main.js"), [], { ...env, PORT: String(await freePort()), DATABASE_URL: `pglite://${join(dir, "users", "PG_VERSION", "db")}` });
+      expect((await underFile.exitWithin(30_000)).code).toBe(1);
+      expect(underFile.output.join("\n")).toContain(`user-service: failed to start: cannot create the PGlite data directory ${join(dir, "users", "PG_VERSION", "db")}: part of that path is a file, not a directory`);
+      for (const p of [samePort, sameDir, underFile]) expect(p.output.join("\n")).not.toMatch(/^\s+at /m);
     } finally {
       first.child.kill("SIGTERM");
       await first.exitWithin(30_000);

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
 import type { ExtractTablesWithRelations, SQL } from "drizzle-orm";
+import { StartupError } from "../errors/index.js";
 import { pgErrorCode } from "./errors.js";
 import { lockDataDirectory } from "./pglite-lock.js";
 import { within } from "../lifecycle/within.js";
@@ -103,7 +104,16 @@ async function openPglite(location: string): Promise<Database> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   const inMemory = location === "memory" || location === "";
-  if (!inMemory) mkdirSync(location, { recursive: true });
+  if (!inMemory) {
+    try {
+      mkdirSync(location, { recursive: true });
+    } catch (err) {
+      // A file where a directory should be, or no right to create it: the operator's to fix.
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === "ENOTDIR" || code === "EEXIST" ? "part of that path is a file, not a directory" : code === "EACCES" || code === "EPERM" || code === "EROFS" ? "this process may not create it" : (err as Error).message;
+      throw new StartupError(`cannot create the PGlite data directory ${location}: ${why}; point DATABASE_URL at pglite://<a directory this process can write>`, { cause: err });
+    }
+  }
   const release = inMemory ? () => {} : lockDataDirectory(location);
   let client;
   try {
