@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -22,6 +22,29 @@ describe("k8s/ (kubectl apply -k)", () => {
       // Reaching the argument check proves main() ran.
       await expect(run("node", [join(dir, "checkout", "scripts", "deploy", "render-k8s.mjs"), "--chek"])).rejects.toThrow(/failed \(2\): k8s:render: unknown argument --chek/);
       await run("node", [join(dir, "checkout", "scripts", "deploy", "render-k8s.mjs"), "--check"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses, writing nothing, a values.yaml it cannot parse or a HELM_BIN that prints no manifests", async () => {
+    // A copy of what the script reads, so the checkout's chart and k8s/ stay untouched.
+    const dir = mkdtempSync(join(tmpdir(), "of-render-"));
+    try {
+      cpSync(repoPath("scripts/deploy"), join(dir, "scripts", "deploy"), { recursive: true });
+      cpSync(repoPath("helm/orderflow"), join(dir, "helm", "orderflow"), { recursive: true });
+      symlinkSync(repoPath("node_modules"), join(dir, "node_modules"));
+      const script = join(dir, "scripts", "deploy", "render-k8s.mjs");
+      const empty = join(dir, "helm-that-prints-nothing");
+      writeFileSync(empty, "#!/bin/sh\nexit 0\n", { mode: 0o755 });
+      await expect(run("node", [script], { env: { ...process.env, HELM_BIN: empty } })).rejects.toThrow(
+        /failed \(1\): k8s:render: \S+ template orderflow printed no manifests; is HELM_BIN helm\? nothing written\n$/,
+      );
+      writeFileSync(join(dir, "helm", "orderflow", "values.yaml"), "services:\n  user-service: [unclosed\n");
+      const broken = run("node", [script]);
+      await expect(broken).rejects.toThrow(/failed \(1\): k8s:render: helm\/orderflow\/values.yaml: /);
+      await expect(broken).rejects.not.toThrow(/^\s+at /m);
+      expect(existsSync(join(dir, "k8s"))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
