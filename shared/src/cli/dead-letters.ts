@@ -249,6 +249,8 @@ export interface ReplayAllReport {
   replayed: ReplayResult[];
   /** Letters left alone: gone since the listing (replayed or purged by someone else), or with nowhere to replay to. */
   skipped: { seq: number; reason: string; gone: boolean }[];
+  /** Stopped when asked (its signal), after the letter in hand: the ones after it are still in the DLQ. */
+  interrupted?: true;
 }
 
 /** `replay --all` stopped at a letter it could not publish or delete; `report` holds what it did before. */
@@ -267,11 +269,17 @@ export class ReplayAllError extends Error {
  * Replays every dead letter present when it starts, oldest first, reporting each as it goes.
  * A letter that cannot be replayed for a reason of its own (no original subject, no stream for
  * it) is skipped; any other failure to publish or delete stops the run (NATS is likely
- * unavailable), leaving that letter and the rest in place.
+ * unavailable), leaving that letter and the rest in place. `signal` stops it between letters
+ * (Ctrl-C): a letter is never left half replayed by it.
  */
 export async function replayAllDeadLetters(
   deps: DlqDeps,
-  { uuid = randomUUID, onReplayed, onSkipped }: { uuid?: () => string; onReplayed?: (r: ReplayResult) => void; onSkipped?: (s: ReplayAllReport["skipped"][number]) => void } = {},
+  {
+    uuid = randomUUID,
+    onReplayed,
+    onSkipped,
+    signal,
+  }: { uuid?: () => string; onReplayed?: (r: ReplayResult) => void; onSkipped?: (s: ReplayAllReport["skipped"][number]) => void; signal?: AbortSignal } = {},
 ): Promise<ReplayAllReport> {
   const report: ReplayAllReport = { replayed: [], skipped: [] };
   const skip = (s: ReplayAllReport["skipped"][number]) => {
@@ -279,6 +287,10 @@ export async function replayAllDeadLetters(
     onSkipped?.(s);
   };
   for await (const dl of deadLetters(deps)) {
+    if (signal?.aborted) {
+      report.interrupted = true;
+      break;
+    }
     if (!dl.originalSubject) {
       skip({ seq: dl.seq, reason: `no ${DlqHeaders.Subject} header; cannot tell where to replay it`, gone: false });
       continue;

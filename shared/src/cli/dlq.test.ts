@@ -11,6 +11,8 @@ import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core"
 import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "../testing/nats.js";
 import { startOwnNatsServer } from "../testing/nats-server.js";
 import { startProcess } from "../testing/process.js";
+import { tcpRelay } from "../testing/tcp-relay.js";
+import { waitFor } from "../testing/wait.js";
 import { operatorMode } from "../testing/nats-jwt.js";
 import { teardown } from "../testing/teardown.js";
 import { DlqHeaders } from "../consumer/dead-letter.js";
@@ -63,6 +65,8 @@ async function deadLetter(
   const ack = await client.publish(names.subject(dlqSubject), payload, { headers: h, msgID: `dlq:test:${originalSeq}` });
   return ack.seq;
 }
+
+const dlqScript = fileURLToPath(new URL("../../dist/cli/dlq.js", import.meta.url));
 
 const capture = () => {
   const out: string[] = [];
@@ -291,6 +295,53 @@ describe("dead letters", () => {
     expect(one.err.join("\n")).toBe(`dlq: stream ${namespace}x_DLQ does not exist (no service has started in namespace "${namespace}x")`);
   });
 
+  /**
+   * `replay --all` as a real process, through a relay that can hold its traffic: stalled once it
+   * has replayed its first letter, so a signal finds it with a letter in hand and more to go.
+   */
+  async function replayAllHeldUp(letters: number, firstOriginalSeq: number) {
+    await Promise.all(Array.from({ length: letters }, (_, i) => deadLetter(`{"id":"sig${i}"}`, firstOriginalSeq + i)));
+    const relay = tcpRelay({ host: "127.0.0.1", port: Number(new URL(testNatsUrl()).port || 4222) });
+    await relay.listen();
+    onTestFinished(() => relay.close());
+    const proc = startProcess(dlqScript, ["replay", "--all"], { NATS_URL: `nats://127.0.0.1:${relay.port}`, NATS_NAMESPACE: namespace });
+    onTestFinished(() => proc.kill("SIGKILL").then(() => undefined));
+    // At once, not on a poll: the run may not have finished by the time it is seen.
+    proc.child.stdout!.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("replayed dead letter")) relay.stall();
+    });
+    await waitFor(() => proc.output.some((l) => l.startsWith("replayed dead letter")), { what: "the first letter replayed" });
+    return { relay, proc };
+  }
+
+  it("replay --all stops after the letter in hand on SIGINT, prints what it replayed and exits 130", async () => {
+    const deps = { js, jsm, names };
+    const letters = 200;
+    const usersBefore = (await jsm.streams.info(names.stream("USERS"))).state.messages;
+    const { relay, proc } = await replayAllHeldUp(letters, 10_000);
+    proc.child.kill("SIGINT");
+    await waitFor(() => proc.output.some((l) => l.startsWith("dlq: stopping after the letter in hand")), { what: "the command to say it stops" });
+    relay.resume();
+    expect((await proc.exitWithin(30_000)).code, proc.output.join("\n")).toBe(130);
+    const replayed = proc.output.filter((l) => l.startsWith("replayed dead letter")).length;
+    expect(replayed).toBeLessThan(letters);
+    expect(proc.output).toContain(`${replayed} dead letter(s) replayed`);
+    expect(proc.output).toContain("dlq: interrupted; the dead letters not replayed are still in the DLQ (replay --all again to go on)");
+    // The letter in hand was finished, not left republished but still in the DLQ: every letter is
+    // in exactly one of the two streams.
+    expect((await listDeadLetters(deps)).length).toBe(letters - replayed);
+    expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(usersBefore + replayed);
+  });
+
+  it("replay --all exits 130 at once on a second signal, when the letter in hand does not finish", async () => {
+    const { proc } = await replayAllHeldUp(50, 20_000);
+    proc.child.kill("SIGINT");
+    await waitFor(() => proc.output.some((l) => l.startsWith("dlq: stopping after the letter in hand")), { what: "the command to say it stops" });
+    // NATS holds the letter in hand for ever: only the second signal ends it.
+    proc.child.kill("SIGTERM");
+    expect((await proc.exitWithin(10_000)).code).toBe(130);
+  });
+
   it("shows a payload's and headers' control characters escaped, never raw to the terminal", async () => {
     const deps = { js, jsm, names };
     const seq = await deadLetter("\u001b[2J\u001b]0;pwned\u0007 hello\tthere", 61);
@@ -306,9 +357,22 @@ describe("command line", () => {
     await once(silent, "listening");
     onTestFinished(() => new Promise<void>((done) => silent.close(() => done())).then(() => undefined));
     const port = (silent.address() as AddressInfo).port;
-    const proc = startProcess(fileURLToPath(new URL("../../dist/cli/dlq.js", import.meta.url)), ["list"], { NATS_URL: `127.0.0.1:${port}` });
+    const proc = startProcess(dlqScript, ["list"], { NATS_URL: `127.0.0.1:${port}` });
     expect((await proc.exitWithin(30_000)).code).toBe(1);
     expect(proc.output.join("\n")).toContain(`dlq: cannot connect to NATS at 127.0.0.1:${port}`);
+  });
+
+  it("list exits 130 on a signal, with nothing to finish", async () => {
+    // A server that takes the connection and never answers: list waits in its connect.
+    let connected = false;
+    const silent = createServer(() => void (connected = true)).listen(0, "127.0.0.1");
+    await once(silent, "listening");
+    onTestFinished(() => new Promise<void>((done) => silent.close(() => done())).then(() => undefined));
+    const proc = startProcess(dlqScript, ["list"], { NATS_URL: `127.0.0.1:${(silent.address() as AddressInfo).port}` });
+    await waitFor(() => connected, { what: "the command to connect" });
+    proc.child.kill("SIGINT");
+    expect(await proc.exitWithin(3_000)).toEqual({ code: 130, signal: null });
+    expect(proc.output).toEqual(["dlq: interrupted"]);
   });
 
   it("parses every verb", () => {
@@ -401,5 +465,26 @@ describe("command line", () => {
       expect(await main(argv, {}, io)).toBe(0);
       expect(out[0]).toMatch(/^usage: dlq/);
     }
+  });
+
+  it.each([[["list", "--help"]], [["list", "-h"]], [["list", "--from", "5", "--help"]], [["show", "--help"]], [["show", "7", "-h"]], [["replay", "--help"]], [["replay", "--all", "-h"]], [["purge", "-h"]]])(
+    "prints the usage on stdout for %j, with exit 0 and without connecting",
+    async (argv) => {
+      const { out, err, io } = capture();
+      expect(await main(argv, { NATS_URL: "nats://127.0.0.1:1" }, io)).toBe(0);
+      expect(out).toHaveLength(1);
+      expect(out[0]).toMatch(/^usage: dlq/);
+      expect(err).toEqual([]);
+    },
+  );
+
+  it.each([
+    [["list", "--from", "5", "--from", "9"], "--from given 2 times; give it once"],
+    [["list", "--limit", "10", "--limit=20"], "--limit given 2 times; give it once"],
+  ])("refuses the repeated flag in %j with exit 2 instead of taking the last", async (argv, sentence) => {
+    const { out, err, io } = capture();
+    expect(await main(argv, { NATS_URL: "nats://127.0.0.1:1" }, io)).toBe(2);
+    expect(out).toEqual([]);
+    expect(err[0]).toMatch(new RegExp(`^dlq: ${sentence}\n${"usage: dlq"}`));
   });
 });

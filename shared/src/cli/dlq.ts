@@ -29,8 +29,12 @@ export const dlqUsage = `usage: dlq <command>
                      (at most ${DEFAULT_LIST_LIMIT} unless --limit says otherwise; it prints where the next page starts)
   show <seq>         one dead letter's headers and payload
   replay <seq>       republish it to its original subject (new Nats-Msg-Id), then delete it
-  replay --all       replay every dead letter, oldest first (exit 1 if any could not be)
+  replay --all       replay every dead letter, oldest first (exit 1 if any could not be); Ctrl-C stops
+                     after the letter in hand and prints what was replayed (exit 130), a second one at once
   purge <seq>        delete one dead letter without replaying it
+  help, <command> --help, -h
+                     this text
+exit codes: 0 done; 1 failed (the message says why); 2 bad usage or configuration; 130 interrupted
 environment: NATS_URL, NATS_NAMESPACE, NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE, NATS_INBOX_PREFIX`;
 
 /** Bad command-line input: the CLI prints the message and the usage and exits 2. */
@@ -55,10 +59,16 @@ function parseSeq(raw: string | undefined, verb: string): number {
 
 function parseList(args: readonly string[]): DlqCommand {
   let values;
+  let tokens;
   try {
-    ({ values } = parseArgs({ args: [...args], options: { from: { type: "string" }, limit: { type: "string" } }, strict: true, allowPositionals: false }));
+    ({ values, tokens } = parseArgs({ args: [...args], options: { from: { type: "string" }, limit: { type: "string" } }, strict: true, allowPositionals: false, tokens: true }));
   } catch (err) {
     throw new UsageError((err as Error).message);
+  }
+  // parseArgs keeps the last of a repeated flag: `--from 5 --from 9` would list from 9 without a word.
+  for (const flag of ["from", "limit"]) {
+    const n = tokens.filter((t) => t.kind === "option" && t.name === flag).length;
+    if (n > 1) throw new UsageError(`--${flag} given ${n} times; give it once`);
   }
   let limit = DEFAULT_LIST_LIMIT;
   if (values.limit !== undefined) {
@@ -70,9 +80,14 @@ function parseList(args: readonly string[]): DlqCommand {
   return { verb: "list", limit, ...(values.from === undefined ? {} : { from: parseSeq(values.from, "--from") }) };
 }
 
+const VERBS = new Set(["list", "show", "replay", "purge"]);
+
 /** Parses argv after the program name; throws UsageError for anything it does not know. */
 export function parseDlqArgs(argv: readonly string[]): DlqCommand {
   const [verb, arg] = argv;
+  // `dlq list --help` asks for help, whatever else is on the line: it must not run the command
+  // (or fail on the flag) instead.
+  if (verb !== undefined && VERBS.has(verb) && argv.slice(1).some((a) => a === "--help" || a === "-h")) return { verb: "help" };
   const noMore = (n: number) => {
     if (argv.length > n) throw new UsageError(`unexpected argument "${argv[n]}"`);
   };
@@ -104,8 +119,8 @@ export interface Output {
   err(line: string): void;
 }
 
-/** Runs one parsed command against the DLQ; returns the process exit code. */
-export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output): Promise<number> {
+/** Runs one parsed command against the DLQ; returns the process exit code. `signal` stops `replay --all` between letters. */
+export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, signal?: AbortSignal): Promise<number> {
   try {
     switch (cmd.verb) {
       case "list": {
@@ -133,13 +148,26 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
         return 0;
       }
       case "replay-all": {
-        // Each line as it happens, so a run that stops midway has already said what it did.
-        const { replayed, skipped } = await replayAllDeadLetters(deps, {
-          onReplayed: (r) => io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId}`),
-          onSkipped: (s) => io.err(`dlq: skipped dead letter ${s.seq}: ${s.reason}`),
-        });
-        io.out(`${replayed.length} dead letter(s) replayed${skipped.length ? `, ${skipped.length} skipped` : ""}`);
-        return skipped.some((s) => !s.gone) ? 1 : 0;
+        // Killed midway, a letter could be republished and not deleted (one more copy the next run
+        // publishes again): a signal lets the letter in hand finish, then stops and says so.
+        const stopping = () => io.err("dlq: stopping after the letter in hand (again to quit at once)");
+        signal?.addEventListener("abort", stopping, { once: true });
+        try {
+          // Each line as it happens, so a run that stops midway has already said what it did.
+          const { replayed, skipped, interrupted } = await replayAllDeadLetters(deps, {
+            onReplayed: (r) => io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId}`),
+            onSkipped: (s) => io.err(`dlq: skipped dead letter ${s.seq}: ${s.reason}`),
+            signal,
+          });
+          io.out(`${replayed.length} dead letter(s) replayed${skipped.length ? `, ${skipped.length} skipped` : ""}`);
+          if (interrupted) {
+            io.err("dlq: interrupted; the dead letters not replayed are still in the DLQ (replay --all again to go on)");
+            return 130;
+          }
+          return skipped.some((s) => !s.gone) ? 1 : 0;
+        } finally {
+          signal?.removeEventListener("abort", stopping);
+        }
       }
       case "purge":
         await purgeDeadLetter(deps, cmd.seq);
@@ -170,12 +198,28 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output):
 
 const cliConfigSchema = baseConfigSchema.pick({ NATS_URL: true, NATS_NAMESPACE: true, NATS_USER: true, NATS_PASSWORD: true, NATS_TOKEN: true, NATS_CREDS_FILE: true, NATS_INBOX_PREFIX: true });
 
+const STOPPED = Symbol("stopped");
+
+/** `work`'s outcome, or STOPPED as soon as `signal` aborts (the work is abandoned, not awaited). */
+async function unlessStopped<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof STOPPED> {
+  if (!signal) return work;
+  if (signal.aborted) return STOPPED;
+  let onAbort = () => {};
+  const stopped = new Promise<typeof STOPPED>((resolve) => signal.addEventListener("abort", (onAbort = () => resolve(STOPPED)), { once: true }));
+  try {
+    return await Promise.race([work, stopped]);
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
 /**
  * The whole command: argv and env in, exit code out. A CLI fails fast instead of reconnecting
- * forever, so it connects once with a timeout.
+ * forever, so it connects once with a timeout. `signal` (Ctrl-C) stops `replay --all` after the
+ * letter in hand; anything else has nothing to finish and stops at once. Either way: exit 130.
  * @example await main(["list"], process.env, console)
  */
-export async function main(argv: readonly string[], env: Record<string, string | undefined>, io: Output): Promise<number> {
+export async function main(argv: readonly string[], env: Record<string, string | undefined>, io: Output, { signal }: { signal?: AbortSignal } = {}): Promise<number> {
   let cmd: DlqCommand;
   let config;
   try {
@@ -196,21 +240,34 @@ export async function main(argv: readonly string[], env: Record<string, string |
     }
     throw err;
   }
-  let nc: NatsConnection;
+  const interrupted = () => {
+    io.err("dlq: interrupted");
+    return 130;
+  };
+  let nc: NatsConnection | typeof STOPPED;
+  const connecting = connect({
+    ...natsClientOptions(config),
+    name: "orderflow-dlq",
+    timeout: 5000,
+    noAsyncTraces: true,
+  });
   try {
-    nc = await connect({
-      ...natsClientOptions(config),
-      name: "orderflow-dlq",
-      timeout: 5000,
-      noAsyncTraces: true,
-    });
+    nc = await unlessStopped(connecting, signal);
   } catch (err) {
     io.err(`dlq: cannot connect to NATS at ${redactUrl(config.NATS_URL)}: ${(err as Error).message}`);
     return 1;
   }
+  if (nc === STOPPED) {
+    void connecting.then((c) => c.close(), () => {});
+    return interrupted();
+  }
   try {
-    const deps: DlqDeps = { js: jetstream(nc), jsm: await jetstreamManager(nc), names: createNames(config.NATS_NAMESPACE) };
-    return await runDlqCommand(cmd, deps, io);
+    const jsm = await unlessStopped(jetstreamManager(nc), signal);
+    if (jsm === STOPPED) return interrupted();
+    const deps: DlqDeps = { js: jetstream(nc), jsm, names: createNames(config.NATS_NAMESPACE) };
+    if (cmd.verb === "replay-all") return await runDlqCommand(cmd, deps, io, signal);
+    const code = await unlessStopped(runDlqCommand(cmd, deps, io), signal);
+    return code === STOPPED ? interrupted() : code;
   } catch (err) {
     io.err(`dlq: ${(err as Error).message}`);
     return 1;
@@ -222,10 +279,14 @@ export async function main(argv: readonly string[], env: Record<string, string |
 // Runs only as a program (`node shared/dist/cli/dlq.js …`), never when imported by a test.
 if (isMain(import.meta.url)) {
   const io: Output = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
+  // Ctrl-C or SIGTERM: the first stops the command (see main), a second exits at once.
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => (stop.signal.aborted ? process.exit(130) : stop.abort(signal));
+  process.on("SIGINT", onSignal).on("SIGTERM", onSignal);
   // Exits rather than waiting for the event loop to empty: a connect that timed out against
   // something that is not NATS leaves nats.js's socket open, which held the command for ever.
   // (Writes to a pipe, a file or a terminal are synchronous here, so nothing printed is lost.)
-  main(process.argv.slice(2), process.env, io).then(
+  main(process.argv.slice(2), process.env, io, { signal: stop.signal }).then(
     (code) => process.exit(code),
     (err: unknown) => {
       process.stderr.write(`dlq: ${(err as Error)?.stack ?? String(err)}\n`);
