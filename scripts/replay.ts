@@ -1,5 +1,5 @@
 /**
- * `npm run replay -- --service <name> [--from-seq N | --from-time T] [--dry-run]`:
+ * `npm run replay -- --service <name> [--from-seq N | --from-time T] [--dry-run] [--force]` (`--help` for the usage):
  * runs the service's own replay entry (services/<name>/dist/replay.js) against its database; any
  * service local-services.ts finds with a src/replay.ts can be named. DATABASE_URL wins; otherwise
  * the same defaults as `npm start` (<PREFIX>_DATABASE_URL or PGlite under .data/). NATS from NATS_URL (default nats://127.0.0.1:4222).
@@ -7,6 +7,7 @@
 import { spawn } from "node:child_process";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { replayUsage } from "@orderflow/shared";
 import { databaseUrlOf, localServices, type LocalService } from "./local-services.js";
 import { flagsNpmTook } from "./npm-flags.js";
 
@@ -19,9 +20,14 @@ try {
   process.stderr.write(`replay: ${(err as Error).message}\n`);
   process.exit(2);
 }
-const usage = `usage: npm run replay -- --service ${[...targets.keys()].join("|")} [--from-seq N | --from-time T] [--dry-run] [--force]`;
+const usage = replayUsage.replace("<service>", [...targets.keys()].join("|"));
 
 const args = process.argv.slice(2);
+// Help needs no service to run it with: the usage is the same for all.
+if (args.includes("--help") || args.includes("-h")) {
+  process.stdout.write(`${usage}\n`);
+  process.exit(0);
+}
 const given = args.flatMap((a, i) => (a === "--service" ? [args[i + 1]] : a.startsWith("--service=") ? [a.slice("--service=".length)] : []));
 if (given.length > 1) {
   process.stderr.write(`replay: --service given ${given.length} times; name one\n`);

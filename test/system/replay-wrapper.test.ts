@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { repoRoot, startProcess } from "@orderflow/shared/testing";
@@ -24,5 +25,13 @@ describe("npm run replay", () => {
     const proc = replay(["--service", "user-service"], { npm_config_force: "false", npm_config_dry_run: "" });
     expect((await proc.exitWithin(30_000)).code).toBe(1);
     expect(proc.output.join("\n")).not.toContain("went to npm");
+  });
+
+  it.each(["--help", "-h"])("prints the usage on stdout with exit 0 for %s, without --service, listing the services", (flag) => {
+    const help = spawnSync(process.execPath, ["--import", "tsx", join(repoRoot, "scripts", "replay.ts"), flag], { cwd: repoRoot, encoding: "utf8", timeout: 30_000 });
+    expect(help.status, help.stderr).toBe(0);
+    expect(help.stdout).toMatch(/^usage: npm run replay -- --service user-service\|order-service\|event-log \[--from-seq N/);
+    expect(help.stdout).toContain("130 interrupted");
+    expect(help.stderr).toBe("");
   });
 });

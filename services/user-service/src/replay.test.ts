@@ -1,10 +1,27 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { asc, eq } from "drizzle-orm";
-import { createEvent, inboxReplayTarget, openDatabase, uuidv7, type Database } from "@orderflow/shared";
-import { createTestDatabase, repoRoot, startOwnNatsServer, startProcess, startSystem, testNatsUrl, teardown, waitFor, type TestSystem } from "@orderflow/shared/testing";
+import { asc, eq, sql } from "drizzle-orm";
+import { jetstream } from "@nats-io/jetstream";
+import { createEvent, createNames, executeRows, ForeignMigrationsError, inboxReplayTarget, openDatabase, pendingMigrations, uuidv7, type Database } from "@orderflow/shared";
+import {
+  createMigratedDatabase,
+  createTestDatabase,
+  deleteNamespace,
+  freePort,
+  repoRoot,
+  serviceEnv,
+  startOwnNatsServer,
+  startProcess,
+  startSystem,
+  testNatsUrl,
+  teardown,
+  uniqueNamespace,
+  waitFor,
+  type TestSystem,
+} from "@orderflow/shared/testing";
 import { users } from "./db/schema.js";
 
 let sys: TestSystem;
@@ -29,6 +46,14 @@ async function runReplay(service: "user-service" | "order-service", args: string
   const { code } = await proc.exitWithin(60_000);
   return { code, output: proc.output.join("\n") };
 }
+
+/** The JSON log lines (pino, on stderr) of a replay's output with this message. */
+const logged = (output: string, msg: string) =>
+  output
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((r) => r.msg === msg);
 
 describe("npm run replay", () => {
   it("rebuilds a wiped orderCount projection exactly from ORDERS while the services run, and again changes nothing", async () => {
@@ -76,6 +101,60 @@ describe("npm run replay", () => {
       expect(list.items).toHaveLength(n);
     }
     expect(await counts()).toEqual(want);
+  });
+
+  it("exits 3 naming the events it could not apply (what the live consumer dead-letters), and a dry run with 'would fail'", async () => {
+    const js = jetstream(sys.nc);
+    const names = createNames(sys.namespace);
+    const stranger = uuidv7();
+    // Three reasons: a handler's PermanentError (no such user), no handler for the type, not JSON.
+    const orphan = createEvent({ name: "orders.created", source: "/test", subject: stranger, data: { orderId: uuidv7(), userId: stranger, status: "created", source: "api", items: [], totalCents: 0, createdAt: new Date().toISOString() } });
+    const wrongType = createEvent({ name: "users.registered", source: "/test", subject: stranger, data: { userId: stranger, email: "w@example.com", name: "W", registeredAt: new Date().toISOString() } });
+    const first = (await js.publish(names.subject("orders.created"), JSON.stringify(orphan))).seq;
+    await js.publish(names.subject("orders.created"), JSON.stringify(wrongType));
+    for (let i = 0; i < 20; i++) await js.publish(names.subject("orders.created"), `not json ${i}`);
+
+    const run = await runReplay("user-service", ["--from-seq", String(first)]);
+    expect(run.code, run.output).toBe(3);
+    expect(run.output).toMatch(/user-service: read 22 events, applied 0, skipped 0 \(already applied\), failed 22 in/);
+    expect(run.output).toContain("replay: finished, but 22 event(s) could not be applied");
+    expect(run.output).toContain("They are what the live consumer dead-letters: see `npm run dlq -- list`");
+    // The first 20, each with where it is and why; the rest as a count.
+    const failures = logged(run.output, "event could not be applied");
+    expect(failures).toHaveLength(20);
+    expect(failures.slice(0, 3)).toEqual([
+      expect.objectContaining({ level: 40, stream: names.stream("ORDERS"), seq: first, subject: "orders.created", eventId: orphan.id, reason: `PermanentError: order ${orphan.data.orderId} belongs to unknown user ${stranger}` }),
+      expect.objectContaining({ seq: first + 1, eventId: wrongType.id, reason: "UnknownEventTypeError: user-service has no handler for io.orderflow.user.registered.v1" }),
+      expect.objectContaining({ seq: first + 2, subject: "orders.created", reason: "InvalidEventError: message body is not valid JSON" }),
+    ]);
+    expect(logged(run.output, "2 event(s) could not be applied beyond the 20 logged one by one")).toHaveLength(1);
+
+    // A dry run runs no handler: it can tell only what does not decode or has no handler.
+    const dry = await runReplay("user-service", ["--from-seq", String(first), "--dry-run"]);
+    expect(dry.code, dry.output).toBe(3);
+    expect(dry.output).toMatch(/dry run: user-service: read 22 events, would apply 1, skipped 0 \(already applied\), failed 21 in/);
+    expect(dry.output).toContain("replay: dry run: 21 event(s) would fail to apply");
+    expect(logged(dry.output, "event would fail to apply")).toHaveLength(20);
+    expect(logged(dry.output, "1 event(s) would fail to apply beyond the 20 logged one by one")).toHaveLength(1);
+  });
+
+  it("prints the usage on stdout with exit 0 for --help and -h, and refuses a value flag given twice with exit 2", async () => {
+    for (const flag of ["--help", "-h"]) {
+      const help = spawnSync(process.execPath, [join(repoRoot, "services", "user-service", "dist", "replay.js"), "--from-seq", "3", flag], { encoding: "utf8", timeout: 30_000 });
+      expect(help.status, help.stderr).toBe(0);
+      expect(help.stdout).toMatch(/^usage: npm run replay -- --service <service> /);
+      expect(help.stdout).toContain("exit codes: 0 done; 1 failed");
+      expect(help.stderr).toBe("");
+    }
+    for (const [flag, a, b] of [
+      ["--from-seq", "5", "9"],
+      ["--from-time", "2026-01-01", "2026-02-01"],
+      ["--service", "user-service", "order-service"],
+    ] as const) {
+      const twice = await runReplay("user-service", [flag, a, flag, b]);
+      expect(twice.code, twice.output).toBe(2);
+      expect(twice.output).toContain(`replay: ${flag} given 2 times; give it once`);
+    }
   });
 
   it("rejects bad flags with the usage and exit code 2", async () => {
@@ -127,5 +206,61 @@ describe("npm run replay", () => {
     const message = { stream: "ORDERS" as const, seq: 1, subject: "orders.created", data: Buffer.from(JSON.stringify(event)), headers: { traceparent }, storedAt: new Date() };
     await userDb.db.transaction((tx) => target.apply(tx, [message]));
     expect(seen).toEqual([traceparent]);
+  });
+});
+
+describe("a database of another service", () => {
+  const migrationsOf = (service: string) => join(repoRoot, "services", service, "drizzle");
+  const recorded = async (url: string) => {
+    const db = await openDatabase(url, { poolSize: 1 });
+    try {
+      return (await executeRows<{ n: number }>(db.db, sql`select count(*)::int as n from drizzle.__drizzle_migrations`))[0]!.n;
+    } finally {
+      await db.close();
+    }
+  };
+
+  it("is refused by the replay with exit 1 naming the service, dry run included, even when its newest migration is newer than all of ours", async () => {
+    // user-service's last migration is newer than every one of order-service's: comparing only
+    // the newest called this database fully migrated for order-service.
+    const users = await runReplay("order-service", ["--dry-run"], { DATABASE_URL: sys.services["user-service"].database.url });
+    expect(users.code, users.output).toBe(1);
+    expect(users.output).toContain(`replay: the database at ${sys.services["user-service"].database.url} holds another schema's migrations, not order-service's (`);
+    expect(users.output).toMatch(/\(its recorded migrations lack 3 of this journal's older ones \(0000_init, 0001_inbox_instance_and_idempotency, 0002_outbox_deleted_on_publish\)\); check DATABASE_URL; nothing replayed/);
+    // The other way round a migration is also "pending"; the foreign history is what is said.
+    const orders = await runReplay("user-service", [], { DATABASE_URL: sys.services["order-service"].database.url });
+    expect(orders.code, orders.output).toBe(1);
+    expect(orders.output).toContain("holds another schema's migrations, not user-service's");
+    expect(orders.output).not.toContain("not applied yet");
+  });
+
+  it("is not a database migrated by a newer build: recorded migrations newer than the whole journal are a rollback, allowed", async () => {
+    const migrated = await createMigratedDatabase(migrationsOf("user-service"), "of_replay_rollback");
+    onTestFinished(() => migrated.drop());
+    const journal = JSON.parse(readFileSync(join(migrationsOf("user-service"), "meta", "_journal.json"), "utf8")) as { entries: { when: number }[] };
+    await migrated.db.execute(sql`insert into drizzle.__drizzle_migrations (hash, created_at) values ('from-a-newer-build', ${journal.entries.at(-1)!.when + 60_000})`);
+    expect(await pendingMigrations(migrated.db, migrationsOf("user-service"))).toBe(0);
+    const newer = await runReplay("user-service", ["--dry-run", "--from-seq", "999999"], { DATABASE_URL: migrated.url });
+    expect(newer.code, newer.output).toBe(0);
+    // One of ours missing below the newest recorded is another history, whatever else matches.
+    await migrated.db.execute(sql`delete from drizzle.__drizzle_migrations where created_at = ${journal.entries[1]!.when}`);
+    await expect(pendingMigrations(migrated.db, migrationsOf("user-service"))).rejects.toThrow(ForeignMigrationsError);
+  });
+
+  it.each(["true", "false"])("makes a service exit 1 at start-up with the reason (MIGRATE_ON_START=%s), migrating nothing into it", async (migrateOnStart) => {
+    const database = sys.services["user-service"].database;
+    const before = await recorded(database.url);
+    // A namespace of its own: a service that wrongly started would join the test system's consumers.
+    const namespace = uniqueNamespace();
+    onTestFinished(() => deleteNamespace(sys.nc, namespace));
+    const proc = startProcess(join(repoRoot, "services", "order-service", "dist", "main.js"), [], {
+      ...serviceEnv({ port: await freePort(), databaseUrl: database.url, natsUrl: testNatsUrl(), namespace }),
+      MIGRATE_ON_START: migrateOnStart,
+    });
+    onTestFinished(() => proc.kill("SIGKILL").then(() => undefined));
+    await waitFor(() => proc.child.exitCode !== null || proc.child.signalCode !== null, { what: "the service to exit", timeoutMs: 30_000 });
+    expect((await proc.exited).code, proc.output.join("\n")).toBe(1);
+    expect(proc.output.join("\n")).toContain(`the database at ${database.url} holds another schema's migrations, not order-service's (its recorded migrations lack 3 of this journal's older ones`);
+    expect(await recorded(database.url)).toBe(before);
   });
 });

@@ -145,19 +145,41 @@ export async function executeRows<Row>(db: Db, query: SQL): Promise<Row[]> {
 }
 
 /**
+ * The database's recorded migration history is not this folder's: a journal entry no newer than
+ * the last one it recorded was never recorded. drizzle's migrator only applies entries newer than
+ * that last one, so it would never apply these; the database belongs to another service (or was
+ * migrated from another folder). `unrecorded` names them, oldest first.
+ */
+export class ForeignMigrationsError extends Error {
+  override name = "ForeignMigrationsError";
+  constructor(readonly unrecorded: string[]) {
+    super(`its recorded migrations lack ${unrecorded.length} of this journal's older ones (${unrecorded.slice(0, 3).join(", ")}${unrecorded.length > 3 ? ", …" : ""})`);
+  }
+}
+
+/**
  * How many of a folder's drizzle-kit migrations the database has not applied yet. drizzle's
  * migrator applies every journal entry newer than the last one it recorded, so count those.
  * Readiness uses it when migrations are left to a Job (MIGRATE_ON_START=false).
+ * Throws ForeignMigrationsError when the recorded history does not match the journal (another
+ * service's database: its newest migration is newer than ours, so comparing only the newest
+ * would call it fully migrated). Recorded entries newer than the whole journal are a rollback to
+ * an older build and are allowed.
  */
 export async function pendingMigrations(db: Db, migrationsFolder: string): Promise<number> {
-  const journal = JSON.parse(readFileSync(join(migrationsFolder, "meta", "_journal.json"), "utf8")) as { entries: { when: number }[] };
-  let last = 0;
+  const journal = JSON.parse(readFileSync(join(migrationsFolder, "meta", "_journal.json"), "utf8")) as { entries: { when: number; tag: string }[] };
+  let recorded: number[] = [];
   try {
-    const rows = await executeRows<{ last: string | null }>(db, sql`select max(created_at)::text as last from drizzle.__drizzle_migrations`);
-    last = Number(rows[0]?.last ?? 0);
+    // drizzle records each migration's journal `when` as its created_at.
+    const rows = await executeRows<{ at: string }>(db, sql`select created_at::text as at from drizzle.__drizzle_migrations`);
+    recorded = rows.map((r) => Number(r.at));
   } catch (err) {
     // No migrations table (or schema) yet: nothing has been applied.
     if (!["42P01", "3F000"].includes(pgErrorCode(err) ?? "")) throw err;
   }
+  const last = Math.max(0, ...recorded);
+  const applied = new Set(recorded);
+  const unrecorded = journal.entries.filter((e) => e.when <= last && !applied.has(e.when));
+  if (unrecorded.length > 0) throw new ForeignMigrationsError(unrecorded.map((e) => e.tag));
   return journal.entries.filter((e) => e.when > last).length;
 }

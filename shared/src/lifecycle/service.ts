@@ -3,10 +3,10 @@ import { hostname } from "node:os";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { baseConfigSchema, loadConfigOrExit, type BaseConfig } from "../config/config.js";
+import { baseConfigSchema, loadConfigOrExit, redactUrl, type BaseConfig } from "../config/config.js";
 import { createLogger } from "../logger/index.js";
 import { createConsumer, type Consumer, type EventHandlers } from "../consumer/runner.js";
-import { executeRows, openDatabase, pendingMigrations, pingWithin, type Database, type Db } from "../db/database.js";
+import { executeRows, ForeignMigrationsError, openDatabase, pendingMigrations, pingWithin, type Database, type Db } from "../db/database.js";
 import { isTransientDbError, reportableError } from "../db/errors.js";
 import { eventCatalog, type EventName, type StreamName } from "../events/catalog.js";
 import { StartupError } from "../errors/index.js";
@@ -223,6 +223,8 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
 
   const started = (async () => {
     if (config.MIGRATE_ON_START) {
+      // Checked first: drizzle would apply this service's newer migrations to another's schema.
+      await checkMigrations();
       await retryUntilDone("migrations", () => database.migrate(spec.migrationsFolder), log, abort.signal);
       migrated = true;
     }
@@ -325,16 +327,33 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
 
   /** Migrations left to apply (by the migrate Job); none left marks the service migrated. */
   async function countPendingMigrations() {
-    const pending = await pendingMigrations(database.db, spec.migrationsFolder);
+    const pending = await pendingMigrations(database.db, spec.migrationsFolder).catch(refuseForeign);
     if (pending === 0) migrated = true;
     return pending;
+  }
+
+  /**
+   * countPendingMigrations, retried while the database cannot answer. A database holding another
+   * service's migrations (DATABASE_URL names the wrong one) is not retried: no migrate Job fixes
+   * it, and waiting would look like a slow Job. Nor migrated: drizzle would apply this service's
+   * newer migrations to the other's schema.
+   */
+  async function checkMigrations(): Promise<number> {
+    const outcome = await retryUntilDone("migration check", () => countPendingMigrations().catch((err: unknown) => (err instanceof StartupError ? err : Promise.reject(err))), log, abort.signal);
+    if (outcome instanceof StartupError) throw outcome;
+    return outcome;
+  }
+
+  function refuseForeign(err: unknown): never {
+    if (!(err instanceof ForeignMigrationsError)) throw err;
+    throw new StartupError(`the database at ${redactUrl(config.DATABASE_URL)} holds another schema's migrations, not ${spec.name}'s (${err.message}); check DATABASE_URL`);
   }
 
   /** Until every committed migration is applied (by the migrate Job), saying so when the count changes. */
   async function waitForMigrations() {
     let said: number | undefined;
     for (;;) {
-      const pending = await retryUntilDone("migration check", countPendingMigrations, log, abort.signal);
+      const pending = await checkMigrations();
       if (pending === 0) return;
       if (pending !== said) log.info({ pending }, "waiting for migrations (run migrate) before starting the relay and consumers");
       said = pending;

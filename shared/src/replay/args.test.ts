@@ -16,6 +16,21 @@ describe("parseReplayArgs", () => {
       expect(() => parseReplayArgs(bad), bad.join(" ")).toThrow(ReplayUsageError);
     }
   });
+
+  it("asks for help with --help or -h, whatever else is given, and only then", () => {
+    for (const argv of [["--help"], ["-h"], ["--service", "user-service", "--from-seq", "0", "-h"]]) expect(parseReplayArgs(argv), argv.join(" ")).toEqual({ dryRun: false, force: false, help: true });
+    expect(parseReplayArgs(["--dry-run"]).help).toBeUndefined();
+  });
+
+  it("refuses a value flag given twice instead of taking the last", () => {
+    for (const [bad, sentence] of [
+      [["--from-seq", "5", "--from-seq", "9"], "--from-seq given 2 times; give it once"],
+      [["--from-time=2026-01-01", "--from-time", "2026-02-01"], "--from-time given 2 times; give it once"],
+      [["--service", "a", "--service", "a", "--service", "b"], "--service given 3 times; give it once"],
+    ] as const) {
+      expect(() => parseReplayArgs([...bad]), bad.join(" ")).toThrow(new ReplayUsageError(sentence));
+    }
+  });
 });
 
 describe("renderProgress", () => {

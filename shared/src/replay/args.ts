@@ -6,6 +6,8 @@ export interface ReplayArgs {
   fromTime?: Date;
   dryRun: boolean;
   force: boolean;
+  /** `--help`/`-h`: print the usage and exit 0, whatever else was given. */
+  help?: true;
 }
 
 /** Bad command-line input; the CLI prints it with the usage and exits 2. */
@@ -19,16 +21,22 @@ export const replayUsage =
   "  --from-seq N     re-apply from stream sequence N (per stream) through the inbox; nothing is reset\n" +
   "  --from-time T    re-apply events stored at or after T (ISO 8601)\n" +
   "  --dry-run        read and count only; write nothing\n" +
-  "  --force          a full rebuild even when the streams no longer hold all of history (what only they held is lost)";
+  "  --force          a full rebuild even when the streams no longer hold all of history (what only they held is lost)\n" +
+  "  -h, --help       this text\n" +
+  "exit codes: 0 done; 1 failed (nothing or only part replayed, the message says which); 2 bad usage or configuration;\n" +
+  "  3 finished, but some events could not be applied (or, in a dry run, would fail): those the live consumer dead-letters;\n" +
+  "  130 interrupted (Ctrl-C or SIGTERM)";
 
 /**
- * Parses `--service`, `--from-seq`, `--from-time` and `--dry-run`; rejects anything else.
+ * Parses `--service`, `--from-seq`, `--from-time`, `--dry-run`, `--force` and `--help`; rejects
+ * anything else, and a value flag given twice.
  * @example parseReplayArgs(["--from-seq", "10", "--dry-run"]) // { fromSeq: 10, dryRun: true }
  */
 export function parseReplayArgs(argv: string[]): ReplayArgs {
   let values;
+  let tokens;
   try {
-    ({ values } = parseArgs({
+    ({ values, tokens } = parseArgs({
       args: argv,
       options: {
         service: { type: "string" },
@@ -36,13 +44,17 @@ export function parseReplayArgs(argv: string[]): ReplayArgs {
         "from-time": { type: "string" },
         "dry-run": { type: "boolean", default: false },
         force: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
       allowPositionals: false,
+      tokens: true,
     }));
   } catch (err) {
     throw new ReplayUsageError((err as Error).message);
   }
+  if (values.help) return { dryRun: false, force: false, help: true };
+  refuseRepeated(tokens, ["service", "from-seq", "from-time"]);
   const args: ReplayArgs = { dryRun: values["dry-run"] ?? false, force: values.force ?? false };
   if (args.force && (values["from-seq"] !== undefined || values["from-time"] !== undefined)) throw new ReplayUsageError("--force is for a full rebuild; --from-seq and --from-time reset nothing");
   if (values.service !== undefined) args.service = values.service;
@@ -66,4 +78,15 @@ export function parseReplayArgs(argv: string[]): ReplayArgs {
     args.fromTime = t;
   }
   return args;
+}
+
+/**
+ * parseArgs keeps the last of a repeated flag: `--from-seq 5 --from-seq 9` would replay from 9
+ * without a word, when the operator may have meant either.
+ */
+function refuseRepeated(tokens: readonly { kind: string; name?: string }[], flags: readonly string[]): void {
+  for (const flag of flags) {
+    const n = tokens.filter((t) => t.kind === "option" && t.name === flag).length;
+    if (n > 1) throw new ReplayUsageError(`--${flag} given ${n} times; give it once`);
+  }
 }

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { baseConfigSchema, loadConfigOrExit, redactUrl } from "../config/config.js";
-import { openDatabase, pendingMigrations, pingWithin } from "../db/database.js";
+import { ForeignMigrationsError, openDatabase, pendingMigrations, pingWithin } from "../db/database.js";
 import { reportableError } from "../db/errors.js";
 import { createLogger } from "../logger/index.js";
 import { connectNats, isCredentialError } from "../nats/connect.js";
@@ -28,9 +28,20 @@ export const formatReplayResult = (name: string, r: ReplayResult) =>
   `skipped ${r.skipped} (already applied), failed ${r.failed}${r.reset ? " (projection reset first)" : ""} in ${(r.ms / 1000).toFixed(1)} s`;
 
 /**
+ * Events a replay could not apply are not an error of the replay (the rest went in), but the read
+ * model lacks them: exit 3 says so to a script, this line to the operator, with where to look.
+ */
+const describeFailed = (r: ReplayResult) =>
+  (r.dryRun
+    ? `dry run: ${r.failed} event(s) would fail to apply (undecodable, or no handler for their type; a dry run runs no handler, so what one would refuse is not counted; the warnings above name the first ones and why). `
+    : `finished, but ${r.failed} event(s) could not be applied (undecodable, no handler, or a permanent handler error; the warnings above name the first ones and why). `) +
+  "They are what the live consumer dead-letters: see `npm run dlq -- list`, fix the cause, and replay them from there";
+
+/**
  * The body of each service's `replay` entry point: reads DATABASE_URL and NATS_* from `env`,
  * parses the flags, replays with a progress bar on stderr and prints the final count on stdout.
- * Exit codes: 0 done, 1 failed, 2 bad usage or configuration.
+ * Exit codes: 0 done, 1 failed, 2 bad usage or configuration, 3 finished but some events could
+ * not be applied (a dry run: would not be), 130 interrupted.
  */
 export async function runReplayCommand(
   target: ReplayTarget,
@@ -45,6 +56,10 @@ export async function runReplayCommand(
     if (!(err instanceof ReplayUsageError)) throw err;
     process.stderr.write(`replay: ${err.message}\n${replayUsage}\n`);
     process.exit(2);
+  }
+  if (args.help) {
+    process.stdout.write(`${replayUsage}\n`);
+    process.exit(0);
   }
   const config = loadConfigOrExit(replayConfigSchema, env, "replay");
   const log = createLogger({ service: "replay", level: config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, destination: process.stderr });
@@ -76,7 +91,13 @@ export async function runReplayCommand(
     pending = migrationsFolder ? await pendingMigrations(database.db, migrationsFolder) : 0;
   } catch (err) {
     await database.close().catch(() => {});
-    process.stderr.write(`replay: cannot tell whether the database's migrations are applied: ${reportableError(err).message}; nothing replayed\n`);
+    // Another service's database passes a "newest migration" check whenever its newest migration
+    // is newer than ours, and the replay would then fail (or write) against the wrong tables.
+    process.stderr.write(
+      err instanceof ForeignMigrationsError
+        ? `replay: the database at ${redactUrl(config.DATABASE_URL)} holds another schema's migrations, not ${target.name}'s (${err.message}); check DATABASE_URL; nothing replayed\n`
+        : `replay: cannot tell whether the database's migrations are applied: ${reportableError(err).message}; nothing replayed\n`,
+    );
     process.exit(1);
   }
   if (pending > 0) {
@@ -134,6 +155,10 @@ export async function runReplayCommand(
       );
     }
     process.stdout.write(`${formatReplayResult(target.name, result)}\n`);
+    if (result.failed > 0) {
+      process.stderr.write(`replay: ${describeFailed(result)}\n`);
+      process.exitCode = 3;
+    }
   } catch (err) {
     bar.done();
     process.stderr.write(`replay: ${err instanceof IncompleteHistoryError || err instanceof ReplayInterruptedError ? err.message : reportableError(err).message}\n`);

@@ -1,13 +1,13 @@
 import { and, eq, inArray } from "drizzle-orm";
 import type { Db, Tx } from "../db/database.js";
 import { inbox } from "../db/tables.js";
-import { PermanentError } from "../errors/index.js";
+import { PermanentError, UnknownEventTypeError } from "../errors/index.js";
 import type { CloudEvent } from "../events/envelope.js";
 import type { StreamName } from "../events/catalog.js";
 import { decodeEvent, type DecodedEvent } from "../events/decode.js";
 import { TRACEPARENT } from "../events/trace.js";
 import type { AnyEventHandler, EventHandlers } from "../consumer/runner.js";
-import type { BatchResult, ReplayMessage, ReplayTarget } from "./replay.js";
+import type { BatchResult, FailedEvent, ReplayMessage, ReplayTarget } from "./replay.js";
 
 export interface InboxTargetOptions {
   /** Shown in logs and the final count, e.g. "user-service". */
@@ -20,13 +20,22 @@ export interface InboxTargetOptions {
   resetProjection(tx: Tx): Promise<void>;
 }
 
-const decode = (m: ReplayMessage): DecodedEvent | undefined => {
+/** The message's event and handler, or why it has none: the live consumer dead-letters it for the same reason. */
+function resolve(o: InboxTargetOptions, m: ReplayMessage): { decoded: DecodedEvent; handler: AnyEventHandler } | { failure: FailedEvent } {
+  const failure = (err: Error, eventId: string | undefined): { failure: FailedEvent } => ({
+    failure: { stream: m.stream, seq: m.seq, subject: m.subject, eventId, reason: `${err.name}: ${err.message}` },
+  });
+  let decoded: DecodedEvent;
   try {
-    return decodeEvent(m.data);
-  } catch {
-    return undefined;
+    decoded = decodeEvent(m.data);
+  } catch (err) {
+    const msgId = Object.entries(m.headers).find(([k]) => k.toLowerCase() === "nats-msg-id")?.[1];
+    return failure(err as Error, msgId);
   }
-};
+  const handler = o.handlers[decoded.name] as AnyEventHandler | undefined;
+  if (!handler) return failure(new UnknownEventTypeError(`${o.consumer} has no handler for ${decoded.event.type}`), decoded.event.id);
+  return { decoded, handler };
+}
 
 /**
  * A replay target that re-applies events through a service's own consumer handlers and inbox,
@@ -42,45 +51,50 @@ export function inboxReplayTarget(o: InboxTargetOptions): ReplayTarget {
       await tx.delete(inbox).where(eq(inbox.consumer, o.consumer));
     },
     async apply(tx, batch) {
-      const r: BatchResult = { applied: 0, skipped: 0, failed: 0 };
+      let applied = 0;
+      let skipped = 0;
+      const failures: FailedEvent[] = [];
       for (const m of batch) {
-        const decoded = decode(m);
-        const handler = decoded && (o.handlers[decoded.name] as AnyEventHandler | undefined);
-        if (!decoded || !handler) {
-          r.failed += 1;
+        const resolved = resolve(o, m);
+        if ("failure" in resolved) {
+          failures.push(resolved.failure);
           continue;
         }
+        const { decoded, handler } = resolved;
         try {
-          const applied = await tx.transaction(async (sp) => {
-            const fresh = await sp
+          const fresh = await tx.transaction(async (sp) => {
+            const recorded = await sp
               .insert(inbox)
               .values({ consumer: o.consumer, eventId: decoded.event.id, subject: decoded.name, streamSeq: m.seq })
               .onConflictDoNothing()
               .returning({ eventId: inbox.eventId });
-            if (fresh.length === 0) return false;
+            if (recorded.length === 0) return false;
             // The events it queues continue the original message's trace, as the live consumer's do.
             const traceparent = Object.entries(m.headers).find(([k]) => k.toLowerCase() === TRACEPARENT)?.[1];
             await handler(sp as unknown as Tx, decoded.event as CloudEvent, { traceparent });
             return true;
           });
-          if (applied) r.applied += 1;
-          else r.skipped += 1;
+          if (fresh) applied += 1;
+          else skipped += 1;
         } catch (err) {
           if (!(err instanceof PermanentError)) throw err;
-          r.failed += 1;
+          failures.push({ stream: m.stream, seq: m.seq, subject: m.subject, eventId: decoded.event.id, reason: `${err.name}: ${err.message}` });
         }
       }
-      return r;
+      return { applied, skipped, failed: failures.length, failures } satisfies BatchResult;
     },
+    // A dry run cannot run handlers (they write), so it names only what does not decode or has no handler.
     async preview(db: Db, batch, full) {
-      const decoded = batch.map(decode).filter((d): d is DecodedEvent => d !== undefined && o.handlers[d.name] !== undefined);
-      const failed = batch.length - decoded.length;
-      if (full || decoded.length === 0) return { applied: decoded.length, skipped: 0, failed };
+      const resolved = batch.map((m) => resolve(o, m));
+      const failures = resolved.flatMap((x) => ("failure" in x ? [x.failure] : []));
+      const decoded = resolved.flatMap((x) => ("decoded" in x ? [x.decoded] : []));
+      const failed = failures.length;
+      if (full || decoded.length === 0) return { applied: decoded.length, skipped: 0, failed, failures };
       const seen = await db
         .select({ eventId: inbox.eventId })
         .from(inbox)
         .where(and(eq(inbox.consumer, o.consumer), inArray(inbox.eventId, decoded.map((d) => d.event.id))));
-      return { applied: decoded.length - seen.length, skipped: seen.length, failed };
+      return { applied: decoded.length - seen.length, skipped: seen.length, failed, failures };
     },
   };
 }

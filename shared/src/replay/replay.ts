@@ -24,7 +24,23 @@ export interface BatchResult {
   skipped: number;
   /** Could never apply: invalid, unknown type, or a permanent handler error. */
   failed: number;
+  /** Which events failed and why, when the target can say (the replay logs the first ones). */
+  failures?: FailedEvent[];
 }
+
+/** An event a target could not apply: the same ones the live consumer dead-letters. */
+export interface FailedEvent {
+  stream: StreamName;
+  seq: number;
+  subject: string;
+  /** The CloudEvent id, or the Nats-Msg-Id of one that does not decode. */
+  eventId?: string;
+  /** Error class and message, as a dead letter's headers give them. */
+  reason: string;
+}
+
+/** How many failed events a replay logs one by one; the rest only as a count, so a bad stream cannot flood the log. */
+export const LOGGED_FAILURES = 20;
 
 /**
  * A read model that can be rebuilt from stream history. `reset` clears it (and the inbox rows
@@ -147,10 +163,16 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     let total = consumers.reduce((n, c) => n + c.pending, 0);
     let read = 0;
     opts.onProgress?.(0, total, counts);
+    let logged = 0;
     const add = (r: BatchResult) => {
       counts.applied += r.applied;
       counts.skipped += r.skipped;
       counts.failed += r.failed;
+      // Named as they happen, so the operator can find them (dlq list, the stream) even when the run stops later.
+      for (const f of (r.failures ?? []).slice(0, LOGGED_FAILURES - logged)) {
+        logged += 1;
+        opts.log?.warn({ target: target.name, stream: names.stream(f.stream), seq: f.seq, subject: f.subject, eventId: f.eventId, reason: f.reason.slice(0, 2000) }, dryRun ? "event would fail to apply" : "event could not be applied");
+      }
     };
 
     for (const { stream, consumer, pending } of consumers) {
@@ -211,6 +233,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         messages.stop();
       }
     }
+    if (counts.failed > logged) opts.log?.warn({ target: target.name, failed: counts.failed, logged }, `${counts.failed - logged} event(s) ${dryRun ? "would fail to apply" : "could not be applied"} beyond the ${logged} logged one by one`);
     opts.log?.info({ target: target.name, read, ...counts, full, dryRun }, "replay finished");
     return { read, ...counts, reset: full && !dryRun, dryRun, ms: Date.now() - started, lost };
   } finally {
