@@ -16,6 +16,27 @@ export async function deleteNamespace(nc: NatsConnection, namespace: string): Pr
   for (const name of doomed) await jsm.streams.delete(name);
 }
 
+/**
+ * deleteNamespace through `nc`, retried for up to `timeoutMs`: after a fault test's outage `nc` may
+ * still be reconnecting (its requests time out) or have given up (closed), and a cluster may be
+ * electing leaders. A closed `nc` is replaced by a fresh connection to `url` for the attempt.
+ */
+export async function deleteNamespaceWithin(nc: NatsConnection, url: string, namespace: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const own = nc.isClosed() ? await connect({ servers: url, noAsyncTraces: true, timeout: 5_000 }).catch(() => undefined) : undefined;
+    try {
+      if (nc.isClosed() && !own) throw new Error(`NATS at ${url} is not reachable`);
+      return await deleteNamespace(own ?? nc, namespace);
+    } catch (err) {
+      if (Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      await own?.close().catch(() => {});
+    }
+  }
+}
+
 export const connectTestNats = (url = testNatsUrl()) => connect({ servers: url, noAsyncTraces: true });
 
 /**

@@ -2,16 +2,30 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { waitFor } from "./wait.js";
 
+/** Ports freePort has handed out in this process: each is released for its taker to bind later. */
+const handedOut = new Set<number>();
+
+/**
+ * A port nothing listens on now, and one this process has not been given before: a port is
+ * free again the moment freePort releases it, so two calls before either is bound (a nats-server's
+ * cluster port, then its client port) could get the same one and the second bind fail.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
+  for (let attempt = 0; ; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.unref();
+      srv.on("error", reject);
+      srv.listen(0, "127.0.0.1", () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => resolve(port));
+      });
     });
-  });
+    if (!handedOut.has(port) || attempt >= 100) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export interface ManagedProcess {

@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createTestDatabase, type TestDatabase } from "./database.js";
-import { connectTestNats, deleteNamespace, testNatsUrl, uniqueNamespace } from "./nats.js";
+import { connectTestNats, deleteNamespaceWithin, testNatsUrl, uniqueNamespace } from "./nats.js";
 import { teardown } from "./teardown.js";
 import { freePort, startProcess, waitReady, type ManagedProcess } from "./process.js";
 import { SERVICE_NODE_OPTIONS } from "../lifecycle/node-options.js";
@@ -70,7 +70,7 @@ export async function startSystem<N extends string = ServiceName>(opts: SystemOp
     (cleaning ??= teardown(
       () => Promise.all(started().map((s) => s.proc?.kill("SIGKILL"))),
       ...started().map((s) => () => s.database.drop()),
-      () => deleteNamespace(nc, namespace),
+      () => deleteNamespaceWithin(nc, natsUrl, namespace),
       () => nc.close(),
     ));
 
