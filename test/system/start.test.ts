@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { spawn } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
@@ -74,6 +74,33 @@ describe("npm start", () => {
     expect(exit.code).toBe(0);
     expect(proc.output.some((l) => l.includes("[orderflow] stopped"))).toBe(true);
   }, 240_000); // three readiness waits of up to 60 s each on a slow host
+
+  it("through npm itself (`npm start`): a SIGTERM to npm stops every service, none is left running", async () => {
+    // npm runs the script under `sh -c`, which does not pass a SIGTERM on: the script's `exec`
+    // makes start.ts the shell's process, so npm's signal reaches it. exitWithin fails the test
+    // if npm exits while anything it started (the services) still runs.
+    const npmCli = process.env.npm_execpath?.endsWith("npm-cli.js") ? process.env.npm_execpath : join(dirname(process.execPath), "..", "lib", "node_modules", "npm", "bin", "npm-cli.js");
+    const dataDir = mkdtempSync(join(tmpdir(), "of-start-npm-"));
+    dirs.push(dataDir);
+    const ports: Record<string, string> = {};
+    const env: Record<string, string> = { NATS_URL: testNatsUrl(), NATS_NAMESPACE: `npm${Date.now().toString(36)}`, ORDERFLOW_DATA_DIR: dataDir, METRICS_PORT: "" };
+    for (const svc of localServices(repoRoot, {})) {
+      ports[svc.name] = String(await freePort());
+      env[`${svc.envPrefix}_PORT`] = ports[svc.name]!;
+      env[`${svc.envPrefix}_DATABASE_URL`] = "";
+    }
+    const proc = startProcess(npmCli, ["start"], env, { cwd: repoRoot, detached: true });
+    onTestFinished(async () => {
+      if (proc.child.exitCode === null && proc.child.signalCode === null) {
+        proc.child.kill("SIGKILL");
+        await proc.exitWithin(5_000).catch(() => {});
+      }
+    });
+    for (const port of Object.values(ports)) await waitReady(`http://127.0.0.1:${port}`, proc, 120_000);
+    proc.child.kill("SIGTERM"); // npm alone, as a process manager or `kill <npm's pid>` would
+    await proc.exitWithin(30_000);
+    expect(proc.output.some((l) => l.includes("[orderflow] stopped"))).toBe(true);
+  }, 240_000); // npm start builds first
 
   it("exits non-zero with a clear message when NATS is unreachable and nats-server is not installed", async () => {
     const port = await freePort();
