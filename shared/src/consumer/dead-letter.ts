@@ -13,6 +13,12 @@ export const DlqHeaders = {
   Sequence: "Orderflow-Dlq-Sequence",
   Consumer: "Orderflow-Dlq-Consumer",
   Deliveries: "Orderflow-Dlq-Deliveries",
+  /**
+   * Prefix of the original's JetStream headers (`Nats-Expected-Stream`, `Nats-Rollup`, …), kept
+   * under `Orderflow-Dlq-Original-<name>`: copied as they are, they would be directives to the DLQ,
+   * which refuses them (an expected stream that is not the DLQ) every time, for ever.
+   */
+  OriginalPrefix: "Orderflow-Dlq-Original-",
   /** Something about the copy itself, e.g. that the original's headers could not be copied. */
   Note: "Orderflow-Dlq-Note",
   /** The payload's size in bytes, when it was too big to copy (it is in the original stream). */
@@ -39,8 +45,9 @@ export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: 
   const original = readHeaders(msg);
   if (original) {
     for (const [key, values] of original) {
-      if (key.toLowerCase() === "nats-msg-id") continue;
-      for (const v of values) h.append(key, v);
+      const lower = key.toLowerCase();
+      if (lower === "nats-msg-id") continue; // kept as OriginalMsgId below
+      for (const v of values) h.append(lower.startsWith("nats-") ? `${DlqHeaders.OriginalPrefix}${key}` : key, v);
     }
   } else if (hasUnreadableHeaders(msg)) {
     h.set(DlqHeaders.Note, "the original headers could not be decoded and are not copied");
@@ -58,8 +65,11 @@ export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: 
   h.set(DlqHeaders.Time, (info.now ?? new Date()).toISOString());
   const logical = names.logicalSubject(msg.subject);
   const subject = names.subject(`dlq.${info.consumer}.${logical}`);
-  // Per consumer: two consumers of one stream may each give up on the same message.
-  const msgID = `dlq:${info.consumer}:${msg.info.stream}:${msg.seq}`;
+  // Per consumer: two consumers of one stream may each give up on the same message. The stored
+  // time (the same on every redelivery) tells this message from another stored at the same
+  // position of a stream deleted and created again within the DLQ's duplicate window, whose
+  // letter would otherwise be taken for this one's and dropped.
+  const msgID = `dlq:${info.consumer}:${msg.info.stream}:${msg.seq}:${msg.timestampNanos}`;
   let ack;
   try {
     ack = storedAck(await js.publish(subject, msg.data, { headers: h, msgID }));

@@ -9,6 +9,7 @@ import { createEvent } from "../events/create.js";
 import { uuidv7 } from "../ids/index.js";
 import { createLogger } from "../logger/index.js";
 import { createNames } from "../nats/names.js";
+import { ensureStreams } from "../nats/streams.js";
 import { createMessagingFixture, adminSql, holdInTransaction, postgresRelay, publishRawHeaders, uniqueNamespace, waitFor, type TestDatabase, type MessagingFixture } from "../testing/index.js";
 import { listDeadLetters } from "../cli/dead-letters.js";
 import { DlqHeaders } from "./dead-letter.js";
@@ -386,22 +387,84 @@ describe("consumer runner", () => {
     }
   });
 
-  it("stores the dead letter under an id of its own when someone took its predictable Nats-Msg-Id first", async () => {
+  it("dead-letters a message published with JetStream directives (an expected stream) instead of retrying it for ever", async () => {
+    // Copied as they are, the original's Nats-Expected-Stream would tell the DLQ to refuse the
+    // letter, on every delivery: the message would come back for ever and block its consumer.
     const jsm = await jetstreamManager(nc);
-    const consumer = await runnerFor("seeded-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} } });
+    const consumer = await runnerFor("directives-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} } });
     await consumer.start();
     try {
-      const next = (await jsm.streams.info(names.stream("USERS"))).state.last_seq + 1;
-      const seeded = `dlq:seeded-test:${names.stream("USERS")}:${next}`;
-      await jetstream(nc).publish(names.subject("dlq.seeded-test.users.registered"), "{}", { msgID: seeded });
-      const ack = await jetstream(nc).publish(names.subject("users.registered"), "{not json");
-      expect(ack.seq).toBe(next);
+      await jetstream(nc).publish(names.subject("users.registered"), "{not json", { expect: { streamName: names.stream("USERS") } });
+      const letter = await waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.directives-test.users.registered") }).then((m) => m ?? undefined, () => undefined), {
+        what: "the dead letter",
+        timeoutMs: 15_000,
+      });
+      expect(Buffer.from(letter.data).toString()).toBe("{not json");
+      expect(letter.header.get("Nats-Expected-Stream")).toBe("");
+      expect(letter.header.get(`${DlqHeaders.OriginalPrefix}Nats-Expected-Stream`)).toBe(names.stream("USERS"));
+      await waitFor(async () => {
+        const info = await jsm.consumers.info(names.stream("USERS"), names.durable("directives-test"));
+        return info.num_ack_pending + info.num_pending === 0 || undefined;
+      }, { what: "the original termed" });
+    } finally {
+      await consumer.stop();
+    }
+  });
+
+  it("creates the DLQ again when it was deleted, and stores the dead letter there", async () => {
+    const jsm = await jetstreamManager(nc);
+    let restores = 0;
+    const restoreStreams = async () => {
+      restores++;
+      await ensureStreams(jsm, names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+    };
+    const consumer = await runnerFor("lost-dlq-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} }, restoreStreams });
+    await consumer.start();
+    try {
+      await jsm.streams.delete(names.stream("DLQ"));
+      await jetstream(nc).publish(names.subject("users.registered"), "{lost dlq");
+      const letter = await waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.lost-dlq-test.users.registered") }).then((m) => m ?? undefined, () => undefined), {
+        what: "the dead letter in a recreated DLQ",
+        timeoutMs: 20_000,
+      });
+      expect(Buffer.from(letter.data).toString()).toBe("{lost dlq");
+      expect(restores).toBeGreaterThan(0);
+    } finally {
+      await consumer.stop();
+      // The rest of the file expects the DLQ, whatever happened here.
+      await ensureStreams(jsm, names, ["DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+    }
+  });
+
+  it("stores the dead letter under an id of its own when someone took its predictable Nats-Msg-Id first", async () => {
+    const jsm = await jetstreamManager(nc);
+    const opts = { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} } };
+    // The durable exists, so the message waits for the runner while someone takes its letter's id
+    // (its stream, position and stored time, read here through a consumer of its own).
+    const creator = await runnerFor("seeded-test", opts);
+    await creator.start();
+    await creator.stop();
+    const ack = await jetstream(nc).publish(names.subject("users.registered"), "{not json");
+    const next = ack.seq;
+    await jsm.consumers.add(names.stream("USERS"), { durable_name: names.durable("seeded-peek"), ack_policy: "explicit" as never, deliver_policy: "by_start_sequence" as never, opt_start_seq: next });
+    const peeked = (await (await jetstream(nc).consumers.get(names.stream("USERS"), names.durable("seeded-peek"))).next({ expires: 5000 }))!;
+    expect(peeked.seq).toBe(next);
+    const seeded = `dlq:seeded-test:${names.stream("USERS")}:${next}:${peeked.timestampNanos}`;
+    peeked.ack();
+    await jsm.consumers.delete(names.stream("USERS"), names.durable("seeded-peek"));
+    await jetstream(nc).publish(names.subject("dlq.seeded-test.users.registered"), "{}", { msgID: seeded });
+    const consumer = await runnerFor("seeded-test", opts);
+    await consumer.start();
+    try {
       const letter = await waitFor(async () => {
         const all = await listDeadLetters({ js: jetstream(nc), jsm, names });
         return all.find((d) => d.consumer === "seeded-test" && d.originalSeq === next);
       }, { what: "the real dead letter" });
       expect(Buffer.from(letter.payload).toString()).toBe("{not json");
       expect(letter.errorClass).toBe("InvalidEventError");
+      // The id it wanted was the one taken (stream, position, stored time), so it took one of its own.
+      const stored = await jsm.streams.getMessage(names.stream("DLQ"), { seq: letter.seq });
+      expect(stored!.header.get("Nats-Msg-Id")).toMatch(new RegExp(`^${seeded}:[0-9a-f-]{36}$`));
     } finally {
       await consumer.stop();
     }

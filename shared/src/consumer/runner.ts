@@ -11,7 +11,7 @@ import type { EventData, EventName, StreamName } from "../events/catalog.js";
 import { decodeEvent } from "../events/decode.js";
 import { TRACEPARENT, type EventContext } from "../events/trace.js";
 import type { Names } from "../nats/names.js";
-import { ensureDurableConsumer } from "../nats/streams.js";
+import { ensureDurableConsumer, isStreamNotFound } from "../nats/streams.js";
 import { publishDeadLetter } from "./dead-letter.js";
 import { createPullLoop, type PullLoop } from "./pull-loop.js";
 import { STATEMENT_HANDLER, batchStatement, insertInbox, runBatchStatement, type StatementBackedHandler, type StatementHandler } from "./statement-handler.js";
@@ -233,7 +233,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     try {
       await publishDeadLetter(js, names, msg, { consumer: durable, error });
     } catch (pubErr) {
-      // The DLQ is unreachable: keep the message in its stream and try again later.
+      // The DLQ is unreachable: keep the message in its stream and try again later. No stream
+      // takes the DLQ's subjects (it was deleted, or its store lost): create it again, as the
+      // relay does for the event streams, or every such retry would fail the same way.
+      if ((pubErr as Error)?.name === "JetStreamNotEnabled" || isStreamNotFound(pubErr)) {
+        void opts.restoreStreams?.().catch((err: unknown) => log.warn({ err: reportableError(err).message }, "could not recreate the streams; retrying on the next failure"));
+      }
       log.warn({ ...fields, dlqError: (pubErr as Error).message }, "dead-letter publish failed; will retry");
       msg.nak(retry.delaysMs[0] ?? 1000);
       return "retry";
