@@ -41,6 +41,21 @@ const registered = (data: Record<string, unknown> = {}) => {
 const runnerFor = async (durable: string, o: Pick<ConsumerOptions, "handlers" | "retry"> & Partial<ConsumerOptions>) =>
   createConsumer({ js: jetstream(nc), jsm: await jetstreamManager(nc), db: database.db, names, log, stream: "USERS", filterSubject: "users.registered", durable, ...o });
 
+/** The last dead letter `durable` stored for users.registered, once there is one. */
+const lastLetter = async (durable: string, what: string, timeoutMs?: number) => {
+  const jsm = await jetstreamManager(nc);
+  return waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject(`dlq.${durable}.users.registered`) }).then((m) => m ?? undefined, () => undefined), { what, timeoutMs });
+};
+
+/** Until `durable` has nothing pending or unacknowledged: its messages acked or termed, not coming back. */
+const settled = async (durable: string, what: string) => {
+  const jsm = await jetstreamManager(nc);
+  await waitFor(async () => {
+    const info = await jsm.consumers.info(names.stream("USERS"), names.durable(durable));
+    return info.num_ack_pending + info.num_pending === 0 || undefined;
+  }, { what });
+};
+
 /**
  * An event the inbox of `durable` holds (an earlier delivery committed) whose acks never reached
  * the server: delivered `times` times without an outcome, so the next delivery is past a cap of
@@ -367,21 +382,20 @@ describe("consumer runner", () => {
   });
 
   it("dead-letters a message too big to copy with the dead-letter headers, without its payload, instead of retrying it for ever", async () => {
-    const jsm = await jetstreamManager(nc);
+    // Only this message: a new durable gets every earlier test's messages too, and the letter of
+    // one of them, retried, could be stored after this one's and be taken for it (a CI flake).
+    await (await jetstreamManager(nc)).streams.purge(names.stream("USERS"));
     const consumer = await runnerFor("too-big-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} } });
     await consumer.start();
     try {
       const size = nc.info!.max_payload - 200; // fits as published, not with ~10 more headers
       await jetstream(nc).publish(names.subject("users.registered"), new Uint8Array(size).fill(0x78));
-      const letter = await waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.too-big-test.users.registered") }).then((m) => m ?? undefined, () => undefined), { what: "the dead letter" });
+      const letter = await lastLetter("too-big-test", "the dead letter");
       // A failure shows the letter's headers: the way to tell which path stored it.
       const seen = JSON.stringify({ seq: letter.seq, bytes: letter.data.length, headers: Object.fromEntries(letter.header.keys().map((k) => [k, letter.header.get(k)])) });
       expect(letter.header.get(DlqHeaders.PayloadOmitted), seen).toBe(String(size));
       expect(letter.data.length, seen).toBe(0);
-      await waitFor(async () => {
-        const info = await jsm.consumers.info(names.stream("USERS"), names.durable("too-big-test"));
-        return info.num_ack_pending + info.num_pending === 0 || undefined;
-      }, { what: "the original acked (termed), not redelivered" });
+      await settled("too-big-test", "the original acked (termed), not redelivered");
     } finally {
       await consumer.stop();
     }
@@ -390,22 +404,16 @@ describe("consumer runner", () => {
   it("dead-letters a message published with JetStream directives (an expected stream) instead of retrying it for ever", async () => {
     // Copied as they are, the original's Nats-Expected-Stream would tell the DLQ to refuse the
     // letter, on every delivery: the message would come back for ever and block its consumer.
-    const jsm = await jetstreamManager(nc);
+    await (await jetstreamManager(nc)).streams.purge(names.stream("USERS")); // only this message, as above
     const consumer = await runnerFor("directives-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} } });
     await consumer.start();
     try {
       await jetstream(nc).publish(names.subject("users.registered"), "{not json", { expect: { streamName: names.stream("USERS") } });
-      const letter = await waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.directives-test.users.registered") }).then((m) => m ?? undefined, () => undefined), {
-        what: "the dead letter",
-        timeoutMs: 15_000,
-      });
+      const letter = await lastLetter("directives-test", "the dead letter", 15_000);
       expect(Buffer.from(letter.data).toString()).toBe("{not json");
       expect(letter.header.get("Nats-Expected-Stream")).toBe("");
       expect(letter.header.get(`${DlqHeaders.OriginalPrefix}Nats-Expected-Stream`)).toBe(names.stream("USERS"));
-      await waitFor(async () => {
-        const info = await jsm.consumers.info(names.stream("USERS"), names.durable("directives-test"));
-        return info.num_ack_pending + info.num_pending === 0 || undefined;
-      }, { what: "the original termed" });
+      await settled("directives-test", "the original termed");
     } finally {
       await consumer.stop();
     }
@@ -418,15 +426,13 @@ describe("consumer runner", () => {
       restores++;
       await ensureStreams(jsm, names, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
     };
+    await jsm.streams.purge(names.stream("USERS")); // only this test's message
     const consumer = await runnerFor("lost-dlq-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} }, restoreStreams });
     await consumer.start();
     try {
       await jsm.streams.delete(names.stream("DLQ"));
       await jetstream(nc).publish(names.subject("users.registered"), "{lost dlq");
-      const letter = await waitFor(() => jsm.streams.getMessage(names.stream("DLQ"), { last_by_subj: names.subject("dlq.lost-dlq-test.users.registered") }).then((m) => m ?? undefined, () => undefined), {
-        what: "the dead letter in a recreated DLQ",
-        timeoutMs: 20_000,
-      });
+      const letter = await lastLetter("lost-dlq-test", "the dead letter in a recreated DLQ");
       expect(Buffer.from(letter.data).toString()).toBe("{lost dlq");
       expect(restores).toBeGreaterThan(0);
     } finally {
