@@ -5,6 +5,7 @@ import { baseConfigSchema, ConfigError, loadConfig, redactUrl } from "../config/
 import { natsClientOptions } from "../nats/connect.js";
 import { createNames } from "../nats/names.js";
 import { isMain } from "../lifecycle/is-main.js";
+import { repeatedFlag } from "./flags.js";
 import {
   DeadLetterNotFoundError,
   formatDeadLetter,
@@ -65,11 +66,8 @@ function parseList(args: readonly string[]): DlqCommand {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  // parseArgs keeps the last of a repeated flag: `--from 5 --from 9` would list from 9 without a word.
-  for (const flag of ["from", "limit"]) {
-    const n = tokens.filter((t) => t.kind === "option" && t.name === flag).length;
-    if (n > 1) throw new UsageError(`--${flag} given ${n} times; give it once`);
-  }
+  const repeated = repeatedFlag(tokens, ["from", "limit"]);
+  if (repeated) throw new UsageError(repeated);
   let limit = DEFAULT_LIST_LIMIT;
   if (values.limit !== undefined) {
     if (!/^[1-9][0-9]{0,5}$/.test(values.limit) || Number(values.limit) > MAX_LIST_LIMIT) {

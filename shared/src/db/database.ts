@@ -155,6 +155,11 @@ export class ForeignMigrationsError extends Error {
   constructor(readonly unrecorded: string[]) {
     super(`its recorded migrations lack ${unrecorded.length} of this journal's older ones (${unrecorded.slice(0, 3).join(", ")}${unrecorded.length > 3 ? ", …" : ""})`);
   }
+
+  /** What the operator is told, by a service refusing to start and by a replay refusing to run. */
+  explain(redactedUrl: string, service: string): string {
+    return `the database at ${redactedUrl} holds another schema's migrations, not ${service}'s (${this.message}); check DATABASE_URL`;
+  }
 }
 
 /**

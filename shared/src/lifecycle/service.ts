@@ -346,7 +346,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
 
   function refuseForeign(err: unknown): never {
     if (!(err instanceof ForeignMigrationsError)) throw err;
-    throw new StartupError(`the database at ${redactUrl(config.DATABASE_URL)} holds another schema's migrations, not ${spec.name}'s (${err.message}); check DATABASE_URL`);
+    throw new StartupError(err.explain(redactUrl(config.DATABASE_URL), spec.name));
   }
 
   /** Until every committed migration is applied (by the migrate Job), saying so when the count changes. */

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { repeatedFlag } from "../cli/flags.js";
 
 export interface ReplayArgs {
   service?: string;
@@ -54,7 +55,8 @@ export function parseReplayArgs(argv: string[]): ReplayArgs {
     throw new ReplayUsageError((err as Error).message);
   }
   if (values.help) return { dryRun: false, force: false, help: true };
-  refuseRepeated(tokens, ["service", "from-seq", "from-time"]);
+  const repeated = repeatedFlag(tokens, ["service", "from-seq", "from-time"]);
+  if (repeated) throw new ReplayUsageError(repeated);
   const args: ReplayArgs = { dryRun: values["dry-run"] ?? false, force: values.force ?? false };
   if (args.force && (values["from-seq"] !== undefined || values["from-time"] !== undefined)) throw new ReplayUsageError("--force is for a full rebuild; --from-seq and --from-time reset nothing");
   if (values.service !== undefined) args.service = values.service;
@@ -78,15 +80,4 @@ export function parseReplayArgs(argv: string[]): ReplayArgs {
     args.fromTime = t;
   }
   return args;
-}
-
-/**
- * parseArgs keeps the last of a repeated flag: `--from-seq 5 --from-seq 9` would replay from 9
- * without a word, when the operator may have meant either.
- */
-function refuseRepeated(tokens: readonly { kind: string; name?: string }[], flags: readonly string[]): void {
-  for (const flag of flags) {
-    const n = tokens.filter((t) => t.kind === "option" && t.name === flag).length;
-    if (n > 1) throw new ReplayUsageError(`--${flag} given ${n} times; give it once`);
-  }
 }

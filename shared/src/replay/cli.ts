@@ -95,7 +95,7 @@ export async function runReplayCommand(
     // is newer than ours, and the replay would then fail (or write) against the wrong tables.
     process.stderr.write(
       err instanceof ForeignMigrationsError
-        ? `replay: the database at ${redactUrl(config.DATABASE_URL)} holds another schema's migrations, not ${target.name}'s (${err.message}); check DATABASE_URL; nothing replayed\n`
+        ? `replay: ${err.explain(redactUrl(config.DATABASE_URL), target.name)}; nothing replayed\n`
         : `replay: cannot tell whether the database's migrations are applied: ${reportableError(err).message}; nothing replayed\n`,
     );
     process.exit(1);
