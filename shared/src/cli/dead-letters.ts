@@ -174,7 +174,7 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
   // subject of this namespace's event streams is published to, never e.g. $JS.API.STREAM.PURGE.…
   const omitted = dl.headers.find(([k]) => k.toLowerCase() === DlqHeaders.PayloadOmitted.toLowerCase());
   if (omitted) {
-    throw new NoStreamForSubjectError(seq, dl.originalSubject, `dead letter ${seq} holds no payload (its ${omitted[1]} bytes did not fit the DLQ; the original is in ${dl.originalStream} at sequence ${dl.originalSeq}); republish that one instead`);
+    throw new NoStreamForSubjectError(seq, dl.originalSubject, `dead letter ${seq} holds no payload (its ${omitted[1]} bytes were not copied to the DLQ; the original is in ${dl.originalStream} at sequence ${dl.originalSeq}); republish that one instead`);
   }
   if (!isReplayableSubject(deps.names, dl.originalSubject)) {
     throw new NoStreamForSubjectError(seq, dl.originalSubject, `dead letter ${seq} names ${JSON.stringify(dl.originalSubject)} as its subject, which no event stream of this namespace takes; not replayed (purge it with dlq purge ${seq})`);

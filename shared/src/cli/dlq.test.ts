@@ -94,7 +94,7 @@ describe("dead letters", () => {
     h.set(DlqHeaders.Sequence, "77");
     h.set(DlqHeaders.PayloadOmitted, "1048000");
     const empty = (await js.publish(names.subject("dlq.order-service.users.registered"), new Uint8Array(0), { headers: h })).seq;
-    await expect(replayDeadLetter(deps, empty)).rejects.toThrow(`holds no payload (its 1048000 bytes did not fit the DLQ; the original is in ${names.stream("USERS")} at sequence 77)`);
+    await expect(replayDeadLetter(deps, empty)).rejects.toThrow(`holds no payload (its 1048000 bytes were not copied to the DLQ; the original is in ${names.stream("USERS")} at sequence 77)`);
   });
 
   it("lists, shows, replays with a new Nats-Msg-Id and purges", async () => {

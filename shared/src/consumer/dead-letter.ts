@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import type { Names } from "../nats/names.js";
 import { storedAck } from "../nats/acked-publisher.js";
@@ -41,28 +41,19 @@ export interface DeadLetterInfo {
  * delivery twice (a crash between publish and term) stores one dead letter.
  */
 export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: JsMsg, info: DeadLetterInfo): Promise<void> {
-  const h = natsHeaders();
+  const own = letterHeaders(msg, info);
+  const full = natsHeaders();
   const original = readHeaders(msg);
   if (original) {
     for (const [key, values] of original) {
       const lower = key.toLowerCase();
-      if (lower === "nats-msg-id") continue; // kept as OriginalMsgId below
-      for (const v of values) h.append(lower.startsWith("nats-") ? `${DlqHeaders.OriginalPrefix}${key}` : key, v);
+      if (lower === "nats-msg-id") continue; // kept as OriginalMsgId
+      for (const v of values) full.append(lower.startsWith("nats-") ? `${DlqHeaders.OriginalPrefix}${key}` : key, v);
     }
   } else if (hasUnreadableHeaders(msg)) {
-    h.set(DlqHeaders.Note, "the original headers could not be decoded and are not copied");
+    full.set(DlqHeaders.Note, "the original headers could not be decoded and are not copied");
   }
-  const originalId = original?.get("Nats-Msg-Id");
-  if (originalId) h.set(DlqHeaders.OriginalMsgId, originalId);
-  h.set(DlqHeaders.Stream, msg.info.stream);
-  h.set(DlqHeaders.Subject, msg.subject);
-  h.set(DlqHeaders.Sequence, String(msg.seq));
-  h.set(DlqHeaders.Consumer, info.consumer);
-  h.set(DlqHeaders.Deliveries, String(msg.info.deliveryCount));
-  h.set(DlqHeaders.ErrorClass, info.error.name);
-  // Header values cannot hold line breaks; keep them readable and bounded.
-  h.set(DlqHeaders.ErrorMessage, info.error.message.replace(/[\r\n]+/g, " ").slice(0, 1024));
-  h.set(DlqHeaders.Time, (info.now ?? new Date()).toISOString());
+  for (const [key, values] of own) for (const v of values) full.set(key, v);
   const logical = names.logicalSubject(msg.subject);
   const subject = names.subject(`dlq.${info.consumer}.${logical}`);
   // Per consumer: two consumers of one stream may each give up on the same message. The stored
@@ -70,23 +61,72 @@ export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: 
   // position of a stream deleted and created again within the DLQ's duplicate window, whose
   // letter would otherwise be taken for this one's and dropped.
   const msgID = `dlq:${info.consumer}:${msg.info.stream}:${msg.seq}:${msg.timestampNanos}`;
+  let data = msg.data;
+  let h = full;
   let ack;
-  try {
-    ack = storedAck(await js.publish(subject, msg.data, { headers: h, msgID }));
-  } catch (err) {
-    if (!/max_payload/i.test(String((err as Error)?.message))) throw err;
-    // A message near the server's size limit does not fit again with these headers: failing
-    // here, it would be nak'ed and come back for ever. The letter keeps everything but the
-    // payload, which stays in the original stream at the position the headers give.
-    h.set(DlqHeaders.PayloadOmitted, String(msg.data.length));
-    ack = storedAck(await js.publish(subject, new Uint8Array(0), { headers: h, msgID }));
+  // At most three tries, each step giving up something the DLQ would not take. A letter that
+  // failed here would be nak'ed and come back for ever, holding a place in max_ack_pending.
+  for (;;) {
+    try {
+      ack = storedAck(await js.publish(subject, data, { headers: h, msgID }));
+      break;
+    } catch (err) {
+      if (data.length > 0 && /max_payload/i.test(String((err as Error)?.message))) {
+        // A message near the server's size limit does not fit again with these headers. The
+        // letter keeps everything but the payload, which stays in the original stream at the
+        // position the headers give.
+        h.set(DlqHeaders.PayloadOmitted, String(msg.data.length));
+        data = EMPTY;
+      } else if (h === full && isRefusal(err)) {
+        // The DLQ refuses this letter for good (its max_msg_size, or a directive among the
+        // copied headers that the prefix above does not defuse): store what the DLQ's own
+        // headers say, which is enough to find the original and to know why it was given up on.
+        h = own;
+        h.set(DlqHeaders.Note, `the DLQ refused the full letter (${oneLine((err as Error).message, 200)}); the payload and the original headers are not copied`);
+        h.set(DlqHeaders.PayloadOmitted, String(msg.data.length));
+        data = EMPTY;
+      } else {
+        throw err;
+      }
+    }
   }
   // A duplicate is normally this letter stored by an earlier attempt (a crash before the term).
   // The id is predictable, though: if what the DLQ holds under it is not this message's letter,
   // someone took the id first, and the letter is stored under one of its own.
   if (ack.duplicate && !(await holdsLetterOf(js, ack.stream, ack.seq, msg, info.consumer))) {
-    storedAck(await js.publish(subject, h.has(DlqHeaders.PayloadOmitted) ? new Uint8Array(0) : msg.data, { headers: h, msgID: `${msgID}:${randomUUID()}` }));
+    storedAck(await js.publish(subject, data, { headers: h, msgID: `${msgID}:${randomUUID()}` }));
   }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The DLQ's own headers: where the original is, who gave up on it, and why. */
+function letterHeaders(msg: JsMsg, info: DeadLetterInfo) {
+  const h = natsHeaders();
+  const originalId = readHeaders(msg)?.get("Nats-Msg-Id");
+  if (originalId) h.set(DlqHeaders.OriginalMsgId, originalId);
+  h.set(DlqHeaders.Stream, msg.info.stream);
+  h.set(DlqHeaders.Subject, msg.subject);
+  h.set(DlqHeaders.Sequence, String(msg.seq));
+  h.set(DlqHeaders.Consumer, info.consumer);
+  h.set(DlqHeaders.Deliveries, String(msg.info.deliveryCount));
+  h.set(DlqHeaders.ErrorClass, info.error.name);
+  h.set(DlqHeaders.ErrorMessage, oneLine(info.error.message, 1024));
+  h.set(DlqHeaders.Time, (info.now ?? new Date()).toISOString());
+  return h;
+}
+
+/** Header values cannot hold line breaks; keep them readable and bounded. */
+function oneLine(text: string, max: number): string {
+  return text.replace(/[\r\n]+/g, " ").slice(0, max);
+}
+
+/**
+ * JetStream refused the message itself (400: over the stream's max_msg_size, an expectation
+ * header not met), as opposed to an outage, a timeout or a missing stream, which pass.
+ */
+function isRefusal(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.status === 400;
 }
 
 async function holdsLetterOf(js: JetStreamClient, stream: string, seq: number, msg: JsMsg, consumer: string): Promise<boolean> {

@@ -1,5 +1,5 @@
 import { Writable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
@@ -414,6 +414,34 @@ describe("consumer runner", () => {
       expect(letter.header.get("Nats-Expected-Stream")).toBe("");
       expect(letter.header.get(`${DlqHeaders.OriginalPrefix}Nats-Expected-Stream`)).toBe(names.stream("USERS"));
       await settled("directives-test", "the original termed");
+    } finally {
+      await consumer.stop();
+    }
+  });
+
+  it("dead-letters a message the DLQ refuses for good (over its max_msg_size) with the DLQ's own headers, instead of retrying it for ever", async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(names.stream("USERS")); // only this message, as above
+    // An operator's limit on the DLQ: a letter of this payload and headers is refused (400),
+    // one of the DLQ's own headers alone fits.
+    await jsm.streams.update(names.stream("DLQ"), { max_msg_size: 2048 });
+    onTestFinished(async () => void (await jsm.streams.update(names.stream("DLQ"), { max_msg_size: -1 })));
+    const consumer = await runnerFor("refused-letter-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} } });
+    await consumer.start();
+    try {
+      const h = natsHeaders();
+      h.set("X-Original", "kept only in the original");
+      const payload = `{not json ${"x".repeat(3000)}`;
+      await jetstream(nc).publish(names.subject("users.registered"), payload, { headers: h });
+      const letter = await lastLetter("refused-letter-test", "the dead letter");
+      const seen = JSON.stringify(Object.fromEntries(letter.header.keys().map((k) => [k, letter.header.get(k)])));
+      expect(letter.data.length, seen).toBe(0);
+      expect(letter.header.get(DlqHeaders.PayloadOmitted), seen).toBe(String(payload.length));
+      expect(letter.header.get(DlqHeaders.Note), seen).toMatch(/^the DLQ refused the full letter \(.*maximum.*\); the payload and the original headers are not copied$/);
+      expect(letter.header.get("X-Original"), seen).toBe("");
+      expect(letter.header.get(DlqHeaders.ErrorClass), seen).toBe("InvalidEventError");
+      expect(letter.header.get(DlqHeaders.Stream), seen).toBe(names.stream("USERS"));
+      await settled("refused-letter-test", "the original termed");
     } finally {
       await consumer.stop();
     }
