@@ -1,10 +1,10 @@
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { asc, eq, inArray, or, sql } from "drizzle-orm";
 import { createEvent, createLogger, createNames, ensureStreams, IncompleteHistoryError, replay, ReplayInterruptedError, uuidv7, type Names } from "@orderflow/shared";
-import { connectTestNats, createMigratedDatabase, deleteNamespace, publishRawHeaders, uniqueNamespace, teardown, waitFor } from "@orderflow/shared/testing";
+import { connectTestNats, createMigratedDatabase, deleteNamespace, publishRawHeaders, startOwnNatsServer, uniqueNamespace, teardown, waitFor } from "@orderflow/shared/testing";
 import { events } from "../db/schema.js";
 import { eventLogReplayTarget } from "../replay.js";
 import { createIngestConsumer, ingestDurable, type IngestConsumer } from "./ingest.consumer.js";
@@ -244,6 +244,31 @@ describe("ingest and replay", () => {
     expect((stopped as Error).message).toBe("stopped after 3 of 10 events, as asked");
     expect(progress).toEqual([0, 3]);
     });
+  });
+
+  it("gives up with an error saying how far it got when NATS stops answering for good, instead of waiting for ever", async () => {
+    // A server of its own: this test stops it for good.
+    const server = await startOwnNatsServer();
+    onTestFinished(() => server.dispose());
+    const own = createNames(uniqueNamespace());
+    const ownNc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    onTestFinished(() => ownNc.close());
+    const ownJsm = await jetstreamManager(ownNc);
+    await ensureStreams(ownJsm, own, ["USERS", "ORDERS", "SYSTEM", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+    const ownJs = jetstream(ownNc);
+    for (let i = 0; i < 10; i++) await ownJs.publish(own.subject("dlq.order-service.users.registered"), `{"n":${i}}`);
+    const progress: number[] = [];
+    const started = Date.now();
+    const failed = await replay({
+      js: ownJs, jsm: ownJsm, names: own, db: env.db, target: eventLogReplayTarget, fromSeq: 1, batchSize: 3, idleCheckMs: 100, unreachableAfterMs: 1500,
+      // Once the first batch is in, only the message the client has buffered can still arrive.
+      onProgress: (read) => void (progress.push(read), read === 3 && server.stop("SIGKILL")),
+    }).catch((err: unknown) => err);
+    expect(failed).toBeInstanceOf(Error);
+    expect((failed as Error).message).toMatch(/^NATS did not answer for 2 s; stopped after \d+ of 10 events$/);
+    expect(progress[1]).toBe(3);
+    // Bounded: the give-up plus the ephemeral consumer's delete, which times out on its own.
+    expect(Date.now() - started).toBeLessThan(30_000);
   });
 
   it("commits log rows in sequence order across writers, so the tail cannot pass a row that commits late", async () => {
