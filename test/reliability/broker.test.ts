@@ -77,7 +77,14 @@ describe("NATS faults", () => {
     const nodes: OwnNatsServer[] = started.map((s) => (s as PromiseFulfilledResult<OwnNatsServer>).value);
     const allUrls = nodes.map((n) => n.url).join(",");
     // A cluster just formed elects its meta leader and places R3 streams before the services are
-    // ready: on a loaded 2-core host that has taken over 30 s (two CI runs on 2026-11-27).
+    // ready: on a loaded 2-core host that has taken over 30 s (two CI runs on 2026-11-27). The
+    // meta leader is awaited first, so a timeout says which of the two was slow.
+    const probe = await connectTestNats(nodes[0]!.url);
+    try {
+      await waitFor(() => jetstreamManager(probe, { timeout: 2000 }).then((m) => m.getAccountInfo()), { what: "the cluster's JetStream meta leader", timeoutMs: 60_000 });
+    } finally {
+      await probe.close();
+    }
     const sys = await startSystem({ natsUrl: nodes[0]!.url, env: { NATS_URL: allUrls, STREAM_REPLICAS: "3" }, readyTimeoutMs: 90_000 });
     onTestFinished(() => sys.cleanup());
     const { "user-service": users } = sys.services;

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { startProcess } from "./process.js";
+import { startProcess, waitReady } from "./process.js";
 import { waitFor } from "./wait.js";
 
 /** Running, as opposed to gone or a zombie nobody reaped yet (PID 1 in a container may not). */
@@ -32,5 +32,19 @@ describe("startProcess with detached", () => {
     const proc = leader(true);
     expect(await proc.exitWithin(10_000)).toEqual({ code: 0, signal: null });
     expect(running(Number(await waitFor(async () => proc.output[0], { what: "the child's pid" })))).toBe(false);
+  });
+});
+
+describe("waitReady", () => {
+  it("says, when it times out, what /readyz last answered and what the process last printed", async () => {
+    const code = `const s = require("node:http").createServer((_, res) => { res.writeHead(503).end('{"status":"not ready","checks":{"nats":"no meta leader"}}'); });
+      s.listen(0, "127.0.0.1", () => console.log(s.address().port));`;
+    const proc = startProcess("-e", [code], {});
+    try {
+      const port = await waitFor(async () => proc.output[0], { what: "the port" });
+      await expect(waitReady(`http://127.0.0.1:${port}`, proc, 300)).rejects.toThrow(/^timed out after 300 ms waiting for .*\/readyz: last answer 503 .*no meta leader.*\nits last output:\n\d+$/s);
+    } finally {
+      proc.child.kill();
+    }
   });
 });

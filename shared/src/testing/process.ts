@@ -168,11 +168,15 @@ export function startProcess(
 }
 
 /** Waits until `GET {baseUrl}/readyz` answers 200. */
-export function waitReady(baseUrl: string, proc?: ManagedProcess, timeoutMs = 30_000): Promise<true> {
+export async function waitReady(baseUrl: string, proc?: ManagedProcess, timeoutMs = 30_000): Promise<true> {
+  // A timeout says what the service last answered and logged: why it was not ready.
   return waitFor(
     async () => {
-      const res = await fetch(`${baseUrl}/readyz`).catch(() => undefined);
-      return res?.status === 200 ? true : undefined;
+      const res = await fetch(`${baseUrl}/readyz`).catch((err: Error) => {
+        throw new Error(`no answer (${(err.cause as { code?: string } | undefined)?.code ?? err.message})`);
+      });
+      if (res.status === 200) return true;
+      throw new Error(`last answer ${res.status} ${(await res.text()).slice(0, 500)}`);
     },
     {
       timeoutMs,
@@ -182,5 +186,8 @@ export function waitReady(baseUrl: string, proc?: ManagedProcess, timeoutMs = 30
           ? `process exited with ${proc.child.exitCode ?? proc.child.signalCode}:\n${proc.output.slice(-20).join("\n")}`
           : undefined,
     },
-  );
+  ).catch((err: Error) => {
+    // (An exited process's output is in the message already.)
+    throw proc && err.message.startsWith("timed out") ? new Error(`${err.message}\nits last output:\n${proc.output.slice(-20).join("\n")}`) : err;
+  });
 }
