@@ -55,6 +55,20 @@ const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
       "serviceDefaults.priorityClassName=high",
     ],
   },
+  "placement on a node pool": {
+    sets: [
+      "serviceDefaults.nodeSelector.pool=apps",
+      "serviceDefaults.tolerations[0].key=dedicated",
+      "serviceDefaults.tolerations[0].operator=Exists",
+      "serviceDefaults.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key=zone",
+      "serviceDefaults.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator=Exists",
+      "serviceDefaults.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
+      "serviceDefaults.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey=kubernetes.io/hostname",
+      "serviceDefaults.podAnnotations.example\\.com/owner=shop-team",
+      "serviceDefaults.podLabels.team=shop",
+      "serviceDefaults.priorityClassName=high",
+    ],
+  },
 };
 
 const rendered = new Map<string, Promise<K8sObject[]>>();
@@ -523,6 +537,25 @@ describe("helm/orderflow", () => {
     expect(await template(["postgres.deploy=false", "serviceDefaults.database.url=postgres://app@db:5432/x", "serviceDefaults.extraEnv[0].name=PGPASSWORD", "serviceDefaults.extraEnv[0].valueFrom.secretKeyRef.name=db", "serviceDefaults.extraEnv[0].valueFrom.secretKeyRef.key=password"])).not.toHaveLength(0);
   });
 
+  it("runs each migration Job where its service's pods may run: node selector, tolerations, node affinity, priority, pod labels and annotations", async () => {
+    const objs = await render("placement on a node pool");
+    type Placed = PodSpec & { nodeSelector?: unknown; tolerations?: unknown; affinity?: Record<string, unknown>; priorityClassName?: string };
+    const jobs = byKind(objs, "Job");
+    expect(jobs).toHaveLength(SERVICES.length);
+    for (const o of [...byKind(objs, "Deployment"), ...jobs]) {
+      const spec = podSpec(o) as Placed;
+      const meta = (o.spec as { template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> } } }).template.metadata;
+      expect(spec.nodeSelector, o.metadata.name).toEqual({ pool: "apps" });
+      expect(spec.tolerations, o.metadata.name).toEqual([{ key: "dedicated", operator: "Exists" }]);
+      expect(spec.priorityClassName, o.metadata.name).toBe("high");
+      expect(spec.affinity?.nodeAffinity, o.metadata.name).toEqual({ requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "zone", operator: "Exists" }] }] } });
+      expect(meta.labels.team, o.metadata.name).toBe("shop");
+      expect(meta.annotations?.["example.com/owner"], o.metadata.name).toBe("shop-team");
+      // Pod anti-affinity is about the service's own pods: the Job keeps out of it.
+      expect(Object.keys(spec.affinity!), o.metadata.name).toEqual(o.kind === "Job" ? ["nodeAffinity"] : ["nodeAffinity", "podAntiAffinity"]);
+    }
+  });
+
   it("a changed NATS credential or database URL the chart writes rolls the pods that read it", async () => {
     const secrets = async (sets: string[]) =>
       Object.fromEntries(byKind(await template(sets), "Deployment").map((d) => [d.metadata.name, (d.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations["checksum/secrets"]]));
@@ -695,6 +728,24 @@ describe("helm/orderflow", () => {
     for (const bad of ["http://x:1", "nats://a:1\\,", "ws://nats:8080"]) expect(await templateError(["nats.deploy=false", `nats.url=${bad}`]), bad).toMatch(/nats\/url/);
     expect(await template(["config.STREAM_MAX_AGE_MS=0", "config.RETRY_DELAYS_MS=1000\\, 5000", "config.MAX_DELIVER=100", "config.OUTBOX_POLL_MS=2147483647"])).not.toHaveLength(0);
     for (const bad of ["STREAM_MAX_AGE_MS=9500000000000", "OUTBOX_POLL_MS=2147483648"]) expect(await templateError([`config.${bad}`]), bad).toMatch(/config\//);
+    // Helm drops a default under a null before it validates: without `required`, these rendered a
+    // NetworkPolicy open to every source (`from: null`) or to all egress, or failed on a nil pointer.
+    for (const [bad, where] of [
+      ["networkPolicy.allowIngressFrom", "/networkPolicy': missing property 'allowIngressFrom'"],
+      ["networkPolicy.dns", "/networkPolicy': missing property 'dns'"],
+      ["serviceDefaults.probes.liveness", "/serviceDefaults/probes': missing property 'liveness'"],
+      ["metrics.port", "/metrics': missing property 'port'"],
+      ["image.pullPolicy", "/image': missing property 'pullPolicy'"],
+    ]) {
+      expect(await templateError([`${bad}=null`]), bad).toContain(`at '${where}`);
+    }
+    // Every pod would exit at start: the metrics server cannot listen on the HTTP port.
+    expect(await templateError(["metrics.port=3000"])).toMatch(/services\.event-log\.containerPort and metrics\.port are both 3000/);
+    expect(await templateError(["services.order-service.containerPort=9464"])).toMatch(/services\.order-service\.containerPort and metrics\.port are both 9464/);
+    expect(await template(["metrics.enabled=false", "metrics.port=3000"])).not.toHaveLength(0);
+    // A map a null may still clear (Helm merges a {} into the default): OpenShift assigns the uid.
+    const openshift = byKind(await template(["podSecurityContext.runAsUser=null", "podSecurityContext.runAsGroup=null"]), "Deployment");
+    expect(openshift[0]!.spec.template.spec.securityContext).toEqual({ runAsNonRoot: true, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } });
     // Whole numbers from YAML (float64 to Helm) reach the services in digits, not as 2.592e+09.
     const values = join(tempDir("of-values-"), "big.yaml");
     writeFileSync(values, "config:\n  STREAM_MAX_AGE_MS: 2592000000\n  IDEMPOTENCY_TTL_MS: 86400000\n");

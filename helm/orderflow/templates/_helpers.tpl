@@ -51,6 +51,9 @@ under an entry's null, and a null with no default to drop would be rendered as o
 {{- include "orderflow.unsetNulls" (dict "src" $svc "dst" $merged) -}}
 {{- include "orderflow.unsetNulls" (dict "src" $merged "dst" $merged) -}}
 {{- if $merged.enabled -}}
+{{- if and $.Values.metrics.enabled (eq (toString $merged.containerPort) (toString $.Values.metrics.port)) -}}
+{{- fail (printf "services.%s.containerPort and metrics.port are both %v: the pod's HTTP server and its metrics server cannot share a port" $name $.Values.metrics.port) -}}
+{{- end -}}
 {{- $_ := set $out $name $merged -}}
 {{- end -}}
 {{- end -}}
