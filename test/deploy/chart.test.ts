@@ -211,6 +211,10 @@ describe("helm/orderflow", () => {
     find(objs, "NetworkPolicy", "orderflow-default-deny");
     expect(byKind(objs, "HTTPRoute")).toHaveLength(0);
     expect(byKind(objs, "ServiceMonitor")).toHaveLength(0);
+    // Our images are the node's own (local builds, `kind load`): an unqualified orderflow/… would
+    // pull docker.io/orderflow/*, which is not ours. NATS and Postgres are Docker's official images.
+    const images = [...byKind(objs, "Deployment"), ...byKind(objs, "Job"), ...byKind(objs, "StatefulSet")].flatMap((o) => [...podSpec(o).containers, ...(podSpec(o).initContainers ?? [])].map((c) => c.image));
+    expect([...new Set(images)].sort()).toEqual(["localhost/orderflow/event-log:0.1.0", "localhost/orderflow/order-service:0.1.0", "localhost/orderflow/user-service:0.1.0", "nats:2.14.9-alpine", "postgres:17.11-trixie"]);
   });
 
   it("gives every service probes on /healthz and /readyz, a hardened securityContext, resources and a grace period covering preStop + SHUTDOWN_TIMEOUT_MS", async () => {
@@ -491,7 +495,7 @@ describe("helm/orderflow", () => {
   it("adds a service from one entry: Deployment, Job, route and database", async () => {
     const objs = await render("another service is one entry");
     const d = find(objs, "Deployment", "orderflow-audit");
-    expect(podSpec(d).containers[0]!.image).toBe("orderflow/audit:0.1.0");
+    expect(podSpec(d).containers[0]!.image).toBe("localhost/orderflow/audit:0.1.0");
     find(objs, "HorizontalPodAutoscaler", "orderflow-audit");
     expect(byKind(objs, "Job").some((j) => j.metadata.name.startsWith("orderflow-audit-migrate-"))).toBe(true);
     const paths = (find(objs, "Ingress", "orderflow").spec as { rules: { http: { paths: { path: string }[] } }[] }).rules[0]!.http.paths.map((p) => p.path);
