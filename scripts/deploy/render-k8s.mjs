@@ -37,6 +37,9 @@ export function variants(chartValues = readChartValues()) {
         "nats.url=nats://nats.nats.svc.cluster.local:4222",
         "nats.auth.existingSecret=orderflow-nats",
         "postgres.deploy=false",
+        // kubectl has no hooks: plain Jobs, which stay once finished instead of being deleted by
+        // a hook's TTL and created (and run) again by the next apply.
+        "migrationHooks=false",
         "config.STREAM_REPLICAS=3",
         // One Secret per service in the chart's services: map, named after the service.
         ...Object.keys(chartValues.services).map((svc) => `services.${svc}.database.existingSecret=orderflow-${svc}-database`),

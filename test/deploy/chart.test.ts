@@ -292,6 +292,16 @@ describe("helm/orderflow", () => {
       expect(podSpec(job).initContainers).toBeUndefined();
     }
     expect(byKind(ext, "StatefulSet")).toHaveLength(0);
+    // Without Helm (kubectl apply of the rendered manifests, as k8s/prod is): plain Jobs that read
+    // the release's own URL Secrets, no hook copies of them.
+    const plain = await template([...combos["external NATS and Postgres (deps off)"]!.sets, "migrationHooks=false"]);
+    expect(byKind(plain, "Job")).toHaveLength(SERVICES.length);
+    for (const job of byKind(plain, "Job")) {
+      expect(job.metadata.annotations?.["helm.sh/hook"], job.metadata.name).toBeUndefined();
+      expect((job.spec as { ttlSecondsAfterFinished?: number }).ttlSecondsAfterFinished, job.metadata.name).toBeUndefined();
+      expect(podSpec(job).containers[0]!.env!.find((e) => e.name === "DATABASE_URL")!.valueFrom!.secretKeyRef!.name).toMatch(/^orderflow-.*-db$/);
+    }
+    expect(byKind(plain, "Secret").filter((s) => s.metadata.annotations?.["helm.sh/hook"])).toEqual([]);
   });
 
   it("an external database's URL Secret belongs to the release; the pre-install migration Job reads a hook copy that Helm deletes", async () => {

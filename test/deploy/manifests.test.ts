@@ -76,6 +76,15 @@ describe("k8s/ (kubectl apply -k)", () => {
     expect(objs.sort()).toEqual(chart.sort());
   });
 
+  it("k8s/prod's migration Jobs are plain: kubectl has no hooks, and a hook's TTL would make every later apply migrate again", async () => {
+    const jobs = parseManifests(readFileSync(repoPath("k8s/prod/orderflow.yaml"), "utf8")).filter((o) => o.kind === "Job");
+    expect(jobs).toHaveLength(SERVICES.length);
+    for (const job of jobs) {
+      expect(job.metadata.annotations ?? {}, job.metadata.name).not.toHaveProperty(["helm.sh/hook"]);
+      expect(job.spec, job.metadata.name).not.toHaveProperty("ttlSecondsAfterFinished");
+    }
+  });
+
   it("k8s/prod lets the services reach the in-cluster NATS by namespace, not by an ipBlock pod IPs may not match", async () => {
     type Rule = { to: Record<string, unknown>[]; ports: { port: number }[] };
     const policies = parseManifests(readFileSync(repoPath("k8s/prod/orderflow.yaml"), "utf8")).filter((o) => o.kind === "NetworkPolicy");

@@ -151,7 +151,7 @@ Deployment hashes it to roll on a change. ctx: {root, name, svc}
 
 {{/* "true" when the migration Jobs are pre-install,pre-upgrade hooks: without the bundled Postgres (migration-job.yaml says why). */}}
 {{- define "orderflow.migrationHook" -}}
-{{- if not .Values.postgres.deploy }}true{{ end -}}
+{{- if and (not .Values.postgres.deploy) .Values.migrationHooks }}true{{ end -}}
 {{- end -}}
 
 {{/* The hook copy of a service's DATABASE_URL Secret its migration hook Job reads (secret.yaml). ctx: {root, name} */}}
