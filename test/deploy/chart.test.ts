@@ -757,6 +757,12 @@ describe("helm/orderflow", () => {
     expect(await templateError(["metrics.port=3000"])).toMatch(/services\.event-log\.containerPort and metrics\.port are both 3000/);
     expect(await templateError(["services.order-service.containerPort=9464"])).toMatch(/services\.order-service\.containerPort and metrics\.port are both 9464/);
     expect(await template(["metrics.enabled=false", "metrics.port=3000"])).not.toHaveLength(0);
+    // Names Kubernetes would refuse (over 63, a StatefulSet over 52), said before anything is applied.
+    const long = (n: number) => `fullnameOverride=${"f".repeat(n)}`;
+    expect(await templateError([long(44)])).toMatch(new RegExp(`StatefulSet name f{44}-postgres would be 53 characters, over 52 .*fullnameOverride`));
+    expect(await templateError([long(50), ...combos["external NATS and Postgres (deps off)"]!.sets])).toMatch(/object name f{50}-\S+ would be \d+ characters, over the 63/);
+    const longest = Math.max(...(await template([long(43)])).map((o) => o.metadata.name.length));
+    expect(longest).toBeLessThanOrEqual(63);
     // A map a null may still clear (Helm merges a {} into the default): OpenShift assigns the uid.
     const openshift = byKind(await template(["podSecurityContext.runAsUser=null", "podSecurityContext.runAsGroup=null"]), "Deployment");
     expect(openshift[0]!.spec.template.spec.securityContext).toEqual({ runAsNonRoot: true, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } });
