@@ -757,6 +757,9 @@ describe("helm/orderflow", () => {
     expect(await templateError(["metrics.port=3000"])).toMatch(/services\.event-log\.containerPort and metrics\.port are both 3000/);
     expect(await templateError(["services.order-service.containerPort=9464"])).toMatch(/services\.order-service\.containerPort and metrics\.port are both 9464/);
     expect(await template(["metrics.enabled=false", "metrics.port=3000"])).not.toHaveLength(0);
+    // IPv6 single-stack clusters: the services listen on :: (HOST), chosen here since config.HOST is the chart's.
+    expect(byKind(await template(["listenAddress=::"]), "ConfigMap").filter((c) => c.metadata.name.startsWith("orderflow-") && (c.data as Record<string, string>).PORT).map((c) => (c.data as Record<string, string>).HOST)).toEqual(SERVICES.map(() => "::"));
+    expect(await templateError(["listenAddress=localhost"])).toMatch(/listenAddress/);
     // Names Kubernetes would refuse (over 63, a StatefulSet over 52), said before anything is applied.
     const long = (n: number) => `fullnameOverride=${"f".repeat(n)}`;
     expect(await templateError([long(44)])).toMatch(new RegExp(`StatefulSet name f{44}-postgres would be 53 characters, over 52 .*fullnameOverride`));

@@ -86,7 +86,7 @@ theirs) when it changes. ctx: {root, name, svc}
 {{- end }}
 {{- end }}
 PORT: {{ .svc.containerPort | quote }}
-HOST: "0.0.0.0"
+HOST: {{ .root.Values.listenAddress | quote }}
 NATS_URL: {{ include "orderflow.natsUrl" .root | quote }}
 # Migrations run in the chart's Job, never concurrently from every replica.
 MIGRATE_ON_START: "false"
