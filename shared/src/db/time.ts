@@ -22,4 +22,4 @@ export function parseCanonicalTime(text: string | undefined): Date | undefined {
 }
 
 /** An ISO date-time with an offset, in the storable range: for event fields a consumer stores. */
-export const storableDateTime = () => z.iso.datetime({ offset: true }).refine((t) => isStorableTime(Date.parse(t)), "must be in the years 0100–9999 (UTC)");
+export const storableDateTime = () => z.iso.datetime({ offset: true, abort: true }).refine((t) => isStorableTime(Date.parse(t)), "must be in the years 0100–9999 (UTC)");

@@ -1,4 +1,4 @@
-import { and, asc, desc, gt, gte, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, gt, gte, inArray, ne, sql } from "drizzle-orm";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import { NotFoundError, ServiceUnavailableError, exemptFromDeadline, fieldErrors, problem, problemResponse, reportableError, type Db, type Logger, type ServiceApp } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
@@ -32,7 +32,8 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     const rows = await db
       .select({ minute, type, count: sql<number>`count(*)::int`.mapWith(Number) })
       .from(events)
-      .where(gte(events.time, from))
+      // A dead letter is a copy of an event already counted (same type and time), not another one.
+      .where(and(gte(events.time, from), ne(events.stream, "DLQ")))
       .groupBy(minute, type);
     const buckets = Array.from({ length: window }, (_, i) => ({ minute: minuteIso(new Date(from.getTime() + i * 60_000)), counts: {} as Record<string, number> }));
     const index = new Map(buckets.map((b, i) => [b.minute, i]));

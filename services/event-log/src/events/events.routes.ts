@@ -9,7 +9,8 @@ const isoTime = (what: string) =>
     .preprocess(
       (v) => (typeof v === "string" ? v.toUpperCase() : v),
       z.iso
-        .datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z" })
+        // abort: a time that is no time is not also "outside the years 0100–9999".
+        .datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z", abort: true })
         .refine((t) => isStorableTime(Date.parse(t)), "must be in the years 0100–9999 (UTC)"),
     )
     .openapi({ description: what, type: "string", format: "date-time" });

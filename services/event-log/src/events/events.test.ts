@@ -74,6 +74,13 @@ describe("GET /events", () => {
     expect((await get(`/events?entity=${userId}&from=${encodeURIComponent(order.time)}`)).items.map((e) => e.id)).toEqual([order.id]);
     expect((await get(`/events?entity=${userId}&to=${encodeURIComponent(order.time)}`)).items.map((e) => e.id)).toEqual([registered.id]);
     expect((await get(`/events?entity=${userId}&stream=ORDERS`)).items).toHaveLength(1);
+    // Another publisher's upper-case user id is the same user: found by every spelling of it.
+    const shouted = { ...history(userId, Date.now() + 10).order, id: uuidv7(), subject: userId.toUpperCase() };
+    await store(shouted);
+    const mixed = userId.slice(0, 18) + userId.slice(18).toUpperCase();
+    for (const spelling of [userId, userId.toUpperCase(), mixed]) {
+      expect((await get(`/events?entity=${spelling}`)).items.map((e) => e.id), spelling).toEqual([shouted.id, order.id, registered.id]);
+    }
   });
 
   it("takes RFC 3339 times with a lower-case t and z, and bounds finer than the millisecond times are stored in", async () => {
@@ -127,6 +134,11 @@ describe("GET /events", () => {
       expect(body.status).toBe(400);
     }
     expect((await problemOf(await app.request("/events?bogus=1"))).errors?.[0]?.pointer).toBe("/bogus");
+    // A time that is no time is told so, not also that it is outside the years 0100–9999.
+    for (const bad of ["2026-11-29T23:59:60Z", "2026-11-29T00:00:00%2B01", "from=x"]) {
+      const { errors } = await problemOf(await app.request(`/events?from=${bad.replace(/^from=/, "")}`));
+      expect(errors?.map((e) => e.detail), bad).toEqual(["must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z"]);
+    }
   });
 
   it("takes a type named like a property of every JavaScript object as a type no event has", async () => {
@@ -179,6 +191,10 @@ describe("GET /events/stats", () => {
     expect(s.buckets).toHaveLength(3);
     expect(countIn(s, registered)).toBe(countIn(before, registered) + 1);
     expect(countIn(s, order)).toBe(countIn(before, order) + 1);
+    // A dead letter is a copy of an event counted already (same type, same time), not another.
+    const before2 = await stats();
+    await writer().write([toEventRow({ stream: "DLQ", streamSeq: ++seq, streamTime: new Date(), subject: "dlq.order-service.users.registered", data: Buffer.from(JSON.stringify(registered)), headers: {} })]);
+    expect(countIn(await stats(), registered)).toBe(countIn(before2, registered));
     // The totals are the buckets' sums.
     for (const type of [registered.type, order.type]) expect(s.totals[type]).toBe(s.buckets.reduce((n, b) => n + (b.counts[type] ?? 0), 0));
     for (const q of ["window=0", "window=1441", "window=x", "window=1e1", "other=1"]) await problemOf(await app.request(`/events/stats?${q}`));

@@ -32,6 +32,22 @@ describe("toEventRow", () => {
     expect(row.error).toMatch(/invalid io.orderflow.user.registered.v1 data: userId/);
   });
 
+  it("stores a user id entity lower-cased, however its publisher spelled it; other entities as sent", () => {
+    const e = registered();
+    expect(toEventRow(msg({ ...e, subject: userId.toUpperCase() }))).toMatchObject({ entity: userId });
+    expect(toEventRow(msg({ ...e, type: "x.unknown.v1", subject: userId.toUpperCase() }))).toMatchObject({ valid: false, entity: userId });
+    expect(toEventRow(msg({ ...e, type: "x.unknown.v1", subject: "User-Service/Pod-1" }))).toMatchObject({ entity: "User-Service/Pod-1" });
+  });
+
+  it("takes an invalid event's time only when it is RFC 3339, the stream's time otherwise", () => {
+    const e = registered();
+    // `new Date("12")` is December 2001, in the server's zone: such an event sorted years away.
+    for (const time of ["12", "Tue, 01 Dec 2026 10:00:00", "2026-12-01", "2026-12-01T10:00:00"]) {
+      expect(toEventRow(msg({ ...e, type: "x.unknown.v1", time })), time).toMatchObject({ valid: false, time: new Date("2026-01-02T03:04:05.678Z") });
+    }
+    expect(toEventRow(msg({ ...e, type: "x.unknown.v1", time: "2026-12-01t10:00:00.5+01:00" }))).toMatchObject({ time: new Date("2026-12-01T09:00:00.500Z") });
+  });
+
   it("keeps unknown types, broken envelopes and non-JSON bodies", () => {
     const unknown = toEventRow(msg({ ...registered(), type: "io.orderflow.user.registered.v9" }));
     expect(unknown).toMatchObject({ valid: false, type: "io.orderflow.user.registered.v9" });
@@ -69,14 +85,15 @@ describe("toEventRow", () => {
     expect(refusedRow(row, "22023: refused")).toMatchObject({ error: expect.stringMatching(/refused to store/) });
   });
 
-  it("cuts the indexed fields to 512 characters, never inside a surrogate pair, and flags the row", () => {
+  it("cuts the indexed fields to 512 characters as the HTTP filters count them (an emoji is one), and flags the row", () => {
     const e = registered();
     const long = toEventRow({ ...msg({ ...e, source: `/${"s".repeat(600)}`, subject: "é".repeat(2000) }), subject: `users.${"x".repeat(3000)}` });
     expect(long).toMatchObject({ valid: false, error: expect.stringMatching(/over 512 characters/) });
     expect([long.subject.length, long.source!.length, long.entity!.length]).toEqual([512, 512, 512]);
-    // 511 characters and a pair would be cut between its halves: the pair goes whole.
+    // Counted in code points, as zod's max (the filters') counts: a pair is one, never cut apart.
     const emoji = toEventRow(msg({ ...e, source: `${"a".repeat(511)}🚀🚀` }));
-    expect(emoji.source).toBe("a".repeat(511));
+    expect(emoji.source).toBe(`${"a".repeat(511)}🚀`);
+    expect(toEventRow(msg({ ...e, source: "🚀".repeat(512) }))).toMatchObject({ valid: true, source: "🚀".repeat(512) });
     expect(toEventRow(msg({ ...e, source: "a".repeat(512) }))).toMatchObject({ valid: true });
     // What is kept of a refused row is cut the same way.
     const refused = refusedRow({ ...toEventRow(msg(e)), subject: `${"a".repeat(510)}🚀🚀` }, "22023: refused");

@@ -54,6 +54,29 @@ const CUT_NOTE = `has a subject, id, type, source or entity over ${MAX_INDEXED_C
 /** The first `max` characters, or one fewer: half of a surrogate pair would be unstorable again. */
 const cutAt = (s: string, max: number) => s.slice(0, /[\uD800-\uDBFF]/.test(s[max - 1] ?? "") ? max - 1 : max);
 
+/**
+ * The first MAX_INDEXED_CHARS characters counted as the HTTP filters count them (code points,
+ * zod's and JSON Schema's maxLength), so any value a filter takes can match a stored one; an
+ * emoji is one character there and two UTF-16 units here. Still at most 2,048 bytes of UTF-8.
+ */
+function cutIndexed(s: string): string | undefined {
+  if (s.length <= MAX_INDEXED_CHARS) return undefined; // fewer units, so fewer code points
+  const points = Array.from(s);
+  return points.length <= MAX_INDEXED_CHARS ? undefined : points.slice(0, MAX_INDEXED_CHARS).join("");
+}
+
+const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The entity a CloudEvents subject names. A user id is a uuid, the same in any case (every other
+ * endpoint takes it so), and is stored lower-cased, as our services send it: an upper-case one
+ * from another publisher must be found by the same `entity` filter as the rest of that history.
+ */
+export const entityOf = (subject: string | null | undefined) => (typeof subject === "string" && UUID_SHAPED.test(subject) ? subject.toLowerCase() : subject);
+
+/** RFC 3339 with a zone, as CloudEvents requires; `new Date` would read "12" as December 2001, in the server's zone. */
+const isRfc3339 = (t: string) => /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(t);
+
 /** The row with every string (and JSON key) storable; `changed` says whether anything had to go. */
 function storable(row: NewEventRow): { row: NewEventRow; changed: boolean; cut: boolean } {
   let changed = false;
@@ -64,9 +87,10 @@ function storable(row: NewEventRow): { row: NewEventRow; changed: boolean; cut: 
     return t;
   };
   const indexed = <T extends string | null | undefined>(s: T): T => {
-    if (typeof s !== "string" || s.length <= MAX_INDEXED_CHARS) return s;
+    const shorter = typeof s === "string" ? cutIndexed(s) : undefined;
+    if (shorter === undefined) return s;
     cut = true;
-    return cutAt(s, MAX_INDEXED_CHARS) as T;
+    return shorter as T;
   };
   const json = (v: unknown): unknown => {
     if (typeof v === "string") return text(v);
@@ -177,7 +201,7 @@ function readEventRow(m: RawMessage): NewEventRow & { time: Date; streamTime: Da
       eventId: event.id,
       type: event.type,
       source: event.source,
-      entity: event.subject ?? null,
+      entity: entityOf(event.subject) ?? null,
       time: new Date(event.time),
       data: event.data as unknown,
       valid: true,
@@ -197,12 +221,12 @@ function readEventRow(m: RawMessage): NewEventRow & { time: Date; streamTime: Da
 /** What can be read from a broken envelope, so the event still shows up in searches. */
 function envelopeFields(json: unknown, streamTime: Date) {
   const o = (json && typeof json === "object" && !Array.isArray(json) ? json : {}) as Record<string, unknown>;
-  const time = typeof o.time === "string" ? new Date(o.time) : undefined;
+  const time = typeof o.time === "string" && isRfc3339(o.time) ? new Date(o.time) : undefined;
   return {
     eventId: str(o.id, 200),
     type: str(o.type),
     source: str(o.source),
-    entity: str(o.subject),
+    entity: entityOf(str(o.subject)),
     time: time && !Number.isNaN(time.getTime()) ? time : streamTime,
   };
 }
