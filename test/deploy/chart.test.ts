@@ -768,7 +768,7 @@ describe("helm/orderflow", () => {
     expect(longest).toBeLessThanOrEqual(63);
     // A map a null may still clear (Helm merges a {} into the default): OpenShift assigns the uid.
     const openshift = byKind(await template(["podSecurityContext.runAsUser=null", "podSecurityContext.runAsGroup=null"]), "Deployment");
-    expect(openshift[0]!.spec.template.spec.securityContext).toEqual({ runAsNonRoot: true, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } });
+    expect(podSpec(openshift[0]!).securityContext).toEqual({ runAsNonRoot: true, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } });
     // Whole numbers from YAML (float64 to Helm) reach the services in digits, not as 2.592e+09.
     const values = join(tempDir("of-values-"), "big.yaml");
     writeFileSync(values, "config:\n  STREAM_MAX_AGE_MS: 2592000000\n  IDEMPOTENCY_TTL_MS: 86400000\n");

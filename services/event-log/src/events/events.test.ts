@@ -51,7 +51,7 @@ function history(userId = uuidv7(), at = Date.now()) {
 async function problemOf(res: Response, status = 400) {
   expect(res.status).toBe(status);
   expect(res.headers.get("content-type")).toBe("application/problem+json");
-  return (await res.json()) as { status: number; errors?: { pointer: string }[] };
+  return (await res.json()) as { status: number; errors?: { pointer: string; detail: string }[] };
 }
 type Page = { items: { seq: number; id: string; type: string; entity: string; time: string }[]; nextCursor: string | null };
 const get = async <T = Page>(url: string) => {
