@@ -75,6 +75,12 @@ describe("skaffold.yaml", () => {
     expect(s.build.local?.useBuildkit).toBe(true);
   });
 
+  it.each(sections)("%s: pushes to a remote cluster's registry (--default-repo), not only to a local cluster", (name, s) => {
+    // An explicit `push: false` turns off Skaffold's own choice (push unless the context is a local
+    // cluster): against a remote cluster the pods would then pull images nobody pushed.
+    expect(s.build.local?.push, name).toBe(name === "profile prod" ? true : undefined);
+  });
+
   it("the dev profile syncs sources into the dev target (tsx watch), the others build runtime", () => {
     const dev = sections.find(([n]) => n === "profile dev")![1];
     expect(dev.build.artifacts.every((a) => a.docker.target === "dev" && (a.sync?.manual.length ?? 0) > 0)).toBe(true);
