@@ -395,6 +395,11 @@ describe("helm/orderflow", () => {
     expect(sql).toContain('CREATE DATABASE "orders"');
     expect(sql).toContain('CREATE DATABASE "event_log"');
     expect(sql).toContain('CREATE DATABASE "audit"');
+    // Room for every pool at the HPAs' maximum plus a rolling update's extra pod: four services
+    // (audit included) × (4 + 1) × 8, plus 10. Postgres's default 100 ran out at three.
+    const maxConnections = async (sets: string[]) => (podSpec(find(await template(sets), "StatefulSet", "orderflow-postgres")).containers[0] as { args?: string[] }).args;
+    expect((podSpec(find(objs, "StatefulSet", "orderflow-postgres")).containers[0] as { args?: string[] }).args).toEqual(["-c", "max_connections=170"]);
+    expect(await maxConnections(["services.order-service.env.DATABASE_POOL_SIZE=20", "services.user-service.autoscaling.enabled=false", "services.user-service.replicaCount=2"])).toEqual(["-c", `max_connections=${10 + 3 * 8 + 5 * 20 + 5 * 8}`]);
     const conf = (find(objs, "ConfigMap", "orderflow-nats").data as Record<string, string>)["nats.conf"]!;
     expect(conf).toMatch(/jetstream \{\s+store_dir: \/data/);
     const sts = find(objs, "StatefulSet", "orderflow-nats").spec as { volumeClaimTemplates: { metadata: { name: string } }[] };
