@@ -457,9 +457,12 @@ describe("helm/orderflow", () => {
       const d = find(objs, "Deployment", `orderflow-${svc}`);
       const selector = (d.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels;
       expect((podSpec(d) as unknown as Spread).topologySpreadConstraints[0]!.labelSelector.matchLabels).toEqual(selector);
+      // Per revision, so a rolling update's old pods do not skew where the new ones go.
+      expect((podSpec(d) as unknown as Spread).topologySpreadConstraints[0]).toMatchObject({ matchLabelKeys: ["pod-template-hash"] });
     }
     const own = (podSpec(find(objs, "Deployment", "orderflow-event-log")) as unknown as Spread).topologySpreadConstraints;
     expect(own).toEqual([expect.objectContaining({ labelSelector: { matchLabels: { team: "a" } } })]);
+    expect(own[0]).not.toHaveProperty("matchLabelKeys"); // a selector of the user's own is taken as it is
   });
 
   it("bundled NATS checks the credentials it is given, whatever their characters: from values, or from an existingSecret as told", async () => {
