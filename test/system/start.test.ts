@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { spawn } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
-import { connectTestNats, freePort, repoRoot, startProcess, testNatsUrl, waitFor, waitReady } from "@orderflow/shared/testing";
+import { connectTestNats, deleteNamespace, freePort, repoRoot, startProcess, testNatsUrl, uniqueNamespace, waitFor, waitReady } from "@orderflow/shared/testing";
 import { localServices } from "../../scripts/local-services.js";
 import { registerOk, waitForCount, waitForWelcome } from "./helpers.js";
 
@@ -14,7 +14,7 @@ afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
 /** `npm start` (scripts/start.ts) in a process group of its own, with its own free ports. */
 async function npmStart(env: Record<string, string>) {
   const ports = { USER_PORT: String(await freePort()), ORDER_PORT: String(await freePort()), EVENTLOG_PORT: String(await freePort()) };
-  const proc = startProcess(join(repoRoot, "scripts", "start.ts"), [], { ...ports, NATS_NAMESPACE: `start${Date.now().toString(36)}`, ...env }, { cwd: repoRoot, detached: true, nodeArgs: ["--import", "tsx"] });
+  const proc = startProcess(join(repoRoot, "scripts", "start.ts"), [], { ...ports, NATS_NAMESPACE: uniqueNamespace(), ...env }, { cwd: repoRoot, detached: true, nodeArgs: ["--import", "tsx"] });
   // Ctrl-C is what makes start.ts stop the services and nats-server it started; if it hangs,
   // exitWithin kills the whole group rather than leave them behind.
   onTestFinished(async () => {
@@ -83,7 +83,18 @@ describe("npm start", () => {
     const dataDir = mkdtempSync(join(tmpdir(), "of-start-npm-"));
     dirs.push(dataDir);
     const ports: Record<string, string> = {};
-    const env: Record<string, string> = { NATS_URL: testNatsUrl(), NATS_NAMESPACE: `npm${Date.now().toString(36)}`, ORDERFLOW_DATA_DIR: dataDir, METRICS_PORT: "" };
+    const namespace = uniqueNamespace();
+    // The services create their streams on the shared server: removed once they are stopped
+    // (registered first, so it runs after the clean-up below).
+    onTestFinished(async () => {
+      const nc = await connectTestNats();
+      try {
+        await deleteNamespace(nc, namespace);
+      } finally {
+        await nc.close();
+      }
+    });
+    const env: Record<string, string> = { NATS_URL: testNatsUrl(), NATS_NAMESPACE: namespace, ORDERFLOW_DATA_DIR: dataDir, METRICS_PORT: "" };
     for (const svc of localServices(repoRoot, {})) {
       ports[svc.name] = String(await freePort());
       env[`${svc.envPrefix}_PORT`] = ports[svc.name]!;
