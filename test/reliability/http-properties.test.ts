@@ -20,10 +20,9 @@ let apps: { users: ReturnType<typeof createUserApp>; orders: ReturnType<typeof c
 const knownUser = uuidv7();
 
 beforeAll(async () => {
-  [userEnv, orderEnv] = await Promise.all([
-    createMigratedDatabase(fileURLToPath(new URL("../../services/user-service/drizzle", import.meta.url)), "of_prop_users"),
-    createMigratedDatabase(fileURLToPath(new URL("../../services/order-service/drizzle", import.meta.url)), "of_prop_orders"),
-  ]);
+  // One after the other: with Promise.all, one that failed left the other made and never dropped.
+  userEnv = await createMigratedDatabase(fileURLToPath(new URL("../../services/user-service/drizzle", import.meta.url)), "of_prop_users");
+  orderEnv = await createMigratedDatabase(fileURLToPath(new URL("../../services/order-service/drizzle", import.meta.url)), "of_prop_orders");
   await orderEnv.db.insert(customers).values({ userId: knownUser, email: "k@example.com", name: "K", registeredAt: new Date() });
   apps = {
     users: createUserApp({ db: userEnv.db, log, published: () => {} }),

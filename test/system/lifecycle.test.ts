@@ -11,10 +11,17 @@ const main = join(repoRoot, "services", "user-service", "dist", "main.js");
 const migrate = join(repoRoot, "services", "user-service", "dist", "migrate.js");
 const namespace = uniqueNamespace();
 const databases: TestDatabase[] = [];
-afterAll(async () => {
-  const nc = await connectTestNats();
-  await teardown(...databases.map((d) => () => d.drop()), () => deleteNamespace(nc, namespace), () => nc.close());
-});
+afterAll(() =>
+  teardown(...databases.map((d) => () => d.drop()), async () => {
+    // Its own step: NATS unreachable must not keep the databases from being dropped.
+    const nc = await connectTestNats();
+    try {
+      await deleteNamespace(nc, namespace);
+    } finally {
+      await nc.close();
+    }
+  }),
+);
 
 /** A fresh database for user-service, dropped after the file. */
 async function freshDatabase() {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { sql } from "drizzle-orm";
 import { Writable } from "node:stream";
 import { pino } from "pino";
@@ -18,12 +18,12 @@ describe("database errors", () => {
       await embedded.close();
     }
     const testDb = await createTestDatabase("of_errors");
+    onTestFinished(() => testDb.drop()); // runs after the close below, whatever failed
     const database = await openDatabase(testDb.url, { poolSize: 1 });
     try {
       await run(database);
     } finally {
       await database.close();
-      await testDb.drop();
     }
   };
 
@@ -85,6 +85,7 @@ describe("database errors", () => {
 
   it("ends a statement that waits on a lock past statementTimeoutMs with a transient error", async () => {
     const testDb = await createTestDatabase("of_timeout");
+    onTestFinished(() => testDb.drop());
     const holder = await openDatabase(testDb.url, { poolSize: 1 });
     const database = await openDatabase(testDb.url, { poolSize: 1, statementTimeoutMs: 300 });
     try {
@@ -110,7 +111,6 @@ describe("database errors", () => {
     } finally {
       await database.close();
       await holder.close();
-      await testDb.drop();
     }
   });
 
