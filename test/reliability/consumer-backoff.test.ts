@@ -70,7 +70,7 @@ describe("consumer backoff", () => {
         accepted: behind.length,
         applied: welcomed,
         deadLettered: await streamMessages(sys.nc, sys.namespace, "DLQ"),
-        duplicates: 0,
+        duplicates: behind.filter((u) => (ledger.welcomes.get(u.id) ?? 0) > 1).length,
         lostSilently: behind.length - welcomed,
       });
       expect(welcomed).toBe(behind.length);

@@ -166,9 +166,7 @@ describe("HTTP inputs (property-based)", () => {
     report("HTTP properties", {
       sent: stats.requests,
       accepted: [...stats.byStatus].filter(([s]) => s < 300).reduce((a, [, n]) => a + n, 0),
-      applied: stats.byStatus.get(201) ?? 0,
-      deadLettered: 0,
-      duplicates: 0,
+      created: stats.byStatus.get(201) ?? 0,
       serverErrors: [...stats.byStatus].filter(([s]) => s >= 500).reduce((a, [, n]) => a + n, 0),
       statuses: [...stats.byStatus].sort(([a], [b]) => a - b).map(([s, n]) => `${s}:${n}`).join(","),
     });

@@ -30,6 +30,7 @@ describe("kill -9", () => {
     await waitSettled(sys);
     const ledger = await readLedger(sys);
     const check = checkExactlyOnce(ledger, load.accepted);
+    expect(load.unexpectedStatuses()).toEqual({});
     report("kill -9 order-service x3", {
       sent: load.sent,
       accepted: load.accepted.length,
@@ -67,6 +68,7 @@ describe("kill -9", () => {
     await waitSettled(sys);
     const ledger = await readLedger(sys);
     const check = checkExactlyOnce(ledger, load.accepted);
+    expect(load.unexpectedStatuses()).toEqual({});
     const events = await streamMessages(sys.nc, sys.namespace, "USERS");
     report("kill -9 user-service x2", {
       sent: load.sent,

@@ -83,6 +83,7 @@ describe("replicas", () => {
     const ledger = await readLedger(sys);
     const accepted = [...load2.accepted, ...load3.accepted];
     const check = checkExactlyOnce(ledger, accepted);
+    expect({ ...load2.unexpectedStatuses(), ...load3.unexpectedStatuses() }).toEqual({});
     report("replicas 2 then 3", {
       sent: load2.sent + load3.sent,
       accepted: accepted.length,

@@ -1,4 +1,5 @@
 import { Agent, request } from "node:http";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -152,6 +153,44 @@ describe("graceful shutdown with keep-alive clients", () => {
       console.log(`keep-alive shutdown: exit=${exit.code} in ${took} ms, probes during drain=${statuses.length}`);
       // A connection that held the server open would run into the 5 s deadline, which exits 1.
       expect(exit.code).toBe(0);
+    } finally {
+      await proc.kill("SIGKILL");
+    }
+  });
+});
+
+describe("draining", () => {
+  it("finishes requests in flight at SIGTERM, turns new ones away with a 503 it counts in its metrics, then exits 0", async () => {
+    const metricsPort = await freePort();
+    const { url, proc } = await startUserService(await freshDatabase(), { METRICS_PORT: String(metricsPort), SHUTDOWN_TIMEOUT_MS: "10000" });
+    try {
+      await waitReady(url, proc);
+      /** A POST /users whose headers are in and whose body is not: in flight, so the drain waits for it. */
+      const inFlight = async () => {
+        const body = JSON.stringify({ email: `drain-${uuidv7()}@example.com`, name: "Drain" });
+        const socket = connect(Number(new URL(url).port), "127.0.0.1");
+        let text = "";
+        socket.on("data", (d) => (text += d.toString()));
+        const closed = new Promise<string>((resolve) => socket.on("close", () => resolve(text)));
+        // Expect: 100-continue, so the server says when it has taken the request in (a request
+        // still unread in the socket at SIGTERM is the keep-alive race, not a request in flight).
+        socket.write(`POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n${body.slice(0, 5)}`);
+        await waitFor(() => text.startsWith("HTTP/1.1 100 Continue") || undefined, { what: "the server to take the request in" });
+        // write, not end: a client that half-closes its side has the request's handling aborted.
+        return { finish: async (more = "") => (socket.write(body.slice(5) + more), (await closed).replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, "")) };
+      };
+      const [a, b] = [await inFlight(), await inFlight()];
+      proc.child.kill("SIGTERM");
+      await waitFor(() => proc.output.some((l) => l.includes('"shutting down"')) || undefined, { what: "the drain to start" });
+      // A's body, and a request pipelined behind it on the same connection: that one arrives during the drain.
+      const aAnswers = await a.finish("GET /users HTTP/1.1\r\nHost: x\r\n\r\n");
+      expect(aAnswers).toMatch(/^HTTP\/1\.1 201 [\s\S]*HTTP\/1\.1 503 /);
+      expect(aAnswers).toMatch(/the service is shutting down/);
+      // B still holds the drain open: the metrics server answers, and counts the 503.
+      const scrape = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(scrape).toMatch(/^orderflow_http_requests_total\{method="GET",route="draining",status="503",service="user-service"\} 1$/m);
+      expect(await b.finish()).toMatch(/^HTTP\/1\.1 201 /);
+      expect((await proc.exitWithin(15_000)).code).toBe(0);
     } finally {
       await proc.kill("SIGKILL");
     }

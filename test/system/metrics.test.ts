@@ -54,6 +54,15 @@ describe("metrics", () => {
     expect(o.get('orderflow_consumer_events_total{consumer="order-service",outcome="applied"}')).toBe(3);
     expect(o.get("orderflow_outbox_published_total")).toBeGreaterThanOrEqual(3);
 
+    // Each request under the route that answered it: /events/stats and /events/stream also match /events/:id.
+    expect((await fetch(`${log.url}/events/stats`)).status).toBe(200);
+    expect((await fetch(`${log.url}/events/01a21e26-0000-7000-8000-000000000000`)).status).toBe(404);
+    expect((await fetch(`${log.url}/events`, { method: "DELETE" })).status).toBe(405);
+    const l = await scrape(log.metricsPort);
+    expect(l.get('orderflow_http_requests_total{method="GET",route="/events/stats",status="200"}')).toBe(1);
+    expect(l.get('orderflow_http_requests_total{method="GET",route="/events/:id",status="404"}')).toBe(1);
+    expect(l.get('orderflow_http_requests_total{method="DELETE",route="unmatched",status="405"}')).toBe(1);
+
     // The event log's ingesters report their lag like the consumers do.
     await waitFor(async () => (await scrape(log.metricsPort)).get('orderflow_consumer_messages{consumer="event-log-users",state="pending"}') === 0, { what: "the event log's USERS ingester caught up" });
     expect([...(await scrape(log.metricsPort)).keys()].filter((k) => k.startsWith('orderflow_consumer_messages{consumer="event-log-') && k.endsWith('state="pending"}'))).toHaveLength(4);

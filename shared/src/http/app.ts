@@ -38,7 +38,9 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     if (!observe) return next();
     const started = performance.now();
     await next();
-    const route = routePath(c, -1);
+    // The route of the handler that answered (the index compose left on the request), not the
+    // last pattern that matches the path: /events/stats also matches /events/:id.
+    const route = routePath(c);
     observe(c.req.method, route === "*" || route === "/*" ? "unmatched" : route, c.res.status, (performance.now() - started) / 1000);
   });
 

@@ -203,6 +203,9 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   // The node adapter's env ({ incoming, outgoing }) is passed on: jsonBody relies on it.
   const draining = async (req: Request, env: object | undefined) => {
     if (!isProbe(req)) {
+      // Counted like any answer (under route "draining": no route ran), so a drain that turned
+      // clients away shows in the scrape the metrics server still serves.
+      metrics?.observeRequest(req.method, "draining", 503, 0);
       // Retry-After: a retry reaches another replica (this one has left the Service's endpoints).
       return problemResponse(problem(503, "Service Unavailable", "the service is shutting down"), { connection: "close", "retry-after": "1" });
     }

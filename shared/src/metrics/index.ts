@@ -49,21 +49,39 @@ export function createMetrics({ service, defaultMetrics = true }: { service: str
     countPublished: (n) => void (n > 0 && published.inc(n)),
     countPublishFailures: (n) => void (n > 0 && failures.inc(n)),
     gaugeOnScrape(name, help, labelNames, read) {
-      new Gauge<string>({
+      new ScrapeGauge({
         name,
         help,
         labelNames: [...labelNames],
         registers: [registry],
         async collect() {
           this.reset();
-          // A dependency that cannot answer (or hangs) leaves the gauge empty rather than failing the scrape.
-          const values = await within(read(), 2000).catch(() => []);
-          for (const v of values) this.set(v.labels as Record<string, string>, v.value);
+          // A dependency that cannot answer (or hangs) leaves the gauge out of the scrape rather
+          // than failing it.
+          const values = await within(read(), 2000).then(
+            (v) => v,
+            () => undefined,
+          );
+          (this as ScrapeGauge).unknown = values === undefined;
+          for (const v of values ?? []) this.set(v.labels as Record<string, string>, v.value);
         },
       });
     },
     text: () => registry.metrics(),
   };
+}
+
+/**
+ * A gauge that can say nothing. prom-client gives a gauge without labels a value of 0 even once
+ * reset, so a DLQ that could not be counted (NATS down) read as an empty one: an alert on its
+ * growth went quiet for the outage. A failed read now leaves its samples out.
+ */
+class ScrapeGauge extends Gauge<string> {
+  unknown = false;
+  override async get() {
+    const metric = await super.get();
+    return this.unknown ? { ...metric, values: [] } : metric;
+  }
 }
 
 export interface MetricsServer {

@@ -104,6 +104,7 @@ describe("acked publisher", () => {
     const publisher = createAckedPublisher(nc, { timeoutMs: 150 });
     await expect(publisher.publish(`slow_${stream}`, "x", { msgID: "t" })).rejects.toBeInstanceOf(PublishTimeoutError);
     // The late ack is dropped; the next publish gets its own answer, not that one.
+    await waitFor(() => late.length > 0 || undefined, { what: "the slow subscriber's copy" });
     late[0]!.respond(JSON.stringify({ stream: "LATE", seq: 99 }));
     const ack = await publisher.publish(`${stream}.x`, "after", { msgID: "after-late" });
     expect(ack).toMatchObject({ stream, duplicate: false });
