@@ -66,6 +66,12 @@ describe("metrics", () => {
     // The event log's ingesters report their lag like the consumers do.
     await waitFor(async () => (await scrape(log.metricsPort)).get('orderflow_consumer_messages{consumer="event-log-users",state="pending"}') === 0, { what: "the event log's USERS ingester caught up" });
     expect([...(await scrape(log.metricsPort)).keys()].filter((k) => k.startsWith('orderflow_consumer_messages{consumer="event-log-') && k.endsWith('state="pending"}'))).toHaveLength(4);
+    // … and count what they stored, like the consumers; it has no outbox, so no publish counters.
+    const stored = (s: Map<string, number>, consumer: string) => s.get(`orderflow_consumer_events_total{consumer="${consumer}",outcome="applied"}`);
+    const logged = await waitFor(async () => ((s) => (stored(s, "event-log-users") === 3 && stored(s, "event-log-orders") === 3 ? s : undefined))(await scrape(log.metricsPort)), {
+      what: "the event log to count the three registrations and three orders it stored",
+    });
+    expect([...logged.keys()].filter((k) => k.startsWith("orderflow_outbox_"))).toEqual([]);
 
     // Only on its own port: the service's port (behind the Ingress) does not serve it.
     expect((await fetch(`${users.url}/metrics`)).status).toBe(404);

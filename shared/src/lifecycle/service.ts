@@ -5,7 +5,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { baseConfigSchema, loadConfigOrExit, redactUrl, type BaseConfig } from "../config/config.js";
 import { createLogger } from "../logger/index.js";
-import { createConsumer, type Consumer, type EventHandlers } from "../consumer/runner.js";
+import { createConsumer, type Consumer, type EventHandlers, type Outcome } from "../consumer/runner.js";
 import { executeRows, ForeignMigrationsError, openDatabase, pendingMigrations, pingWithin, type Database, type Db } from "../db/database.js";
 import { isTransientDbError, reportableError } from "../db/errors.js";
 import { eventCatalog, type EventName, type StreamName } from "../events/catalog.js";
@@ -103,6 +103,8 @@ export interface WorkerContext {
   log: Logger;
   /** Creates the service's streams again, for a worker that finds its stream gone. */
   restoreStreams: () => Promise<void>;
+  /** Counts messages a worker's consumer finished with, as the runner's are (metrics on). */
+  countEvents?: (consumer: string, outcome: Outcome, n: number) => void;
 }
 
 export interface RunningService {
@@ -190,7 +192,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   registerHealthRoutes(app, readiness);
   app.whileSchemaPending(() => !migrated);
   app.answerWithin(config.REQUEST_DEADLINE_MS);
-  const metrics = config.METRICS_PORT > 0 ? createMetrics({ service: spec.name }) : undefined;
+  const metrics = config.METRICS_PORT > 0 ? createMetrics({ service: spec.name, outbox: spec.outbox !== false }) : undefined;
   if (metrics) {
     app.observeRequests(metrics.observeRequest);
     watchOnScrape(metrics);
@@ -303,7 +305,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     for (const [i, c] of consumers.entries()) {
       await retryUntilDone(`consumer ${spec.consumers[i]!.durable}`, () => c.start(), log, abort.signal);
     }
-    workers = spec.workers?.({ js, jsm, db: database.db, names, log, restoreStreams }) ?? [];
+    workers = spec.workers?.({ js, jsm, db: database.db, names, log, restoreStreams, countEvents: metrics?.countEvents }) ?? [];
     for (const w of workers) await retryUntilDone(w.name, () => w.start(), log, abort.signal);
     wired = true;
     readiness.invalidate();

@@ -29,7 +29,8 @@ export interface Metrics {
 // Seconds; the services answer in milliseconds, the live tail and a database outage in seconds.
 const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-export function createMetrics({ service, defaultMetrics = true }: { service: string; defaultMetrics?: boolean }): Metrics {
+/** `outbox: false` for a service without one (the event log): its publish counters would only ever read 0. */
+export function createMetrics({ service, defaultMetrics = true, outbox = true }: { service: string; defaultMetrics?: boolean; outbox?: boolean }): Metrics {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   // Node's own: heap, GC, event-loop lag, handles, CPU.
@@ -37,8 +38,8 @@ export function createMetrics({ service, defaultMetrics = true }: { service: str
   const requests = new Counter({ name: "orderflow_http_requests_total", help: "HTTP requests answered, by method, route pattern and status", labelNames: ["method", "route", "status"] as const, registers: [registry] });
   const duration = new Histogram({ name: "orderflow_http_request_duration_seconds", help: "Time to the response's headers, by method and route pattern", labelNames: ["method", "route"] as const, buckets: HTTP_BUCKETS, registers: [registry] });
   const events = new Counter({ name: "orderflow_consumer_events_total", help: "Messages a consumer finished with, by outcome (applied, duplicate, retry, dead-lettered, held)", labelNames: ["consumer", "outcome"] as const, registers: [registry] });
-  const published = new Counter({ name: "orderflow_outbox_published_total", help: "Outbox events published and acknowledged by JetStream", registers: [registry] });
-  const failures = new Counter({ name: "orderflow_outbox_publish_failures_total", help: "Outbox publishes that failed (the row stays and is published again)", registers: [registry] });
+  const published = outbox ? new Counter({ name: "orderflow_outbox_published_total", help: "Outbox events published and acknowledged by JetStream", registers: [registry] }) : undefined;
+  const failures = outbox ? new Counter({ name: "orderflow_outbox_publish_failures_total", help: "Outbox publishes that failed (the row stays and is published again)", registers: [registry] }) : undefined;
   return {
     registry,
     observeRequest(method, route, status, seconds) {
@@ -46,8 +47,8 @@ export function createMetrics({ service, defaultMetrics = true }: { service: str
       duration.observe({ method, route }, seconds);
     },
     countEvents: (consumer, outcome, n = 1) => void (n > 0 && events.inc({ consumer, outcome }, n)),
-    countPublished: (n) => void (n > 0 && published.inc(n)),
-    countPublishFailures: (n) => void (n > 0 && failures.inc(n)),
+    countPublished: (n) => void (n > 0 && published?.inc(n)),
+    countPublishFailures: (n) => void (n > 0 && failures?.inc(n)),
     gaugeOnScrape(name, help, labelNames, read) {
       new ScrapeGauge({
         name,

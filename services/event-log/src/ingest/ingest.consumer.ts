@@ -1,5 +1,5 @@
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { createPullLoop, ensureDurableConsumer, hasUnreadableHeaders, headersOf, isPermanentDbError, reportableError, streamCatalog, type Logger, type PullLoop, type Names, type StreamName } from "@orderflow/shared";
+import { createPullLoop, ensureDurableConsumer, hasUnreadableHeaders, headersOf, isPermanentDbError, reportableError, streamCatalog, type Logger, type Outcome, type PullLoop, type Names, type StreamName } from "@orderflow/shared";
 import { refusedRow, toEventRow, unreadableRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
@@ -17,6 +17,8 @@ export interface IngestOptions {
   retryDelayMs?: number;
   /** Re-creates the streams when this one has gone (see DurableSettings). */
   restoreStreams?: () => Promise<void>;
+  /** Messages finished with: `applied` (stored), `duplicate` (stored before), `retry` (a batch that failed). */
+  onOutcome?: (outcome: Outcome, n: number) => void;
 }
 
 export type IngestConsumer = PullLoop;
@@ -80,8 +82,10 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
 
   async function store(batch: JsMsg[], rows = batch.map(rowOf)): Promise<void> {
     try {
-      await writer.write(rows);
+      const stored = await writer.write(rows);
       for (const msg of batch) msg.ack();
+      o.onOutcome?.("applied", stored);
+      o.onOutcome?.("duplicate", rows.length - stored);
       return;
     } catch (err) {
       // A row Postgres refuses for its values must not hold the rest of its batch, again on
@@ -102,6 +106,7 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
         }
       }
       log.warn({ stream, count: batch.length, err: reportableError(err).message, retryInMs: retryDelayMs }, "storing events failed; retrying");
+      o.onOutcome?.("retry", batch.length);
       nakAll(batch);
     }
   }
