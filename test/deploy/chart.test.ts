@@ -215,6 +215,12 @@ describe("helm/orderflow", () => {
     // pull docker.io/orderflow/*, which is not ours. NATS and Postgres are Docker's official images.
     const images = [...byKind(objs, "Deployment"), ...byKind(objs, "Job"), ...byKind(objs, "StatefulSet")].flatMap((o) => [...podSpec(o).containers, ...(podSpec(o).initContainers ?? [])].map((c) => c.image));
     expect([...new Set(images)].sort()).toEqual(["localhost/orderflow/event-log:0.1.0", "localhost/orderflow/order-service:0.1.0", "localhost/orderflow/user-service:0.1.0", "nats:2.14.9-alpine", "postgres:17.11-trixie"]);
+    // A repository that names its registry (as one given before image.registry had a default did) keeps it.
+    const imageOf = async (sets: string[]) => podSpec(find(await template(sets), "Deployment", "orderflow-user-service")).containers[0]!.image;
+    expect(await imageOf(["services.user-service.image.repository=ghcr.io/acme/users"])).toBe("ghcr.io/acme/users:0.1.0");
+    expect(await imageOf(["image.repositoryPrefix=registry.local:5000/shop"])).toBe("registry.local:5000/shop/user-service:0.1.0");
+    expect(await imageOf(["image.registry=", "image.repositoryPrefix=orderflow"])).toBe("orderflow/user-service:0.1.0");
+    expect(await imageOf(["image.registry=quay.io/acme"])).toBe("quay.io/acme/orderflow/user-service:0.1.0");
   });
 
   it("gives every service probes on /healthz and /readyz, a hardened securityContext, resources and a grace period covering preStop + SHUTDOWN_TIMEOUT_MS", async () => {
@@ -765,6 +771,12 @@ describe("helm/orderflow", () => {
     expect(await templateError(["metrics.port=3000"])).toMatch(/services\.event-log\.containerPort and metrics\.port are both 3000/);
     expect(await templateError(["services.order-service.containerPort=9464"])).toMatch(/services\.order-service\.containerPort and metrics\.port are both 9464/);
     expect(await template(["metrics.enabled=false", "metrics.port=3000"])).not.toHaveLength(0);
+    // Values added since a release are absent under `helm upgrade --reuse-values` (the old chart's
+    // values are used): not required, and rendered as before they existed.
+    const reused = await template([...combos["external NATS and Postgres (deps off)"]!.sets, "migrationHooks=null", "listenAddress=null", "tmpVolume.sizeLimit=null"]);
+    for (const job of byKind(reused, "Job")) expect(job.metadata.annotations?.["helm.sh/hook"], job.metadata.name).toBe("pre-install,pre-upgrade");
+    expect(byKind(reused, "ConfigMap").filter((c) => (c.data as Record<string, string>).PORT).map((c) => (c.data as Record<string, string>).HOST)).toEqual(SERVICES.map(() => "0.0.0.0"));
+    expect(podSpec(find(reused, "Deployment", "orderflow-user-service")).volumes!.find((v) => v.name === "tmp")!.emptyDir).toEqual({}); // null: no cap on /tmp
     // IPv6 single-stack clusters: the services listen on :: (HOST), chosen here since config.HOST is the chart's.
     expect(byKind(await template(["listenAddress=::"]), "ConfigMap").filter((c) => c.metadata.name.startsWith("orderflow-") && (c.data as Record<string, string>).PORT).map((c) => (c.data as Record<string, string>).HOST)).toEqual(SERVICES.map(() => "::"));
     expect(await templateError(["listenAddress=localhost"])).toMatch(/listenAddress/);

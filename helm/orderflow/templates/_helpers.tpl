@@ -86,7 +86,8 @@ theirs) when it changes. ctx: {root, name, svc}
 {{- end }}
 {{- end }}
 PORT: {{ .svc.containerPort | quote }}
-HOST: {{ .root.Values.listenAddress | quote }}
+{{- /* default: a release upgraded with --reuse-values has the older chart's values, without it. */}}
+HOST: {{ .root.Values.listenAddress | default "0.0.0.0" | quote }}
 NATS_URL: {{ include "orderflow.natsUrl" .root | quote }}
 # Migrations run in the chart's Job, never concurrently from every replica.
 MIGRATE_ON_START: "false"
@@ -105,7 +106,12 @@ METRICS_PORT: {{ .root.Values.metrics.port | quote }}
 {{- define "orderflow.serviceImage" -}}
 {{- $img := .root.Values.image -}}
 {{- $repo := default (printf "%s/%s" $img.repositoryPrefix .name) .svc.image.repository -}}
-{{- if $img.registry -}}{{- $repo = printf "%s/%s" $img.registry $repo -}}{{- end -}}
+{{- /* A repository that names its registry already (a first part with a dot or a port, or
+localhost, as image references tell a host) is taken as it is: ghcr.io/acme/x given before
+image.registry had a default stays ghcr.io/acme/x. */ -}}
+{{- $first := regexSplit "/" $repo -1 | first -}}
+{{- $hasHost := and (contains "/" $repo) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- if and $img.registry (not $hasHost) -}}{{- $repo = printf "%s/%s" $img.registry $repo -}}{{- end -}}
 {{- if .svc.image.digest -}}
 {{- printf "%s@%s" $repo .svc.image.digest -}}
 {{- else -}}
@@ -151,7 +157,8 @@ Deployment hashes it to roll on a change. ctx: {root, name, svc}
 
 {{/* "true" when the migration Jobs are pre-install,pre-upgrade hooks: without the bundled Postgres (migration-job.yaml says why). */}}
 {{- define "orderflow.migrationHook" -}}
-{{- if and (not .Values.postgres.deploy) .Values.migrationHooks }}true{{ end -}}
+{{- /* Absent (an upgrade with --reuse-values from an older chart) is true, as before the value existed. */ -}}
+{{- if and (not .Values.postgres.deploy) (ne .Values.migrationHooks false) }}true{{ end -}}
 {{- end -}}
 
 {{/* The hook copy of a service's DATABASE_URL Secret its migration hook Job reads (secret.yaml). ctx: {root, name} */}}
@@ -248,3 +255,8 @@ authorization { user: {{ include "orderflow.natsQuoted" .user }}, password: {{ i
     - { port: {{ . }}, protocol: TCP }
     {{- end }}
 {{- end }}
+
+{{/* The /tmp emptyDir: capped at tmpVolume.sizeLimit, or unlimited when that is null. */}}
+{{- define "orderflow.tmpEmptyDir" -}}
+{{- with .Values.tmpVolume.sizeLimit }}{ sizeLimit: {{ . }} }{{ else }}{}{{ end -}}
+{{- end -}}
