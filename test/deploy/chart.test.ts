@@ -780,12 +780,16 @@ describe("helm/orderflow", () => {
     // IPv6 single-stack clusters: the services listen on :: (HOST), chosen here since config.HOST is the chart's.
     expect(byKind(await template(["listenAddress=::"]), "ConfigMap").filter((c) => c.metadata.name.startsWith("orderflow-") && (c.data as Record<string, string>).PORT).map((c) => (c.data as Record<string, string>).HOST)).toEqual(SERVICES.map(() => "::"));
     expect(await templateError(["listenAddress=localhost"])).toMatch(/listenAddress/);
-    // Names Kubernetes would refuse (over 63, a StatefulSet over 52), said before anything is applied.
+    // Names Kubernetes would refuse (a Service's over 63, a StatefulSet's over 52) or that would
+    // collide, said before anything is applied; other objects take up to 253 characters.
     const long = (n: number) => `fullnameOverride=${"f".repeat(n)}`;
     expect(await templateError([long(44)])).toMatch(new RegExp(`StatefulSet name f{44}-postgres would be 53 characters, over 52 .*fullnameOverride`));
-    expect(await templateError([long(50), ...combos["external NATS and Postgres (deps off)"]!.sets])).toMatch(/object name f{50}-\S+ would be \d+ characters, over the 63/);
-    const longest = Math.max(...(await template([long(43)])).map((o) => o.metadata.name.length));
-    expect(longest).toBeLessThanOrEqual(63);
+    const bundled = await template([long(43)]);
+    expect(Math.max(...byKind(bundled, "Service").map((o) => o.metadata.name.length))).toBeLessThanOrEqual(63);
+    const external = await template([long(55), ...combos["external NATS and Postgres (deps off)"]!.sets]);
+    expect(Math.max(...external.map((o) => o.metadata.name.length))).toBeGreaterThan(63); // a Secret, say: allowed
+    expect(Math.max(...byKind(external, "Service").map((o) => o.metadata.name.length))).toBeLessThanOrEqual(63);
+    expect(await templateError([long(55), ...combos["external NATS and Postgres (deps off)"]!.sets, "services.order-servicex.routes={/x}"])).toMatch(/services order-service and order-servicex would both be named f{55}-order-s /);
     // A map a null may still clear (Helm merges a {} into the default): OpenShift assigns the uid.
     const openshift = byKind(await template(["podSecurityContext.runAsUser=null", "podSecurityContext.runAsGroup=null"]), "Deployment");
     expect(podSpec(openshift[0]!).securityContext).toEqual({ runAsNonRoot: true, fsGroup: 1000, seccompProfile: { type: "RuntimeDefault" } });
