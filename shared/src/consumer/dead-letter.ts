@@ -64,29 +64,24 @@ export async function publishDeadLetter(js: JetStreamClient, names: Names, msg: 
   let data = msg.data;
   let h = full;
   let ack;
-  // At most three tries, each step giving up something the DLQ would not take. A letter that
-  // failed here would be nak'ed and come back for ever, holding a place in max_ack_pending.
+  // A letter the DLQ refuses for good would be nak'ed and come back for ever, holding a place in
+  // max_ack_pending. So each refusal gives up one thing more, three letters at most: the whole
+  // copy; its headers without the payload (which stays in the original stream, at the position
+  // the headers give: a message near the server's max_payload, or over the DLQ's max_msg_size);
+  // the DLQ's own headers alone, enough to find the original and to know why it was given up on.
   for (;;) {
     try {
       ack = storedAck(await js.publish(subject, data, { headers: h, msgID }));
       break;
     } catch (err) {
-      if (data.length > 0 && /max_payload/i.test(String((err as Error)?.message))) {
-        // A message near the server's size limit does not fit again with these headers. The
-        // letter keeps everything but the payload, which stays in the original stream at the
-        // position the headers give.
-        h.set(DlqHeaders.PayloadOmitted, String(msg.data.length));
-        data = EMPTY;
-      } else if (h === full && isRefusal(err)) {
-        // The DLQ refuses this letter for good (its max_msg_size, or a directive among the
-        // copied headers that the prefix above does not defuse): store what the DLQ's own
-        // headers say, which is enough to find the original and to know why it was given up on.
-        h = own;
-        h.set(DlqHeaders.Note, `the DLQ refused the full letter (${oneLine((err as Error).message, 200)}); the payload and the original headers are not copied`);
+      if (!isRefusal(err) || h === own) throw err;
+      if (data.length > 0) {
         h.set(DlqHeaders.PayloadOmitted, String(msg.data.length));
         data = EMPTY;
       } else {
-        throw err;
+        h = own;
+        h.set(DlqHeaders.Note, `the DLQ refused the letter with the original's headers (${oneLine((err as Error).message, 200)}); they are not copied`);
+        h.set(DlqHeaders.PayloadOmitted, String(msg.data.length));
       }
     }
   }
@@ -122,11 +117,14 @@ function oneLine(text: string, max: number): string {
 }
 
 /**
- * JetStream refused the message itself (400: over the stream's max_msg_size, an expectation
- * header not met), as opposed to an outage, a timeout or a missing stream, which pass.
+ * The letter itself is refused, and would be again: over the server's max_payload (nats.js says
+ * so before sending), or a 400 from JetStream (over the DLQ's max_msg_size, an expectation not
+ * met). Not an outage, a timeout or a missing stream, and not the account's storage quota
+ * (10002, also a 400), which frees up: those are retried with the whole letter.
  */
 function isRefusal(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.status === 400;
+  if (err instanceof JetStreamApiError) return err.status === 400 && err.code !== 10002;
+  return /max_payload/i.test(String((err as Error)?.message));
 }
 
 async function holdsLetterOf(js: JetStreamClient, stream: string, seq: number, msg: JsMsg, consumer: string): Promise<boolean> {

@@ -419,32 +419,41 @@ describe("consumer runner", () => {
     }
   });
 
-  it("dead-letters a message the DLQ refuses for good (over its max_msg_size) with the DLQ's own headers, instead of retrying it for ever", async () => {
+  it("dead-letters a message the DLQ refuses for good (over its max_msg_size) with what it takes: the headers, or the DLQ's own alone", async () => {
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.purge(names.stream("USERS")); // only this message, as above
-    // An operator's limit on the DLQ: a letter of this payload and headers is refused (400),
-    // one of the DLQ's own headers alone fits.
+    // An operator's limit on the DLQ: a letter of these payloads or headers is refused (400).
     await jsm.streams.update(names.stream("DLQ"), { max_msg_size: 2048 });
     onTestFinished(async () => void (await jsm.streams.update(names.stream("DLQ"), { max_msg_size: -1 })));
-    const consumer = await runnerFor("refused-letter-test", { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} } });
-    await consumer.start();
-    try {
-      const h = natsHeaders();
-      h.set("X-Original", "kept only in the original");
-      const payload = `{not json ${"x".repeat(3000)}`;
-      await jetstream(nc).publish(names.subject("users.registered"), payload, { headers: h });
-      const letter = await lastLetter("refused-letter-test", "the dead letter");
-      const seen = JSON.stringify(Object.fromEntries(letter.header.keys().map((k) => [k, letter.header.get(k)])));
-      expect(letter.data.length, seen).toBe(0);
-      expect(letter.header.get(DlqHeaders.PayloadOmitted), seen).toBe(String(payload.length));
-      expect(letter.header.get(DlqHeaders.Note), seen).toMatch(/^the DLQ refused the full letter \(.*maximum.*\); the payload and the original headers are not copied$/);
-      expect(letter.header.get("X-Original"), seen).toBe("");
-      expect(letter.header.get(DlqHeaders.ErrorClass), seen).toBe("InvalidEventError");
-      expect(letter.header.get(DlqHeaders.Stream), seen).toBe(names.stream("USERS"));
-      await settled("refused-letter-test", "the original termed");
-    } finally {
-      await consumer.stop();
-    }
+    const letterOf = async (durable: string, headers: Record<string, string>, payload: string) => {
+      await jsm.streams.purge(names.stream("USERS")); // only this message, as above
+      const consumer = await runnerFor(durable, { retry: { delaysMs: [10], maxDeliver: 2 }, handlers: { "users.registered": async () => {} } });
+      await consumer.start();
+      try {
+        const h = natsHeaders();
+        for (const [k, v] of Object.entries(headers)) h.set(k, v);
+        await jetstream(nc).publish(names.subject("users.registered"), payload, { headers: h });
+        const letter = await lastLetter(durable, "the dead letter");
+        await settled(durable, "the original termed");
+        return { letter, seen: JSON.stringify(Object.fromEntries(letter.header.keys().map((k) => [k, letter.header.get(k)]))) };
+      } finally {
+        await consumer.stop();
+      }
+    };
+    // Too big with its payload: the letter keeps the original's headers (a trace, say), not the payload.
+    const payload = `{not json ${"x".repeat(3000)}`;
+    const big = await letterOf("refused-payload-test", { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" }, payload);
+    expect(big.letter.data.length, big.seen).toBe(0);
+    expect(big.letter.header.get(DlqHeaders.PayloadOmitted), big.seen).toBe(String(payload.length));
+    expect(big.letter.header.get("traceparent"), big.seen).toBe("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    expect(big.letter.header.get(DlqHeaders.Note), big.seen).toBe("");
+    // Too big even without it (its headers): the DLQ's own headers alone, and a note quoting the refusal.
+    const heavy = await letterOf("refused-headers-test", { "X-Original": "h".repeat(3000) }, "{not json");
+    expect(heavy.letter.data.length, heavy.seen).toBe(0);
+    expect(heavy.letter.header.get(DlqHeaders.PayloadOmitted), heavy.seen).toBe("9");
+    expect(heavy.letter.header.get(DlqHeaders.Note), heavy.seen).toMatch(/^the DLQ refused the letter with the original's headers \(.*maximum.*\); they are not copied$/);
+    expect(heavy.letter.header.get("X-Original"), heavy.seen).toBe("");
+    expect(heavy.letter.header.get(DlqHeaders.ErrorClass), heavy.seen).toBe("InvalidEventError");
+    expect(heavy.letter.header.get(DlqHeaders.Stream), heavy.seen).toBe(names.stream("USERS"));
   });
 
   it("creates the DLQ again when it was deleted, and stores the dead letter there", async () => {
