@@ -35,9 +35,9 @@ const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 /**
  * The entity values a filter matches. Every other endpoint takes a user id in any case (Postgres
  * compares uuids, `/events/{id}` lower-cases), and ingest stores a uuid entity lower-cased
- * (`entityOf`): an upper-cased user id must find the same history, not an empty page. The
- * spelling given is matched too, for rows stored before ingest lower-cased them. Other entities
- * (`service/instance`) are free text, matched exactly.
+ * (`entityOf`; migration 0001 lower-cased the rows stored before): an upper-cased user id must find
+ * the same history, not an empty page. The spelling given is matched too, which costs nothing.
+ * Other entities (`service/instance`) are free text, matched exactly.
  */
 export const entityVariants = (entity: string) => (UUID_SHAPED.test(entity) && entity !== entity.toLowerCase() ? [entity, entity.toLowerCase()] : [entity]);
 

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
@@ -81,6 +83,15 @@ describe("GET /events", () => {
     for (const spelling of [userId, userId.toUpperCase(), mixed]) {
       expect((await get(`/events?entity=${spelling}`)).items.map((e) => e.id), spelling).toEqual([shouted.id, order.id, registered.id]);
     }
+  });
+
+  it("finds an upper-case user id stored before ingest lower-cased them, once migration 0001 has run", async () => {
+    const { userId, registered } = history();
+    // As an older build stored it: the entity as its publisher spelled it.
+    await writer().write([{ ...rowOf(registered), entity: userId.toUpperCase() }]);
+    expect((await get(`/events?entity=${userId}`)).items).toEqual([]);
+    await env.db.execute(sql.raw(readFileSync(join(migrations, "0001_lowercase_uuid_entities.sql"), "utf8")));
+    expect((await get(`/events?entity=${userId}`)).items.map((e) => [e.id, e.entity])).toEqual([[registered.id, userId]]);
   });
 
   it("takes RFC 3339 times with a lower-case t and z, and bounds finer than the millisecond times are stored in", async () => {
