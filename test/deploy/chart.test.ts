@@ -66,6 +66,8 @@ const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
       "serviceDefaults.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.topologyKey=kubernetes.io/hostname",
       "serviceDefaults.podAnnotations.example\\.com/owner=shop-team",
       "serviceDefaults.podLabels.team=shop",
+      "serviceDefaults.migrations.podAnnotations.example\\.com/job=migrate",
+      "serviceDefaults.migrations.podLabels.kind=job",
       "serviceDefaults.priorityClassName=high",
     ],
   },
@@ -565,7 +567,7 @@ describe("helm/orderflow", () => {
     expect(await template(["postgres.deploy=false", "serviceDefaults.database.url=postgres://app@db:5432/x", "serviceDefaults.extraEnv[0].name=PGPASSWORD", "serviceDefaults.extraEnv[0].valueFrom.secretKeyRef.name=db", "serviceDefaults.extraEnv[0].valueFrom.secretKeyRef.key=password"])).not.toHaveLength(0);
   });
 
-  it("runs each migration Job where its service's pods may run: node selector, tolerations, node affinity, priority, pod labels and annotations", async () => {
+  it("runs each migration Job where its service's pods may run (node selector, tolerations, node affinity, priority), with pod labels and annotations of its own", async () => {
     const objs = await render("placement on a node pool");
     type Placed = PodSpec & { nodeSelector?: unknown; tolerations?: unknown; affinity?: Record<string, unknown>; priorityClassName?: string };
     const jobs = byKind(objs, "Job");
@@ -577,8 +579,13 @@ describe("helm/orderflow", () => {
       expect(spec.tolerations, o.metadata.name).toEqual([{ key: "dedicated", operator: "Exists" }]);
       expect(spec.priorityClassName, o.metadata.name).toBe("high");
       expect(spec.affinity?.nodeAffinity, o.metadata.name).toEqual({ requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: "zone", operator: "Exists" }] }] } });
-      expect(meta.labels.team, o.metadata.name).toBe("shop");
-      expect(meta.annotations?.["example.com/owner"], o.metadata.name).toBe("shop-team");
+      // The service's pod metadata stays off the Job (a sidecar a service pod opts into would
+      // keep the Job from completing); the Job has its own.
+      const job = o.kind === "Job";
+      expect(meta.labels.team, o.metadata.name).toBe(job ? undefined : "shop");
+      expect(meta.annotations?.["example.com/owner"], o.metadata.name).toBe(job ? undefined : "shop-team");
+      expect(meta.labels.kind, o.metadata.name).toBe(job ? "job" : undefined);
+      expect(meta.annotations?.["example.com/job"], o.metadata.name).toBe(job ? "migrate" : undefined);
       // Pod anti-affinity is about the service's own pods: the Job keeps out of it.
       expect(Object.keys(spec.affinity!), o.metadata.name).toEqual(o.kind === "Job" ? ["nodeAffinity"] : ["nodeAffinity", "podAntiAffinity"]);
     }
