@@ -39,9 +39,13 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     const started = performance.now();
     await next();
     // The route of the handler that answered (the index compose left on the request), not the
-    // last pattern that matches the path: /events/stats also matches /events/:id.
-    const route = routePath(c);
-    observe(c.req.method, route === "*" || route === "/*" ? "unmatched" : route, c.res.status, (performance.now() - started) / 1000);
+    // last pattern that matches the path: /events/stats also matches /events/:id. A middleware
+    // that answered first (a 503 while requests are overdue) leaves a wildcard there: then the
+    // last matching pattern, the route the request was for; none (404, 405) is "unmatched".
+    const wildcard = (r: string) => r === "*" || r === "/*";
+    const answered = routePath(c);
+    const route = wildcard(answered) ? routePath(c, -1) : answered;
+    observe(c.req.method, wildcard(route) ? "unmatched" : route, c.res.status, (performance.now() - started) / 1000);
   });
 
   // A database that stops answering without closing its connections (a frozen server, a

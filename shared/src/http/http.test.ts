@@ -106,6 +106,8 @@ describe("createServiceApp", () => {
     const later = new Promise<void>((r) => (slow = r));
     app.get("/slow", async (c) => (await later, c.text("in time")));
     app.answerWithin(30);
+    const seen = new Map<string, number>();
+    app.observeRequests((method, route, status) => void seen.set(`${method} ${route} ${status}`, (seen.get(`${method} ${route} ${status}`) ?? 0) + 1));
     const late = await Promise.all(Array.from({ length: 256 }, () => app.request("/stuck")));
     expect(late.map((r) => r.status)).toEqual(Array(256).fill(503));
     expect(late[0]!.headers.get("retry-after")).toBe("5");
@@ -114,6 +116,8 @@ describe("createServiceApp", () => {
     const refused = await app.request("/quick");
     expect(refused.status).toBe(503);
     expect(((await refused.json()) as { detail: string }).detail).toMatch(/^256 earlier requests still wait/);
+    // Counted under the routes they were for, even the one refused before its handler ran.
+    expect(Object.fromEntries(seen)).toEqual({ "GET /stuck 503": 256, "GET /quick 503": 1 });
     release();
     await waitFor(async () => (await app.request("/quick")).status === 200, { what: "requests answered again once the stuck ones finished" });
     app.answerWithin(0);

@@ -42,7 +42,7 @@ describe("waitReady", () => {
     const proc = startProcess("-e", [code], {});
     try {
       const port = await waitFor(async () => proc.output[0], { what: "the port" });
-      await expect(waitReady(`http://127.0.0.1:${port}`, proc, 300)).rejects.toThrow(/^timed out after 300 ms waiting for .*\/readyz: last answer 503 .*no meta leader.*\nits last output:\n\d+$/s);
+      await expect(waitReady(`http://127.0.0.1:${port}`, proc, 1500)).rejects.toThrow(/^timed out after 1500 ms waiting for .*\/readyz.*; last answer 503 .*no meta leader.*\nits last output:\n\d+$/s);
     } finally {
       proc.child.kill();
     }

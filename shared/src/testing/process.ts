@@ -169,14 +169,18 @@ export function startProcess(
 
 /** Waits until `GET {baseUrl}/readyz` answers 200. */
 export async function waitReady(baseUrl: string, proc?: ManagedProcess, timeoutMs = 30_000): Promise<true> {
-  // A timeout says what the service last answered and logged: why it was not ready.
+  // A timeout says what the service last answered and logged: why it was not ready. Kept apart
+  // from the wait's own last error, which a probe cut short by the deadline would replace.
+  let last = "no answer yet";
   return waitFor(
     async () => {
       const res = await fetch(`${baseUrl}/readyz`).catch((err: Error) => {
-        throw new Error(`no answer (${(err.cause as { code?: string } | undefined)?.code ?? err.message})`);
+        last = `no answer (${(err.cause as { code?: string } | undefined)?.code ?? err.message})`;
+        return undefined;
       });
-      if (res.status === 200) return true;
-      throw new Error(`last answer ${res.status} ${(await res.text()).slice(0, 500)}`);
+      if (res?.status === 200) return true;
+      if (res) last = `last answer ${res.status} ${(await res.text()).slice(0, 500)}`;
+      return undefined;
     },
     {
       timeoutMs,
@@ -188,6 +192,7 @@ export async function waitReady(baseUrl: string, proc?: ManagedProcess, timeoutM
     },
   ).catch((err: Error) => {
     // (An exited process's output is in the message already.)
-    throw proc && err.message.startsWith("timed out") ? new Error(`${err.message}\nits last output:\n${proc.output.slice(-20).join("\n")}`) : err;
+    if (!err.message.startsWith("timed out")) throw err;
+    throw new Error(`${err.message}; ${last}${proc ? `\nits last output:\n${proc.output.slice(-20).join("\n")}` : ""}`);
   });
 }

@@ -96,8 +96,8 @@ describe("toEventRow", () => {
     expect(toEventRow(msg({ ...e, source: "🚀".repeat(512) }))).toMatchObject({ valid: true, source: "🚀".repeat(512) });
     expect(toEventRow(msg({ ...e, source: "a".repeat(512) }))).toMatchObject({ valid: true });
     // What is kept of a refused row is cut the same way.
-    const refused = refusedRow({ ...toEventRow(msg(e)), subject: `${"a".repeat(510)}🚀🚀` }, "22023: refused");
-    expect(refused).toMatchObject({ subject: `${"a".repeat(510)}🚀`, valid: false, data: null });
+    const refused = refusedRow({ ...toEventRow(msg(e)), subject: `${"a".repeat(511)}🚀🚀` }, "22023: refused");
+    expect(refused).toMatchObject({ subject: `${"a".repeat(511)}🚀`, valid: false, data: null });
   });
 
   it("replaces what Postgres cannot store and flags the row, so ingestion never stalls on it", () => {

@@ -152,7 +152,7 @@ function positionRow(m: Pick<NewEventRow, "stream" | "streamSeq" | "streamTime" 
     stream: m.stream,
     streamSeq: m.streamSeq,
     streamTime: m.streamTime,
-    subject: cutAt(toStorableText(m.subject), MAX_INDEXED_CHARS),
+    subject: ((s) => cutIndexed(s) ?? s)(toStorableText(m.subject)),
     headers: {},
     time: m.streamTime,
     data: null,
