@@ -7,6 +7,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { SERVICE_NODE_OPTIONS } from "@orderflow/shared";
+import { waitFor } from "@orderflow/shared/testing";
 import { byKind, template, type K8sObject } from "./support/helm.js";
 import { buildImage, ensureBaseImage, imageConfig, imageSize, mountImage, type ImageConfig } from "./support/image.js";
 import {
@@ -229,7 +230,8 @@ describe.skipIf(skipKubelet)("image and kubelet-style run", () => {
       await psql(`CREATE DATABASE "${DB_PREFIX}_${dbName}"`);
       let t = Date.now();
       const migrate = await launch(`${job.metadata.name}-x1`, jobSpec.containers[0]!, jobSpec, jobNet, jobSpec.containers[0]!.image);
-      const done = await Promise.race([migrate.exited, sleep(120_000).then(() => ({ code: -1, signal: null, at: 0 }))]);
+      // Under the test's own timeout, so a hung migration fails with its output, not vitest's timeout.
+      const done = await Promise.race([migrate.exited, sleep(60_000).then(() => ({ code: -1, signal: null, at: 0 }))]);
       expect(done.code, `${svc} migration Job: ${migrate.output()}`).toBe(0);
       timings[`${svc} migrate`] = Date.now() - t;
 
@@ -278,23 +280,22 @@ describe.skipIf(skipKubelet)("image and kubelet-style run", () => {
     });
     expect(res.status).toBe(201);
     const user = (await res.json()) as { id: string };
-    let items: { source: string; userId: string }[] = [];
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(200)) {
+    type Order = { source: string; userId: string };
+    const items = await waitFor(async () => {
       const r = await fetch(`${base(orders)}/orders?userId=${user.id}`);
-      items = ((await r.json()) as { items: typeof items }).items ?? [];
-      if (items.length) break;
-    }
+      const page = ((await r.json()) as { items?: Order[] }).items ?? [];
+      return page.length > 0 ? page : undefined;
+    }, { what: `the welcome order of ${user.id}`, timeoutMs: 30_000, intervalMs: 200 });
     expect(items[0]).toMatchObject({ userId: user.id, source: "registration" });
     timings["registration → welcome order"] = Date.now() - t;
 
     // The event log stored the registration under the user's id.
     const log = pods.get("event-log")!;
-    let subjects: string[] = [];
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(200)) {
+    const subjects = await waitFor(async () => {
       const r = await fetch(`${base(log)}/events?entity=${user.id}`);
-      subjects = ((await r.json()) as { items: { subject: string }[] }).items.map((e) => e.subject);
-      if (subjects.includes("users.registered")) break;
-    }
+      const found = ((await r.json()) as { items: { subject: string }[] }).items.map((e) => e.subject);
+      return found.includes("users.registered") ? found : undefined;
+    }, { what: `users.registered of ${user.id} in the event log`, timeoutMs: 30_000, intervalMs: 200 });
     expect(subjects).toContain("users.registered");
     timings["registration → event log"] = Date.now() - t;
 
@@ -317,5 +318,5 @@ describe.skipIf(skipKubelet)("image and kubelet-style run", () => {
       }),
     );
     console.log(`kubelet-style run (ms): ${JSON.stringify(timings, null, 1)}`);
-  });
+  }, 300_000); // three migrations (each given up to 60 s), three starts, the flow and the shutdowns
 });
