@@ -176,7 +176,6 @@ describe("draining", () => {
         // still unread in the socket at SIGTERM is the keep-alive race, not a request in flight).
         socket.write(`POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n${body.slice(0, 5)}`);
         await waitFor(() => text.startsWith("HTTP/1.1 100 Continue") || undefined, { what: "the server to take the request in" });
-        // write, not end: a client that half-closes its side has the request's handling aborted.
         return { finish: async (more = "") => (socket.write(body.slice(5) + more), (await closed).replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, "")) };
       };
       const [a, b] = [await inFlight(), await inFlight()];

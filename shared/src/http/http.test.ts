@@ -171,6 +171,16 @@ describe("jsonBody behind the Node server", () => {
       socket.on("error", reject);
     });
 
+  it("answers a request whose client half-closed after sending it (printf … | nc), also once the answer takes a while", async () => {
+    // raw() ends its side with the request: RFC 9112 §9.6, a half-close does not delimit a
+    // request nor say the client lost interest. /slow answers after a timer, as a route that
+    // reads the database does: Node's default aborted it on the FIN, and the client got nothing.
+    const body = JSON.stringify({ name: "B" });
+    const res = await raw(`POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    expect(res).toMatch(/^HTTP\/1\.1 201 Created\r\n/);
+    expect(res.split("\r\n\r\n")[1]).toBe(JSON.stringify({ got: { name: "B" } }));
+  });
+
   it("accepts a body within the limit, declared or chunked", async () => {
     const body = JSON.stringify({ name: "Ada" });
     for (const headers of [{ "content-type": "application/json", "content-length": String(body.length) }, { "content-type": "application/json" }]) {

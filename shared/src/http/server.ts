@@ -42,6 +42,13 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
           }),
       });
     });
+    // A client that sends its request and then half-closes (`printf 'GET /readyz …' | nc`, a
+    // monitoring script's way) still wants the answer (RFC 9112 §9.6: a half-close does not
+    // delimit a request). By default Node aborts every request in flight on that FIN, so one
+    // answered after an await (any route that reads the database) got nothing, and a
+    // registration was dropped unanswered. With this, the answer goes out and then the
+    // connection closes. (Undocumented, but read by Node's socketOnEnd since 0.x and used by spdy.)
+    (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
     // A client that trickles its request (slowloris) holds a socket for at most this long; Node's
     // defaults are 60 s for the headers and 300 s for the whole request. Responses (the event
