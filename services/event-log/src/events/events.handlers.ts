@@ -2,6 +2,7 @@ import { and, asc, desc, gt, gte, inArray, ne, sql } from "drizzle-orm";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import { NotFoundError, ServiceUnavailableError, exemptFromDeadline, fieldErrors, problem, problemResponse, reportableError, type Db, type Logger, type ServiceApp } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
+import { UUID_SHAPED } from "../ingest/ingest.domain.js";
 import { beforeCursor, decodeEventCursor, encodeEventCursor, eventConditions, matchesRow, presentEvent } from "./events.query.js";
 import { getEventRoute, lastEventIdHeader, listEventsRoute, statsRoute, streamQuery, streamRouteDoc } from "./events.routes.js";
 import type { Tail } from "./events.tail.js";
@@ -18,7 +19,6 @@ export interface EventsDeps {
   maxStreams?: number;
 }
 
-const UUID_SHAPE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const minuteIso = (d: Date) => `${d.toISOString().slice(0, 16)}:00.000Z`;
 
 export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveMs = 15_000, tailLimits: { page, maxQueued } = { page: 500, maxQueued: 2_000 }, maxStreams = 200 }: EventsDeps) {
@@ -212,7 +212,7 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
       .from(events)
       // Event ids are text as published; ours are lower-case UUIDs, so an upper-case UUID (valid,
       // and found by /users/{id}) finds them too. Any other id is matched exactly.
-      .where(inArray(events.eventId, [...new Set([id, UUID_SHAPE.test(id) ? id.toLowerCase() : id])]))
+      .where(inArray(events.eventId, [...new Set([id, UUID_SHAPED.test(id) ? id.toLowerCase() : id])]))
       .orderBy(sql`${events.stream} = 'DLQ'`, asc(events.seq))
       .limit(20);
     const [first, ...rest] = rows;

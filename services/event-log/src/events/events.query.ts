@@ -1,6 +1,7 @@
 import { and, eq, gte, inArray, lt, or, sql, type SQL } from "drizzle-orm";
 import { HttpProblemError, decodeOpaque, eventCatalog, isStorableTime, parseCanonicalTime, type EventName } from "@orderflow/shared";
 import { events, type EventRow } from "../db/schema.js";
+import { UUID_SHAPED } from "../ingest/ingest.domain.js";
 
 /** Keyset position in the newest-first listing: the last item's time and log seq. */
 export interface EventCursor {
@@ -30,7 +31,6 @@ export function decodeEventCursor(raw: string): EventCursor {
  */
 export const resolveType = (type: string) => (Object.hasOwn(eventCatalog, type) ? eventCatalog[type as EventName].type : type);
 
-const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The entity values a filter matches. Every other endpoint takes a user id in any case (Postgres

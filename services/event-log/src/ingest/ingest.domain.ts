@@ -65,7 +65,8 @@ function cutIndexed(s: string): string | undefined {
   return points.length <= MAX_INDEXED_CHARS ? undefined : points.slice(0, MAX_INDEXED_CHARS).join("");
 }
 
-const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A uuid in any case: a user id, the same id however it is spelled (ingest, filters, /events/{id}). */
+export const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The entity a CloudEvents subject names. A user id is a uuid, the same in any case (every other
