@@ -149,14 +149,24 @@ describe.skipIf(skipKubelet)("image and kubelet-style run", () => {
   });
 
   afterAll(async () => {
-    for (const c of cleanups.reverse()) await c().catch((e) => console.log(`cleanup: ${(e as Error).message}`));
-    for (const svc of SERVICES) await psql(`DROP DATABASE IF EXISTS "${DB_PREFIX}_${DATABASES[svc]}" WITH (FORCE)`).catch(() => undefined);
-    const nc = await connect({ servers: "nats://127.0.0.1:4222" }).catch(() => undefined);
-    if (nc) {
-      const jsm = await jetstreamManager(nc);
-      for await (const name of jsm.streams.names()) if (name.startsWith(`${NATS_NAMESPACE}_`)) await jsm.streams.delete(name);
-      await nc.close();
-    }
+    // Every step runs even when one before it failed, and then the run fails with all of them:
+    // a leaked mount, network namespace, database or stream is a defect of this test.
+    const failures: unknown[] = [];
+    const attempt = (p: Promise<unknown>) => p.catch((e) => void failures.push(e));
+    for (const c of cleanups.reverse()) await attempt(c());
+    for (const svc of SERVICES) await attempt(psql(`DROP DATABASE IF EXISTS "${DB_PREFIX}_${DATABASES[svc]}" WITH (FORCE)`));
+    await attempt(
+      (async () => {
+        const nc = await connect({ servers: "nats://127.0.0.1:4222" });
+        try {
+          const jsm = await jetstreamManager(nc);
+          for await (const name of jsm.streams.names()) if (name.startsWith(`${NATS_NAMESPACE}_`)) await jsm.streams.delete(name);
+        } finally {
+          await nc.close();
+        }
+      })(),
+    );
+    if (failures.length) throw new AggregateError(failures, `clean-up failed: ${failures.map((e) => (e as Error).message).join("; ")}`);
   });
 
   it.each(SERVICES)("%s image: node 26 (Active LTS) slim base, USER node (uid 1000), NODE_ENV=production, the services' V8 settings, exec-form CMD in the service's WORKDIR", async (svc) => {

@@ -59,10 +59,7 @@ export function createMetrics({ service, defaultMetrics = true, outbox = true }:
           this.reset();
           // A dependency that cannot answer (or hangs) leaves the gauge out of the scrape rather
           // than failing it.
-          const values = await within(read(), 2000).then(
-            (v) => v,
-            () => undefined,
-          );
+          const values = await within(read(), 2000).catch(() => undefined);
           (this as ScrapeGauge).unknown = values === undefined;
           for (const v of values ?? []) this.set(v.labels as Record<string, string>, v.value);
         },
