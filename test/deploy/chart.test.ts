@@ -609,6 +609,25 @@ describe("helm/orderflow", () => {
     expect(await secrets([...own, "services.order-service.database.url=postgres://app@db:5432/x"])).toEqual(await secrets(own));
   });
 
+  it("checksums of a password or URL are salted with the release, so a Deployment's reader cannot test guesses against a bare sha256, and stay put from one render to the next", async () => {
+    const annotations = async (sets: string[], namespace: string) =>
+      Object.fromEntries(
+        (await template(sets, { namespace })).flatMap((o) => {
+          const a = (o.spec as { template?: { metadata?: { annotations?: Record<string, string> } } } | undefined)?.template?.metadata?.annotations;
+          const sum = o.kind === "Deployment" ? a?.["checksum/secrets"] : o.kind === "StatefulSet" ? a?.["checksum/config"] : undefined;
+          return sum ? [[o.metadata.name, sum]] : [];
+        }),
+      );
+    const secret = ["nats.auth.user=svc", "nats.auth.password=hunter2", "services.order-service.database.url=postgres://app:pw@db:5432/orders"];
+    const here = await annotations(secret, "shop");
+    expect(await annotations(secret, "shop")).toEqual(here);
+    // The same values in another namespace: nothing in the hashed values differs but the salt.
+    const elsewhere = await annotations(secret, "shop2");
+    for (const name of [...SERVICES.map((s) => `orderflow-${s}`), "orderflow-nats"]) expect(elsewhere[name], name).not.toBe(here[name]);
+    // The password still rolls the NATS server it configures.
+    expect((await annotations(["nats.auth.user=svc", "nats.auth.password=hunter3", secret[2]!], "shop"))["orderflow-nats"]).not.toBe(here["orderflow-nats"]);
+  });
+
   it("a change to one service's configuration rolls that service's pods only", async () => {
     const checksums = async (sets: string[]) =>
       Object.fromEntries(byKind(await template(sets), "Deployment").map((d) => [d.metadata.name, (d.spec as { template: { metadata: { annotations: Record<string, string> } } }).template.metadata.annotations["checksum/config"]]));

@@ -167,6 +167,29 @@ Deployment hashes it to roll on a change. ctx: {root, name, svc}
 {{- end -}}
 
 {{/* "true" when a service's database is in the bundled Postgres (no URL or Secret of its own). ctx: {root, svc} */}}
+{{/*
+The checksum of secret material for a pod template annotation (a rotated secret must roll the
+pods that read it). Deployments and StatefulSets are readable by roles that may not read Secrets
+(the built-in `view`), and a bare sha256 of a password is brute-forced offline at billions of
+guesses a second. sprig's derivePassword (the Master Password algorithm: scrypt with N=32768,
+r=8, p=2), salted with the release, costs every guess about half a second of CPU instead, and
+is deterministic, so the pods roll when the secret changes and not on every upgrade. Empty
+material skips it (it costs a render the same half second). ctx: {root, data}
+*/}}
+{{- define "orderflow.secretChecksum" -}}
+{{- if .data -}}
+{{- derivePassword 1 "maximum" .data "orderflow/checksum" (printf "%s/%s" .root.Release.Namespace .root.Release.Name) | sha256sum -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The secret part of the NATS credentials, through orderflow.secretChecksum; empty without one. */}}
+{{- define "orderflow.natsSecretChecksum" -}}
+{{- $auth := .Values.nats.auth -}}
+{{- if or $auth.password $auth.token -}}
+{{- include "orderflow.secretChecksum" (dict "root" . "data" (list $auth.password $auth.token | toJson)) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "orderflow.bundledDatabase" -}}
 {{- if and .root.Values.postgres.deploy (not .svc.database.existingSecret) (not .svc.database.url) }}true{{ end -}}
 {{- end -}}
