@@ -31,12 +31,12 @@ await serviceMain(
     consumers: [],
     // It publishes nothing of its own (lifecycle events skip the outbox), so it has no outbox table.
     outbox: false,
-    workers: ({ js, jsm, names, log, db, restoreStreams, countEvents }, config) => {
+    workers: ({ nc, js, jsm, names, log, db, restoreStreams, countEvents }, config) => {
       const writer = createEventWriter({ db, onStored: () => tail?.notify() });
       return STREAMS.map((stream) => ({
         name: `ingest ${ingestDurable(stream)}`,
         durable: { stream, durable: ingestDurable(stream) },
-        ...createIngestConsumer({ js, jsm, names, log, writer, stream, batchSize: config.INGEST_BATCH_SIZE, restoreStreams, onOutcome: countEvents && ((outcome, n) => countEvents(ingestDurable(stream), outcome, n)) }),
+        ...createIngestConsumer({ nc, js, jsm, names, log, writer, stream, batchSize: config.INGEST_BATCH_SIZE, restoreStreams, onOutcome: countEvents && ((outcome, n) => countEvents(ingestDurable(stream), outcome, n)) }),
       }));
     },
     // Open SSE streams would otherwise hold the HTTP server open until the shutdown deadline.

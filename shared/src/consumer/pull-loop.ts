@@ -1,10 +1,14 @@
-import type { ConsumerMessages, JetStreamClient } from "@nats-io/jetstream";
+import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { StreamName } from "../events/catalog.js";
 import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
 import type { Names } from "../nats/names.js";
+import { isStreamNotFound } from "../nats/streams.js";
 
 export interface PullLoopOptions {
+  /** The connection `js` uses: its disconnects may mean a broker that lost its store (see Settle). */
+  nc: NatsConnection;
   js: JetStreamClient;
   names: Names;
   log: Logger;
@@ -23,8 +27,35 @@ export interface PullLoopOptions {
   maxBytes?: number;
   /** Awaited before each consume loop starts (the runner waits there for its database). */
   beforeConsume?(signal: AbortSignal): Promise<void>;
-  /** Handles one consume iterator until it ends; must end promptly once `signal` aborts. */
-  drain(messages: ConsumerMessages, signal: AbortSignal): Promise<void>;
+  /**
+   * Handles one consume iterator until it ends; must end promptly once `signal` aborts. Its
+   * messages are acked, nak'ed, termed and kept alive through the loop's `settle`.
+   */
+  drain(messages: Deliveries, signal: AbortSignal): Promise<void>;
+}
+
+/** A consume iterator as `drain` gets it: its messages, and a way to stop pulling. */
+export interface Deliveries extends AsyncIterable<JsMsg> {
+  stop(): void;
+}
+
+/**
+ * Acks, naks, terms and `working()` for the messages a pull loop delivered, sent only while they
+ * cannot reach another message. An ack names the stream, the durable and the stream sequence,
+ * nothing more: once a stream is deleted and created again (by hand, or by the services after
+ * the broker lost its store), the same names and sequences belong to new messages, and the ack
+ * of an old message still in hand removed a new one from another replica's pending list. That
+ * replica failing or dying in its handler then left the new event in the stream unapplied, never
+ * redelivered. So a message received before the loop heard of a lost connection or a vanished
+ * consumer or stream is settled only if the stream now there stored it (its stored time is not
+ * before the stream's creation); otherwise, or when that cannot be told, it is left to ack_wait:
+ * if its stream is the same after all, it is redelivered and the inbox takes it as a duplicate.
+ */
+export interface Settle {
+  ack(msg: JsMsg): void;
+  nak(msg: JsMsg, delayMs?: number): void;
+  term(msg: JsMsg): void;
+  working(msg: JsMsg): void;
 }
 
 export interface PullLoop {
@@ -39,10 +70,60 @@ export interface PullLoop {
  * stream vanished — then it is ensured again first). The consumer runner and the event log's
  * ingesters differ only in `drain`.
  */
-export function createPullLoop(o: PullLoopOptions): PullLoop {
+export function createPullLoop(o: PullLoopOptions): PullLoop & { settle: Settle } {
   const abort = new AbortController();
   let messages: ConsumerMessages | undefined;
   let loop: Promise<void> | undefined;
+
+  // Settle: which "generation" each message was received in; a new one starts with every
+  // disconnect and every vanished consumer or stream.
+  let generation = 0;
+  const receivedIn = new WeakMap<JsMsg, number>();
+  let streamCreated: Promise<number | undefined> | undefined;
+  const newGeneration = () => {
+    generation++;
+    streamCreated = undefined;
+  };
+  /** When the stream now there was created (ms), once per generation; undefined if it cannot be told. */
+  const createdNow = () =>
+    (streamCreated ??= (async () => {
+      // A request made while still disconnected fails: give the connection a few seconds.
+      for (let attempt = 1; attempt <= 10 && !abort.signal.aborted; attempt++) {
+        try {
+          const info = await (await o.js.streams.get(o.names.stream(o.stream))).info(true);
+          return Date.parse(info.created);
+        } catch (err) {
+          if (isStreamNotFound(err)) return undefined;
+          await abortableDelay(500, abort.signal).catch(() => {});
+        }
+      }
+      return undefined;
+    })());
+  let warnedIn = -1;
+  const unsettled = () => {
+    if (warnedIn === generation) return;
+    warnedIn = generation;
+    o.log.warn({ durable: o.durable }, "leaving messages received before a lost connection or a vanished stream to ack_wait: the stream may be a new one");
+  };
+  const settleWith = (msg: JsMsg, send: () => void) => {
+    if (receivedIn.get(msg) === generation) return send();
+    void createdNow().then((created) => {
+      // The stream's clock stamped both; an old message's time is before the new stream's creation.
+      if (created !== undefined && msg.time.getTime() >= created) send();
+      else unsettled();
+    }).catch(() => {}); // send() on a closed connection throws: the server redelivers all the same
+  };
+  const settle: Settle = {
+    ack: (msg) => settleWith(msg, () => msg.ack()),
+    nak: (msg, delayMs) => settleWith(msg, () => msg.nak(delayMs)),
+    term: (msg) => settleWith(msg, () => msg.term()),
+    working: (msg) => settleWith(msg, () => msg.working()),
+  };
+  // nats.js hands out a queued iterator whose stop() ends it; the type shows only the iterable.
+  const connection = o.nc.status() as ReturnType<NatsConnection["status"]> & { stop?: () => void };
+  void (async () => {
+    for await (const s of connection) if (s.type === "disconnect") newGeneration();
+  })().catch(() => {});
 
   async function run() {
     let failures = 0;
@@ -61,7 +142,7 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
         }
         failures = 0;
         void watchStatus(current);
-        await o.drain(current, abort.signal);
+        await o.drain(stamped(current), abort.signal);
       } catch (err) {
         if (abort.signal.aborted) break;
         failures += 1;
@@ -72,9 +153,23 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
     }
   }
 
+  /** The consume iterator's messages, each marked with the generation it arrived in (see Settle). */
+  function stamped(current: ConsumerMessages): Deliveries {
+    return {
+      stop: () => current.stop(),
+      async *[Symbol.asyncIterator]() {
+        for await (const msg of current) {
+          receivedIn.set(msg, generation);
+          yield msg;
+        }
+      },
+    };
+  }
+
   async function watchStatus(current: ConsumerMessages) {
     for await (const s of current.status()) {
       const vanished = s.type === "consumer_not_found" || s.type === "consumer_deleted" || s.type === "stream_not_found";
+      if (vanished) newGeneration();
       if (vanished || (s.type === "heartbeats_missed" && s.count >= 3)) {
         o.log.warn({ durable: o.durable, status: s.type }, "consumer stalled; recreating");
         if (vanished) await o.ensure().catch(() => {});
@@ -85,6 +180,7 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
   }
 
   return {
+    settle,
     async start() {
       await o.ensure();
       loop ??= run();
@@ -93,6 +189,7 @@ export function createPullLoop(o: PullLoopOptions): PullLoop {
       abort.abort();
       messages?.stop();
       await loop;
+      connection.stop?.();
     },
   };
 }

@@ -1,7 +1,7 @@
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
 import { headers as natsHeaders } from "@nats-io/nats-core";
 import { openDatabase, type Database, type Tx } from "../db/database.js";
@@ -9,8 +9,8 @@ import { createEvent } from "../events/create.js";
 import { uuidv7 } from "../ids/index.js";
 import { createLogger } from "../logger/index.js";
 import { createNames } from "../nats/names.js";
-import { ensureStreams } from "../nats/streams.js";
-import { createMessagingFixture, adminSql, holdInTransaction, postgresRelay, publishRawHeaders, uniqueNamespace, waitFor, type TestDatabase, type MessagingFixture } from "../testing/index.js";
+import { ensureDurableConsumer, ensureStreams } from "../nats/streams.js";
+import { createMessagingFixture, deleteNamespace, adminSql, tcpRelay, testNatsUrl, holdInTransaction, postgresRelay, publishRawHeaders, uniqueNamespace, waitFor, type TestDatabase, type MessagingFixture } from "../testing/index.js";
 import { listDeadLetters } from "../cli/dead-letters.js";
 import { DlqHeaders } from "./dead-letter.js";
 import { createConsumer, type ConsumerOptions } from "./runner.js";
@@ -39,7 +39,7 @@ const registered = (data: Record<string, unknown> = {}) => {
 
 /** A runner on this file's USERS stream for users.registered. */
 const runnerFor = async (durable: string, o: Pick<ConsumerOptions, "handlers" | "retry"> & Partial<ConsumerOptions>) =>
-  createConsumer({ js: jetstream(nc), jsm: await jetstreamManager(nc), db: database.db, names, log, stream: "USERS", filterSubject: "users.registered", durable, ...o });
+  createConsumer({ js: jetstream(nc), jsm: await jetstreamManager(nc), db: database.db, names, log, stream: "USERS", filterSubject: "users.registered", durable, ...o, nc });
 
 /** The last dead letter `durable` stored for users.registered, once there is one. */
 const lastLetter = async (durable: string, what: string, timeoutMs?: number) => {
@@ -126,6 +126,7 @@ describe("consumer runner", () => {
     const probesFailed = () => lines.filter((l) => l.msg === "database still unreachable").length;
     const handlers = { "users.registered": async () => {} };
     const consumer = createConsumer({
+      nc,
       js: jetstream(nc), jsm: await jetstreamManager(nc), db: viaRelay.db, names, log: createLogger({ service: "runner-test", level: "debug", destination }),
       stream: "USERS", filterSubject: "users.registered", durable: "outage-test", retry, handlers,
     });
@@ -169,6 +170,7 @@ describe("consumer runner", () => {
     await adminSql(`alter database "${testDb.name}" set default_transaction_read_only = on`);
     const readOnly = await openDatabase(testDb.url, { poolSize: 2 }); // its sessions start read-only
     const consumer = createConsumer({
+      nc,
       js: jetstream(nc), jsm, db: readOnly.db, names, log: createLogger({ service: "runner-test", level: "debug", destination }),
       stream: "USERS", filterSubject: "users.registered", durable: "read-only-test", retry, handlers: { "users.registered": async () => {} },
     });
@@ -566,5 +568,95 @@ describe("consumer runner", () => {
     } finally {
       await again.stop();
     }
+  });
+
+  it("leaves the ack of a message from a stream deleted and created again unsent, so it cannot settle the new message at its sequence that another replica holds", async () => {
+    const own = createNames(uniqueNamespace());
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    onTestFinished(() => deleteNamespace(nc, own.namespace));
+    const streamSettings = { replicas: 1, maxAgeMs: 3600_000 };
+    await ensureStreams(jsm, own, ["USERS", "DLQ"], streamSettings);
+    const lines: { msg: string }[] = [];
+    const destination = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+    const logged = (msg: string) => waitFor(() => lines.some((l) => l.msg === msg) || undefined, { what: `"${msg}" logged` });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    const old = registered();
+    const consumer = createConsumer({
+      nc, js, jsm, db: database.db, names: own, log: createLogger({ service: "runner-test", level: "debug", destination }),
+      stream: "USERS", filterSubject: "users.registered", durable: "stale-ack", retry: { delaysMs: [100], maxDeliver: 5 },
+      handlers: { "users.registered": async (_tx, e) => void (e.id === old.id && (entered(), await gate)) },
+    });
+    onTestFinished(async () => {
+      release();
+      await consumer.stop();
+    });
+    await consumer.start();
+    await js.publish(own.subject("users.registered"), JSON.stringify(old));
+    await inHandler;
+    // The stream is deleted and created again (by hand, or by a replica after the broker lost its
+    // store) while this runner handles stream sequence 1; a new event is stored at sequence 1,
+    // and another replica holds it.
+    await jsm.streams.delete(own.stream("USERS"));
+    await logged("consumer stalled; recreating");
+    await ensureStreams(jsm, own, ["USERS"], streamSettings);
+    await ensureDurableConsumer(jsm, own, { stream: "USERS", durable: "stale-ack", filterSubject: "users.registered", ackWaitMs: 30_000 });
+    const fresh = registered();
+    expect((await js.publish(own.subject("users.registered"), JSON.stringify(fresh))).seq).toBe(1);
+    const held = await (await js.consumers.get(own.stream("USERS"), own.durable("stale-ack"))).next({ expires: 5000 });
+    expect(held?.seq).toBe(1);
+    // The old event commits; its ack would name sequence 1 of the same stream and durable.
+    release();
+    await logged("leaving messages received before a lost connection or a vanished stream to ack_wait: the stream may be a new one");
+    await nc.flush();
+    const info = await jsm.consumers.info(own.stream("USERS"), own.durable("stale-ack"));
+    expect(info.num_ack_pending).toBe(1); // the new event is still the other replica's to settle
+    const applied = await database.db.execute(sql`select event_id from inbox where consumer = 'stale-ack'`);
+    expect((applied as unknown as { event_id: string }[]).map((r) => r.event_id)).toEqual([old.id]);
+    held!.ack();
+  });
+
+  it("acks a message in hand across a lost connection at once when the stream is the same one, rather than leaving it to ack_wait", async () => {
+    const own = createNames(uniqueNamespace());
+    const jsm = await jetstreamManager(nc);
+    onTestFinished(() => deleteNamespace(nc, own.namespace));
+    await ensureStreams(jsm, own, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
+    const relay = tcpRelay({ host: "127.0.0.1", port: Number(new URL(testNatsUrl()).port || 4222) });
+    await relay.listen();
+    onTestFinished(() => relay.close());
+    const viaRelay = await connect({ servers: `127.0.0.1:${relay.port}`, reconnectTimeWait: 50, maxReconnectAttempts: -1 });
+    onTestFinished(() => viaRelay.close());
+    const lines: { msg: string }[] = [];
+    const destination = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inHandler = new Promise<void>((r) => (entered = r));
+    const event = registered();
+    const consumer = createConsumer({
+      nc: viaRelay, js: jetstream(viaRelay), jsm: await jetstreamManager(viaRelay), db: database.db, names: own, log: createLogger({ service: "runner-test", level: "debug", destination }),
+      stream: "USERS", filterSubject: "users.registered", durable: "reconnect-ack", retry: { delaysMs: [100], maxDeliver: 5 }, ackWaitMs: 120_000,
+      handlers: { "users.registered": async () => void (entered(), await gate) },
+    });
+    onTestFinished(async () => {
+      release();
+      await consumer.stop();
+    });
+    await consumer.start();
+    await jetstream(nc).publish(own.subject("users.registered"), JSON.stringify(event));
+    await inHandler;
+    const reconnected = (async () => {
+      for await (const s of viaRelay.status()) if (s.type === "reconnect") return;
+    })();
+    await relay.close();
+    await relay.listen();
+    await reconnected;
+    release();
+    // Far sooner than the 120 s ack_wait after which an unsent ack would have it redelivered.
+    await waitFor(async () => (await jsm.consumers.info(own.stream("USERS"), own.durable("reconnect-ack"))).num_ack_pending === 0 || undefined, { what: "the event acked", timeoutMs: 15_000 });
+    expect(lines.filter((l) => l.msg.startsWith("leaving messages received before"))).toEqual([]);
   });
 });

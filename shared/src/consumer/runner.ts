@@ -1,4 +1,5 @@
-import type { JetStreamClient, JetStreamManager, JsMsg, ConsumerMessages } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { Db, Tx } from "../db/database.js";
 import { isDatabaseUnreachable, isPermanentDbError, reportableError } from "../db/errors.js";
@@ -13,7 +14,7 @@ import { TRACEPARENT, type EventContext } from "../events/trace.js";
 import type { Names } from "../nats/names.js";
 import { ensureDurableConsumer, isStreamNotFound } from "../nats/streams.js";
 import { publishDeadLetter } from "./dead-letter.js";
-import { createPullLoop, type PullLoop } from "./pull-loop.js";
+import { createPullLoop, type Deliveries, type PullLoop } from "./pull-loop.js";
 import { STATEMENT_HANDLER, batchStatement, insertInbox, runBatchStatement, type StatementBackedHandler, type StatementHandler } from "./statement-handler.js";
 import { readHeaders } from "../nats/headers.js";
 
@@ -51,6 +52,8 @@ export class RedeliveryLimitError extends PermanentError {
 }
 
 export interface ConsumerOptions {
+  /** The connection `js` uses (see Settle in pull-loop.ts). */
+  nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
   db: Db;
@@ -146,7 +149,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     const timer = setInterval(
       () => {
         if (Date.now() - started < maxHandlingMs) {
-          for (const m of msgs) m.working();
+          for (const m of msgs) settle.working(m);
           return;
         }
         clearInterval(timer);
@@ -240,10 +243,10 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         void opts.restoreStreams?.().catch((err: unknown) => log.warn({ err: reportableError(err).message }, "could not recreate the streams; retrying on the next failure"));
       }
       log.warn({ ...fields, dlqError: (pubErr as Error).message }, "dead-letter publish failed; will retry");
-      msg.nak(retry.delaysMs[0] ?? 1000);
+      settle.nak(msg, retry.delaysMs[0] ?? 1000);
       return "retry";
     }
-    msg.term();
+    settle.term(msg);
     log.error(fields, "event dead-lettered");
     return "dead-lettered";
   }
@@ -280,11 +283,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         if (await unreachable(err)) return holdForDatabase(msg, reportableError(err), headerId);
         const delay = retry.delaysMs.at(-1) ?? 1000;
         log.warn({ eventId: headerId, subject: msg.subject, deliveries, err: reportableError(err).message, retryInMs: delay }, "could not look the event up in the inbox; retrying");
-        msg.nak(delay);
+        settle.nak(msg, delay);
         return "retry";
       }
       if (applied) {
-        msg.ack();
+        settle.ack(msg);
         return "duplicate";
       }
       return deadLetter(msg, new RedeliveryLimitError(`delivered ${deliveries} times without an outcome (crash loop, or a handler slower than ack_wait)`), headerId);
@@ -316,7 +319,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         if (err instanceof PermanentError || !isDatabaseUnreachable(err) || (down = await unreachable(err))) throw err;
         return apply();
       });
-      msg.ack();
+      settle.ack(msg);
       if (applied) opts.onCommitted?.(queued);
       return applied ? "applied" : "duplicate";
     } catch (err) {
@@ -327,7 +330,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       if (error instanceof PermanentError || isPermanentDbError(err) || deliveries >= retry.maxDeliver) return deadLetter(msg, error, event.id);
       const delay = retry.delaysMs[Math.min(deliveries - 1, retry.delaysMs.length - 1)] ?? 1000;
       log.warn({ eventId: event.id, subject: msg.subject, deliveries, err: error.message, retryInMs: delay }, "event failed; retrying");
-      msg.nak(delay);
+      settle.nak(msg, delay);
       return "retry";
     } finally {
       stopKeepingAlive();
@@ -381,7 +384,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   const messagesOf = (run: Run) => (run.kind === "single" ? run.msgs : run.items.map((i) => i.msg));
-  const handBack = (msgs: JsMsg[]): JsMsg[] => (msgs.forEach((m) => m.nak(HAND_BACK_DELAY_MS)), []);
+  const handBack = (msgs: JsMsg[]): JsMsg[] => (msgs.forEach((m) => settle.nak(m, HAND_BACK_DELAY_MS)), []);
 
   async function applyStatement(name: EventName, group: Item[], alone: JsMsg[]) {
     const { def, text } = statements.get(name)!;
@@ -395,7 +398,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       for (const i of group) {
         if (rejected.has(i.event.id)) alone.push(i.msg); // alone, its handler says why (e.g. a PermanentError)
         else {
-          i.msg.ack();
+          settle.ack(i.msg);
           acked++;
         }
       }
@@ -420,7 +423,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         for (const i of todo) await (opts.handlers[i.name] as AnyEventHandler)(tx, i.event, contextOf(i.msg));
         return todo.length;
       });
-      for (const i of items) i.msg.ack();
+      for (const i of items) settle.ack(i.msg);
       opts.onOutcome?.("applied", applied);
       opts.onOutcome?.("duplicate", items.length - applied);
       if (applied > 0) opts.onCommitted?.(queued);
@@ -436,7 +439,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   // maxBatch), so batches grow only while the database is the bottleneck. At most one batch
   // waits behind the running one: the pump stops reading, so the client stops pulling, rather
   // than holding messages whose ack_wait runs out before they are handled.
-  async function drain(current: ConsumerMessages, signal: AbortSignal) {
+  async function drain(current: Deliveries, signal: AbortSignal) {
     const queue: JsMsg[] = [];
     let wake: (() => void) | undefined;
     let space: (() => void) | undefined;
@@ -501,7 +504,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
           const alive = () => {
             // What the pump still takes in from the client's buffer is held too.
             if (holding) for (const m of queue) waiting.add(m);
-            for (const m of waiting) if (queue.includes(m)) m.working();
+            for (const m of waiting) if (queue.includes(m)) settle.working(m);
             else waiting.delete(m);
             if (waiting.size === 0) clearInterval(keepAlive);
           };
@@ -521,7 +524,8 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     else if (failure) throw failure;
   }
 
-  return createPullLoop({
+  const loop = createPullLoop({
+    nc: opts.nc,
     js,
     names,
     log,
@@ -532,4 +536,6 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     beforeConsume: databaseAnswers,
     drain,
   });
+  const { settle } = loop;
+  return loop;
 }

@@ -96,6 +96,7 @@ export interface Worker {
 }
 
 export interface WorkerContext {
+  nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
   db: Db;
@@ -290,6 +291,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     consumers = spec.consumers.map((c) =>
       createConsumer({
         ...c,
+        nc,
         js,
         jsm,
         db: database.db,
@@ -305,7 +307,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     for (const [i, c] of consumers.entries()) {
       await retryUntilDone(`consumer ${spec.consumers[i]!.durable}`, () => c.start(), log, abort.signal);
     }
-    workers = spec.workers?.({ js, jsm, db: database.db, names, log, restoreStreams, countEvents: metrics?.countEvents }) ?? [];
+    workers = spec.workers?.({ nc, js, jsm, db: database.db, names, log, restoreStreams, countEvents: metrics?.countEvents }) ?? [];
     for (const w of workers) await retryUntilDone(w.name, () => w.start(), log, abort.signal);
     wired = true;
     readiness.invalidate();

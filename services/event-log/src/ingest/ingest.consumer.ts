@@ -1,9 +1,11 @@
-import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { createPullLoop, ensureDurableConsumer, hasUnreadableHeaders, headersOf, isPermanentDbError, reportableError, streamCatalog, type Logger, type Outcome, type PullLoop, type Names, type StreamName } from "@orderflow/shared";
+import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import { createPullLoop, ensureDurableConsumer, hasUnreadableHeaders, headersOf, isPermanentDbError, reportableError, streamCatalog, type Deliveries, type Logger, type Outcome, type PullLoop, type PullLoopOptions, type Names, type StreamName } from "@orderflow/shared";
 import { refusedRow, toEventRow, unreadableRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
 export interface IngestOptions {
+  /** The connection `js` uses (see Settle in the shared pull loop). */
+  nc: PullLoopOptions["nc"];
   js: JetStreamClient;
   jsm: JetStreamManager;
   names: Names;
@@ -73,7 +75,7 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
   const nakAll = (batch: JsMsg[]) => {
     for (const msg of batch) {
       try {
-        msg.nak(retryDelayMs);
+        loop.settle.nak(msg, retryDelayMs);
       } catch {
         return;
       }
@@ -83,7 +85,7 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
   async function store(batch: JsMsg[], rows = batch.map(rowOf)): Promise<void> {
     try {
       const stored = await writer.write(rows);
-      for (const msg of batch) msg.ack();
+      for (const msg of batch) loop.settle.ack(msg);
       o.onOutcome?.("applied", stored);
       o.onOutcome?.("duplicate", rows.length - stored);
       return;
@@ -130,12 +132,12 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
 
   // Buffered messages are written when the batch fills or a short linger passes; once the
   // iterator ends (stop, or a stall being recovered), what is left is written before returning.
-  async function drain(current: ConsumerMessages, signal: AbortSignal) {
+  async function drain(current: Deliveries, signal: AbortSignal) {
     for await (const msg of current) {
       if (signal.aborted) {
         // After a delay, as the runner hands back: at once, the server could send it straight
         // back to this closing pull, where it would wait out ack_wait.
-        msg.nak(1000);
+        loop.settle.nak(msg, 1000);
         continue;
       }
       buffer.push(msg);
@@ -147,7 +149,7 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
   }
 
   // Bounded in bytes: the log keeps messages of any size until their batch is stored.
-  const loop = createPullLoop({ js, names, log, stream, durable, ensure, maxMessages: batchSize * 2, maxBytes: 8 * 1024 * 1024, drain });
+  const loop = createPullLoop({ nc: o.nc, js, names, log, stream, durable, ensure, maxMessages: batchSize * 2, maxBytes: 8 * 1024 * 1024, drain });
   return {
     start: () => loop.start(),
     async stop() {

@@ -59,7 +59,7 @@ describe("ingest and replay", () => {
   it("stores every stream's events once, invalid ones flagged, and a full replay rebuilds the log exactly", async () => {
     const writer = createEventWriter({ db: env.db });
     for (const stream of ["USERS", "ORDERS", "SYSTEM", "DLQ"] as const) {
-      const c = createIngestConsumer({ js, jsm, names, log, writer, stream, batchSize: 10, lingerMs: 10 });
+      const c = createIngestConsumer({ nc, js, jsm, names, log, writer, stream, batchSize: 10, lingerMs: 10 });
       consumers.push(c);
       await c.start();
     }
@@ -121,7 +121,7 @@ describe("ingest and replay", () => {
     await env.db.execute(sql.raw(`create function refuse_poison() returns trigger language plpgsql as $$
       begin if new.subject = 'users.poison' and new.data is not null then raise exception 'refused for the test' using errcode = '22023'; end if; return new; end $$`));
     await env.db.execute(sql.raw("create trigger refuse_poison before insert on events for each row execute function refuse_poison()"));
-    const c = createIngestConsumer({ js, jsm, names: own, log, writer: createEventWriter({ db: env.db }), stream: "USERS", batchSize: 50, lingerMs: 50, retryDelayMs: 100 });
+    const c = createIngestConsumer({ nc, js, jsm, names: own, log, writer: createEventWriter({ db: env.db }), stream: "USERS", batchSize: 50, lingerMs: 50, retryDelayMs: 100 });
     try {
       // One batch: a subject whose index entry would exceed Postgres's 2,704 bytes, a row the
       // trigger refuses, and ordinary events around them.
@@ -159,7 +159,7 @@ describe("ingest and replay", () => {
 
   it("stores a body nested 5,000 levels deep as text, and one with headers nats.js cannot decode, and goes on with the stream", async () => {
     await inOwnNamespace(async (own) => {
-      const c = createIngestConsumer({ js, jsm, names: own, log, writer: createEventWriter({ db: env.db }), stream: "USERS", batchSize: 10, lingerMs: 10, retryDelayMs: 100 });
+      const c = createIngestConsumer({ nc, js, jsm, names: own, log, writer: createEventWriter({ db: env.db }), stream: "USERS", batchSize: 10, lingerMs: 10, retryDelayMs: 100 });
       try {
         const userId = uuidv7();
         const e = createEvent({ name: "users.registered", source: "/test", subject: userId, data: { userId, email: "a@b.co", name: "A", registeredAt: new Date().toISOString() } });
