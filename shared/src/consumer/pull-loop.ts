@@ -50,6 +50,7 @@ export interface Deliveries extends AsyncIterable<JsMsg> {
  * consumer or stream is settled only if the stream now there stored it (its stored time is not
  * before the stream's creation); otherwise, or when that cannot be told, it is left to ack_wait:
  * if its stream is the same after all, it is redelivered and the inbox takes it as a duplicate.
+ * None of them throws.
  */
 export interface Settle {
   ack(msg: JsMsg): void;
@@ -105,13 +106,23 @@ export function createPullLoop(o: PullLoopOptions): PullLoop & { settle: Settle 
     warnedIn = generation;
     o.log.warn({ durable: o.durable }, "leaving messages received before a lost connection or a vanished stream to ack_wait: the stream may be a new one");
   };
+  // Never throws: an ack or nak on a closed connection throws, and the server redelivers after
+  // ack_wait all the same (the inbox takes a redelivered event as a duplicate). Thrown, it made
+  // a committed event look like a failed one, or, from a keep-alive timer, ended the process.
+  const trySend = (send: () => void) => {
+    try {
+      send();
+    } catch {
+      // not sent; see above
+    }
+  };
   const settleWith = (msg: JsMsg, send: () => void) => {
-    if (receivedIn.get(msg) === generation) return send();
+    if (receivedIn.get(msg) === generation) return trySend(send);
     void createdNow().then((created) => {
       // The stream's clock stamped both; an old message's time is before the new stream's creation.
-      if (created !== undefined && msg.time.getTime() >= created) send();
+      if (created !== undefined && msg.time.getTime() >= created) trySend(send);
       else unsettled();
-    }).catch(() => {}); // send() on a closed connection throws: the server redelivers all the same
+    });
   };
   const settle: Settle = {
     ack: (msg) => settleWith(msg, () => msg.ack()),

@@ -71,15 +71,8 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
     }
   };
 
-  // A nak on a closed connection throws; the server redelivers after ack_wait all the same.
   const nakAll = (batch: JsMsg[]) => {
-    for (const msg of batch) {
-      try {
-        loop.settle.nak(msg, retryDelayMs);
-      } catch {
-        return;
-      }
-    }
+    for (const msg of batch) loop.settle.nak(msg, retryDelayMs);
   };
 
   async function store(batch: JsMsg[], rows = batch.map(rowOf)): Promise<void> {
