@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { operatorMode } from "../testing/nats-jwt.js";
 import { ConfigError, baseConfigSchema, loadConfig } from "./config.js";
 
 describe("loadConfig", () => {
@@ -49,12 +53,21 @@ describe("loadConfig", () => {
       ["NATS_URL", "nats://a:4222,wss://b:443"],
       ["DATABASE_URL", "postgres://"],
       ["DATABASE_URL", "postgres://root@127.0.0.1:5432"],
+      ["DATABASE_URL", "pglite://"],
+      ["DATABASE_URL", "postgres://u:p%ZZ@127.0.0.1/db"],
+      ["DATABASE_URL", "postgres://u%E0:p@127.0.0.1/db"],
+      ["DATABASE_STATEMENT_TIMEOUT_MS", "2"],
+      ["DATABASE_STATEMENT_TIMEOUT_MS", "99"],
     ] as const) {
       expect(() => loadConfig(baseConfigSchema, { ...base, [variable]: bad }), `${variable}=${bad}`).toThrow(new RegExp(variable));
     }
     for (const url of ["postgres://u@db1:5432,db2:5432/db?target_session_attrs=read-write", "postgresql://app:secret@users-db-rw.orderflow:5432/users?sslmode=verify-full", "postgres://u@%2Fvar%2Frun%2Fpostgresql/db", "postgres://u@[::1]:5432/db"]) {
       expect(loadConfig(baseConfigSchema, { DATABASE_URL: url }).DATABASE_URL).toBe(url);
     }
+    expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://" })).toThrow("DATABASE_URL pglite:// needs a directory (pglite://<dir>), or pglite://memory for a throwaway database");
+    expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "postgres://u:p%ZZ@h/db" })).toThrow("DATABASE_URL has a malformed percent-escape in its user, password or host: write a literal % as %25");
+    expect(loadConfig(baseConfigSchema, { DATABASE_URL: "postgres://u:p%25w@h/db" }).DATABASE_URL).toBe("postgres://u:p%25w@h/db");
+    for (const ms of ["0", "100"]) expect(loadConfig(baseConfigSchema, { ...base, DATABASE_STATEMENT_TIMEOUT_MS: ms }).DATABASE_STATEMENT_TIMEOUT_MS).toBe(Number(ms));
     const ok = loadConfig(baseConfigSchema, { ...base, PORT: " 8080 ", STREAM_MAX_AGE_MS: "0", NATS_URL: "nats://a:4222, tls://b:4223,127.0.0.1:4224", DATABASE_URL: "postgres://u:p@h:5432/db" });
     expect([ok.PORT, ok.STREAM_MAX_AGE_MS, ok.NATS_URL]).toEqual([8080, 0, "nats://a:4222, tls://b:4223,127.0.0.1:4224"]);
   });
@@ -80,6 +93,20 @@ describe("loadConfig", () => {
     }
     for (const bad of ["_INBOX.>", "a b", "a..b", ".a", "a.*"]) {
       expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://memory", NATS_INBOX_PREFIX: bad })).toThrow(/NATS_INBOX_PREFIX/);
+    }
+  });
+
+  it("refuses a NATS_CREDS_FILE that is not a credentials file, rather than retrying the connection for ever", () => {
+    const dir = mkdtempSync(join(tmpdir(), "of-creds-"));
+    try {
+      writeFileSync(join(dir, "hostname"), "some-host\n");
+      writeFileSync(join(dir, "user.creds"), operatorMode().creds);
+      const base = { DATABASE_URL: "pglite://memory" };
+      expect(() => loadConfig(baseConfigSchema, { ...base, NATS_CREDS_FILE: join(dir, "hostname") })).toThrow("NATS_CREDS_FILE is not a NATS credentials file (a user JWT and an nkey seed, as nsc writes it)");
+      expect(() => loadConfig(baseConfigSchema, { ...base, NATS_CREDS_FILE: join(dir, "missing") })).toThrow(/NATS_CREDS_FILE must be a readable credentials file$/m);
+      expect(loadConfig(baseConfigSchema, { ...base, NATS_CREDS_FILE: join(dir, "user.creds") }).NATS_CREDS_FILE).toBe(join(dir, "user.creds"));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,4 +1,5 @@
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
+import { credsAuthenticator } from "@nats-io/nats-core";
 import { z } from "zod";
 import { DEFAULT_HEAP_GROWING_PERCENT } from "../lifecycle/node-options.js";
 
@@ -23,13 +24,39 @@ const databaseUrl = z
     message: "must start with postgres://, postgresql:// or pglite://",
   })
   // postgres:// alone would connect to whatever PGHOST/PGDATABASE or the OS user name imply.
-  .refine((v) => !/^postgres(ql)?:/.test(v) || postgresUrlNames(v), { message: "must name a host and a database (postgres://user@host:5432/db)" });
+  .refine((v) => !/^postgres(ql)?:/.test(v) || postgresUrlNames(v), { message: "must name a host and a database (postgres://user@host:5432/db)", abort: true })
+  // The driver decodes them at connect and threw a URIError with a stack trace instead.
+  .refine((v) => !/^postgres(ql)?:/.test(v) || postgresUrlDecodes(v), { message: "has a malformed percent-escape in its user, password or host: write a literal % as %25" })
+  // `pglite://$DATA_DIR` with the variable unset was an in-memory database, lost at every restart.
+  .refine((v) => v !== "pglite://", { message: "pglite:// needs a directory (pglite://<dir>), or pglite://memory for a throwaway database" });
 
 function postgresUrlNames(v: string): boolean {
   try {
     // postgres.js takes several hosts (postgres://u@db1:5432,db2:5432/db), which URL does not.
     const u = new URL(v.replace(/^(postgres(?:ql)?:\/\/(?:[^@/?#]*@)?)([^,/?#]*)(?:,[^/?#]*)?/, "$1$2"));
     return u.hostname !== "" && u.pathname.length > 1;
+  } catch {
+    return false;
+  }
+}
+
+function postgresUrlDecodes(v: string): boolean {
+  try {
+    const authority = v.replace(/^postgres(?:ql)?:\/\//, "").split(/[?/]/)[0]!;
+    const at = authority.lastIndexOf("@");
+    decodeURIComponent(authority.slice(at + 1));
+    if (at >= 0) for (const part of authority.slice(0, at).split(":")) decodeURIComponent(part);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function credentials(path: string): boolean {
+  try {
+    // What nats.js does with the file at connect: parse it, and sign the server's nonce with the seed.
+    credsAuthenticator(readFileSync(path))("nonce");
+    return true;
   } catch {
     return false;
   }
@@ -92,7 +119,9 @@ export const baseConfigSchema = z.object({
   DATABASE_URL: databaseUrl,
   DATABASE_POOL_SIZE: envInt(1, 100).default(8),
   /** Longest a service's statement may run, lock waits included (0: no limit); see DatabaseOptions. */
-  DATABASE_STATEMENT_TIMEOUT_MS: durationMs(30_000),
+  // Below 100 ms the driver's own catalog query on each new connection can be cancelled, and
+  // postgres.js leaves that rejection unhandled: the process died with it.
+  DATABASE_STATEMENT_TIMEOUT_MS: durationMs(30_000).refine((v) => v === 0 || v >= 100, { message: "must be 0 (no limit) or at least 100" }),
   // An HTTP request not answered in this time gets a 503 (the database frozen or unreachable
   // without a reset): far above a healthy request (p99 tens of ms), below a client's patience.
   // 0: no deadline.
@@ -104,7 +133,10 @@ export const baseConfigSchema = z.object({
   /** A credentials file (user JWT and seed, as nsc writes it) for NATS decentralized auth. */
   NATS_CREDS_FILE: z
     .string()
-    .refine(readable, { message: "must be a readable credentials file" })
+    .refine(readable, { message: "must be a readable credentials file", abort: true })
+    // Read only at connect, where a file that does not parse was retried for ever as "nats not
+    // reachable yet".
+    .refine(credentials, { message: "is not a NATS credentials file (a user JWT and an nkey seed, as nsc writes it)" })
     .optional(),
   /** Prefix of the replies this client asks for, for accounts that allow each user only its own (default `_INBOX`). */
   NATS_INBOX_PREFIX: z
