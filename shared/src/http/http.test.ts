@@ -312,6 +312,15 @@ describe("jsonBody behind the Node server", () => {
     }
   });
 
+  it("answers an Expect it cannot meet with 417 problem+json, and 100-continue as Node does", async () => {
+    const res = await raw('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\nExpect: foo\r\nConnection: close\r\n\r\n{"name":"E"}');
+    expect(res).toMatch(/^HTTP\/1\.1 417 Expectation Failed\r\n/);
+    expect(res).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
+    expect(JSON.parse(res.split("\r\n\r\n")[1]!)).toMatchObject({ status: 417, detail: "this server meets no expectation but 100-continue; got Expect: foo" });
+    const continued = await raw('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n{"name":"E"}');
+    expect(continued).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 Created\r\n/);
+  });
+
   it("answers CONNECT with 405 problem+json instead of closing the connection without a word", async () => {
     const res = await raw("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
     expect(res).toMatch(/^HTTP\/1\.1 405 Method Not Allowed\r\n/);

@@ -56,6 +56,10 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
     server.headersTimeout = 15_000;
     server.requestTimeout = 30_000;
     server.on("clientError", answerUnparsable);
+    // An Expect other than 100-continue (RFC 9110 §10.1.1): Node's own answer is an empty 417.
+    server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>
+      answerProblem(res, problem(417, "Expectation Failed", `this server meets no expectation but 100-continue; got Expect: ${String(req.headers.expect).slice(0, 100)}`)),
+    );
     // Without a listener Node closes a CONNECT's socket without a word; no route tunnels.
     server.on("connect", (req: IncomingMessage, socket: Duplex) => answerConnect(req, socket as Socket));
     server.once("error", (err: NodeJS.ErrnoException) => {
@@ -79,7 +83,8 @@ function answerConnect(req: IncomingMessage, socket: Socket) {
 
 /** A problem answer written straight to Node's response, for requests the app never sees. */
 function answerProblem(res: ServerResponse, p: ProblemDetails) {
-  res.writeHead(p.status, { "content-type": PROBLEM_CONTENT_TYPE, connection: "close" }).end(JSON.stringify(p));
+  const body = JSON.stringify(p);
+  res.writeHead(p.status, { "content-type": PROBLEM_CONTENT_TYPE, "content-length": Buffer.byteLength(body), connection: "close" }).end(body);
 }
 
 /**
