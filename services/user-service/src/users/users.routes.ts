@@ -22,10 +22,13 @@ export const registerUserBody = z
       .trim()
       .min(1)
       .max(100)
-      .refine((n) => !/\p{Cc}/u.test(n), "must not contain control characters (line breaks, tabs, escapes)")
-      // Blank letters (Hangul fillers, the braille blank) are letters to Unicode, not spaces.
-      .refine((n) => /[^\p{Z}\p{Cf}\p{Cc}\u115f\u1160\u2800\u3164\uffa0]/u.test(n), "must contain a visible character")
-      .openapi({ example: "Ada Lovelace", description: "1–100 characters after trimming, at least one of them visible; no control characters, NUL or unpaired surrogates." }),
+      // U+2028/U+2029 break lines as \n does (in JavaScript source and many UIs), and the
+      // bidirectional overrides and isolates reorder the text shown after them ("Trojan Source").
+      .refine((n) => !/[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069]/u.test(n), "must not contain control characters (line or paragraph breaks, tabs, escapes, bidirectional overrides)")
+      // Blank letters (Hangul fillers, the braille blank) are letters to Unicode, not spaces, and a
+      // combining mark shows only on a character before it.
+      .refine((n) => /[^\p{Z}\p{Cf}\p{Cc}\p{M}\u115f\u1160\u2800\u3164\uffa0]/u.test(n), "must contain a visible character")
+      .openapi({ example: "Ada Lovelace", description: "1–100 characters after trimming, at least one of them visible; no control characters (line or paragraph breaks, bidirectional overrides), NUL or unpaired surrogates." }),
   })
   .openapi("RegisterUser");
 

@@ -74,14 +74,14 @@ describe("POST /users", () => {
 
   it("refuses names Postgres cannot store and unknown fields with field errors, not a 500", async () => {
     // NUL has no place in Postgres text; a lone surrogate has no UTF-8 form.
-    for (const name of ["a\u0000b", "a\ud800b", "\udc00", "Ada\nLovelace", "Ada\u0007", "\u001b[31mAda", "Ada\u0085", "\u200b\u200b", "\u2060", "\u00a0\u200b", "\u3164", "\u2800\u2800", "\u115f\u1160"]) {
+    for (const name of ["a\u0000b", "a\ud800b", "\udc00", "Ada\nLovelace", "Ada\u0007", "\u001b[31mAda", "Ada\u0085", "\u200b\u200b", "\u2060", "\u00a0\u200b", "\u3164", "\u2800\u2800", "\u115f\u1160", "a\u2028b", "a\u2029b", "\u202eevil\u202c", "a\u2066b\u2069", "\u0301", "\u0301\u0308"]) {
       const body = await expectProblem(await post({ email: unique(), name }), 400);
       expect(body.errors.map((e: { pointer: string }) => e.pointer)).toEqual(["/name"]);
     }
     const fancy = (await (await post({ email: unique(), name: "Ada 🚀 Lovelace" })).json()) as { id: string; name: string };
     expect(fancy.name).toBe("Ada 🚀 Lovelace");
     // Joiners inside a name are part of writing it (a family emoji, Persian's ZWNJ).
-    for (const name of ["👨\u200d👩\u200d👧", "می\u200cخواهم", "李"]) expect((await post({ email: unique(), name })).status, name).toBe(201);
+    for (const name of ["👨\u200d👩\u200d👧", "می\u200cخواهم", "李", "Jose\u0301", "שלום Ada"]) expect((await post({ email: unique(), name })).status, name).toBe(201);
     expect(((await (await app.request(`/users/${fancy.id}`)).json()) as { name: string }).name).toBe("Ada 🚀 Lovelace");
     const extra = await expectProblem(await post({ email: unique(), name: "A", admin: true }), 400);
     expect(extra.errors.length).toBeGreaterThan(0);
