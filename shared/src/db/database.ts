@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
@@ -43,6 +43,8 @@ export interface DatabaseOptions {
    * transient error, and a transaction of ours left open by a dead connection is ended.
    */
   statementTimeoutMs?: number;
+  /** Told before an embedded PGlite database is created in a new directory: that takes seconds, in silence. */
+  onCreatingPglite?: (location: string) => void;
 }
 
 /**
@@ -63,7 +65,7 @@ const timeouts = (ms: number | undefined): Record<string, string> =>
  * or `pglite://<dir>` (`pglite://memory` for a throwaway one) with embedded PGlite.
  */
 export async function openDatabase(url: string, opts: DatabaseOptions = {}): Promise<Database> {
-  if (url.startsWith("pglite://")) return openPglite(url.slice("pglite://".length));
+  if (url.startsWith("pglite://")) return openPglite(url.slice("pglite://".length), opts);
   return openPostgres(url, opts);
 }
 
@@ -100,10 +102,10 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   };
 }
 
-async function openPglite(location: string): Promise<Database> {
+async function openPglite(location: string, opts: DatabaseOptions): Promise<Database> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
-  const inMemory = location === "memory" || location === "";
+  const inMemory = location === "memory";
   if (!inMemory) {
     try {
       mkdirSync(location, { recursive: true });
@@ -115,6 +117,7 @@ async function openPglite(location: string): Promise<Database> {
     }
   }
   const release = inMemory ? () => {} : lockDataDirectory(location);
+  if (!inMemory && !existsSync(join(location, "PG_VERSION"))) opts.onCreatingPglite?.(location);
   let client;
   try {
     client = inMemory ? new PGlite() : new PGlite(location);

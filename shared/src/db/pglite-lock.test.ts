@@ -34,6 +34,15 @@ describe("PGlite data directory lock", () => {
     await again.close();
   });
 
+  it("says so before it creates a database in a new directory (seconds of silence otherwise), and not when it opens one", async () => {
+    const dir = join(dataDir(), "new");
+    const told: string[] = [];
+    await (await openDatabase(`pglite://${dir}`, { onCreatingPglite: (d) => told.push(d) })).close();
+    expect(told).toEqual([dir]);
+    await (await openDatabase(`pglite://${dir}`, { onCreatingPglite: (d) => told.push(d) })).close();
+    expect(told).toEqual([dir]);
+  });
+
   it("takes over the file a dead process left, and refuses a live holder's", async () => {
     const dir = dataDir();
     const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });

@@ -134,7 +134,12 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
   const instance = config.SERVICE_INSTANCE ?? hostname();
   const names = createNames(config.NATS_NAMESPACE);
   const abort = new AbortController();
-  const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DATABASE_POOL_SIZE, applicationName: spec.name, statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS });
+  const database = await openDatabase(config.DATABASE_URL, {
+    poolSize: config.DATABASE_POOL_SIZE,
+    applicationName: spec.name,
+    statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
+    onCreatingPglite: (dir) => log.info({ dir }, "creating the embedded PGlite database (the first start takes several seconds)"),
+  });
 
   let migrated = false;
   let connection: { nc: NatsConnection; state: NatsState } | undefined;
