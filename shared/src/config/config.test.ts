@@ -56,12 +56,14 @@ describe("loadConfig", () => {
       ["DATABASE_URL", "pglite://"],
       ["DATABASE_URL", "postgres://u:p%ZZ@127.0.0.1/db"],
       ["DATABASE_URL", "postgres://u%E0:p@127.0.0.1/db"],
+      ["DATABASE_URL", "postgres://u@h/db?sslmode=bogus"],
+      ["DATABASE_URL", "postgres://u@h/db?sslmode=Require"],
       ["DATABASE_STATEMENT_TIMEOUT_MS", "2"],
       ["DATABASE_STATEMENT_TIMEOUT_MS", "99"],
     ] as const) {
       expect(() => loadConfig(baseConfigSchema, { ...base, [variable]: bad }), `${variable}=${bad}`).toThrow(new RegExp(variable));
     }
-    for (const url of ["postgres://u@db1:5432,db2:5432/db?target_session_attrs=read-write", "postgresql://app:secret@users-db-rw.orderflow:5432/users?sslmode=verify-full", "postgres://u@%2Fvar%2Frun%2Fpostgresql/db", "postgres://u@[::1]:5432/db"]) {
+    for (const url of ["postgres://u@h/db?sslmode=disable", "postgres://u@h/db?application_name=x&sslmode=verify-ca", "postgres://u@db1:5432,db2:5432/db?target_session_attrs=read-write", "postgresql://app:secret@users-db-rw.orderflow:5432/users?sslmode=verify-full", "postgres://u@%2Fvar%2Frun%2Fpostgresql/db", "postgres://u@[::1]:5432/db"]) {
       expect(loadConfig(baseConfigSchema, { DATABASE_URL: url }).DATABASE_URL).toBe(url);
     }
     expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: "pglite://" })).toThrow("DATABASE_URL pglite:// needs a directory (pglite://<dir>), or pglite://memory for a throwaway database");

@@ -27,6 +27,8 @@ const databaseUrl = z
   .refine((v) => !/^postgres(ql)?:/.test(v) || postgresUrlNames(v), { message: "must name a host and a database (postgres://user@host:5432/db)", abort: true })
   // The driver decodes them at connect and threw a URIError with a stack trace instead.
   .refine((v) => !/^postgres(ql)?:/.test(v) || postgresUrlDecodes(v), { message: "has a malformed percent-escape in its user, password or host: write a literal % as %25" })
+  // postgres.js treats any other value as verify-full, so a typo failed every connect with a TLS error.
+  .refine((v) => !/^postgres(ql)?:/.test(v) || sslModeKnown(v), { message: "has an unknown sslmode: use disable, allow, prefer, require, verify-ca or verify-full" })
   // `pglite://$DATA_DIR` with the variable unset was an in-memory database, lost at every restart.
   .refine((v) => v !== "pglite://", { message: "pglite:// needs a directory (pglite://<dir>), or pglite://memory for a throwaway database" });
 
@@ -38,6 +40,15 @@ function postgresUrlNames(v: string): boolean {
   } catch {
     return false;
   }
+}
+
+const SSL_MODES = new Set(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]);
+
+function sslModeKnown(v: string): boolean {
+  const query = v.indexOf("?");
+  if (query < 0) return true;
+  const modes = new URLSearchParams(v.slice(query + 1)).getAll("sslmode");
+  return modes.every((m) => SSL_MODES.has(m));
 }
 
 function postgresUrlDecodes(v: string): boolean {

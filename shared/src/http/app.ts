@@ -218,6 +218,21 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
         { "accept-post": "application/json" },
       );
     }
+    // JSON is UTF-8 (RFC 8259 §8.1); a body declared in another charset would be read as UTF-8
+    // and refused as malformed, or stored as the wrong characters.
+    const charset = header.includes(";") ? CHARSET_PARAM.exec(header)?.[1] : undefined;
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      return problemResponse(
+        problem(415, "Unsupported Media Type", `the request body must be JSON in UTF-8; got charset=${JSON.stringify(charset.slice(0, 50))}`),
+        { "accept-post": "application/json" },
+      );
+    }
+    // Node's parser undoes chunked framing only: a body sent with another transfer coding
+    // (gzip, chunked) would be read still coded. RFC 9112 §6.1: 501.
+    const transfer = c.req.header("transfer-encoding");
+    if (transfer !== undefined && !/^\s*chunked\s*$/i.test(transfer)) {
+      return problemResponse(problem(501, "Not Implemented", `the only transfer coding this server reads is chunked; got Transfer-Encoding: ${JSON.stringify(transfer.slice(0, 50))}`));
+    }
     // A compressed body would be read as text and refused as "not UTF-8" or invalid JSON; say
     // what is wrong (RFC 9110 §15.5.16). Only `identity` is taken.
     const coding = c.req.header("content-encoding");
@@ -254,6 +269,9 @@ export function jsonBody({ maxBytes = 16 * 1024 }: { maxBytes?: number } = {}): 
     }
   };
 }
+
+/** The charset parameter of a Content-Type, quoted or not. */
+const CHARSET_PARAM = /;\s*charset\s*=\s*"?([^";\s]*)"?/i;
 
 const unreadable = () => problemResponse(problem(400, "Bad Request", "the request body could not be read to its end"));
 

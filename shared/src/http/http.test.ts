@@ -368,6 +368,26 @@ describe("jsonBody behind the Node server", () => {
     expect(plain.status).toBe(201);
   });
 
+  it("refuses a body declared in a charset other than UTF-8 with 415, and one in a transfer coding it cannot undo with 501", async () => {
+    const body = JSON.stringify({ name: "Ada" });
+    for (const type of ["application/json; charset=utf-16", "application/json;charset=\"latin1\"", "application/json; charset="]) {
+      const res = await post(body, { "content-type": type, "content-length": String(body.length) });
+      expect(res.status, type).toBe(415);
+      expect(JSON.parse(res.body)).toMatchObject({ status: 415, detail: expect.stringMatching(/^the request body must be JSON in UTF-8; got charset=/) });
+    }
+    for (const type of ["application/json; charset=utf-8", "application/json; charset=UTF8", "application/json; Charset=\"UTF-8\""]) {
+      expect((await post(body, { "content-type": type, "content-length": String(body.length) })).status, type).toBe(201);
+    }
+    const coded = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
+    expect(coded).toMatch(/^HTTP\/1\.1 501 Not Implemented\r\n/);
+    expect(JSON.parse(coded.split("\r\n\r\n")[1]!)).toMatchObject({ status: 501, detail: 'the only transfer coding this server reads is chunked; got Transfer-Encoding: "gzip, chunked"' });
+    const chunked = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
+    expect(chunked).toMatch(/^HTTP\/1\.1 201 /);
+    const unknown = await raw("FOO /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    expect(unknown).toMatch(/^HTTP\/1\.1 501 Not Implemented\r\n/);
+    expect(JSON.parse(unknown.split("\r\n\r\n")[1]!)).toMatchObject({ status: 501, detail: "the request method is not one this server knows" });
+  });
+
   it("answers a body the client stops sending with 400, not a 503 blamed on the database", async () => {
     const body = new ReadableStream<Uint8Array>({
       start(c) {

@@ -99,6 +99,18 @@ function requestNotMade(err: unknown): Response {
 
 type InFlight = NodeJS.EventEmitter & { req?: { complete: boolean }; headersSent: boolean; writableFinished: boolean };
 
+/** `METHOD target HTTP/1.x`: a request line whose only fault can be its method. */
+const WELL_FORMED_REQUEST_LINE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ \S+ HTTP\/1\.[01]\r?\n/;
+
+/** The line of the received bytes where the parser stopped (Node gives the bytes and the offset). */
+function lineAtFault(err: { rawPacket?: Buffer; bytesParsed?: number }): string {
+  const raw = err.rawPacket;
+  if (!raw) return "";
+  const at = Math.min(err.bytesParsed ?? 0, raw.length);
+  const start = at > 0 ? raw.lastIndexOf(10, at - 1) + 1 : 0;
+  return raw.subarray(start, start + 8192).toString("latin1");
+}
+
 /** Sockets whose refusal waits for the answers of the requests before it. */
 const waiting = new WeakSet<Socket>();
 
@@ -144,7 +156,10 @@ function answerUnparsable(err: NodeJS.ErrnoException, socket: Socket) {
       ? [431, "the request's headers are larger than the server accepts"]
       : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
         ? [408, "the request did not arrive in time"]
-        : [400, "the request is not valid HTTP/1.1 (e.g. a Content-Length that is not a number or does not match the body)"];
+        : err.code === "HPE_INVALID_METHOD" && WELL_FORMED_REQUEST_LINE.test(lineAtFault(err as { rawPacket?: Buffer; bytesParsed?: number }))
+          ? // RFC 9110 §9.1: a method the server does not know is 501; garbage stays a 400.
+            [501, "the request method is not one this server knows"]
+          : [400, "the request is not valid HTTP/1.1 (e.g. a Content-Length that is not a number or does not match the body)"];
   const title = STATUS_CODES[status]!;
   const body = JSON.stringify(problem(status, title, detail));
   // Written, then destroyed, as Node's own handler does: a client that keeps its side open (and

@@ -15,7 +15,14 @@ export const userSchema = z
 // Idempotency-Key's "same body" comparison either).
 export const registerUserBody = z
   .strictObject({
-    email: z.string().trim().max(254).email().openapi({ example: "ada@example.com", description: "Trimmed; unique regardless of case." }),
+    email: z
+      .string()
+      .trim()
+      .max(254)
+      .email()
+      // RFC 5321 §4.5.3.1.1: no mail server takes a longer local part.
+      .refine((e) => e.lastIndexOf("@") <= 64, "must have at most 64 characters before the @")
+      .openapi({ example: "ada@example.com", description: "Trimmed; unique regardless of case; at most 64 characters before the @." }),
     // A name is shown to people: control characters (a bell, a line break, an escape sequence for
     // a terminal) and names of nothing but invisible characters (U+200B, U+2060) are mistakes.
     name: storableText()

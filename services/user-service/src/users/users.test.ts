@@ -66,6 +66,11 @@ describe("POST /users", () => {
     expect(body.errors.map((e: { pointer: string }) => e.pointer).sort()).toEqual(["/email", "/name"]);
     const tooLong = await expectProblem(await post({ email: unique(), name: "x".repeat(101) }), 400);
     expect(tooLong.errors[0].pointer).toBe("/name");
+    // RFC 5321 §4.5.3.1.1: a local part has at most 64 octets; no mail server takes a longer one.
+    const longLocal = await expectProblem(await post({ email: `${"a".repeat(65)}@example.com`, name: "A" }), 400);
+    expect(longLocal.errors).toMatchObject([{ pointer: "/email", detail: expect.stringMatching(/at most 64 characters before the @/) }]);
+    const local64 = `${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`.padEnd(64, "b");
+    expect((await post({ email: `${local64}@example.com`, name: "A" })).status).toBe(201);
     const missing = await expectProblem(await post({}), 400);
     expect(missing.errors).toHaveLength(2);
     await expectProblem(await post([1, 2]), 400);
