@@ -570,47 +570,65 @@ describe("consumer runner", () => {
     }
   });
 
-  it("leaves the ack of a message from a stream deleted and created again unsent, so it cannot settle the new message at its sequence that another replica holds", async () => {
+  const OWN_STREAMS = { replicas: 1, maxAgeMs: 3600_000 };
+  /** A namespace of the test's own with USERS and DLQ, deleted after it. */
+  const ownNamespace = async () => {
     const own = createNames(uniqueNamespace());
-    const js = jetstream(nc);
-    const jsm = await jetstreamManager(nc);
     onTestFinished(() => deleteNamespace(nc, own.namespace));
-    const streamSettings = { replicas: 1, maxAgeMs: 3600_000 };
-    await ensureStreams(jsm, own, ["USERS", "DLQ"], streamSettings);
+    await ensureStreams(await jetstreamManager(nc), own, ["USERS", "DLQ"], OWN_STREAMS);
+    return own;
+  };
+
+  /**
+   * A runner on `own`'s USERS whose handler stops at a gate for `held`: `inHandler` resolves
+   * once it is there, `release` lets it go. `lines` is its log; stopped after the test.
+   */
+  const gatedRunner = (own: ReturnType<typeof createNames>, via: NatsConnection, durable: string, held: { id: string }, o: Partial<ConsumerOptions> = {}) => {
     const lines: { msg: string }[] = [];
     const destination = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
-    const logged = (msg: string) => waitFor(() => lines.some((l) => l.msg === msg) || undefined, { what: `"${msg}" logged` });
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let entered!: () => void;
     const inHandler = new Promise<void>((r) => (entered = r));
+    return (async () => {
+      const consumer = createConsumer({
+        nc: via, js: jetstream(via), jsm: await jetstreamManager(via), db: database.db, names: own, log: createLogger({ service: "runner-test", level: "debug", destination }),
+        stream: "USERS", filterSubject: "users.registered", durable, retry: { delaysMs: [100], maxDeliver: 5 },
+        handlers: { "users.registered": async (_tx, e) => void (e.id === held.id && (entered(), await gate)) },
+        ...o,
+      });
+      onTestFinished(async () => {
+        release();
+        await consumer.stop();
+      });
+      await consumer.start();
+      const logged = (msg: string) => waitFor(() => lines.some((l) => l.msg === msg) || undefined, { what: `"${msg}" logged` });
+      return { consumer, lines, logged, release, inHandler };
+    })();
+  };
+
+  it("leaves the ack of a message from a stream deleted and created again unsent, so it cannot settle the new message at its sequence that another replica holds", async () => {
+    const own = await ownNamespace();
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
     const old = registered();
-    const consumer = createConsumer({
-      nc, js, jsm, db: database.db, names: own, log: createLogger({ service: "runner-test", level: "debug", destination }),
-      stream: "USERS", filterSubject: "users.registered", durable: "stale-ack", retry: { delaysMs: [100], maxDeliver: 5 },
-      handlers: { "users.registered": async (_tx, e) => void (e.id === old.id && (entered(), await gate)) },
-    });
-    onTestFinished(async () => {
-      release();
-      await consumer.stop();
-    });
-    await consumer.start();
+    const runner = await gatedRunner(own, nc, "stale-ack", old);
     await js.publish(own.subject("users.registered"), JSON.stringify(old));
-    await inHandler;
+    await runner.inHandler;
     // The stream is deleted and created again (by hand, or by a replica after the broker lost its
     // store) while this runner handles stream sequence 1; a new event is stored at sequence 1,
     // and another replica holds it.
     await jsm.streams.delete(own.stream("USERS"));
-    await logged("consumer stalled; recreating");
-    await ensureStreams(jsm, own, ["USERS"], streamSettings);
+    await runner.logged("consumer stalled; recreating");
+    await ensureStreams(jsm, own, ["USERS"], OWN_STREAMS);
     await ensureDurableConsumer(jsm, own, { stream: "USERS", durable: "stale-ack", filterSubject: "users.registered", ackWaitMs: 30_000 });
     const fresh = registered();
     expect((await js.publish(own.subject("users.registered"), JSON.stringify(fresh))).seq).toBe(1);
     const held = await (await js.consumers.get(own.stream("USERS"), own.durable("stale-ack"))).next({ expires: 5000 });
     expect(held?.seq).toBe(1);
     // The old event commits; its ack would name sequence 1 of the same stream and durable.
-    release();
-    await logged("leaving messages received before a lost connection or a vanished stream to ack_wait: the stream may be a new one");
+    runner.release();
+    await runner.logged("leaving messages received before a lost connection or a vanished stream to ack_wait: the stream may be a new one");
     await nc.flush();
     const info = await jsm.consumers.info(own.stream("USERS"), own.durable("stale-ack"));
     expect(info.num_ack_pending).toBe(1); // the new event is still the other replica's to settle
@@ -620,43 +638,26 @@ describe("consumer runner", () => {
   });
 
   it("acks a message in hand across a lost connection at once when the stream is the same one, rather than leaving it to ack_wait", async () => {
-    const own = createNames(uniqueNamespace());
+    const own = await ownNamespace();
     const jsm = await jetstreamManager(nc);
-    onTestFinished(() => deleteNamespace(nc, own.namespace));
-    await ensureStreams(jsm, own, ["USERS", "DLQ"], { replicas: 1, maxAgeMs: 3600_000 });
     const relay = tcpRelay({ host: "127.0.0.1", port: Number(new URL(testNatsUrl()).port || 4222) });
     await relay.listen();
     onTestFinished(() => relay.close());
     const viaRelay = await connect({ servers: `127.0.0.1:${relay.port}`, reconnectTimeWait: 50, maxReconnectAttempts: -1 });
     onTestFinished(() => viaRelay.close());
-    const lines: { msg: string }[] = [];
-    const destination = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    let entered!: () => void;
-    const inHandler = new Promise<void>((r) => (entered = r));
     const event = registered();
-    const consumer = createConsumer({
-      nc: viaRelay, js: jetstream(viaRelay), jsm: await jetstreamManager(viaRelay), db: database.db, names: own, log: createLogger({ service: "runner-test", level: "debug", destination }),
-      stream: "USERS", filterSubject: "users.registered", durable: "reconnect-ack", retry: { delaysMs: [100], maxDeliver: 5 }, ackWaitMs: 120_000,
-      handlers: { "users.registered": async () => void (entered(), await gate) },
-    });
-    onTestFinished(async () => {
-      release();
-      await consumer.stop();
-    });
-    await consumer.start();
+    const runner = await gatedRunner(own, viaRelay, "reconnect-ack", event, { ackWaitMs: 120_000 });
     await jetstream(nc).publish(own.subject("users.registered"), JSON.stringify(event));
-    await inHandler;
+    await runner.inHandler;
     const reconnected = (async () => {
       for await (const s of viaRelay.status()) if (s.type === "reconnect") return;
     })();
     await relay.close();
     await relay.listen();
     await reconnected;
-    release();
+    runner.release();
     // Far sooner than the 120 s ack_wait after which an unsent ack would have it redelivered.
     await waitFor(async () => (await jsm.consumers.info(own.stream("USERS"), own.durable("reconnect-ack"))).num_ack_pending === 0 || undefined, { what: "the event acked", timeoutMs: 15_000 });
-    expect(lines.filter((l) => l.msg.startsWith("leaving messages received before"))).toEqual([]);
+    expect(runner.lines.filter((l) => l.msg.startsWith("leaving messages received before"))).toEqual([]);
   });
 });
