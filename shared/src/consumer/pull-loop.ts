@@ -34,6 +34,15 @@ export interface PullLoopOptions {
   drain(messages: Deliveries, signal: AbortSignal): Promise<void>;
 }
 
+/** The time the stream stored a message (ms), or -1 if its reply subject does not say. */
+function storedAt(msg: JsMsg): number {
+  try {
+    return msg.time.getTime();
+  } catch {
+    return -1;
+  }
+}
+
 /** A consume iterator as `drain` gets it: its messages, and a way to stop pulling. */
 export interface Deliveries extends AsyncIterable<JsMsg> {
   stop(): void;
@@ -50,7 +59,8 @@ export interface Deliveries extends AsyncIterable<JsMsg> {
  * consumer or stream is settled only if the stream now there stored it (its stored time is not
  * before the stream's creation); otherwise, or when that cannot be told, it is left to ack_wait:
  * if its stream is the same after all, it is redelivered and the inbox takes it as a duplicate.
- * None of them throws.
+ * None of them throws. Not covered: a stream deleted by hand while this loop has no pull
+ * outstanding (its pump held back) sends it no status; a lost store always comes as a disconnect.
  */
 export interface Settle {
   ack(msg: JsMsg): void;
@@ -77,19 +87,27 @@ export function createPullLoop(o: PullLoopOptions): PullLoop & { settle: Settle 
   let loop: Promise<void> | undefined;
 
   // Settle: which "generation" each message was received in; a new one starts with every
-  // disconnect and every vanished consumer or stream.
+  // disconnect and every vanished consumer or stream. A message is stamped as it comes out of
+  // the consume iterator, but nats.js may have received it long before (its buffer holds a pull's
+  // worth while drain is busy): at each new generation the live iterator's count of messages
+  // received so far is marked, and messages up to that count keep the generation before.
   let generation = 0;
   const receivedIn = new WeakMap<JsMsg, number>();
+  let live: { current: ConsumerMessages; marks: { upTo: number; generation: number }[] } | undefined;
   let streamCreated: Promise<number | undefined> | undefined;
   const newGeneration = () => {
+    live?.marks.push({ upTo: live.current.getReceived(), generation });
     generation++;
     streamCreated = undefined;
   };
-  /** When the stream now there was created (ms), once per generation; undefined if it cannot be told. */
+  /**
+   * When the stream now there was created (ms); undefined when there is none (what was received
+   * before belongs to a stream that is gone). Asked until it answers: a request made while the
+   * connection is down fails, and a failure is not an answer. Undefined once the loop stops.
+   */
   const createdNow = () =>
     (streamCreated ??= (async () => {
-      // A request made while still disconnected fails: give the connection a few seconds.
-      for (let attempt = 1; attempt <= 10 && !abort.signal.aborted; attempt++) {
+      while (!abort.signal.aborted) {
         try {
           const info = await (await o.js.streams.get(o.names.stream(o.stream))).info(true);
           return Date.parse(info.created);
@@ -116,11 +134,14 @@ export function createPullLoop(o: PullLoopOptions): PullLoop & { settle: Settle 
       // not sent; see above
     }
   };
-  const settleWith = (msg: JsMsg, send: () => void) => {
+  const settleWith = (msg: JsMsg, send: () => void): void => {
     if (receivedIn.get(msg) === generation) return trySend(send);
+    const asked = generation;
     void createdNow().then((created) => {
-      // The stream's clock stamped both; an old message's time is before the new stream's creation.
-      if (created !== undefined && msg.time.getTime() >= created) trySend(send);
+      // The answer is about the stream of the generation it was asked in.
+      if (generation !== asked) return settleWith(msg, send);
+      // The stream's server stamped both; an old message's time is before the new stream's creation.
+      if (created !== undefined && storedAt(msg) >= created) trySend(send);
       else unsettled();
     });
   };
@@ -166,11 +187,17 @@ export function createPullLoop(o: PullLoopOptions): PullLoop & { settle: Settle 
 
   /** The consume iterator's messages, each marked with the generation it arrived in (see Settle). */
   function stamped(current: ConsumerMessages): Deliveries {
+    const state = { current, marks: [] as { upTo: number; generation: number }[] };
+    live = state;
     return {
       stop: () => current.stop(),
       async *[Symbol.asyncIterator]() {
+        // The n-th message out is the n-th nats.js received (getReceived counts them in order).
+        let n = 0;
         for await (const msg of current) {
-          receivedIn.set(msg, generation);
+          n++;
+          while (state.marks.length > 0 && state.marks[0]!.upTo < n) state.marks.shift();
+          receivedIn.set(msg, state.marks[0]?.generation ?? generation);
           yield msg;
         }
       },

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { sql } from "drizzle-orm";
 import { headers as natsHeaders } from "@nats-io/nats-core";
@@ -607,34 +607,37 @@ describe("consumer runner", () => {
     })();
   };
 
-  it("leaves the ack of a message from a stream deleted and created again unsent, so it cannot settle the new message at its sequence that another replica holds", async () => {
+  it("leaves the acks of messages from a stream deleted and created again unsent, also those still in nats.js's buffer, so they cannot settle the new messages at their sequences that another replica holds", async () => {
     const own = await ownNamespace();
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);
-    const old = registered();
-    const runner = await gatedRunner(own, nc, "stale-ack", old);
-    await js.publish(own.subject("users.registered"), JSON.stringify(old));
+    const old = [registered(), registered(), registered()];
+    // One event per batch: while the first is in its handler, the second waits in the runner's
+    // queue and the third in nats.js's buffer, received but not yet handed out.
+    const runner = await gatedRunner(own, nc, "stale-ack", old[0]!, { maxBatch: 1 });
+    for (const e of old) await js.publish(own.subject("users.registered"), JSON.stringify(e));
     await runner.inHandler;
+    await waitFor(async () => (await jsm.consumers.info(own.stream("USERS"), own.durable("stale-ack"))).num_ack_pending === 3 || undefined, { what: "all three delivered" });
     // The stream is deleted and created again (by hand, or by a replica after the broker lost its
-    // store) while this runner handles stream sequence 1; a new event is stored at sequence 1,
-    // and another replica holds it.
+    // store) while this runner holds stream sequences 1-3; new events are stored at 1-3, and
+    // another replica holds them.
     await jsm.streams.delete(own.stream("USERS"));
     await runner.logged("consumer stalled; recreating");
     await ensureStreams(jsm, own, ["USERS"], OWN_STREAMS);
     await ensureDurableConsumer(jsm, own, { stream: "USERS", durable: "stale-ack", filterSubject: "users.registered", ackWaitMs: 30_000 });
-    const fresh = registered();
-    expect((await js.publish(own.subject("users.registered"), JSON.stringify(fresh))).seq).toBe(1);
-    const held = await (await js.consumers.get(own.stream("USERS"), own.durable("stale-ack"))).next({ expires: 5000 });
-    expect(held?.seq).toBe(1);
-    // The old event commits; its ack would name sequence 1 of the same stream and durable.
+    for (const e of [registered(), registered(), registered()]) await js.publish(own.subject("users.registered"), JSON.stringify(e));
+    const held: JsMsg[] = [];
+    for await (const m of await (await js.consumers.get(own.stream("USERS"), own.durable("stale-ack"))).fetch({ max_messages: 3, expires: 5000 })) held.push(m);
+    expect(held.map((m) => m.seq)).toEqual([1, 2, 3]);
+    // The old events are handled; their acks would name sequences 1-3 of the same stream and durable.
     runner.release();
     await runner.logged("leaving messages received before a lost connection or a vanished stream to ack_wait: the stream may be a new one");
+    await waitFor(async () => ((await database.db.execute(sql`select 1 from inbox where consumer = 'stale-ack'`)) as unknown as unknown[]).length === 3 || undefined, { what: "the old events handled" });
+    await runner.consumer.stop();
     await nc.flush();
     const info = await jsm.consumers.info(own.stream("USERS"), own.durable("stale-ack"));
-    expect(info.num_ack_pending).toBe(1); // the new event is still the other replica's to settle
-    const applied = await database.db.execute(sql`select event_id from inbox where consumer = 'stale-ack'`);
-    expect((applied as unknown as { event_id: string }[]).map((r) => r.event_id)).toEqual([old.id]);
-    held!.ack();
+    expect(info.num_ack_pending).toBe(3); // the new events are still the other replica's to settle
+    for (const m of held) m.ack();
   });
 
   it("acks a message in hand across a lost connection at once when the stream is the same one, rather than leaving it to ack_wait", async () => {
