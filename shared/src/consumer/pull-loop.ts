@@ -174,7 +174,13 @@ export function createPullLoop(o: PullLoopOptions): PullLoop & { settle: Settle 
         }
         failures = 0;
         void watchStatus(current);
-        await o.drain(stamped(current), abort.signal);
+        try {
+          await o.drain(stamped(current), abort.signal);
+        } finally {
+          // A drain that threw left its consume pulling into a buffer nobody reads, its
+          // messages waiting out ack_wait, beside the one the next turn starts.
+          current.stop();
+        }
       } catch (err) {
         if (abort.signal.aborted) break;
         failures += 1;
