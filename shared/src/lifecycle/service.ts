@@ -259,7 +259,13 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     nats = { js: jetstream(nc), jsm };
     const { js } = nats;
     const streams = [...new Set<StreamName>([...(spec.streams ?? streamsOf(spec)), "DLQ", "SYSTEM"])];
-    const setUpStreams = () => ensureStreams(jsm, names, streams, { replicas: config.STREAM_REPLICAS, maxAgeMs: config.STREAM_MAX_AGE_MS });
+    const setUpStreams = () =>
+      ensureStreams(jsm, names, streams, {
+        replicas: config.STREAM_REPLICAS,
+        maxAgeMs: config.STREAM_MAX_AGE_MS,
+        onUnderReplicated: (stream, asked, copies) =>
+          log.warn({ stream, asked, copies }, "stream has fewer copies than STREAM_REPLICAS asks for: a single server (not a cluster) keeps one, whatever its config says"),
+      });
     await retryUntilDone("stream setup", setUpStreams, log, abort.signal);
     // Streams can vanish while the service runs (a JetStream store lost with its volume, a stream
     // deleted): whoever finds out creates them again, or publishes and consumers fail for ever.

@@ -8,6 +8,7 @@ import {
   type ConsumerConfig,
   type JetStreamManager,
   type StreamConfig,
+  type StreamInfo,
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
 import { streamCatalog, type StreamName } from "../events/catalog.js";
@@ -19,7 +20,16 @@ export interface StreamSettings {
   maxAgeMs: number;
   /** Messages with the same Nats-Msg-Id inside this window are stored once. */
   duplicateWindowMs?: number;
+  /**
+   * Told of a stream with fewer copies than `replicas` asks for. A single nats-server 2.9 takes
+   * an update to more replicas and reports them in the config while it keeps one copy: an
+   * operator who set STREAM_REPLICAS would think the events replicated.
+   */
+  onUnderReplicated?: (stream: string, asked: number, copies: number) => void;
 }
+
+/** Copies of a stream: its leader (or the one server) and the replicas its cluster lists. */
+const copiesOf = (info: StreamInfo) => 1 + (info.cluster?.replicas?.length ?? 0);
 
 /**
  * Creates or updates the streams a service touches. Limits retention keeps history for replay
@@ -45,19 +55,21 @@ export async function ensureStreams(
       duplicate_window: nanos(settings.duplicateWindowMs ?? 120_000),
       description: streamCatalog[logical].description,
     };
+    let info: StreamInfo | undefined;
     try {
       await jsm.streams.info(config.name);
-      await jsm.streams.update(config.name, config);
+      info = await jsm.streams.update(config.name, config);
     } catch (err) {
       if (!isNotFound(err)) throw err;
       try {
-        await jsm.streams.add(config);
+        info = await jsm.streams.add(config);
         created.push(logical);
       } catch (addErr) {
         // Another replica created it between our info and add: that is the state we wanted.
         if (!String((addErr as Error).message).includes("already in use")) throw addErr;
       }
     }
+    if (info && copiesOf(info) < settings.replicas) settings.onUnderReplicated?.(config.name, settings.replicas, copiesOf(info));
   }
   return created;
 }
