@@ -772,7 +772,7 @@ describe("helm/orderflow", () => {
     expect(await templateError(["serviceDefaults.probes.liveness.path=/readyz"])).toMatch(/liveness\/path/);
     expect(await template(["serviceDefaults.podDisruptionBudget.maxUnavailable=25%", "serviceDefaults.resources.requests.cpu=0.5"])).not.toHaveLength(0);
     // Settings every pod would exit 2 on (a crash loop) are refused at install, with the service's own ranges.
-    for (const bad of ["MAX_DELIVER=1", "MAX_DELIVER=abc", "RETRY_DELAYS_MS=oops", "STREAM_MAX_AGE_MS=1000", "DATABASE_POOL_SIZE=0", "OUTBOX_POLL_MS=-5", "OUTBOX_POLL_MS=3000000000"]) {
+    for (const bad of ["MAX_DELIVER=1", "MAX_DELIVER=abc", "RETRY_DELAYS_MS=oops", "STREAM_MAX_AGE_MS=1000", "DLQ_MAX_AGE_MS=1000", "DATABASE_POOL_SIZE=0", "OUTBOX_POLL_MS=-5", "OUTBOX_POLL_MS=3000000000"]) {
       expect(await templateError([`config.${bad}`]), bad).toMatch(new RegExp(`config/${bad.split("=")[0]}`));
     }
     expect(await templateError(["services.user-service.env.MAX_DELIVER=0"])).toMatch(/env\/MAX_DELIVER/);
@@ -780,8 +780,8 @@ describe("helm/orderflow", () => {
     // nats.url as the services take it: NATS URLs or host:port, comma-separated; nothing else.
     expect(await template(["nats.deploy=false", "nats.url=nats-0.nats:4222\\, tls://nats-1.nats:4222"])).not.toHaveLength(0);
     for (const bad of ["http://x:1", "nats://a:1\\,", "ws://nats:8080"]) expect(await templateError(["nats.deploy=false", `nats.url=${bad}`]), bad).toMatch(/nats\/url/);
-    expect(await template(["config.STREAM_MAX_AGE_MS=0", "config.RETRY_DELAYS_MS=1000\\, 5000", "config.MAX_DELIVER=100", "config.OUTBOX_POLL_MS=2147483647"])).not.toHaveLength(0);
-    for (const bad of ["STREAM_MAX_AGE_MS=9500000000000", "OUTBOX_POLL_MS=2147483648"]) expect(await templateError([`config.${bad}`]), bad).toMatch(/config\//);
+    expect(await template(["config.STREAM_MAX_AGE_MS=0", "config.DLQ_MAX_AGE_MS=2592000000", "config.RETRY_DELAYS_MS=1000\\, 5000", "config.MAX_DELIVER=100", "config.OUTBOX_POLL_MS=2147483647"])).not.toHaveLength(0);
+    for (const bad of ["STREAM_MAX_AGE_MS=9500000000000", "DLQ_MAX_AGE_MS=9500000000000", "OUTBOX_POLL_MS=2147483648"]) expect(await templateError([`config.${bad}`]), bad).toMatch(/config\//);
     // Helm drops a default under a null before it validates: without `required`, these rendered a
     // NetworkPolicy open to every source (`from: null`) or to all egress, or failed on a nil pointer.
     for (const [bad, where] of [

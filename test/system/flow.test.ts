@@ -29,6 +29,14 @@ describe("both services as separate processes", () => {
     expect(await ordersOf(orders.url, user.id)).toHaveLength(2);
   });
 
+  it("keeps history for STREAM_MAX_AGE_MS (7 days by default) and dead letters until they are replayed or purged", async () => {
+    const jsm = await jetstreamManager(sys.nc);
+    const names = createNames(sys.namespace);
+    const maxAge = async (stream: string) => (await jsm.streams.info(names.stream(stream))).config.max_age;
+    expect(await maxAge("USERS")).toBe(7 * 24 * 3600 * 1e9);
+    expect(await maxAge("DLQ")).toBe(0);
+  });
+
   it("carries one trace id from the HTTP request through users.registered to the welcome order's orders.created", async () => {
     const { "user-service": users, "order-service": orders } = sys.services;
     const names = createNames(sys.namespace);

@@ -45,6 +45,8 @@ describe("loadConfig", () => {
       ["STREAM_MAX_AGE_MS", "50"],
       ["STREAM_MAX_AGE_MS", "5000"],
       ["STREAM_MAX_AGE_MS", "10000000000000"],
+      ["DLQ_MAX_AGE_MS", "5000"],
+      ["DLQ_MAX_AGE_MS", "-1"],
       ["NATS_URL", "not a url"],
       ["NATS_URL", "nats://127.0.0.1:99999"],
       ["NATS_URL", "http://127.0.0.1:4222"],
@@ -72,6 +74,9 @@ describe("loadConfig", () => {
     for (const ms of ["0", "100"]) expect(loadConfig(baseConfigSchema, { ...base, DATABASE_STATEMENT_TIMEOUT_MS: ms }).DATABASE_STATEMENT_TIMEOUT_MS).toBe(Number(ms));
     const ok = loadConfig(baseConfigSchema, { ...base, PORT: " 8080 ", STREAM_MAX_AGE_MS: "0", NATS_URL: "nats://a:4222, tls://b:4223,127.0.0.1:4224", DATABASE_URL: "postgres://u:p@h:5432/db" });
     expect([ok.PORT, ok.STREAM_MAX_AGE_MS, ok.NATS_URL]).toEqual([8080, 0, "nats://a:4222, tls://b:4223,127.0.0.1:4224"]);
+    // Dead letters stay until replayed or purged unless told otherwise.
+    expect(ok.DLQ_MAX_AGE_MS).toBe(0);
+    expect(loadConfig(baseConfigSchema, { ...base, DLQ_MAX_AGE_MS: "2592000000" }).DLQ_MAX_AGE_MS).toBe(2592000000);
   });
 
   it("rejects malformed retry delays, empty entries included (Number('') would be a retry at once)", () => {

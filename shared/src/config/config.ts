@@ -94,6 +94,15 @@ export const envInt = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+/**
+ * A stream's max_age: 0 keeps messages for ever; otherwise at least the 2-minute duplicate window
+ * (JetStream refuses a stream whose max_age is shorter) and at most what its nanoseconds can hold.
+ */
+const streamMaxAgeMs = () =>
+  envInt(0, 9_000_000_000_000).refine((v) => v === 0 || v >= 120_000, {
+    message: "must be 0 (no limit) or at least 120000 (the 2-minute duplicate window)",
+  });
+
 /** Node's timers and Postgres's timeouts take at most 2^31 - 1 ms (24.8 days); beyond, Node fires at once. */
 export const MAX_TIMER_MS = 2_147_483_647;
 const durationMs = (fallback: number, min = 0) => envInt(min, MAX_TIMER_MS).default(fallback);
@@ -161,13 +170,14 @@ export const baseConfigSchema = z.object({
     .max(32)
     .default(""),
   STREAM_REPLICAS: envInt(1, 5).default(1),
+  /** How long the event streams keep history (see streamMaxAgeMs). */
+  STREAM_MAX_AGE_MS: streamMaxAgeMs().default(7 * 24 * 3600_000),
   /**
-   * 0 keeps messages for ever; otherwise at least the 2-minute duplicate window (JetStream
-   * refuses a stream whose max_age is shorter) and at most what its nanoseconds can hold.
+   * The DLQ's own max_age. A dead letter is work left for an operator, and often the only copy
+   * of its event once the event stream's max_age has passed: by default it stays until it is
+   * replayed or purged, rather than expiring with the history.
    */
-  STREAM_MAX_AGE_MS: envInt(0, 9_000_000_000_000)
-    .refine((v) => v === 0 || v >= 120_000, { message: "must be 0 (no limit) or at least 120000 (the 2-minute duplicate window)" })
-    .default(7 * 24 * 3600_000),
+  DLQ_MAX_AGE_MS: streamMaxAgeMs().default(0),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   SHUTDOWN_TIMEOUT_MS: durationMs(10_000, 100),
   MIGRATE_ON_START: booleanFromEnv.default(true),

@@ -263,6 +263,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       ensureStreams(jsm, names, streams, {
         replicas: config.STREAM_REPLICAS,
         maxAgeMs: config.STREAM_MAX_AGE_MS,
+        deadLetterMaxAgeMs: config.DLQ_MAX_AGE_MS,
         onUnderReplicated: (stream, asked, copies) =>
           log.warn({ stream, asked, copies }, "stream has fewer copies than STREAM_REPLICAS asks for: a single server (not a cluster) keeps one, whatever its config says"),
       });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/nats-core";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectTestNats, deleteNamespace, uniqueNamespace } from "../testing/index.js";
 import { createNames } from "./names.js";
@@ -31,5 +32,15 @@ describe("ensureStreams", () => {
     );
     if (outcome === "updated") expect(told).toEqual([[names.stream("USERS"), 3, 1]]);
     else expect(outcome).toMatch(/replicas/i);
+  });
+
+  it("gives the DLQ its own max_age, and moves an existing DLQ to it", async () => {
+    const hour = 3600_000;
+    const maxAge = async (logical: "ORDERS" | "DLQ") => (await jsm.streams.info(names.stream(logical))).config.max_age;
+    // As an earlier version left it: the DLQ expiring with the history.
+    await ensureStreams(jsm, names, ["ORDERS", "DLQ"], { replicas: 1, maxAgeMs: hour });
+    expect(await maxAge("DLQ")).toBe(nanos(hour));
+    await ensureStreams(jsm, names, ["ORDERS", "DLQ"], { replicas: 1, maxAgeMs: hour, deadLetterMaxAgeMs: 0 });
+    expect([await maxAge("ORDERS"), await maxAge("DLQ")]).toEqual([nanos(hour), 0]);
   });
 });

@@ -17,12 +17,15 @@ import type { Names } from "./names.js";
 
 export interface StreamSettings {
   replicas: number;
+  /** The event streams' max_age (0: no limit). */
   maxAgeMs: number;
+  /** The DLQ's, when it differs: dead letters wait for an operator, not for history's limit. */
+  deadLetterMaxAgeMs?: number;
   /** Messages with the same Nats-Msg-Id inside this window are stored once. */
   duplicateWindowMs?: number;
   /**
-   * Told of a stream with fewer copies than `replicas` asks for. A single nats-server 2.9 takes
-   * an update to more replicas and reports them in the config while it keeps one copy: an
+   * Told of a stream with fewer copies than `replicas` asks for. A single nats-server 2.9 or
+   * 2.10 takes an update to more replicas and reports them in the config while it keeps one copy: an
    * operator who set STREAM_REPLICAS would think the events replicated.
    */
   onUnderReplicated?: (stream: string, asked: number, copies: number) => void;
@@ -51,7 +54,7 @@ export async function ensureStreams(
       retention: RetentionPolicy.Limits,
       discard: DiscardPolicy.Old,
       num_replicas: settings.replicas,
-      max_age: nanos(settings.maxAgeMs),
+      max_age: nanos(logical === "DLQ" ? (settings.deadLetterMaxAgeMs ?? settings.maxAgeMs) : settings.maxAgeMs),
       duplicate_window: nanos(settings.duplicateWindowMs ?? 120_000),
       description: streamCatalog[logical].description,
     };
