@@ -44,6 +44,8 @@ describe("metrics", () => {
     expect(u.get("orderflow_outbox_published_total")).toBeGreaterThanOrEqual(3);
     expect(u.get("orderflow_outbox_publish_failures_total")).toBe(0);
     expect(u.get('orderflow_consumer_messages{consumer="user-service",state="pending"}')).toBe(0);
+    // Everything applied and acked: nothing is on its way to expiring unapplied.
+    expect(u.get('orderflow_consumer_oldest_unacked_age_seconds{consumer="user-service"}')).toBe(0);
     expect(u.get('orderflow_dependency_up{check="database"}')).toBe(1);
     expect(u.get('orderflow_dependency_up{check="nats"}')).toBe(1);
     expect(u.get("orderflow_dlq_messages")).toBe(0);
@@ -66,6 +68,7 @@ describe("metrics", () => {
     // The event log's ingesters report their lag like the consumers do.
     await waitFor(async () => (await scrape(log.metricsPort)).get('orderflow_consumer_messages{consumer="event-log-users",state="pending"}') === 0, { what: "the event log's USERS ingester caught up" });
     expect([...(await scrape(log.metricsPort)).keys()].filter((k) => k.startsWith('orderflow_consumer_messages{consumer="event-log-') && k.endsWith('state="pending"}'))).toHaveLength(4);
+    expect([...(await scrape(log.metricsPort)).keys()].filter((k) => k.startsWith('orderflow_consumer_oldest_unacked_age_seconds{consumer="event-log-'))).toHaveLength(4);
     // … and count what they stored, like the consumers; it has no outbox, so no publish counters.
     const stored = (s: Map<string, number>, consumer: string) => s.get(`orderflow_consumer_events_total{consumer="${consumer}",outcome="applied"}`);
     const logged = await waitFor(async () => ((s) => (stored(s, "event-log-users") === 3 && stored(s, "event-log-orders") === 3 ? s : undefined))(await scrape(log.metricsPort)), {

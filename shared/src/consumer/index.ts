@@ -2,3 +2,4 @@ export * from "./runner.js";
 export * from "./dead-letter.js";
 export * from "./pull-loop.js";
 export * from "./statement-handler.js";
+export * from "./oldest-unacked.js";

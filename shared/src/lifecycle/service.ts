@@ -1,11 +1,12 @@
 import { sql } from "drizzle-orm";
 import { hostname } from "node:os";
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type ConsumerInfo, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { baseConfigSchema, loadConfigOrExit, redactUrl, type BaseConfig } from "../config/config.js";
 import { createLogger } from "../logger/index.js";
 import { createConsumer, type Consumer, type EventHandlers, type Outcome } from "../consumer/runner.js";
+import { oldestUnackedAgeSeconds } from "../consumer/oldest-unacked.js";
 import { executeRows, ForeignMigrationsError, openDatabase, pendingMigrations, pingWithin, type Database, type Db } from "../db/database.js";
 import { isTransientDbError, reportableError } from "../db/errors.js";
 import { eventCatalog, type EventName, type StreamName } from "../events/catalog.js";
@@ -399,11 +400,19 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
 
   /** Gauges read when Prometheus scrapes: consumer lag, outbox backlog, dead letters, dependencies. */
   function watchOnScrape(m: Metrics) {
-    m.gaugeOnScrape("orderflow_consumer_messages", "Messages of a durable consumer: pending (not delivered yet), ack_pending (delivered, not acked), redelivered", ["consumer", "state"], async () => {
-      if (!nats) return [];
+    // One consumer-info round per scrape, shared by the two gauges that read it.
+    let infosRead: { at: number; infos: Promise<({ c: { stream: StreamName; durable: string }; info: ConsumerInfo } | undefined)[]> } | undefined;
+    const consumerInfos = () => {
+      if (!nats) return Promise.resolve([]);
+      if (infosRead && performance.now() - infosRead.at < 1000) return infosRead.infos;
       const { jsm } = nats;
       const durables = [...spec.consumers, ...workers.flatMap((w) => (w.durable ? [w.durable] : []))];
-      const infos = await Promise.all(durables.map((c) => jsm.consumers.info(names.stream(c.stream), names.durable(c.durable)).then((info) => ({ c, info }), () => undefined)));
+      const infos = Promise.all(durables.map((c) => jsm.consumers.info(names.stream(c.stream), names.durable(c.durable)).then((info) => ({ c, info }), () => undefined)));
+      infosRead = { at: performance.now(), infos };
+      return infos;
+    };
+    m.gaugeOnScrape("orderflow_consumer_messages", "Messages of a durable consumer: pending (not delivered yet), ack_pending (delivered, not acked), redelivered", ["consumer", "state"], async () => {
+      const infos = await consumerInfos();
       return infos.flatMap((x) =>
         x
           ? [
@@ -414,6 +423,23 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
           : [],
       );
     });
+    // Held events expire with their stream's max_age: this is what to alert on before they do.
+    m.gaugeOnScrape(
+      "orderflow_consumer_oldest_unacked_age_seconds",
+      "Age of the oldest message past a durable consumer's ack floor (the oldest it may not have applied yet); 0 when it has acked everything",
+      ["consumer"],
+      async () => {
+        const infos = await consumerInfos();
+        const ages = await Promise.all(
+          infos.map(async (x) => {
+            if (!x || !nats) return undefined;
+            const value = await oldestUnackedAgeSeconds(nats.jsm, x.info);
+            return value === undefined ? undefined : { labels: { consumer: x.c.durable }, value };
+          }),
+        );
+        return ages.filter((a) => a !== undefined);
+      },
+    );
     m.gaugeOnScrape("orderflow_dlq_messages", "Dead letters in the namespace's DLQ stream (every consumer's)", [], async () =>
       nats ? [{ labels: {}, value: (await nats.jsm.streams.info(names.stream("DLQ"))).state.messages }] : [],
     );
