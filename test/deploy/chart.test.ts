@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { connect } from "@nats-io/transport-node";
+import { parser as promql } from "@prometheus-io/lezer-promql";
 import { afterAll, describe, expect, it } from "vitest";
 import { byKind, CHART, find, helm, template, templateError, type K8sObject } from "./support/helm.js";
 import { repoPath, run } from "./support/repo.js";
@@ -35,7 +36,7 @@ const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
   "replicas 3 without HPA": {
     sets: ["serviceDefaults.replicaCount=3", "serviceDefaults.autoscaling.enabled=false", "config.STREAM_REPLICAS=3"],
   },
-  "NATS token auth and ServiceMonitor": { sets: ["nats.auth.token=s3cret", "serviceMonitor.enabled=true"] },
+  "NATS token auth and ServiceMonitor": { sets: ["nats.auth.token=s3cret", "serviceMonitor.enabled=true", "prometheusRule.enabled=true"] },
   "another service is one entry": {
     sets: ["services.audit.routes={/audit}", "services.audit.database.name=audit"],
   },
@@ -653,6 +654,46 @@ describe("helm/orderflow", () => {
     expect(byKind(off, "ConfigMap").some((c) => "METRICS_PORT" in (c.data as Record<string, string>))).toBe(false);
     expect(await templateError(["metrics.enabled=false", "serviceMonitor.enabled=true"])).toMatch(/serviceMonitor.enabled needs metrics.enabled/);
     expect(await templateError(["config.METRICS_PORT=1"])).toMatch(/invalid propertyName 'METRICS_PORT'/);
+  });
+
+  it("ships its alerts as a PrometheusRule: valid PromQL over metrics the services export, scoped to the release's Services", async () => {
+    type Rule = { alert: string; expr: string; for: string; labels: { severity: string }; annotations: Record<string, string> };
+    const rulesOf = (objs: K8sObject[]) => (byKind(objs, "PrometheusRule")[0]?.spec as { groups: { rules: Rule[] }[] } | undefined)?.groups.flatMap((g) => g.rules);
+    expect(byKind(await render("defaults"), "PrometheusRule")).toHaveLength(0);
+    const objs = await template(["prometheusRule.enabled=true", "prometheusRule.labels.release=kube-prometheus-stack"], { release: "shop", namespace: "store" });
+    expect(byKind(objs, "PrometheusRule")[0]!.metadata.labels).toMatchObject({ release: "kube-prometheus-stack" });
+    const rules = rulesOf(objs)!;
+    expect(rules.map((r) => r.alert)).toEqual(["OrderflowEventsNearExpiry", "OrderflowConsumerBehind", "OrderflowOutboxBacklog", "OrderflowDeadLetters", "OrderflowDependencyDown", "OrderflowHttpErrors"]);
+    // Every metric an alert reads is one the services export (a renamed series would leave an alert that never fires).
+    const exported = new Set(
+      ["shared/src/metrics/index.ts", "shared/src/lifecycle/service.ts"].flatMap((f) => [...readFileSync(repoPath(f), "utf8").matchAll(/"(orderflow_[a-z_]+)"/g)].map((m) => m[1]!)),
+    );
+    const services = byKind(objs, "Service").map((svc) => svc.metadata.name).filter((name) => SERVICES.some((x) => name === `shop-orderflow-${x}`));
+    expect(services).toHaveLength(SERVICES.length);
+    for (const rule of rules) {
+      const tree = promql.parse(rule.expr);
+      const errors: number[] = [];
+      tree.iterate({ enter: (n) => void (n.type.isError && errors.push(n.from)) });
+      expect(errors, `${rule.alert}: ${rule.expr}`).toEqual([]);
+      for (const [name] of rule.expr.matchAll(/orderflow_[a-z_]+/g)) expect(exported, `${rule.alert} reads ${name}`).toContain(name.replace(/_(bucket|count|sum)$/, ""));
+      // Scoped to this release: its namespace, and a job (the ServiceMonitor's Service) of its own.
+      for (const [, selector] of rule.expr.matchAll(/\{([^}]*)\}/g)) {
+        expect(selector, rule.alert).toContain('namespace="store"');
+        const jobs = new RegExp(`^(?:${/job=~"([^"]+)"/.exec(selector!)![1]})$`);
+        expect(services.every((name) => jobs.test(name)) && !jobs.test("shop-orderflow-nats") && !jobs.test("other-orderflow-user-service"), `${rule.alert}: ${selector}`).toBe(true);
+      }
+      expect(["warning", "critical"]).toContain(rule.labels.severity);
+      expect(rule.annotations.summary).toBeTruthy();
+    }
+    // Near expiry is half the streams' max_age, in seconds; with no max_age nothing expires, and no such alert.
+    expect(rules[0]!.expr).toMatch(/ > 302400$/);
+    const custom = rulesOf(await template(["prometheusRule.enabled=true", "config.STREAM_MAX_AGE_MS=86400000", "prometheusRule.consumerBehindSeconds=120", "prometheusRule.httpErrorRatio=0.01"]))!;
+    expect(custom.find((r) => r.alert === "OrderflowEventsNearExpiry")!.expr).toMatch(/ > 43200$/);
+    expect(custom.find((r) => r.alert === "OrderflowConsumerBehind")!.expr).toMatch(/ > 120$/);
+    expect(custom.find((r) => r.alert === "OrderflowHttpErrors")!.expr).toMatch(/ > 0.01$/);
+    expect(rulesOf(await template(["prometheusRule.enabled=true", "config.STREAM_MAX_AGE_MS=0"]))!.map((r) => r.alert)).not.toContain("OrderflowEventsNearExpiry");
+    expect(await templateError(["prometheusRule.enabled=true", "metrics.enabled=false"])).toMatch(/prometheusRule.enabled needs metrics.enabled/);
+    for (const bad of ["consumerBehindSeconds=0", "httpErrorRatio=0", "httpErrorRatio=2", "outboxBacklog=-1"]) expect(await templateError([`prometheusRule.${bad}`]), bad).toMatch(/prometheusRule/);
   });
 
   it("production values: Postgres egress to the CloudNativePG pods of the release's namespace, where their Secrets are", async () => {
