@@ -660,10 +660,17 @@ describe("helm/orderflow", () => {
     type Rule = { alert: string; expr: string; for: string; labels: { severity: string }; annotations: Record<string, string> };
     const rulesOf = (objs: K8sObject[]) => (byKind(objs, "PrometheusRule")[0]?.spec as { groups: { rules: Rule[] }[] } | undefined)?.groups.flatMap((g) => g.rules);
     expect(byKind(await render("defaults"), "PrometheusRule")).toHaveLength(0);
-    const objs = await template(["prometheusRule.enabled=true", "prometheusRule.labels.release=kube-prometheus-stack"], { release: "shop", namespace: "store" });
+    const objs = await template(["serviceMonitor.enabled=true", "prometheusRule.enabled=true", "prometheusRule.labels.release=kube-prometheus-stack"], { release: "shop", namespace: "store" });
     expect(byKind(objs, "PrometheusRule")[0]!.metadata.labels).toMatchObject({ release: "kube-prometheus-stack" });
     const rules = rulesOf(objs)!;
-    expect(rules.map((r) => r.alert)).toEqual(["OrderflowEventsNearExpiry", "OrderflowConsumerBehind", "OrderflowOutboxBacklog", "OrderflowDeadLetters", "OrderflowDependencyDown", "OrderflowHttpErrors"]);
+    const downFor = SERVICES.map((x) => `shop-orderflow-${x}`).sort();
+    expect(rules.map((r) => r.alert)).toEqual(["OrderflowEventsNearExpiry", ...downFor.map(() => "OrderflowServiceDown"), "OrderflowConsumerBehind", "OrderflowOutboxBacklog", "OrderflowDeadLetters", "OrderflowDependencyDown", "OrderflowHttpErrors"]);
+    // A service with no pod up reports no gauge at all: each has an alert on its absence.
+    expect(rules.filter((r) => r.alert === "OrderflowServiceDown").map((r) => [r.expr, r.labels])).toEqual(
+      downFor.map((job) => [`absent(up{namespace="store", job="${job}"} == 1)`, { severity: "critical", job }]),
+    );
+    // Probes are no server errors: a pod not ready answers /readyz 503 (OrderflowDependencyDown says why).
+    expect(rules.at(-1)!.expr).toContain('status=~"5..", route!~"draining|/readyz|/healthz"');
     // Every metric an alert reads is one the services export (a renamed series would leave an alert that never fires).
     const exported = new Set(
       ["shared/src/metrics/index.ts", "shared/src/lifecycle/service.ts"].flatMap((f) => [...readFileSync(repoPath(f), "utf8").matchAll(/"(orderflow_[a-z_]+)"/g)].map((m) => m[1]!)),
@@ -679,20 +686,33 @@ describe("helm/orderflow", () => {
       // Scoped to this release: its namespace, and a job (the ServiceMonitor's Service) of its own.
       for (const [, selector] of rule.expr.matchAll(/\{([^}]*)\}/g)) {
         expect(selector, rule.alert).toContain('namespace="store"');
-        const jobs = new RegExp(`^(?:${/job=~"([^"]+)"/.exec(selector!)![1]})$`);
-        expect(services.every((name) => jobs.test(name)) && !jobs.test("shop-orderflow-nats") && !jobs.test("other-orderflow-user-service"), `${rule.alert}: ${selector}`).toBe(true);
+        const [, op, pattern] = /job(=~?)"([^"]+)"/.exec(selector!)!;
+        const jobs = new RegExp(`^(?:${op === "=~" ? pattern : pattern!.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")})$`);
+        const matched = services.filter((name) => jobs.test(name));
+        expect(op === "=~" ? matched : matched.length, `${rule.alert}: ${selector}`).toEqual(op === "=~" ? services : 1);
+        expect(jobs.test("shop-orderflow-nats") || jobs.test("other-orderflow-user-service"), `${rule.alert}: ${selector}`).toBe(false);
       }
       expect(["warning", "critical"]).toContain(rule.labels.severity);
       expect(rule.annotations.summary).toBeTruthy();
     }
     // Near expiry is half the streams' max_age, in seconds; with no max_age nothing expires, and no such alert.
     expect(rules[0]!.expr).toMatch(/ > 302400$/);
-    const custom = rulesOf(await template(["prometheusRule.enabled=true", "config.STREAM_MAX_AGE_MS=86400000", "prometheusRule.consumerBehindSeconds=120", "prometheusRule.httpErrorRatio=0.01"]))!;
+    const on = ["serviceMonitor.enabled=true", "prometheusRule.enabled=true"];
+    const custom = rulesOf(await template([...on, "config.STREAM_MAX_AGE_MS=86400000", "prometheusRule.consumerBehindSeconds=120", "prometheusRule.httpErrorRatio=0.01"]))!;
     expect(custom.find((r) => r.alert === "OrderflowEventsNearExpiry")!.expr).toMatch(/ > 43200$/);
     expect(custom.find((r) => r.alert === "OrderflowConsumerBehind")!.expr).toMatch(/ > 120$/);
     expect(custom.find((r) => r.alert === "OrderflowHttpErrors")!.expr).toMatch(/ > 0.01$/);
-    expect(rulesOf(await template(["prometheusRule.enabled=true", "config.STREAM_MAX_AGE_MS=0"]))!.map((r) => r.alert)).not.toContain("OrderflowEventsNearExpiry");
-    expect(await templateError(["prometheusRule.enabled=true", "metrics.enabled=false"])).toMatch(/prometheusRule.enabled needs metrics.enabled/);
+    // A number from a values file, which Helm reads as a float (2.592e+09 once made a string).
+    const dir = mkdtempSync(join(tmpdir(), "orderflow-rule-"));
+    try {
+      writeFileSync(join(dir, "values.yaml"), "config:\n  STREAM_MAX_AGE_MS: 2592000000\n");
+      const fromFile = rulesOf(await template(on, { valuesFiles: [join(dir, "values.yaml")] }))!;
+      expect(fromFile.find((r) => r.alert === "OrderflowEventsNearExpiry")?.expr).toMatch(/ > 1296000$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(rulesOf(await template([...on, "config.STREAM_MAX_AGE_MS=0"]))!.map((r) => r.alert)).not.toContain("OrderflowEventsNearExpiry");
+    expect(await templateError(["prometheusRule.enabled=true"])).toMatch(/prometheusRule.enabled needs serviceMonitor.enabled/);
     for (const bad of ["consumerBehindSeconds=0", "httpErrorRatio=0", "httpErrorRatio=2", "outboxBacklog=-1"]) expect(await templateError([`prometheusRule.${bad}`]), bad).toMatch(/prometheusRule/);
   });
 

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectTestNats, deleteNamespace, uniqueNamespace } from "../testing/index.js";
 import { createNames } from "../nats/names.js";
 import { ensureDurableConsumer, ensureStreams } from "../nats/streams.js";
-import { oldestUnackedAgeSeconds } from "./oldest-unacked.js";
+import { oldestUnacked, oldestUnackedAgeSeconds } from "./oldest-unacked.js";
 
 const names = createNames(uniqueNamespace());
 let nc: NatsConnection;
@@ -18,55 +18,65 @@ afterAll(async () => {
   await nc.close();
 });
 
-describe("oldestUnackedAgeSeconds", () => {
-  it("is the age of the first message of the consumer's subject past its ack floor, 0 once it has acked everything", async () => {
+const fetchAcking = async (stream: string, durable: string, n: number, ack: (m: JsMsg, i: number) => boolean) => {
+  const delivered: JsMsg[] = [];
+  for await (const m of await jetstream(nc).consumers.get(stream, durable).then((c) => c.fetch({ max_messages: n, expires: 2000 }))) {
+    delivered.push(m);
+    if (ack(m, delivered.length - 1)) await m.ackAck();
+    if (delivered.length === n) break;
+  }
+  return delivered;
+};
+
+describe("oldestUnacked", () => {
+  it("is the first message of the consumer's subject past its ack floor, none once it has acked everything", async () => {
     const stream = names.stream("USERS");
     await ensureStreams(jsm, names, ["USERS"], { replicas: 1, maxAgeMs: 3600_000 });
     await ensureDurableConsumer(jsm, names, { stream: "USERS", durable: "ages", filterSubject: "users.registered" });
+    const durable = names.durable("ages");
     const js = jetstream(nc);
-    const mine = names.subject("users.registered");
+    const [mine, other] = [names.subject("users.registered"), names.subject("users.other")];
     // seq 2 and 4–6 are the consumer's; 1 and 3 are another subject of the same stream.
-    const other = names.subject("users.other");
     for (const subject of [other, mine, other, mine, mine, mine]) await js.publish(subject, "{}");
-    const stored = async (seq: number) => (await jsm.streams.getMessage(stream, { seq }))!.time.getTime();
-    const age = async () => {
-      const info = await jsm.consumers.info(stream, names.durable("ages"));
-      const now = Date.now();
-      return { now, age: await oldestUnackedAgeSeconds(jsm, info, now) };
-    };
+    const oldest = async () => (await oldestUnacked(jsm, await jsm.consumers.info(stream, durable)))?.seq ?? null;
 
-    // Nothing delivered yet: the oldest is the consumer's first message, not the stream's.
-    let { now, age: seconds } = await age();
-    expect(seconds).toBe((now - (await stored(2))) / 1000);
-
-    const consumer = await jetstream(nc).consumers.get(stream, names.durable("ages"));
-    const delivered: JsMsg[] = [];
-    for await (const m of await consumer.fetch({ max_messages: 3, expires: 2000 })) {
-      delivered.push(m);
-      if (delivered.length === 3) break;
-    }
+    // Nothing delivered yet: the consumer's first message, not the stream's.
+    expect(await oldest()).toBe(2);
+    // 2, 4, 5 delivered; 2 and 5 acked, 4 not: 4 (not the other subject's 3) is the oldest.
+    const delivered = await fetchAcking(stream, durable, 3, (_, i) => i !== 1);
     expect(delivered.map((m) => m.seq)).toEqual([2, 4, 5]);
-    // 2 and 5 acked, 4 not: 4 (not the other subject's 3) is the oldest.
-    await delivered[0]!.ackAck();
-    await delivered[2]!.ackAck();
-    ({ now, age: seconds } = await age());
-    expect(seconds).toBe((now - (await stored(4))) / 1000);
-
+    expect(await oldest()).toBe(4);
     // 4 acked: the floor passes 5, and 6, not delivered yet, is the oldest.
     await delivered[1]!.ackAck();
-    ({ now, age: seconds } = await age());
-    expect(seconds).toBe((now - (await stored(6))) / 1000);
-
-    for await (const m of await consumer.fetch({ max_messages: 1, expires: 2000 })) {
-      await m.ackAck();
-      break;
-    }
-    expect((await age()).age).toBe(0);
-
-    // Published after the floor settled: the floor is at 6, and 7 is the other subject's.
+    expect(await oldest()).toBe(6);
+    await fetchAcking(stream, durable, 1, () => true);
+    expect(await oldest()).toBe(null);
+    // Published after the floor settled (at 6): 7 is the other subject's, 8 the consumer's.
     await js.publish(other, "{}");
     await js.publish(mine, "{}");
-    ({ now, age: seconds } = await age());
-    expect(seconds).toBe((now - (await stored(8))) / 1000);
+    expect(await oldest()).toBe(8);
+
+    // Its age, in seconds from its stored time; 0 with nothing unacked.
+    const info = await jsm.consumers.info(stream, durable);
+    const stored = (await jsm.streams.getMessage(stream, { seq: 8 }))!.time.getTime();
+    expect(await oldestUnackedAgeSeconds(jsm, info, stored + 2500)).toBe(2.5);
+    await fetchAcking(stream, durable, 1, () => true);
+    expect(await oldestUnackedAgeSeconds(jsm, await jsm.consumers.info(stream, durable))).toBe(0);
+  });
+
+  it("takes the oldest of a consumer of several subjects (filter_subjects, nats-server 2.10+)", async (ctx) => {
+    const [major, minor] = nc.info!.version.split(".").map(Number) as [number, number];
+    if (major === 2 && minor < 10) return ctx.skip();
+    const stream = names.stream("ORDERS");
+    await ensureStreams(jsm, names, ["ORDERS"], { replicas: 1, maxAgeMs: 3600_000 });
+    const [a, b] = [names.subject("orders.a"), names.subject("orders.b")];
+    await jsm.consumers.add(stream, { durable_name: "several", ack_policy: AckPolicy.Explicit, filter_subjects: [a, b] });
+    const js = jetstream(nc);
+    await js.publish(b, "{}");
+    await fetchAcking(stream, "several", 1, () => true);
+    // The floor is at 1; then another subject's message, the second filter's, the first filter's.
+    for (const subject of [names.subject("orders.other"), b, a]) await js.publish(subject, "{}");
+    // 3, the second filter's: not 4 (the first filter's) nor 2 (no filter's).
+    expect((await oldestUnacked(jsm, await jsm.consumers.info(stream, "several")))?.seq).toBe(3);
   });
 });
