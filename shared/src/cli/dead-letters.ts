@@ -11,6 +11,8 @@ import { isNotFound } from "../nats/streams.js";
 export interface DeadLetter {
   /** Sequence in the DLQ stream: what `show`, `replay` and `purge` take. */
   seq: number;
+  /** Its subject in the DLQ: `<namespace>.dlq.<consumer>.<original subject>`. */
+  dlqSubject: string;
   /** When it was dead-lettered (the Orderflow-Dlq-Time header, else the DLQ store time). */
   time: string;
   consumer: string;
@@ -64,6 +66,7 @@ function toDeadLetter(m: StoredMsg, names: Names): DeadLetter {
   const originalSubject = get(DlqHeaders.Subject);
   return {
     seq: m.seq,
+    dlqSubject: m.subject,
     time: get(DlqHeaders.Time) || m.time.toISOString(),
     consumer: get(DlqHeaders.Consumer),
     subject: originalSubject ? names.logicalSubject(originalSubject) : "",
@@ -279,8 +282,17 @@ export async function replayAllDeadLetters(
     onReplayed,
     onSkipped,
     signal,
-  }: { uuid?: () => string; onReplayed?: (r: ReplayResult) => void; onSkipped?: (s: ReplayAllReport["skipped"][number]) => void; signal?: AbortSignal } = {},
+    consumer,
+  }: {
+    uuid?: () => string;
+    onReplayed?: (r: ReplayResult) => void;
+    onSkipped?: (s: ReplayAllReport["skipped"][number]) => void;
+    signal?: AbortSignal;
+    /** Only the letters this consumer gave up on (the name in their subject, as `purge --all` takes it). */
+    consumer?: string;
+  } = {},
 ): Promise<ReplayAllReport> {
+  const mine = consumer === undefined ? undefined : `${deps.names.subject(`dlq.${consumer}`)}.`;
   const report: ReplayAllReport = { replayed: [], skipped: [] };
   const skip = (s: ReplayAllReport["skipped"][number]) => {
     report.skipped.push(s);
@@ -291,6 +303,7 @@ export async function replayAllDeadLetters(
       report.interrupted = true;
       break;
     }
+    if (mine !== undefined && !dl.dlqSubject.startsWith(mine)) continue;
     if (!dl.originalSubject) {
       skip({ seq: dl.seq, reason: `no ${DlqHeaders.Subject} header; cannot tell where to replay it`, gone: false });
       continue;
@@ -306,6 +319,22 @@ export async function replayAllDeadLetters(
     }
   }
   return report;
+}
+
+/**
+ * Deletes every dead letter stored before it starts (of one consumer only, with `consumer`) in
+ * one purge request; a letter stored meanwhile is kept, since nobody has seen it. Returns how
+ * many were deleted.
+ */
+export async function purgeAllDeadLetters(
+  { jsm, names }: DlqDeps,
+  { consumer, lastSeq }: { consumer?: string; /** The last sequence to purge; by default the DLQ's last when it starts. */ lastSeq?: number } = {},
+): Promise<number> {
+  const stream = names.stream("DLQ");
+  const last = lastSeq ?? (await jsm.streams.info(stream)).state.last_seq;
+  if (last === 0) return 0;
+  const { purged } = await jsm.streams.purge(stream, { seq: last + 1, ...(consumer === undefined ? {} : { filter: names.subject(`dlq.${consumer}.>`) }) });
+  return purged;
 }
 
 /** Deletes one dead letter for good; throws DeadLetterNotFoundError when there is none. */

@@ -18,7 +18,7 @@ import { teardown } from "../testing/teardown.js";
 import { DlqHeaders } from "../consumer/dead-letter.js";
 import { createNames, type Names } from "../nats/names.js";
 import { ensureStreams } from "../nats/streams.js";
-import { formatDeadLetter, formatDeadLetterTable, getDeadLetter, listDeadLetters, purgeDeadLetter, replayAllDeadLetters, replayDeadLetter } from "./dead-letters.js";
+import { formatDeadLetter, formatDeadLetterTable, getDeadLetter, listDeadLetters, purgeAllDeadLetters, purgeDeadLetter, replayAllDeadLetters, replayDeadLetter } from "./dead-letters.js";
 import { main, parseDlqArgs, runDlqCommand, UsageError } from "./dlq.js";
 
 let nc: NatsConnection;
@@ -57,7 +57,7 @@ async function deadLetter(
   h.set(DlqHeaders.Stream, names.stream("USERS"));
   if (subject !== null) h.set(DlqHeaders.Subject, subject);
   h.set(DlqHeaders.Sequence, String(originalSeq));
-  h.set(DlqHeaders.Consumer, "order-service");
+  h.set(DlqHeaders.Consumer, dlqSubject.split(".")[1]!);
   h.set(DlqHeaders.Deliveries, "1");
   h.set(DlqHeaders.ErrorClass, error);
   h.set(DlqHeaders.ErrorMessage, "message body is not valid JSON");
@@ -138,6 +138,37 @@ describe("dead letters", () => {
     expect(all.replayed.map((r) => r.msgId)).toEqual([`replay:${c}:u2`]);
     expect(await listDeadLetters(deps)).toEqual([]);
     expect((await jsm.streams.info(names.stream("USERS"))).state.messages).toBe(before + 2);
+  });
+
+  it("purge --all and replay --all take every letter, or one consumer's, present when they start", async () => {
+    const deps = { js, jsm, names };
+    const run = async (argv: string[]) => {
+      const { out, err, io } = capture();
+      const code = await runDlqCommand(parseDlqArgs(argv), deps, io);
+      return { code, out, err };
+    };
+    const theirs = "dlq.user-service.users.registered";
+    const [o1, , o2] = [await deadLetter(`{"id":"o1"}`, 161), await deadLetter(`{"id":"u1"}`, 162, undefined, undefined, js, theirs), await deadLetter(`{"id":"o2"}`, 163), await deadLetter(`{"id":"u2"}`, 164, undefined, undefined, js, theirs)];
+    const left = async () => (await listDeadLetters(deps)).map((d) => d.seq);
+
+    // One consumer's: the other's letters stay.
+    expect(await run(["purge", "--all", "--consumer", "user-service"])).toEqual({ code: 0, out: ["purged 2 dead letter(s) of user-service"], err: [] });
+    expect(await left()).toEqual([o1, o2]);
+    expect(await run(["replay", "--all", "--consumer", "nobody"])).toMatchObject({ code: 0, out: ["0 dead letter(s) of nobody replayed"] });
+    expect(await left()).toEqual([o1, o2]);
+    const replayed = await run(["replay", "--all", "--consumer", "order-service"]);
+    expect(replayed.out.at(-1)).toBe("2 dead letter(s) of order-service replayed");
+    expect(await left()).toEqual([]);
+
+    // Everything, but only what was there when it started: the purge is bounded by the last sequence it saw.
+    const [, b] = [await deadLetter(`{"id":"a"}`, 165), await deadLetter(`{"id":"b"}`, 166, undefined, undefined, js, theirs)];
+    const { state } = await jsm.streams.info(names.stream("DLQ"));
+    expect(state.last_seq).toBe(b);
+    const late = await deadLetter(`{"id":"late"}`, 167);
+    expect(await purgeAllDeadLetters(deps, { lastSeq: b })).toBe(2);
+    expect(await left()).toEqual([late]);
+    expect(await run(["purge", "--all"])).toEqual({ code: 0, out: ["purged 1 dead letter(s)"], err: [] });
+    expect(await run(["purge", "--all"])).toEqual({ code: 0, out: ["purged 0 dead letter(s)"], err: [] });
   });
 
   it("replay --all reports each letter as it goes, skips those with nowhere to go and stops where publishing fails", async () => {
@@ -382,9 +413,12 @@ describe("command line", () => {
     expect(parseDlqArgs(["replay", "7"])).toEqual({ verb: "replay", seq: 7 });
     expect(parseDlqArgs(["replay", "--all"])).toEqual({ verb: "replay-all" });
     expect(parseDlqArgs(["purge", "12"])).toEqual({ verb: "purge", seq: 12 });
+    expect(parseDlqArgs(["purge", "--all"])).toEqual({ verb: "purge-all" });
+    expect(parseDlqArgs(["purge", "--all", "--consumer", "order-service"])).toEqual({ verb: "purge-all", consumer: "order-service" });
+    expect(parseDlqArgs(["replay", "--consumer=event-log-users", "--all"])).toEqual({ verb: "replay-all", consumer: "event-log-users" });
   });
 
-  it.each([[[]], [["drop", "1"]], [["show"]], [["show", "abc"]], [["show", "0"]], [["show", "-1"]], [["show", "9007199254740993"]], [["replay", "1.5"]], [["purge", "1", "2"]], [["list", "x"]], [["list", "--limit", "0"]], [["list", "--limit", "100001"]], [["list", "--limit", "1e3"]], [["list", "--from"]], [["list", "--from", "0"]], [["list", "--all"]]])(
+  it.each([[[]], [["drop", "1"]], [["show"]], [["show", "abc"]], [["show", "0"]], [["show", "-1"]], [["show", "9007199254740993"]], [["replay", "1.5"]], [["purge", "1", "2"]], [["list", "x"]], [["list", "--limit", "0"]], [["list", "--limit", "100001"]], [["list", "--limit", "1e3"]], [["list", "--from"]], [["list", "--from", "0"]], [["list", "--all"]], [["purge", "--all", "3"]], [["purge", "--consumer", "a"]], [["purge", "--all", "--all"]], [["purge", "--all", "--consumer"]], [["purge", "--all", "--consumer", "a.b"]], [["replay", "--all", "--consumer", "*"]], [["replay", "--all", "--consumer", "a", "--consumer", "b"]], [["purge", "--everything"]]])(
     "rejects %j with exit 2 and the usage",
     async (argv) => {
       expect(() => parseDlqArgs(argv)).toThrow(UsageError);

@@ -13,6 +13,7 @@ import {
   formatDeadLetterTable,
   getDeadLetter,
   pageDeadLetters,
+  purgeAllDeadLetters,
   purgeDeadLetter,
   ReplayAllError,
   replayAllDeadLetters,
@@ -30,9 +31,12 @@ export const dlqUsage = `usage: dlq <command>
                      (at most ${DEFAULT_LIST_LIMIT} unless --limit says otherwise; it prints where the next page starts)
   show <seq>         one dead letter's headers and payload
   replay <seq>       republish it to its original subject (new Nats-Msg-Id), then delete it
-  replay --all       replay every dead letter, oldest first (exit 1 if any could not be); Ctrl-C stops
-                     after the letter in hand and prints what was replayed (exit 130), a second one at once
+  replay --all [--consumer <name>]
+                     replay every dead letter (of that consumer), oldest first (exit 1 if any could not be);
+                     Ctrl-C stops after the letter in hand and prints what was replayed (exit 130), a second one at once
   purge <seq>        delete one dead letter without replaying it
+  purge --all [--consumer <name>]
+                     delete every dead letter (of that consumer) stored before it starts, without replaying them
   help, <command> --help, -h
                      this text
 exit codes: 0 done; 1 failed (the message says why); 2 bad usage or configuration; 130 interrupted
@@ -48,8 +52,9 @@ export type DlqCommand =
   | { verb: "list"; from?: number; limit: number }
   | { verb: "show"; seq: number }
   | { verb: "replay"; seq: number }
-  | { verb: "replay-all" }
-  | { verb: "purge"; seq: number };
+  | { verb: "replay-all"; consumer?: string }
+  | { verb: "purge"; seq: number }
+  | { verb: "purge-all"; consumer?: string };
 
 function parseSeq(raw: string | undefined, verb: string): number {
   if (raw === undefined) throw new UsageError(`${verb} needs a dead-letter sequence number`);
@@ -78,6 +83,26 @@ function parseList(args: readonly string[]): DlqCommand {
   return { verb: "list", limit, ...(values.from === undefined ? {} : { from: parseSeq(values.from, "--from") }) };
 }
 
+/** `replay --all` and `purge --all`, with an optional `--consumer <name>`. */
+function parseAll(verb: "replay" | "purge", args: readonly string[]): { consumer?: string } {
+  let values;
+  let tokens;
+  try {
+    ({ values, tokens } = parseArgs({ args: [...args], options: { all: { type: "boolean" }, consumer: { type: "string" } }, strict: true, allowPositionals: false, tokens: true }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const repeated = repeatedFlag(tokens, ["all", "consumer"]);
+  if (repeated) throw new UsageError(repeated);
+  if (!values.all) throw new UsageError(`${verb} takes a dead-letter sequence number, or --all`);
+  if (values.consumer === undefined) return {};
+  // A token of the letters' subject (dlq.<consumer>.<subject>): no dots, spaces or wildcards.
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(values.consumer)) {
+    throw new UsageError(`--consumer must be a consumer's name (letters, digits, '-' and '_', as dlq list shows it), not "${values.consumer}"`);
+  }
+  return { consumer: values.consumer };
+}
+
 const VERBS = new Set(["list", "show", "replay", "purge"]);
 
 /** Parses argv after the program name; throws UsageError for anything it does not know. */
@@ -93,13 +118,13 @@ export function parseDlqArgs(argv: readonly string[]): DlqCommand {
     case "list":
       return parseList(argv.slice(1));
     case "show":
-    case "purge":
       noMore(2);
       return { verb, seq: parseSeq(arg, verb) };
+    case "purge":
     case "replay":
+      if (arg?.startsWith("--")) return { verb: verb === "purge" ? "purge-all" : "replay-all", ...parseAll(verb, argv.slice(1)) };
       noMore(2);
-      if (arg === "--all") return { verb: "replay-all" };
-      return { verb: "replay", seq: parseSeq(arg, verb) };
+      return { verb, seq: parseSeq(arg, verb) };
     case "help":
     case "--help":
     case "-h":
@@ -116,6 +141,8 @@ export interface Output {
   out(line: string): void;
   err(line: string): void;
 }
+
+const ofConsumer = (consumer: string | undefined) => (consumer === undefined ? "" : ` of ${consumer}`);
 
 /** Runs one parsed command against the DLQ; returns the process exit code. `signal` stops `replay --all` between letters. */
 export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, signal?: AbortSignal): Promise<number> {
@@ -156,8 +183,9 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, 
             onReplayed: (r) => io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId}`),
             onSkipped: (s) => io.err(`dlq: skipped dead letter ${s.seq}: ${s.reason}`),
             signal,
+            consumer: cmd.consumer,
           });
-          io.out(`${replayed.length} dead letter(s) replayed${skipped.length ? `, ${skipped.length} skipped` : ""}`);
+          io.out(`${replayed.length} dead letter(s)${ofConsumer(cmd.consumer)} replayed${skipped.length ? `, ${skipped.length} skipped` : ""}`);
           if (interrupted) {
             io.err("dlq: interrupted; the dead letters not replayed are still in the DLQ (replay --all again to go on)");
             return 130;
@@ -171,6 +199,11 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, 
         await purgeDeadLetter(deps, cmd.seq);
         io.out(`purged dead letter ${cmd.seq}`);
         return 0;
+      case "purge-all": {
+        const purged = await purgeAllDeadLetters(deps, { consumer: cmd.consumer });
+        io.out(`purged ${purged} dead letter(s)${ofConsumer(cmd.consumer)}`);
+        return 0;
+      }
       default: {
         const never: never = cmd;
         throw new Error(`unhandled command ${JSON.stringify(never)}`);
