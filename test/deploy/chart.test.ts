@@ -5,11 +5,28 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { parser as promql } from "@prometheus-io/lezer-promql";
+import { collectDefaultMetrics, Registry } from "prom-client";
 import { afterAll, describe, expect, it } from "vitest";
 import { byKind, CHART, find, helm, template, templateError, type K8sObject } from "./support/helm.js";
 import { repoPath, run } from "./support/repo.js";
 import { SERVICES } from "./support/services.js";
 import { validateObjects } from "./support/validate.js";
+
+/** The series the services export: orderflow's own (named in its sources) and prom-client's defaults. */
+const exportedSeries = (() => {
+  const own = ["shared/src/metrics/index.ts", "shared/src/lifecycle/service.ts"].flatMap((f) => [...readFileSync(repoPath(f), "utf8").matchAll(/"(orderflow_[a-z_]+)"/g)].map((m) => m[1]!));
+  const defaults = new Registry();
+  collectDefaultMetrics({ register: defaults });
+  return new Set([...own, ...defaults.getMetricsAsArray().map((m) => m.name)]);
+})();
+
+/** A query Prometheus's own grammar parses, reading only series the services export. */
+function expectPromQL(query: string, what: string) {
+  const errors: number[] = [];
+  promql.parse(query).iterate({ enter: (n) => void (n.type.isError && errors.push(n.from)) });
+  expect(errors, `${what}: ${query}`).toEqual([]);
+  for (const [name] of query.matchAll(/\b(?:orderflow|process|nodejs)_[a-z0-9_]+/g)) expect(exportedSeries, `${what} reads ${name}`).toContain(name.replace(/_(bucket|count|sum)$/, ""));
+}
 
 /** Value combinations the chart must render and validate for. */
 const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
@@ -671,18 +688,11 @@ describe("helm/orderflow", () => {
     );
     // Probes are no server errors: a pod not ready answers /readyz 503 (OrderflowDependencyDown says why).
     expect(rules.at(-1)!.expr).toContain('status=~"5..", route!~"draining|/readyz|/healthz"');
-    // Every metric an alert reads is one the services export (a renamed series would leave an alert that never fires).
-    const exported = new Set(
-      ["shared/src/metrics/index.ts", "shared/src/lifecycle/service.ts"].flatMap((f) => [...readFileSync(repoPath(f), "utf8").matchAll(/"(orderflow_[a-z_]+)"/g)].map((m) => m[1]!)),
-    );
     const services = byKind(objs, "Service").map((svc) => svc.metadata.name).filter((name) => SERVICES.some((x) => name === `shop-orderflow-${x}`));
     expect(services).toHaveLength(SERVICES.length);
     for (const rule of rules) {
-      const tree = promql.parse(rule.expr);
-      const errors: number[] = [];
-      tree.iterate({ enter: (n) => void (n.type.isError && errors.push(n.from)) });
-      expect(errors, `${rule.alert}: ${rule.expr}`).toEqual([]);
-      for (const [name] of rule.expr.matchAll(/orderflow_[a-z_]+/g)) expect(exported, `${rule.alert} reads ${name}`).toContain(name.replace(/_(bucket|count|sum)$/, ""));
+      // A renamed series would leave an alert that never fires.
+      expectPromQL(rule.expr, rule.alert);
       // Scoped to this release: its namespace, and a job (the ServiceMonitor's Service) of its own.
       for (const [, selector] of rule.expr.matchAll(/\{([^}]*)\}/g)) {
         expect(selector, rule.alert).toContain('namespace="store"');
@@ -714,6 +724,34 @@ describe("helm/orderflow", () => {
     expect(rulesOf(await template([...on, "config.STREAM_MAX_AGE_MS=0"]))!.map((r) => r.alert)).not.toContain("OrderflowEventsNearExpiry");
     expect(await templateError(["prometheusRule.enabled=true"])).toMatch(/prometheusRule.enabled needs serviceMonitor.enabled/);
     for (const bad of ["consumerBehindSeconds=0", "httpErrorRatio=0", "httpErrorRatio=2", "outboxBacklog=-1"]) expect(await templateError([`prometheusRule.${bad}`]), bad).toMatch(/prometheusRule/);
+  });
+
+  it("ships a Grafana dashboard for the sidecar: valid PromQL over the series the services export, for a chosen namespace and services", async () => {
+    expect(byKind(await render("defaults"), "ConfigMap").map((c) => c.metadata.name)).not.toContain("orderflow-dashboard");
+    const objs = await template(["serviceMonitor.enabled=true", "grafanaDashboard.enabled=true", "grafanaDashboard.annotations.grafana_folder=shop"]);
+    const cm = find(objs, "ConfigMap", "orderflow-dashboard");
+    expect(cm.metadata.labels).toMatchObject({ grafana_dashboard: "1" });
+    expect(cm.metadata.annotations).toEqual({ grafana_folder: "shop" });
+    type Panel = { type: string; title: string; datasource?: { uid: string }; targets?: { expr: string }[] };
+    const dashboard = JSON.parse((cm.data as Record<string, string>)["orderflow.json"]!) as { uid: string; panels: Panel[]; templating: { list: { name: string }[] } };
+    expect(dashboard.templating.list.map((v) => v.name)).toEqual(["datasource", "namespace", "job"]);
+    const graphs = dashboard.panels.filter((p) => p.type !== "row");
+    expect(graphs.length).toBeGreaterThanOrEqual(10);
+    const read = new Set<string>();
+    for (const panel of graphs) {
+      expect(panel.datasource?.uid, panel.title).toBe("${datasource}");
+      expect(panel.targets?.length, panel.title).toBeGreaterThan(0);
+      for (const { expr } of panel.targets!) {
+        expect(expr, panel.title).toContain('namespace="$namespace", job=~"$job"');
+        // Grafana's variables, as it substitutes them, so the grammar sees a query.
+        const query = expr.replaceAll("$__rate_interval", "5m").replaceAll("$namespace", "shop").replaceAll("$job", ".+");
+        expectPromQL(query, panel.title);
+        for (const [name] of query.matchAll(/\b(?:orderflow|process|nodejs)_[a-z0-9_]+/g)) read.add(name.replace(/_(bucket|count|sum)$/, ""));
+      }
+    }
+    // Every gauge and counter the services export has a panel.
+    expect([...exportedSeries].filter((n) => n.startsWith("orderflow_") && !read.has(n))).toEqual([]);
+    expect(await templateError(["grafanaDashboard.enabled=true"])).toMatch(/grafanaDashboard.enabled needs serviceMonitor.enabled/);
   });
 
   it("production values: Postgres egress to the CloudNativePG pods of the release's namespace, where their Secrets are", async () => {
