@@ -148,11 +148,16 @@ describe("dead letters", () => {
       return { code, out, err };
     };
     const theirs = "dlq.user-service.users.registered";
+    // Letters of user-service deleted newest first around the ones left: nats-server 2.9's subject
+    // index then steps over one in a purge filtered by subject (it purged one of the two).
+    const gone = [];
+    for (let i = 0; i < 4; i++) gone.push(await deadLetter(`{"id":"gone${i}"}`, 170 + i, undefined, undefined, js, theirs));
+    for (const i of [3, 0, 1]) await purgeDeadLetter(deps, gone[i]!);
     const [o1, , o2] = [await deadLetter(`{"id":"o1"}`, 161), await deadLetter(`{"id":"u1"}`, 162, undefined, undefined, js, theirs), await deadLetter(`{"id":"o2"}`, 163), await deadLetter(`{"id":"u2"}`, 164, undefined, undefined, js, theirs)];
     const left = async () => (await listDeadLetters(deps)).map((d) => d.seq);
 
     // One consumer's: the other's letters stay.
-    expect(await run(["purge", "--all", "--consumer", "user-service"])).toEqual({ code: 0, out: ["purged 2 dead letter(s) of user-service"], err: [] });
+    expect(await run(["purge", "--all", "--consumer", "user-service"])).toEqual({ code: 0, out: ["purged 3 dead letter(s) of user-service"], err: [] });
     expect(await left()).toEqual([o1, o2]);
     expect(await run(["replay", "--all", "--consumer", "nobody"])).toMatchObject({ code: 0, out: ["0 dead letter(s) of nobody replayed"] });
     expect(await left()).toEqual([o1, o2]);

@@ -11,6 +11,8 @@ export async function oldestUnacked(jsm: JetStreamManager, info: ConsumerInfo): 
   // is the oldest that can still expire. STREAM.MSG.GET takes `next_by_subj` since nats-server
   // 2.9; nats.js types it for the direct get only, which needs allow_direct on the stream. A
   // consumer of several subjects (filter_subjects, 2.10+) asks for each and takes the oldest.
+  // (2.9's subject index can step over a message after deletes out of order; event streams lose
+  // messages only from the front, to max_age, unless someone deletes them by hand.)
   const filters = info.config.filter_subject ? [info.config.filter_subject] : info.config.filter_subjects?.length ? info.config.filter_subjects : [">"];
   const seq = info.ack_floor.stream_seq + 1;
   const firsts = await Promise.all(
