@@ -105,6 +105,13 @@ export async function* deadLetters({ jsm, names }: DlqDeps, { from = 1 }: { from
   }
 }
 
+/** Whether a letter is one `consumer` gave up on (by its DLQ subject, `dlq.<consumer>.…`); any letter without one. */
+function ofConsumer(names: Names, consumer: string | undefined): (dl: DeadLetter) => boolean {
+  if (consumer === undefined) return () => true;
+  const prefix = `${names.subject(`dlq.${consumer}`)}.`;
+  return (dl) => dl.dlqSubject.startsWith(prefix);
+}
+
 /** Every dead letter of the namespace (from `from`, at most `limit`), oldest first. */
 export async function listDeadLetters(deps: DlqDeps, { limit = Infinity, from }: { limit?: number; from?: number } = {}): Promise<DeadLetter[]> {
   const out: DeadLetter[] = [];
@@ -124,12 +131,14 @@ export interface DeadLetterPage {
   next?: number;
 }
 
-/** At most `limit` dead letters from `from` on, and where the next page starts. */
-export async function pageDeadLetters(deps: DlqDeps, { limit, from }: { limit: number; from?: number }): Promise<DeadLetterPage> {
+/** At most `limit` dead letters (of `consumer`) from `from` on, and where the next page starts. */
+export async function pageDeadLetters(deps: DlqDeps, { limit, from, consumer }: { limit: number; from?: number; consumer?: string }): Promise<DeadLetterPage> {
   const { state } = await deps.jsm.streams.info(deps.names.stream("DLQ"));
   const letters: DeadLetter[] = [];
   let next: number | undefined;
+  const mine = ofConsumer(deps.names, consumer);
   for await (const dl of deadLetters(deps, { from })) {
+    if (!mine(dl)) continue;
     // One letter past the page tells whether there is a next page, and where it starts.
     if (letters.length === limit) {
       next = dl.seq;
@@ -292,7 +301,7 @@ export async function replayAllDeadLetters(
     consumer?: string;
   } = {},
 ): Promise<ReplayAllReport> {
-  const mine = consumer === undefined ? undefined : `${deps.names.subject(`dlq.${consumer}`)}.`;
+  const mine = ofConsumer(deps.names, consumer);
   const report: ReplayAllReport = { replayed: [], skipped: [] };
   const skip = (s: ReplayAllReport["skipped"][number]) => {
     report.skipped.push(s);
@@ -303,7 +312,7 @@ export async function replayAllDeadLetters(
       report.interrupted = true;
       break;
     }
-    if (mine !== undefined && !dl.dlqSubject.startsWith(mine)) continue;
+    if (!mine(dl)) continue;
     if (!dl.originalSubject) {
       skip({ seq: dl.seq, reason: `no ${DlqHeaders.Subject} header; cannot tell where to replay it`, gone: false });
       continue;
@@ -336,11 +345,11 @@ export async function purgeAllDeadLetters(
   const stream = names.stream("DLQ");
   const last = lastSeq ?? (await jsm.streams.info(stream)).state.last_seq;
   if (consumer === undefined) return last === 0 ? 0 : (await jsm.streams.purge(stream, { seq: last + 1 })).purged;
-  const mine = `${names.subject(`dlq.${consumer}`)}.`;
+  const mine = ofConsumer(names, consumer);
   let purged = 0;
   for await (const dl of deadLetters(deps)) {
     if (dl.seq > last) break;
-    if (!dl.dlqSubject.startsWith(mine)) continue;
+    if (!mine(dl)) continue;
     // Gone meanwhile (replayed or purged by someone else) is as good as deleted here, but not counted.
     if (await jsm.streams.deleteMessage(stream, dl.seq, false).catch((err: unknown) => (isNotFound(err) ? false : Promise.reject(err)))) purged++;
   }

@@ -153,8 +153,13 @@ describe("dead letters", () => {
     const gone = [];
     for (let i = 0; i < 4; i++) gone.push(await deadLetter(`{"id":"gone${i}"}`, 170 + i, undefined, undefined, js, theirs));
     for (const i of [3, 0, 1]) await purgeDeadLetter(deps, gone[i]!);
-    const [o1, , o2] = [await deadLetter(`{"id":"o1"}`, 161), await deadLetter(`{"id":"u1"}`, 162, undefined, undefined, js, theirs), await deadLetter(`{"id":"o2"}`, 163), await deadLetter(`{"id":"u2"}`, 164, undefined, undefined, js, theirs)];
+    const [o1, u1, o2, u2] = [await deadLetter(`{"id":"o1"}`, 161), await deadLetter(`{"id":"u1"}`, 162, undefined, undefined, js, theirs), await deadLetter(`{"id":"o2"}`, 163), await deadLetter(`{"id":"u2"}`, 164, undefined, undefined, js, theirs)];
     const left = async () => (await listDeadLetters(deps)).map((d) => d.seq);
+
+    // Listed by consumer, a page at a time: the next page keeps the filter.
+    const page = await run(["list", "--consumer", "user-service", "--limit", "2"]);
+    expect(page.out.slice(-2)).toEqual([`2 dead letter(s) of user-service shown; 5 in ${names.stream("DLQ")}`, `more after these: dlq list --from ${u2} --limit 2 --consumer user-service`]);
+    expect(page.out[0]!.split("\n").slice(1).map((row) => Number(row.split(/\s+/)[0]))).toEqual([gone[2], u1]);
 
     // One consumer's: the other's letters stay.
     expect(await run(["purge", "--all", "--consumer", "user-service"])).toEqual({ code: 0, out: ["purged 3 dead letter(s) of user-service"], err: [] });
@@ -419,11 +424,12 @@ describe("command line", () => {
     expect(parseDlqArgs(["replay", "--all"])).toEqual({ verb: "replay-all" });
     expect(parseDlqArgs(["purge", "12"])).toEqual({ verb: "purge", seq: 12 });
     expect(parseDlqArgs(["purge", "--all"])).toEqual({ verb: "purge-all" });
+    expect(parseDlqArgs(["list", "--consumer", "order-service", "--from", "3"])).toEqual({ verb: "list", limit: 1000, from: 3, consumer: "order-service" });
     expect(parseDlqArgs(["purge", "--all", "--consumer", "order-service"])).toEqual({ verb: "purge-all", consumer: "order-service" });
     expect(parseDlqArgs(["replay", "--consumer=event-log-users", "--all"])).toEqual({ verb: "replay-all", consumer: "event-log-users" });
   });
 
-  it.each([[[]], [["drop", "1"]], [["show"]], [["show", "abc"]], [["show", "0"]], [["show", "-1"]], [["show", "9007199254740993"]], [["replay", "1.5"]], [["purge", "1", "2"]], [["list", "x"]], [["list", "--limit", "0"]], [["list", "--limit", "100001"]], [["list", "--limit", "1e3"]], [["list", "--from"]], [["list", "--from", "0"]], [["list", "--all"]], [["purge", "--all", "3"]], [["purge", "--consumer", "a"]], [["purge", "--all", "--all"]], [["purge", "--all", "--consumer"]], [["purge", "--all", "--consumer", "a.b"]], [["replay", "--all", "--consumer", "*"]], [["replay", "--all", "--consumer", "a", "--consumer", "b"]], [["purge", "--everything"]]])(
+  it.each([[[]], [["drop", "1"]], [["show"]], [["show", "abc"]], [["show", "0"]], [["show", "-1"]], [["show", "9007199254740993"]], [["replay", "1.5"]], [["purge", "1", "2"]], [["list", "x"]], [["list", "--limit", "0"]], [["list", "--limit", "100001"]], [["list", "--limit", "1e3"]], [["list", "--from"]], [["list", "--from", "0"]], [["list", "--all"]], [["purge", "--all", "3"]], [["purge", "--consumer", "a"]], [["purge", "--all", "--all"]], [["purge", "--all", "--consumer"]], [["purge", "--all", "--consumer", "a.b"]], [["replay", "--all", "--consumer", "*"]], [["replay", "--all", "--consumer", "a", "--consumer", "b"]], [["purge", "--everything"]], [["list", "--consumer", "a b"]], [["list", "--consumer", "x", "--consumer", "x"]]])(
     "rejects %j with exit 2 and the usage",
     async (argv) => {
       expect(() => parseDlqArgs(argv)).toThrow(UsageError);

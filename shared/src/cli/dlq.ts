@@ -26,8 +26,8 @@ export const DEFAULT_LIST_LIMIT = 1000;
 const MAX_LIST_LIMIT = 100_000;
 
 export const dlqUsage = `usage: dlq <command>
-  list [--from <seq>] [--limit <n>]
-                     dead letters, oldest first: seq, time, consumer, subject, error, message, deliveries
+  list [--from <seq>] [--limit <n>] [--consumer <name>]
+                     dead letters (of that consumer), oldest first: seq, time, consumer, subject, error, message, deliveries
                      (at most ${DEFAULT_LIST_LIMIT} unless --limit says otherwise; it prints where the next page starts)
   show <seq>         one dead letter's headers and payload
   replay <seq>       republish it to its original subject (new Nats-Msg-Id), then delete it
@@ -49,7 +49,7 @@ export class UsageError extends Error {
 
 export type DlqCommand =
   | { verb: "help" }
-  | { verb: "list"; from?: number; limit: number }
+  | { verb: "list"; from?: number; limit: number; consumer?: string }
   | { verb: "show"; seq: number }
   | { verb: "replay"; seq: number }
   | { verb: "replay-all"; consumer?: string }
@@ -67,11 +67,11 @@ function parseList(args: readonly string[]): DlqCommand {
   let values;
   let tokens;
   try {
-    ({ values, tokens } = parseArgs({ args: [...args], options: { from: { type: "string" }, limit: { type: "string" } }, strict: true, allowPositionals: false, tokens: true }));
+    ({ values, tokens } = parseArgs({ args: [...args], options: { from: { type: "string" }, limit: { type: "string" }, consumer: { type: "string" } }, strict: true, allowPositionals: false, tokens: true }));
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const repeated = repeatedFlag(tokens, ["from", "limit"]);
+  const repeated = repeatedFlag(tokens, ["from", "limit", "consumer"]);
   if (repeated) throw new UsageError(repeated);
   let limit = DEFAULT_LIST_LIMIT;
   if (values.limit !== undefined) {
@@ -80,7 +80,7 @@ function parseList(args: readonly string[]): DlqCommand {
     }
     limit = Number(values.limit);
   }
-  return { verb: "list", limit, ...(values.from === undefined ? {} : { from: parseSeq(values.from, "--from") }) };
+  return { verb: "list", limit, ...(values.from === undefined ? {} : { from: parseSeq(values.from, "--from") }), ...consumerFlag(values.consumer) };
 }
 
 /** `replay --all` and `purge --all`, with an optional `--consumer <name>`. */
@@ -95,12 +95,16 @@ function parseAll(verb: "replay" | "purge", args: readonly string[]): { consumer
   const repeated = repeatedFlag(tokens, ["all", "consumer"]);
   if (repeated) throw new UsageError(repeated);
   if (!values.all) throw new UsageError(`${verb} takes a dead-letter sequence number, or --all`);
-  if (values.consumer === undefined) return {};
-  // A token of the letters' subject (dlq.<consumer>.<subject>): no dots, spaces or wildcards.
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(values.consumer)) {
-    throw new UsageError(`--consumer must be a consumer's name (letters, digits, '-' and '_', as dlq list shows it), not "${values.consumer}"`);
+  return consumerFlag(values.consumer);
+}
+
+/** `--consumer <name>`: a token of the letters' subject (dlq.<consumer>.<subject>), so no dots, spaces or wildcards. */
+function consumerFlag(consumer: string | undefined): { consumer?: string } {
+  if (consumer === undefined) return {};
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(consumer)) {
+    throw new UsageError(`--consumer must be a consumer's name (letters, digits, '-' and '_', as dlq list shows it), not "${consumer}"`);
   }
-  return { consumer: values.consumer };
+  return { consumer };
 }
 
 const VERBS = new Set(["list", "show", "replay", "purge"]);
@@ -149,11 +153,12 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, 
   try {
     switch (cmd.verb) {
       case "list": {
-        const { letters, total, next } = await pageDeadLetters(deps, { limit: cmd.limit, from: cmd.from });
+        const { letters, total, next } = await pageDeadLetters(deps, { limit: cmd.limit, from: cmd.from, consumer: cmd.consumer });
         io.out(formatDeadLetterTable(letters));
         const from = cmd.from === undefined ? "" : ` from seq ${cmd.from}`;
-        io.out(`${letters.length} dead letter(s) shown${from}; ${total} in ${deps.names.stream("DLQ")}`);
-        if (next !== undefined) io.out(`more after these: dlq list --from ${next}${cmd.limit === DEFAULT_LIST_LIMIT ? "" : ` --limit ${cmd.limit}`}`);
+        io.out(`${letters.length} dead letter(s)${ofConsumer(cmd.consumer)} shown${from}; ${total} in ${deps.names.stream("DLQ")}`);
+        const same = `${cmd.limit === DEFAULT_LIST_LIMIT ? "" : ` --limit ${cmd.limit}`}${cmd.consumer === undefined ? "" : ` --consumer ${cmd.consumer}`}`;
+        if (next !== undefined) io.out(`more after these: dlq list --from ${next}${same}`);
         return 0;
       }
       case "help":
