@@ -1,6 +1,8 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { randomBytes } from "node:crypto";
+import { createNames, type Names } from "../nats/names.js";
+import { teardown } from "./teardown.js";
 
 export const testNatsUrl = (env: Record<string, string | undefined> = process.env) => env.TEST_NATS_URL ?? "nats://127.0.0.1:4222";
 
@@ -63,4 +65,29 @@ export async function publishRawHeaders(subject: string, headerLines: string[], 
       socket.write(`CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":false}\r\nHPUB ${subject} ${hlen} ${total}\r\n${head}${body}\r\nPING\r\n`);
     });
   });
+}
+
+/** A connection to the test NATS and a namespace of its own, for a test file's streams. */
+export interface TestNamespace {
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  names: Names;
+  /** Deletes the namespace's streams and closes the connection, each whatever the other did. */
+  dispose(): Promise<void>;
+}
+
+export async function openTestNamespace(): Promise<TestNamespace> {
+  const names = createNames(uniqueNamespace());
+  const nc = await connectTestNats();
+  const dispose = () =>
+    teardown(
+      () => deleteNamespace(nc, names.namespace),
+      () => nc.close(),
+    );
+  try {
+    return { nc, jsm: await jetstreamManager(nc), names, dispose };
+  } catch (err) {
+    await dispose().catch(() => {});
+    throw err;
+  }
 }
