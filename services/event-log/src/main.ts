@@ -5,6 +5,7 @@ import { configSchema } from "./config.js";
 import { createTail, type Tail } from "./events/events.tail.js";
 import { createIngestConsumer, ingestDurable } from "./ingest/ingest.consumer.js";
 import { createEventWriter } from "./ingest/ingest.store.js";
+import { createRetention } from "./retention/retention.js";
 
 // The composition root: config → logger → the shared service boot (database, HTTP, migrations,
 // streams, system events, shutdown) → one batch ingester per stream, started before "ready".
@@ -33,11 +34,12 @@ await serviceMain(
     outbox: false,
     workers: ({ nc, js, jsm, names, log, db, restoreStreams, countEvents }, config) => {
       const writer = createEventWriter({ db, onStored: () => tail?.notify() });
-      return STREAMS.map((stream) => ({
+      const ingesters = STREAMS.map((stream) => ({
         name: `ingest ${ingestDurable(stream)}`,
         durable: { stream, durable: ingestDurable(stream) },
         ...createIngestConsumer({ nc, js, jsm, names, log, writer, stream, batchSize: config.INGEST_BATCH_SIZE, restoreStreams, onOutcome: countEvents && ((outcome, n) => countEvents(ingestDurable(stream), outcome, n)) }),
       }));
+      return config.EVENTLOG_MAX_AGE_MS > 0 ? [...ingesters, createRetention({ db, log, maxAgeMs: config.EVENTLOG_MAX_AGE_MS })] : ingesters;
     },
     // Open SSE streams would otherwise hold the HTTP server open until the shutdown deadline.
     onShuttingDown: () => tail?.close(),

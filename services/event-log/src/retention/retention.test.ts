@@ -1,0 +1,64 @@
+import { fileURLToPath } from "node:url";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createEvent, createLogger, executeRows, loadConfig, uuidv7 } from "@orderflow/shared";
+import { createMigratedDatabase, waitFor } from "@orderflow/shared/testing";
+import { configSchema } from "../config.js";
+import { toEventRow } from "../ingest/ingest.domain.js";
+import { createEventWriter } from "../ingest/ingest.store.js";
+import { createRetention, pruneEvents } from "./retention.js";
+
+const migrations = fileURLToPath(new URL("../../drizzle", import.meta.url));
+const log = createLogger({ service: "test", level: "silent" });
+let env: Awaited<ReturnType<typeof createMigratedDatabase>>;
+beforeAll(async () => {
+  env = await createMigratedDatabase(migrations, "of_eventlog_retention");
+});
+afterAll(() => env?.drop());
+
+let streamSeq = 0;
+/** Stores one registration per time given, as the ingester would; returns their event ids. */
+async function storeAt(...times: number[]) {
+  const events = times.map((at) => {
+    const userId = uuidv7();
+    return createEvent({ name: "users.registered", source: "/orderflow/user-service", subject: userId, time: new Date(at), data: { userId, email: "a@b.co", name: "A", registeredAt: new Date(at).toISOString() } });
+  });
+  await createEventWriter({ db: env.db }).write(events.map((e) => toEventRow({ stream: "USERS", streamSeq: ++streamSeq, streamTime: new Date(), subject: "users.registered", data: Buffer.from(JSON.stringify(e)), headers: {} })));
+  return events.map((e) => e.id);
+}
+const ids = async () => (await executeRows<{ event_id: string }>(env.db, sql`select event_id from events order by seq`)).map((r) => r.event_id);
+
+describe("event log retention", () => {
+  it("deletes the events older than the cut-off, a batch at a time, and nothing newer", async () => {
+    await env.db.execute(sql`delete from events`);
+    const hour = 3600_000;
+    const now = Date.now();
+    const old = await storeAt(now - 5 * hour, now - 4 * hour, now - 3 * hour, now - 2 * hour - 1, now - 3 * hour);
+    const kept = await storeAt(now - 2 * hour + 1, now);
+    expect(await pruneEvents(env.db, new Date(now - 2 * hour), { batch: 2 })).toBe(old.length);
+    expect(await ids()).toEqual(kept);
+    expect(await pruneEvents(env.db, new Date(now - 2 * hour), { batch: 2 })).toBe(0);
+  });
+
+  it("prunes at start and then on its interval, and stops", async () => {
+    await env.db.execute(sql`delete from events`);
+    const now = Date.now();
+    const retention = createRetention({ db: env.db, log, maxAgeMs: 60_000, everyMs: 50, now: () => now });
+    const [fresh] = await storeAt(now);
+    await storeAt(now - 120_000);
+    await retention.start();
+    await waitFor(async () => (await ids()).length === 1, { what: "the first prune" });
+    // Stored after the first run: the next one, on the interval, takes it.
+    await storeAt(now - 61_000);
+    await waitFor(async () => (await ids()).length === 1, { what: "a prune on the interval" });
+    await retention.stop();
+    expect(await ids()).toEqual([fresh]);
+  });
+
+  it("keeps every event unless EVENTLOG_MAX_AGE_MS says otherwise, and refuses less than a minute", () => {
+    const base = { DATABASE_URL: "pglite://memory" };
+    expect(loadConfig(configSchema, base).EVENTLOG_MAX_AGE_MS).toBe(0);
+    expect(loadConfig(configSchema, { ...base, EVENTLOG_MAX_AGE_MS: "7776000000" }).EVENTLOG_MAX_AGE_MS).toBe(7_776_000_000);
+    for (const bad of ["5000", "-1", "1e9"]) expect(() => loadConfig(configSchema, { ...base, EVENTLOG_MAX_AGE_MS: bad }), bad).toThrow(/EVENTLOG_MAX_AGE_MS/);
+  });
+});
