@@ -1,24 +1,37 @@
 import { executeRows, type Db } from "@orderflow/shared";
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import type { Logger } from "pino";
 
 /**
+ * One round of pruning: up to `batch` of the events before `before`, by log position.
+ * The newest doomed row first, straight off events_time_idx (in its order, nulls last included,
+ * or the planner sorts the table); then the oldest rows up to it, a range of the primary key
+ * (found by time alone, the planner scanned the table), deleted by key (a join planned a scan
+ * too). Nothing doomed: `hi` is empty and so is the range. retention.test.ts pins the plan.
+ */
+export function pruneStatement(before: Date, batch: number): SQL {
+  const cutoff = before.toISOString();
+  return sql`with hi as (select seq from events where time < ${cutoff}::timestamptz order by time desc nulls last, seq desc nulls last limit 1),
+    gone as (
+      delete from events where seq = any(array(
+        select seq from events where seq <= (select seq from hi) and time < ${cutoff}::timestamptz order by seq limit ${batch}))
+      returning 1)
+    select count(*)::int as n from gone`;
+}
+
+/**
  * Deletes the events whose time is before `before`, `batch` rows per statement (each its own
- * short transaction, so ingest and the live tail are never held behind one long delete). Walks
- * events_time_idx from the oldest end. Returns how many it deleted; `shouldStop` ends it between
- * batches.
+ * short transaction, so ingest and the live tail are never held behind one long delete), oldest
+ * log position first. Returns how many it deleted; `shouldStop` ends it between batches.
  */
 export async function pruneEvents(db: Db, before: Date, { batch = 5000, shouldStop = () => false }: { batch?: number; shouldStop?: () => boolean } = {}): Promise<number> {
   let total = 0;
   for (;;) {
-    const [row] = await executeRows<{ n: number }>(
-      db,
-      sql`with doomed as (select seq from events where time < ${before.toISOString()}::timestamptz order by time limit ${batch}),
-        gone as (delete from events e using doomed d where e.seq = d.seq returning 1)
-        select count(*)::int as n from gone`,
-    );
+    const [row] = await executeRows<{ n: number }>(db, pruneStatement(before, batch));
     total += row!.n;
-    if (row!.n < batch || shouldStop()) return total;
+    // Until a round finds nothing: rows stored out of time order (an older time at a later
+    // position) lie past `hi`, and come within the next round's.
+    if (row!.n === 0 || shouldStop()) return total;
   }
 }
 
