@@ -752,6 +752,8 @@ describe("helm/orderflow", () => {
     // Every gauge and counter the services export has a panel.
     expect([...exportedSeries].filter((n) => n.startsWith("orderflow_") && !read.has(n))).toEqual([]);
     expect(await templateError(["grafanaDashboard.enabled=true"])).toMatch(/grafanaDashboard.enabled needs serviceMonitor.enabled/);
+    // With no label the sidecar never finds it (and the ConfigMap would not render).
+    expect(await templateError(["serviceMonitor.enabled=true", "grafanaDashboard.enabled=true", "grafanaDashboard.labels.grafana_dashboard=null"])).toMatch(/grafanaDashboard\/labels/);
   });
 
   it("production values: Postgres egress to the CloudNativePG pods of the release's namespace, where their Secrets are", async () => {
@@ -871,7 +873,7 @@ describe("helm/orderflow", () => {
     expect(await templateError(["serviceDefaults.probes.liveness.path=/readyz"])).toMatch(/liveness\/path/);
     expect(await template(["serviceDefaults.podDisruptionBudget.maxUnavailable=25%", "serviceDefaults.resources.requests.cpu=0.5"])).not.toHaveLength(0);
     // Settings every pod would exit 2 on (a crash loop) are refused at install, with the service's own ranges.
-    for (const bad of ["MAX_DELIVER=1", "MAX_DELIVER=abc", "RETRY_DELAYS_MS=oops", "STREAM_MAX_AGE_MS=1000", "DLQ_MAX_AGE_MS=1000", "DATABASE_POOL_SIZE=0", "OUTBOX_POLL_MS=-5", "OUTBOX_POLL_MS=3000000000"]) {
+    for (const bad of ["MAX_DELIVER=1", "MAX_DELIVER=abc", "RETRY_DELAYS_MS=oops", "STREAM_MAX_AGE_MS=1000", "DLQ_MAX_AGE_MS=1000", "EVENTLOG_MAX_AGE_MS=30000", "DATABASE_POOL_SIZE=0", "OUTBOX_POLL_MS=-5", "OUTBOX_POLL_MS=3000000000"]) {
       expect(await templateError([`config.${bad}`]), bad).toMatch(new RegExp(`config/${bad.split("=")[0]}`));
     }
     expect(await templateError(["services.user-service.env.MAX_DELIVER=0"])).toMatch(/env\/MAX_DELIVER/);
@@ -898,7 +900,7 @@ describe("helm/orderflow", () => {
     expect(await template(["metrics.enabled=false", "metrics.port=3000"])).not.toHaveLength(0);
     // Values added since a release are absent under `helm upgrade --reuse-values` (the old chart's
     // values are used): not required, and rendered as before they existed.
-    const reused = await template([...combos["external NATS and Postgres (deps off)"]!.sets, "migrationHooks=null", "listenAddress=null", "tmpVolume.sizeLimit=null"]);
+    const reused = await template([...combos["external NATS and Postgres (deps off)"]!.sets, "migrationHooks=null", "listenAddress=null", "tmpVolume.sizeLimit=null", "prometheusRule=null", "grafanaDashboard=null"]);
     for (const job of byKind(reused, "Job")) expect(job.metadata.annotations?.["helm.sh/hook"], job.metadata.name).toBe("pre-install,pre-upgrade");
     expect(byKind(reused, "ConfigMap").filter((c) => (c.data as Record<string, string>).PORT).map((c) => (c.data as Record<string, string>).HOST)).toEqual(SERVICES.map(() => "0.0.0.0"));
     expect(podSpec(find(reused, "Deployment", "orderflow-user-service")).volumes!.find((v) => v.name === "tmp")!.emptyDir).toEqual({}); // null: no cap on /tmp

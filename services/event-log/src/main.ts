@@ -39,7 +39,7 @@ await serviceMain(
         durable: { stream, durable: ingestDurable(stream) },
         ...createIngestConsumer({ nc, js, jsm, names, log, writer, stream, batchSize: config.INGEST_BATCH_SIZE, restoreStreams, onOutcome: countEvents && ((outcome, n) => countEvents(ingestDurable(stream), outcome, n)) }),
       }));
-      return config.EVENTLOG_MAX_AGE_MS > 0 ? [...ingesters, createRetention({ db, log, maxAgeMs: config.EVENTLOG_MAX_AGE_MS })] : ingesters;
+      return config.EVENTLOG_MAX_AGE_MS > 0 ? [...ingesters, createRetention({ db, log, maxAgeMs: config.EVENTLOG_MAX_AGE_MS, streamMaxAgeMs: config.STREAM_MAX_AGE_MS })] : ingesters;
     },
     // Open SSE streams would otherwise hold the HTTP server open until the shutdown deadline.
     onShuttingDown: () => tail?.close(),

@@ -112,6 +112,16 @@ function ofConsumer(names: Names, consumer: string | undefined): (dl: DeadLetter
   return (dl) => dl.dlqSubject.startsWith(prefix);
 }
 
+/** The consumers (as `--consumer` names them: the token of the letters' subject) that have letters in the DLQ. */
+export async function deadLetterConsumers(deps: DlqDeps): Promise<string[]> {
+  const prefix = `${deps.names.subject("dlq")}.`;
+  const seen = new Set<string>();
+  for await (const dl of deadLetters(deps)) {
+    if (dl.dlqSubject.startsWith(prefix)) seen.add(dl.dlqSubject.slice(prefix.length).split(".")[0]!);
+  }
+  return [...seen].sort();
+}
+
 /** Every dead letter of the namespace (from `from`, at most `limit`), oldest first. */
 export async function listDeadLetters(deps: DlqDeps, { limit = Infinity, from }: { limit?: number; from?: number } = {}): Promise<DeadLetter[]> {
   const out: DeadLetter[] = [];

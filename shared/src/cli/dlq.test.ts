@@ -164,7 +164,9 @@ describe("dead letters", () => {
     // One consumer's: the other's letters stay.
     expect(await run(["purge", "--all", "--consumer", "user-service"])).toEqual({ code: 0, out: ["purged 3 dead letter(s) of user-service"], err: [] });
     expect(await left()).toEqual([o1, o2]);
-    expect(await run(["replay", "--all", "--consumer", "nobody"])).toMatchObject({ code: 0, out: ["0 dead letter(s) of nobody replayed"] });
+    // A name no letter has (a typo) says whose letters there are, rather than pass for an empty DLQ.
+    expect(await run(["replay", "--all", "--consumer", "nobody"])).toEqual({ code: 0, out: ["0 dead letter(s) of nobody replayed"], err: ['dlq: no dead letter of "nobody"; the DLQ holds letters of order-service'] });
+    expect((await run(["list", "--consumer", "nobody"])).err).toEqual(['dlq: no dead letter of "nobody"; the DLQ holds letters of order-service']);
     expect(await left()).toEqual([o1, o2]);
     const replayed = await run(["replay", "--all", "--consumer", "order-service"]);
     expect(replayed.out.at(-1)).toBe("2 dead letter(s) of order-service replayed");
@@ -429,7 +431,7 @@ describe("command line", () => {
     expect(parseDlqArgs(["replay", "--consumer=event-log-users", "--all"])).toEqual({ verb: "replay-all", consumer: "event-log-users" });
   });
 
-  it.each([[[]], [["drop", "1"]], [["show"]], [["show", "abc"]], [["show", "0"]], [["show", "-1"]], [["show", "9007199254740993"]], [["replay", "1.5"]], [["purge", "1", "2"]], [["list", "x"]], [["list", "--limit", "0"]], [["list", "--limit", "100001"]], [["list", "--limit", "1e3"]], [["list", "--from"]], [["list", "--from", "0"]], [["list", "--all"]], [["purge", "--all", "3"]], [["purge", "--consumer", "a"]], [["purge", "--all", "--all"]], [["purge", "--all", "--consumer"]], [["purge", "--all", "--consumer", "a.b"]], [["replay", "--all", "--consumer", "*"]], [["replay", "--all", "--consumer", "a", "--consumer", "b"]], [["purge", "--everything"]], [["list", "--consumer", "a b"]], [["list", "--consumer", "x", "--consumer", "x"]]])(
+  it.each([[[]], [["drop", "1"]], [["show"]], [["show", "abc"]], [["show", "0"]], [["show", "-1"]], [["show", "9007199254740993"]], [["replay", "1.5"]], [["purge", "1", "2"]], [["list", "x"]], [["list", "--limit", "0"]], [["list", "--limit", "100001"]], [["list", "--limit", "1e3"]], [["list", "--from"]], [["list", "--from", "0"]], [["list", "--all"]], [["purge", "--all", "3"]], [["purge", "--consumer", "a"]], [["purge", "--all", "--all"]], [["purge", "--all", "--consumer"]], [["purge", "--all", "--consumer", "a.b"]], [["replay", "--all", "--consumer", "*"]], [["replay", "--all", "--consumer", "a", "--consumer", "b"]], [["purge", "--everything"]], [["list", "--consumer", "a b"]], [["list", "--consumer", "x", "--consumer", "x"]], [["purge", "--all", "--consumer=-x"]], [["purge", "--all", "--consumer="]]])(
     "rejects %j with exit 2 and the usage",
     async (argv) => {
       expect(() => parseDlqArgs(argv)).toThrow(UsageError);

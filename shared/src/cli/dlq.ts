@@ -13,6 +13,7 @@ import {
   formatDeadLetterTable,
   getDeadLetter,
   pageDeadLetters,
+  deadLetterConsumers,
   purgeAllDeadLetters,
   purgeDeadLetter,
   ReplayAllError,
@@ -101,7 +102,8 @@ function parseAll(verb: "replay" | "purge", args: readonly string[]): { consumer
 /** `--consumer <name>`: a token of the letters' subject (dlq.<consumer>.<subject>), so no dots, spaces or wildcards. */
 function consumerFlag(consumer: string | undefined): { consumer?: string } {
   if (consumer === undefined) return {};
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(consumer)) {
+  // A leading letter or digit: `--consumer --help` is a missing name, not a consumer called that.
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(consumer)) {
     throw new UsageError(`--consumer must be a consumer's name (letters, digits, '-' and '_', as dlq list shows it), not "${consumer}"`);
   }
   return { consumer };
@@ -148,6 +150,13 @@ export interface Output {
 
 const ofConsumer = (consumer: string | undefined) => (consumer === undefined ? "" : ` of ${consumer}`);
 
+/** When a --consumer found nothing: a typo must not pass for an empty DLQ, so say whose letters there are. */
+async function noLettersOf(consumer: string | undefined, deps: DlqDeps, io: Output) {
+  if (consumer === undefined) return;
+  const others = await deadLetterConsumers(deps);
+  io.err(`dlq: no dead letter of "${consumer}"; ${others.length ? `the DLQ holds letters of ${others.join(", ")}` : "the DLQ is empty"}`);
+}
+
 /** Runs one parsed command against the DLQ; returns the process exit code. `signal` stops `replay --all` between letters. */
 export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, signal?: AbortSignal): Promise<number> {
   try {
@@ -155,6 +164,7 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, 
       case "list": {
         const { letters, total, next } = await pageDeadLetters(deps, { limit: cmd.limit, from: cmd.from, consumer: cmd.consumer });
         io.out(formatDeadLetterTable(letters));
+        if (letters.length === 0 && cmd.from === undefined) await noLettersOf(cmd.consumer, deps, io);
         const from = cmd.from === undefined ? "" : ` from seq ${cmd.from}`;
         io.out(`${letters.length} dead letter(s)${ofConsumer(cmd.consumer)} shown${from}; ${total} in ${deps.names.stream("DLQ")}`);
         const same = `${cmd.limit === DEFAULT_LIST_LIMIT ? "" : ` --limit ${cmd.limit}`}${cmd.consumer === undefined ? "" : ` --consumer ${cmd.consumer}`}`;
@@ -191,6 +201,7 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, 
             consumer: cmd.consumer,
           });
           io.out(`${replayed.length} dead letter(s)${ofConsumer(cmd.consumer)} replayed${skipped.length ? `, ${skipped.length} skipped` : ""}`);
+          if (replayed.length + skipped.length === 0 && !interrupted) await noLettersOf(cmd.consumer, deps, io);
           if (interrupted) {
             io.err("dlq: interrupted; the dead letters not replayed are still in the DLQ (replay --all again to go on)");
             return 130;
@@ -207,6 +218,7 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, 
       case "purge-all": {
         const purged = await purgeAllDeadLetters(deps, { consumer: cmd.consumer });
         io.out(`purged ${purged} dead letter(s)${ofConsumer(cmd.consumer)}`);
+        if (purged === 0) await noLettersOf(cmd.consumer, deps, io);
         return 0;
       }
       default: {

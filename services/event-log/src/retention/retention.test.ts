@@ -1,8 +1,9 @@
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Writable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { createEvent, createLogger, executeRows, loadConfig, uuidv7 } from "@orderflow/shared";
-import { createMigratedDatabase, waitFor } from "@orderflow/shared/testing";
+import { createMigratedDatabase, holdInTransaction, waitFor } from "@orderflow/shared/testing";
 import { configSchema } from "../config.js";
 import { toEventRow } from "../ingest/ingest.domain.js";
 import { createEventWriter } from "../ingest/ingest.store.js";
@@ -25,6 +26,17 @@ async function storeAt(...times: number[]) {
   });
   await createEventWriter({ db: env.db }).write(events.map((e) => toEventRow({ stream: "USERS", streamSeq: ++streamSeq, streamTime: new Date(), subject: "users.registered", data: Buffer.from(JSON.stringify(e)), headers: {} })));
   return events.map((e) => e.id);
+}
+/** A logger whose lines the test can read. */
+function capturingLog() {
+  const out: { level: number; msg: string; [k: string]: unknown }[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split("\n").filter(Boolean)) out.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { log: createLogger({ service: "test", level: "info", destination }), lines: () => out };
 }
 const ids = async () => (await executeRows<{ event_id: string }>(env.db, sql`select event_id from events order by seq`)).map((r) => r.event_id);
 
@@ -59,19 +71,63 @@ describe("event log retention", () => {
     await env.db.execute(sql`delete from events`);
   });
 
-  it("prunes at start and then on its interval, and stops", async () => {
+  it("prunes at start and then on its interval; a failed run is logged and the next one tries again", async () => {
     await env.db.execute(sql`delete from events`);
     const now = Date.now();
-    const retention = createRetention({ db: env.db, log, maxAgeMs: 60_000, everyMs: 50, now: () => now });
+    const { log: captured, lines } = capturingLog();
+    const retention = createRetention({ db: env.db, log: captured, maxAgeMs: 60_000, everyMs: 50, now: () => now });
+    onTestFinished(() => retention.stop());
     const [fresh] = await storeAt(now);
     await storeAt(now - 120_000);
     await retention.start();
-    await waitFor(async () => (await ids()).length === 1, { what: "the first prune" });
-    // Stored after the first run: the next one, on the interval, takes it.
+    const said = await waitFor(() => lines().find((l) => l.msg.startsWith("pruned")), { what: "the first prune" });
+    expect(said).toMatchObject({ pruned: 1, before: new Date(now - 60_000).toISOString() });
+    expect(await ids()).toEqual([fresh]);
+    // The table away: runs fail, say so, and the one after it is back prunes.
+    await env.db.execute(sql`alter table events rename to events_away`);
+    try {
+      await waitFor(() => lines().some((l) => l.msg === "could not prune old events; trying again later"), { what: "a failed run's warning" });
+    } finally {
+      await env.db.execute(sql`alter table events_away rename to events`);
+    }
     await storeAt(now - 61_000);
     await waitFor(async () => (await ids()).length === 1, { what: "a prune on the interval" });
-    await retention.stop();
     expect(await ids()).toEqual([fresh]);
+    expect(lines().filter((l) => l.msg.startsWith("EVENTLOG_MAX_AGE_MS is shorter"))).toEqual([]);
+  });
+
+  it("stop waits for the run in flight and schedules none after it", async () => {
+    await env.db.execute(sql`delete from events`);
+    const now = Date.now();
+    await storeAt(now - 120_000);
+    const retention = createRetention({ db: env.db, log, maxAgeMs: 60_000, everyMs: 20, now: () => now });
+    // The first run blocks on a lock the test holds, until the test lets it go.
+    const lock = await holdInTransaction(env.db, sql`lock table events in access exclusive mode`);
+    let stopped = false;
+    let stopping: Promise<void> | undefined;
+    try {
+      await retention.start();
+      await waitFor(async () => (await executeRows<{ n: number }>(env.db, sql`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%delete from events%'`))[0]!.n === 1, { what: "the run to wait on the lock" });
+      stopping = retention.stop().then(() => void (stopped = true));
+      await Promise.resolve();
+      expect(stopped).toBe(false);
+    } finally {
+      await lock.release();
+    }
+    await stopping;
+    expect(await ids()).toEqual([]);
+    // Nothing runs once stopped. (A negative cannot be awaited: ten intervals' wait is the test.)
+    const [due] = await storeAt(now - 120_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await ids()).toEqual([due]);
+  });
+
+  it("warns at start when it is shorter than the streams' max_age, which a replay would undo", async () => {
+    const { log: captured, lines } = capturingLog();
+    const retention = createRetention({ db: env.db, log: captured, maxAgeMs: 3600_000, streamMaxAgeMs: 7 * 24 * 3600_000 });
+    await retention.start();
+    await retention.stop();
+    expect(lines().filter((l) => l.level === 40).map((l) => l.msg)).toEqual(["EVENTLOG_MAX_AGE_MS is shorter than STREAM_MAX_AGE_MS: a replay of the log stores again the pruned events the streams still hold"]);
   });
 
   it("keeps every event unless EVENTLOG_MAX_AGE_MS says otherwise, and refuses less than a minute", () => {

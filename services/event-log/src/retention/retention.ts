@@ -46,7 +46,22 @@ export interface Retention {
  * replica may run it (deleting the same rows twice deletes them once). A failed run is logged
  * and tried again at the next interval.
  */
-export function createRetention({ db, log, maxAgeMs, everyMs = 60_000, now = () => Date.now() }: { db: Db; log: Logger; maxAgeMs: number; everyMs?: number; now?: () => number }): Retention {
+export function createRetention({
+  db,
+  log,
+  maxAgeMs,
+  streamMaxAgeMs = 0,
+  everyMs = 60_000,
+  now = () => Date.now(),
+}: {
+  db: Db;
+  log: Logger;
+  maxAgeMs: number;
+  /** The streams' max_age: a log kept shorter gets back, from a replay, what it pruned. */
+  streamMaxAgeMs?: number;
+  everyMs?: number;
+  now?: () => number;
+}): Retention {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
   let stopping = false;
@@ -69,6 +84,9 @@ export function createRetention({ db, log, maxAgeMs, everyMs = 60_000, now = () 
   return {
     name: "retention",
     async start() {
+      if (streamMaxAgeMs > maxAgeMs) {
+        log.warn({ EVENTLOG_MAX_AGE_MS: maxAgeMs, STREAM_MAX_AGE_MS: streamMaxAgeMs }, "EVENTLOG_MAX_AGE_MS is shorter than STREAM_MAX_AGE_MS: a replay of the log stores again the pruned events the streams still hold");
+      }
       // Not awaited: a first prune of a large backlog must not hold up readiness.
       running = run().then(schedule);
     },
