@@ -762,6 +762,11 @@ describe("helm/orderflow", () => {
     const rules = (policy.spec as { egress: { to: Record<string, unknown>[]; ports: { port: number }[] }[] }).egress;
     const postgres = rules.find((r) => r.ports.some((p) => p.port === 5432))!;
     expect(postgres.to).toEqual([{ podSelector: { matchExpressions: [{ key: "cnpg.io/cluster", operator: "In", values: ["users-db", "orders-db", "event-log-db"] }] } }]);
+    // Monitoring as kube-prometheus-stack selects it, and a year of history in the event log.
+    for (const kind of ["ServiceMonitor", "PrometheusRule"]) for (const o of byKind(objs, kind)) expect(o.metadata.labels, `${kind} ${o.metadata.name}`).toMatchObject({ release: "kube-prometheus-stack" });
+    expect([byKind(objs, "ServiceMonitor").length, byKind(objs, "PrometheusRule").length]).toEqual([SERVICES.length, 1]);
+    expect(find(objs, "ConfigMap", "orderflow-dashboard").metadata.labels).toMatchObject({ grafana_dashboard: "1" });
+    expect((find(objs, "ConfigMap", "orderflow-event-log").data as Record<string, string>).EVENTLOG_MAX_AGE_MS).toBe("31536000000");
   });
 
   it("existingSecret: no chart Secret for the database, refs point at the user's Secret and key", async () => {
