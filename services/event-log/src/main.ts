@@ -5,7 +5,7 @@ import { configSchema } from "./config.js";
 import { createTail, type Tail } from "./events/events.tail.js";
 import { createIngestConsumer, ingestDurable } from "./ingest/ingest.consumer.js";
 import { createEventWriter } from "./ingest/ingest.store.js";
-import { createRetention } from "./retention/retention.js";
+import { pruneOldEvents, retentionWarning } from "./retention/retention.js";
 
 // The composition root: config → logger → the shared service boot (database, HTTP, migrations,
 // streams, system events, shutdown) → one batch ingester per stream, started before "ready".
@@ -39,8 +39,12 @@ await serviceMain(
         durable: { stream, durable: ingestDurable(stream) },
         ...createIngestConsumer({ nc, js, jsm, names, log, writer, stream, batchSize: config.INGEST_BATCH_SIZE, restoreStreams, onOutcome: countEvents && ((outcome, n) => countEvents(ingestDurable(stream), outcome, n)) }),
       }));
-      return config.EVENTLOG_MAX_AGE_MS > 0 ? [...ingesters, createRetention({ db, log, maxAgeMs: config.EVENTLOG_MAX_AGE_MS, streamMaxAgeMs: config.STREAM_MAX_AGE_MS })] : ingesters;
+      const warning = retentionWarning(config.EVENTLOG_MAX_AGE_MS, config.STREAM_MAX_AGE_MS);
+      if (warning) log.warn({ EVENTLOG_MAX_AGE_MS: config.EVENTLOG_MAX_AGE_MS, STREAM_MAX_AGE_MS: config.STREAM_MAX_AGE_MS }, warning);
+      return ingesters;
     },
+    periodic: (config) =>
+      config.EVENTLOG_MAX_AGE_MS > 0 ? [{ name: "prune old events", everyMs: 60_000, run: (db, log) => pruneOldEvents(db, log, config.EVENTLOG_MAX_AGE_MS).then(() => {}) }] : [],
     // Open SSE streams would otherwise hold the HTTP server open until the shutdown deadline.
     onShuttingDown: () => tail?.close(),
   },

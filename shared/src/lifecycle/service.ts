@@ -85,7 +85,7 @@ export interface ServiceSpec {
    */
   outbox?: boolean;
   /** Housekeeping run every `everyMs` once the database is migrated (e.g. expiring idempotency keys). */
-  periodic?: { name: string; everyMs: number; run: (db: Db) => Promise<void> }[];
+  periodic?: { name: string; everyMs: number; run: (db: Db, log: Logger) => Promise<void> }[];
 }
 
 export interface Worker {
@@ -329,7 +329,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
     watchReadiness();
     for (const job of spec.periodic ?? []) {
       const timer = setInterval(() => {
-        job.run(database.db).catch((err) => log.warn({ job: job.name, err: reportableError(err).message }, "periodic job failed"));
+        job.run(database.db, log).catch((err) => log.warn({ job: job.name, err: reportableError(err).message }, "periodic job failed"));
       }, job.everyMs);
       timer.unref();
       timers.push(timer);

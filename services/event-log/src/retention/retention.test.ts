@@ -1,13 +1,13 @@
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { Writable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEvent, createLogger, executeRows, loadConfig, uuidv7 } from "@orderflow/shared";
-import { createMigratedDatabase, holdInTransaction, waitFor } from "@orderflow/shared/testing";
+import { createMigratedDatabase, waitFor } from "@orderflow/shared/testing";
 import { configSchema } from "../config.js";
 import { toEventRow } from "../ingest/ingest.domain.js";
 import { createEventWriter } from "../ingest/ingest.store.js";
-import { createRetention, pruneEvents, pruneStatement } from "./retention.js";
+import { pruneEvents, pruneOldEvents, pruneStatement, retentionWarning } from "./retention.js";
 
 const migrations = fileURLToPath(new URL("../../drizzle", import.meta.url));
 const log = createLogger({ service: "test", level: "silent" });
@@ -71,63 +71,25 @@ describe("event log retention", () => {
     await env.db.execute(sql`delete from events`);
   });
 
-  it("prunes at start and then on its interval; a failed run is logged and the next one tries again", async () => {
+  it("a pass (the service's periodic job) prunes what is older than EVENTLOG_MAX_AGE_MS and says how many", async () => {
     await env.db.execute(sql`delete from events`);
     const now = Date.now();
     const { log: captured, lines } = capturingLog();
-    const retention = createRetention({ db: env.db, log: captured, maxAgeMs: 60_000, everyMs: 50, now: () => now });
-    onTestFinished(() => retention.stop());
     const [fresh] = await storeAt(now);
     await storeAt(now - 120_000);
-    await retention.start();
-    const said = await waitFor(() => lines().find((l) => l.msg.startsWith("pruned")), { what: "the first prune" });
+    expect(await pruneOldEvents(env.db, captured, 60_000, now)).toBe(1);
+    expect(await ids()).toEqual([fresh]);
+    const said = await waitFor(() => lines().find((l) => l.msg.startsWith("pruned")), { what: "the pass to say what it pruned" });
     expect(said).toMatchObject({ pruned: 1, before: new Date(now - 60_000).toISOString() });
-    expect(await ids()).toEqual([fresh]);
-    // The table away: runs fail, say so, and the one after it is back prunes.
-    await env.db.execute(sql`alter table events rename to events_away`);
-    try {
-      await waitFor(() => lines().some((l) => l.msg === "could not prune old events; trying again later"), { what: "a failed run's warning" });
-    } finally {
-      await env.db.execute(sql`alter table events_away rename to events`);
-    }
-    await storeAt(now - 61_000);
-    await waitFor(async () => (await ids()).length === 1, { what: "a prune on the interval" });
-    expect(await ids()).toEqual([fresh]);
-    expect(lines().filter((l) => l.msg.startsWith("EVENTLOG_MAX_AGE_MS is shorter"))).toEqual([]);
+    // Nothing due: nothing said.
+    expect(await pruneOldEvents(env.db, captured, 60_000, now)).toBe(0);
+    expect(lines().filter((l) => l.msg.startsWith("pruned"))).toHaveLength(1);
   });
 
-  it("stop waits for the run in flight and schedules none after it", async () => {
-    await env.db.execute(sql`delete from events`);
-    const now = Date.now();
-    await storeAt(now - 120_000);
-    const retention = createRetention({ db: env.db, log, maxAgeMs: 60_000, everyMs: 20, now: () => now });
-    // The first run blocks on a lock the test holds, until the test lets it go.
-    const lock = await holdInTransaction(env.db, sql`lock table events in access exclusive mode`);
-    let stopped = false;
-    let stopping: Promise<void> | undefined;
-    try {
-      await retention.start();
-      await waitFor(async () => (await executeRows<{ n: number }>(env.db, sql`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%delete from events%'`))[0]!.n === 1, { what: "the run to wait on the lock" });
-      stopping = retention.stop().then(() => void (stopped = true));
-      await Promise.resolve();
-      expect(stopped).toBe(false);
-    } finally {
-      await lock.release();
-    }
-    await stopping;
-    expect(await ids()).toEqual([]);
-    // Nothing runs once stopped. (A negative cannot be awaited: ten intervals' wait is the test.)
-    const [due] = await storeAt(now - 120_000);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(await ids()).toEqual([due]);
-  });
-
-  it("warns at start when it is shorter than the streams' max_age, which a replay would undo", async () => {
-    const { log: captured, lines } = capturingLog();
-    const retention = createRetention({ db: env.db, log: captured, maxAgeMs: 3600_000, streamMaxAgeMs: 7 * 24 * 3600_000 });
-    await retention.start();
-    await retention.stop();
-    expect(lines().filter((l) => l.level === 40).map((l) => l.msg)).toEqual(["EVENTLOG_MAX_AGE_MS is shorter than STREAM_MAX_AGE_MS: a replay of the log stores again the pruned events the streams still hold"]);
+  it("warns when it is shorter than the streams' max_age, which a replay would undo", () => {
+    const warning = "EVENTLOG_MAX_AGE_MS is shorter than STREAM_MAX_AGE_MS: a replay of the log stores again the pruned events the streams still hold";
+    expect(retentionWarning(3600_000, 7 * 24 * 3600_000)).toBe(warning);
+    expect([retentionWarning(0, 7 * 24 * 3600_000), retentionWarning(7 * 24 * 3600_000, 7 * 24 * 3600_000), retentionWarning(3600_000, 0)]).toEqual([undefined, undefined, undefined]);
   });
 
   it("keeps every event unless EVENTLOG_MAX_AGE_MS says otherwise, and refuses less than a minute", () => {

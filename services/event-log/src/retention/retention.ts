@@ -22,78 +22,33 @@ export function pruneStatement(before: Date, batch: number): SQL {
 /**
  * Deletes the events whose time is before `before`, `batch` rows per statement (each its own
  * short transaction, so ingest and the live tail are never held behind one long delete), oldest
- * log position first. Returns how many it deleted; `shouldStop` ends it between batches.
+ * log position first. Returns how many it deleted.
  */
-export async function pruneEvents(db: Db, before: Date, { batch = 5000, shouldStop = () => false }: { batch?: number; shouldStop?: () => boolean } = {}): Promise<number> {
+export async function pruneEvents(db: Db, before: Date, { batch = 5000 }: { batch?: number } = {}): Promise<number> {
   let total = 0;
   for (;;) {
     const [row] = await executeRows<{ n: number }>(db, pruneStatement(before, batch));
     total += row!.n;
     // Until a round finds nothing: rows stored out of time order (an older time at a later
     // position) lie past `hi`, and come within the next round's.
-    if (row!.n === 0 || shouldStop()) return total;
+    if (row!.n === 0) return total;
   }
 }
 
-export interface Retention {
-  name: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
+/**
+ * One pass of the log's retention (a `periodic` job of the service, every minute): deletes the
+ * events older than `maxAgeMs` and says how many. Every replica may run it (deleting the same
+ * rows twice deletes them once).
+ */
+export async function pruneOldEvents(db: Db, log: Logger, maxAgeMs: number, now = Date.now()): Promise<number> {
+  const before = new Date(now - maxAgeMs);
+  const n = await pruneEvents(db, before);
+  if (n > 0) log.info({ pruned: n, before: before.toISOString() }, "pruned events older than EVENTLOG_MAX_AGE_MS");
+  return n;
 }
 
-/**
- * Keeps the log to `maxAgeMs` by event time: prunes at start and then every `everyMs`. Every
- * replica may run it (deleting the same rows twice deletes them once). A failed run is logged
- * and tried again at the next interval.
- */
-export function createRetention({
-  db,
-  log,
-  maxAgeMs,
-  streamMaxAgeMs = 0,
-  everyMs = 60_000,
-  now = () => Date.now(),
-}: {
-  db: Db;
-  log: Logger;
-  maxAgeMs: number;
-  /** The streams' max_age: a log kept shorter gets back, from a replay, what it pruned. */
-  streamMaxAgeMs?: number;
-  everyMs?: number;
-  now?: () => number;
-}): Retention {
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
-  let stopping = false;
-  const run = async () => {
-    const before = new Date(now() - maxAgeMs);
-    try {
-      const n = await pruneEvents(db, before, { shouldStop: () => stopping });
-      if (n > 0) log.info({ pruned: n, before: before.toISOString() }, "pruned events older than EVENTLOG_MAX_AGE_MS");
-    } catch (err) {
-      log.warn({ err: (err as Error).message }, "could not prune old events; trying again later");
-    }
-  };
-  const schedule = () => {
-    if (stopping) return;
-    timer = setTimeout(() => {
-      running = run().then(schedule);
-    }, everyMs);
-    timer.unref();
-  };
-  return {
-    name: "retention",
-    async start() {
-      if (streamMaxAgeMs > maxAgeMs) {
-        log.warn({ EVENTLOG_MAX_AGE_MS: maxAgeMs, STREAM_MAX_AGE_MS: streamMaxAgeMs }, "EVENTLOG_MAX_AGE_MS is shorter than STREAM_MAX_AGE_MS: a replay of the log stores again the pruned events the streams still hold");
-      }
-      // Not awaited: a first prune of a large backlog must not hold up readiness.
-      running = run().then(schedule);
-    },
-    async stop() {
-      stopping = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+/** Why a retention shorter than the streams' max_age is worth a warning at start, if it is. */
+export function retentionWarning(maxAgeMs: number, streamMaxAgeMs: number): string | undefined {
+  if (maxAgeMs > 0 && streamMaxAgeMs > maxAgeMs) return "EVENTLOG_MAX_AGE_MS is shorter than STREAM_MAX_AGE_MS: a replay of the log stores again the pruned events the streams still hold";
+  return undefined;
 }
