@@ -25,7 +25,10 @@ export const registerUserBody = z
       .openapi({ example: "ada@example.com", description: "Trimmed; unique regardless of case; at most 64 characters before the @." }),
     // A name is shown to people: control characters (a bell, a line break, an escape sequence for
     // a terminal) and names of nothing but invisible characters (U+200B, U+2060) are mistakes.
+    // NFC, so that one name has one form: "José" typed with a combining accent (e + U+0301) is
+    // stored, counted against the limit and published as the same string as the precomposed é.
     name: storableText()
+      .normalize("NFC")
       .trim()
       .min(1)
       .max(100)
@@ -35,7 +38,7 @@ export const registerUserBody = z
       // Blank letters (Hangul fillers, the braille blank) are letters to Unicode, not spaces, and a
       // combining mark shows only on a character before it.
       .refine((n) => /[^\p{Z}\p{Cf}\p{Cc}\p{M}\u115f\u1160\u2800\u3164\uffa0]/u.test(n), "must contain a visible character")
-      .openapi({ example: "Ada Lovelace", description: "1–100 characters after trimming, at least one of them visible; no control characters (line or paragraph breaks, bidirectional overrides), NUL or unpaired surrogates." }),
+      .openapi({ example: "Ada Lovelace", description: "Normalised to Unicode NFC; 1–100 characters after trimming, at least one of them visible; no control characters (line or paragraph breaks, bidirectional overrides), NUL or unpaired surrogates." }),
   })
   .openapi("RegisterUser");
 

@@ -88,6 +88,14 @@ describe("POST /users", () => {
     // Joiners inside a name are part of writing it (a family emoji, Persian's ZWNJ).
     for (const name of ["👨\u200d👩\u200d👧", "می\u200cخواهم", "李", "Jose\u0301", "שלום Ada"]) expect((await post({ email: unique(), name })).status, name).toBe(201);
     expect(((await (await app.request(`/users/${fancy.id}`)).json()) as { name: string }).name).toBe("Ada 🚀 Lovelace");
+    // One name, one form: decomposed accents are stored (and published) precomposed, so the
+    // limit counts what a reader sees: 100 é typed as e + U+0301 are 100 characters, not 200.
+    const decomposed = (await (await post({ email: unique(), name: "Jose\u0301 Nun\u0303ez" })).json()) as { id: string; name: string };
+    expect(decomposed.name).toBe("Jos\u00e9 Nu\u00f1ez");
+    const [event] = (await env.db.select().from(outbox)).map((r) => decodeEvent(r.payload)).filter((d) => d.event.subject === decomposed.id);
+    expect(event?.event.data).toMatchObject({ name: "Jos\u00e9 Nu\u00f1ez" });
+    expect((await post({ email: unique(), name: "e\u0301".repeat(100) })).status).toBe(201);
+    await expectProblem(await post({ email: unique(), name: "e\u0301".repeat(101) }), 400);
     const extra = await expectProblem(await post({ email: unique(), name: "A", admin: true }), 400);
     expect(extra.errors.length).toBeGreaterThan(0);
   });
