@@ -14,6 +14,7 @@ import { startProcess } from "../testing/process.js";
 import { tcpRelay } from "../testing/tcp-relay.js";
 import { waitFor } from "../testing/wait.js";
 import { operatorMode } from "../testing/nats-jwt.js";
+import { createTestPki } from "../testing/tls.js";
 import { teardown } from "../testing/teardown.js";
 import { DlqHeaders } from "../consumer/dead-letter.js";
 import { createNames, type Names } from "../nats/names.js";
@@ -482,6 +483,30 @@ describe("command line", () => {
       const missing = capture();
       expect(await main(["list"], { ...env, NATS_CREDS_FILE: join(dir, "nope.creds") }, missing.io)).toBe(2);
       expect(missing.err.join("\n")).toMatch(/NATS_CREDS_FILE must be a readable credentials file/);
+    } finally {
+      await server.dispose();
+    }
+  });
+
+  it("connects over TLS with a private CA and a client certificate (NATS_TLS_*), to a server that verifies clients", async () => {
+    const pki = createTestPki();
+    onTestFinished(() => pki.dispose()); // also when the server does not start
+    const server = await startOwnNatsServer({
+      config: `tls { cert_file: ${JSON.stringify(pki.server.certFile)}, key_file: ${JSON.stringify(pki.server.keyFile)}, ca_file: ${JSON.stringify(pki.caFile)}, verify: true }`,
+    });
+    try {
+      const env = { NATS_URL: `tls://127.0.0.1:${server.port}`, NATS_NAMESPACE: "tlstest", NATS_TLS_CA_FILE: pki.caFile };
+      const ok = capture();
+      // Through the handshake, and JetStream answers: about the (missing) DLQ stream.
+      expect(await main(["list"], { ...env, NATS_TLS_CERT_FILE: pki.client.certFile, NATS_TLS_KEY_FILE: pki.client.keyFile }, ok.io)).toBe(1);
+      expect(ok.err.join("\n")).toMatch(/tlstest_DLQ does not exist/);
+      const denied = capture();
+      expect(await main(["list"], env, denied.io)).toBe(1);
+      // What the handshake said, not only nats.js's "timeout".
+      expect(denied.err.join("\n")).toMatch(/cannot connect to NATS at tls:\/\/127\.0\.0\.1:\d+: .*\(.*certificate/);
+      const half = capture();
+      expect(await main(["list"], { ...env, NATS_TLS_CERT_FILE: pki.client.certFile }, half.io)).toBe(2);
+      expect(half.err.join("\n")).toMatch(/NATS_TLS_KEY_FILE is required with NATS_TLS_CERT_FILE/);
     } finally {
       await server.dispose();
     }

@@ -1,8 +1,8 @@
 import { parseArgs } from "node:util";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { baseConfigSchema, ConfigError, loadConfig, redactUrl } from "../config/config.js";
-import { natsClientOptions } from "../nats/connect.js";
+import { baseConfigSchema, ConfigError, loadConfig, NATS_CLIENT_VARIABLES, redactUrl } from "../config/config.js";
+import { natsClientOptions, timeoutCause } from "../nats/connect.js";
 import { createNames } from "../nats/names.js";
 import { isMain } from "../lifecycle/is-main.js";
 import { repeatedFlag } from "./flags.js";
@@ -41,7 +41,8 @@ export const dlqUsage = `usage: dlq <command>
   help, <command> --help, -h
                      this text
 exit codes: 0 done; 1 failed (the message says why); 2 bad usage or configuration; 130 interrupted
-environment: NATS_URL, NATS_NAMESPACE, NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE, NATS_INBOX_PREFIX`;
+environment: NATS_URL, NATS_NAMESPACE, NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE, NATS_TLS_CA_FILE,
+  NATS_TLS_CERT_FILE/NATS_TLS_KEY_FILE, NATS_INBOX_PREFIX`;
 
 /** Bad command-line input: the CLI prints the message and the usage and exits 2. */
 export class UsageError extends Error {
@@ -244,7 +245,7 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, 
   }
 }
 
-const cliConfigSchema = baseConfigSchema.pick({ NATS_URL: true, NATS_NAMESPACE: true, NATS_USER: true, NATS_PASSWORD: true, NATS_TOKEN: true, NATS_CREDS_FILE: true, NATS_INBOX_PREFIX: true });
+const cliConfigSchema = baseConfigSchema.pick(NATS_CLIENT_VARIABLES);
 
 const STOPPED = Symbol("stopped");
 
@@ -302,7 +303,8 @@ export async function main(argv: readonly string[], env: Record<string, string |
   try {
     nc = await unlessStopped(connecting, signal);
   } catch (err) {
-    io.err(`dlq: cannot connect to NATS at ${redactUrl(config.NATS_URL)}: ${(err as Error).message}`);
+    const { cause } = await timeoutCause(err, config);
+    io.err(`dlq: cannot connect to NATS at ${redactUrl(config.NATS_URL)}: ${(err as Error).message}${cause ? ` (${cause})` : ""}`);
     return 1;
   }
   if (nc === STOPPED) {

@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { operatorMode } from "../testing/nats-jwt.js";
-import { ConfigError, baseConfigSchema, loadConfig } from "./config.js";
+import { createTestPki } from "../testing/tls.js";
+import { ConfigError, NATS_CLIENT_VARIABLES, baseConfigSchema, loadConfig } from "./config.js";
 
 describe("loadConfig", () => {
   it("applies defaults and coerces numbers and booleans", () => {
@@ -115,5 +116,24 @@ describe("loadConfig", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("takes NATS TLS files only as PEM a TLS handshake can use: a pair that does not belong together is said at start", () => {
+    const pki = createTestPki();
+    onTestFinished(() => pki.dispose());
+    writeFileSync(join(pki.dir, "hostname"), "some-host\n");
+    const base = { DATABASE_URL: "pglite://memory" };
+    const pair = { NATS_TLS_CERT_FILE: pki.client.certFile, NATS_TLS_KEY_FILE: pki.client.keyFile };
+    const ok = loadConfig(baseConfigSchema, { ...base, ...pair, NATS_TLS_CA_FILE: pki.caFile });
+    expect([ok.NATS_TLS_CA_FILE, ok.NATS_TLS_CERT_FILE, ok.NATS_TLS_KEY_FILE]).toEqual([pki.caFile, pki.client.certFile, pki.client.keyFile]);
+    // The CLIs read the same variables, checks included.
+    const cli = baseConfigSchema.pick(NATS_CLIENT_VARIABLES);
+    expect(() => loadConfig(cli, { NATS_TLS_CERT_FILE: pki.client.certFile })).toThrow("invalid configuration: NATS_TLS_KEY_FILE is required with NATS_TLS_CERT_FILE (the client certificate's private key)");
+    expect(() => loadConfig(cli, { NATS_TLS_KEY_FILE: pki.client.keyFile })).toThrow("invalid configuration: NATS_TLS_CERT_FILE is required with NATS_TLS_KEY_FILE (the certificate of that key)");
+    expect(() => loadConfig(cli, { ...pair, NATS_TLS_KEY_FILE: pki.stranger.keyFile })).toThrow("NATS_TLS_KEY_FILE is not the private key of the certificate in NATS_TLS_CERT_FILE");
+    expect(() => loadConfig(cli, { NATS_TLS_CA_FILE: join(pki.dir, "hostname") })).toThrow("NATS_TLS_CA_FILE is not a PEM certificate of the CA that signed the servers' certificates");
+    expect(() => loadConfig(cli, { NATS_TLS_CA_FILE: join(pki.dir, "missing.pem") })).toThrow(/NATS_TLS_CA_FILE must be a readable file/);
+    // A key where the certificate belongs, and the other way round.
+    expect(() => loadConfig(cli, { NATS_TLS_CERT_FILE: pki.client.keyFile, NATS_TLS_KEY_FILE: pki.client.certFile })).toThrow(/NATS_TLS_CERT_FILE is not a PEM client certificate; NATS_TLS_KEY_FILE is not an unencrypted PEM private key/);
   });
 });

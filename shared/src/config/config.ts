@@ -1,4 +1,5 @@
 import { accessSync, constants, readFileSync } from "node:fs";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { credsAuthenticator } from "@nats-io/nats-core";
 import { z } from "zod";
 import { DEFAULT_HEAP_GROWING_PERCENT } from "../lifecycle/node-options.js";
@@ -72,6 +73,30 @@ function credentials(path: string): boolean {
     return false;
   }
 }
+
+/** A certificate in PEM (the first of a bundle is parsed: what nats.js and Node's TLS load). */
+function certificate(path: string): X509Certificate | undefined {
+  try {
+    return new X509Certificate(readFileSync(path));
+  } catch {
+    return undefined;
+  }
+}
+
+function privateKey(path: string) {
+  try {
+    return createPrivateKey(readFileSync(path));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A readable file that parses as `what`: said at start, not as a TLS failure retried for ever. */
+const pemFile = (parses: (path: string) => unknown, what: string) =>
+  z
+    .string()
+    .refine(readable, { message: `must be a readable file (${what})`, abort: true })
+    .refine((path) => parses(path) !== undefined, { message: `is not ${what}` });
 
 function readable(path: string): boolean {
   try {
@@ -158,6 +183,14 @@ export const baseConfigSchema = z.object({
     // reachable yet".
     .refine(credentials, { message: "is not a NATS credentials file (a user JWT and an nkey seed, as nsc writes it)" })
     .optional(),
+  /**
+   * TLS to NATS with a private CA and client certificates (servers with `verify: true`). Any of
+   * them makes the client require TLS of every server, as a tls:// URL does. nats.js reads the
+   * files at every connect and reconnect, so a renewed certificate is used from the next one.
+   */
+  NATS_TLS_CA_FILE: pemFile(certificate, "a PEM certificate of the CA that signed the servers' certificates").optional(),
+  NATS_TLS_CERT_FILE: pemFile(certificate, "a PEM client certificate").optional(),
+  NATS_TLS_KEY_FILE: pemFile(privateKey, "an unencrypted PEM private key").optional(),
   /** Prefix of the replies this client asks for, for accounts that allow each user only its own (default `_INBOX`). */
   NATS_INBOX_PREFIX: z
     .string()
@@ -205,6 +238,40 @@ export const baseConfigSchema = z.object({
 
 export type BaseConfig = z.infer<typeof baseConfigSchema>;
 
+/** What a NATS client reads (services and CLIs alike): `baseConfigSchema.pick(NATS_CLIENT_VARIABLES)`. */
+export const NATS_CLIENT_VARIABLES = {
+  NATS_URL: true,
+  NATS_NAMESPACE: true,
+  NATS_USER: true,
+  NATS_PASSWORD: true,
+  NATS_TOKEN: true,
+  NATS_CREDS_FILE: true,
+  NATS_TLS_CA_FILE: true,
+  NATS_TLS_CERT_FILE: true,
+  NATS_TLS_KEY_FILE: true,
+  NATS_INBOX_PREFIX: true,
+} as const;
+
+type Issue = { variable: string; problem: string };
+
+/**
+ * Rules between variables, which no single variable's schema sees; checked for any schema that
+ * has them (a service's, or a CLI's pick of the base).
+ */
+function crossVariableIssues(c: Record<string, unknown>): Issue[] {
+  const cert = c.NATS_TLS_CERT_FILE as string | undefined;
+  const key = c.NATS_TLS_KEY_FILE as string | undefined;
+  if (cert !== undefined && key === undefined) return [{ variable: "NATS_TLS_KEY_FILE", problem: "is required with NATS_TLS_CERT_FILE (the client certificate's private key)" }];
+  if (key !== undefined && cert === undefined) return [{ variable: "NATS_TLS_CERT_FILE", problem: "is required with NATS_TLS_KEY_FILE (the certificate of that key)" }];
+  // A mismatched pair failed only in the handshake, as a connection retried for ever.
+  if (cert !== undefined && key !== undefined && !certificate(cert)!.checkPrivateKey(privateKey(key)!)) {
+    return [{ variable: "NATS_TLS_KEY_FILE", problem: "is not the private key of the certificate in NATS_TLS_CERT_FILE" }];
+  }
+  return [];
+}
+
+const configError = (issues: Issue[]) => new ConfigError(`invalid configuration: ${issues.map((i) => `${i.variable} ${i.problem}`).join("; ")}`, issues);
+
 /**
  * Parses `env` with `schema`; throws a ConfigError whose message names each bad variable.
  * Empty strings count as unset, so `PORT=` falls back to the default instead of failing.
@@ -215,13 +282,17 @@ export function loadConfig<S extends z.ZodType>(
 ): z.infer<S> {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const result = schema.safeParse(cleaned);
-  if (result.success) return result.data;
-  const issues = result.error.issues.map((i) => ({
-    variable: i.path.map(String).join(".") || "(environment)",
-    problem: i.message,
-  }));
-  const message = `invalid configuration: ${issues.map((i) => `${i.variable} ${i.problem}`).join("; ")}`;
-  throw new ConfigError(message, issues);
+  if (result.success) {
+    const issues = crossVariableIssues(result.data as Record<string, unknown>);
+    if (issues.length > 0) throw configError(issues);
+    return result.data;
+  }
+  throw configError(
+    result.error.issues.map((i) => ({
+      variable: i.path.map(String).join(".") || "(environment)",
+      problem: i.message,
+    })),
+  );
 }
 
 /**

@@ -1,7 +1,10 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { connect } from "@nats-io/transport-node";
-import { natsClientOptions } from "./connect.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { natsClientOptions, timeoutCause } from "./connect.js";
 import { testNatsUrl } from "../testing/nats.js";
+import { startOwnNatsServer } from "../testing/nats-server.js";
+import { createTestPki } from "../testing/tls.js";
 
 describe("natsClientOptions", () => {
   it("requires TLS when NATS_URL names a tls:// server: a server without TLS is refused, not used in plain text", async () => {
@@ -11,5 +14,43 @@ describe("natsClientOptions", () => {
     await expect(connect({ ...natsClientOptions({ NATS_URL: `tls://${plain}` }), timeout: 5000 })).rejects.toThrow(/does not support 'tls'/);
     const nc = await connect({ ...natsClientOptions({ NATS_URL: `nats://${plain}` }), timeout: 5000 });
     await nc.close();
+    // A CA or client certificate requires TLS as well, whatever the URL's scheme.
+    await expect(connect({ ...natsClientOptions({ NATS_URL: `nats://${plain}`, NATS_TLS_CA_FILE: "/nowhere/ca.pem" }), timeout: 5000 })).rejects.toThrow(/does not support 'tls'/);
+  });
+});
+
+describe("TLS with a private CA and client certificates", () => {
+  const tlsServer = async (verifyClients: boolean) => {
+    const pki = createTestPki();
+    onTestFinished(() => pki.dispose());
+    const server = await startOwnNatsServer({
+      config: `tls { cert_file: ${JSON.stringify(pki.server.certFile)}, key_file: ${JSON.stringify(pki.server.keyFile)}, ca_file: ${JSON.stringify(pki.caFile)}, verify: ${verifyClients} }`,
+    });
+    onTestFinished(() => server.dispose()); // runs before the pki's: reverse order
+    return { pki, url: `tls://127.0.0.1:${server.port}` };
+  };
+  const attempt = (config: Parameters<typeof natsClientOptions>[0]) => connect({ ...natsClientOptions(config), timeout: 5000, reconnect: false });
+
+  it("trusts the servers' certificates by NATS_TLS_CA_FILE, and nothing else", async () => {
+    const { pki, url } = await tlsServer(false);
+    const nc = await attempt({ NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile });
+    expect(nc.info?.tls_required).toBe(true);
+    await (await jetstreamManager(nc)).getAccountInfo(); // JetStream answers over it
+    await nc.close();
+    // Without the CA, the server's certificate is not trusted: refused, not used anyway.
+    await expect(attempt({ NATS_URL: url })).rejects.toThrow(/self[- ]signed|unable to (verify|get local issuer)/i);
+  });
+
+  it("presents NATS_TLS_CERT_FILE to a server that verifies clients; one without a certificate, or with another CA's, is refused", async () => {
+    const { pki, url } = await tlsServer(true);
+    const nc = await attempt({ NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile, NATS_TLS_CERT_FILE: pki.client.certFile, NATS_TLS_KEY_FILE: pki.client.keyFile });
+    await (await jetstreamManager(nc)).getAccountInfo();
+    await nc.close();
+    await expect(attempt({ NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile })).rejects.toThrow();
+    // A reconnecting client (a service's, a CLI's) sees only "timeout" for that refusal: the
+    // cause it logs is the handshake's own alert. Other errors need no second look.
+    expect((await timeoutCause(new Error("timeout"), { NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile })).cause).toMatch(/alert .*certificate/i);
+    expect(await timeoutCause(new Error("Authorization Violation"), { NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile })).toEqual({});
+    await expect(attempt({ NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile, NATS_TLS_CERT_FILE: pki.stranger.certFile, NATS_TLS_KEY_FILE: pki.stranger.keyFile })).rejects.toThrow();
   });
 });

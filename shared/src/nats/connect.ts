@@ -6,17 +6,21 @@ import type { BaseConfig } from "../config/config.js";
 import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
 
 /** The settings of a NATS client that come from the environment. */
-export type NatsClientConfig = Pick<BaseConfig, "NATS_URL" | "NATS_USER" | "NATS_PASSWORD" | "NATS_TOKEN" | "NATS_INBOX_PREFIX"> & Partial<Pick<BaseConfig, "NATS_CREDS_FILE">>;
+export type NatsClientConfig = Pick<BaseConfig, "NATS_URL" | "NATS_USER" | "NATS_PASSWORD" | "NATS_TOKEN" | "NATS_INBOX_PREFIX"> &
+  Partial<Pick<BaseConfig, "NATS_CREDS_FILE" | "NATS_TLS_CA_FILE" | "NATS_TLS_CERT_FILE" | "NATS_TLS_KEY_FILE">>;
 
 /** nats.js connection options from the environment's settings: services and CLIs connect alike. */
 export function natsClientOptions(config: NatsClientConfig): Pick<ConnectionOptions, "servers" | "user" | "pass" | "token" | "inboxPrefix" | "authenticator" | "tls"> {
   const servers = config.NATS_URL.split(",").map((s) => s.trim());
+  // Paths, not contents: nats.js reads them at every (re)connect, so renewed files are picked up.
+  const files = { caFile: config.NATS_TLS_CA_FILE, certFile: config.NATS_TLS_CERT_FILE, keyFile: config.NATS_TLS_KEY_FILE };
+  const tls = Object.values(files).some((f) => f !== undefined) ? Object.fromEntries(Object.entries(files).filter(([, f]) => f !== undefined)) : undefined;
   return {
     // The Node transport ignores the URL's scheme: without this a tls:// server that offers no
     // TLS would be used in plain text, credentials included. With it the client requires TLS
-    // (of every server listed) and refuses a server without it. CAs: the system's, plus
-    // NODE_EXTRA_CA_CERTS.
-    ...(servers.some((s) => /^tls:\/\//i.test(s)) ? { tls: {} } : {}),
+    // (of every server listed) and refuses a server without it. CAs: NATS_TLS_CA_FILE's alone if
+    // set, else the system's plus NODE_EXTRA_CA_CERTS.
+    ...(tls || servers.some((s) => /^tls:\/\//i.test(s)) ? { tls: tls ?? {} } : {}),
     // Read once, at connect: a rotated file takes effect on the next start.
     ...(config.NATS_CREDS_FILE ? { authenticator: credsAuthenticator(readFileSync(config.NATS_CREDS_FILE)) } : {}),
     servers,
@@ -89,10 +93,31 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
       attempt += 1;
       const delay = backoffMs(attempt, 250) * (0.5 + Math.random() / 2);
       if (attempt === 1 || attempt % 10 === 0) {
-        log.warn({ err: (err as Error).message, attempt }, "nats not reachable yet; retrying");
+        log.warn({ err: (err as Error).message, ...(await timeoutCause(err, opts.config)), attempt }, "nats not reachable yet; retrying");
       }
       await abortableDelay(delay, signal);
     }
+  }
+}
+
+/** One attempt, without reconnects: it fails with the server's or the handshake's own error. */
+const connectOnce = (config: NatsClientConfig, timeoutMs: number) =>
+  connect({ ...natsClientOptions(config), name: "orderflow-check", timeout: timeoutMs, reconnect: false, noAsyncTraces: true });
+
+/**
+ * What lies behind a connect that timed out. A reconnecting nats.js client reports a TLS
+ * handshake the server ended (a client certificate it does not take: TLS 1.3 says so only after
+ * the client has sent its first bytes) as "timeout", 20 s later; one attempt without reconnects
+ * gets the alert itself ("…alert bad certificate") at once.
+ */
+export async function timeoutCause(err: unknown, config: NatsClientConfig): Promise<{ cause?: string }> {
+  if ((err as Error)?.message !== "timeout") return {};
+  try {
+    await (await connectOnce(config, 3000)).close();
+    return {};
+  } catch (cause) {
+    const message = ((cause as Error)?.message ?? String(cause)).trim();
+    return message && message !== "timeout" ? { cause: message } : {};
   }
 }
 
@@ -104,7 +129,7 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
 export async function jetStreamProblem(config: NatsClientConfig, timeoutMs = 3000): Promise<{ message: string; credentials: boolean } | undefined> {
   let nc: NatsConnection | undefined;
   try {
-    nc = await connect({ ...natsClientOptions(config), name: "orderflow-check", timeout: timeoutMs, reconnect: false, noAsyncTraces: true });
+    nc = await connectOnce(config, timeoutMs);
     await jetstreamManager(nc, { timeout: timeoutMs });
     return undefined;
   } catch (err) {

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { baseConfigSchema, loadConfigOrExit, redactUrl } from "../config/config.js";
+import { baseConfigSchema, loadConfigOrExit, NATS_CLIENT_VARIABLES, redactUrl } from "../config/config.js";
 import { ForeignMigrationsError, openDatabase, pendingMigrations, pingWithin } from "../db/database.js";
 import { reportableError } from "../db/errors.js";
 import { createLogger } from "../logger/index.js";
@@ -11,17 +11,7 @@ import { parseReplayArgs, ReplayUsageError, replayUsage } from "./args.js";
 import { createProgressBar } from "./progress.js";
 import { describeLost, IncompleteHistoryError, replay, ReplayInterruptedError, type ReplayResult, type ReplayTarget } from "./replay.js";
 
-const replayConfigSchema = baseConfigSchema.pick({
-  DATABASE_URL: true,
-  NATS_URL: true,
-  NATS_USER: true,
-  NATS_PASSWORD: true,
-  NATS_TOKEN: true,
-  NATS_CREDS_FILE: true,
-  NATS_INBOX_PREFIX: true,
-  NATS_NAMESPACE: true,
-  LOG_LEVEL: true,
-});
+const replayConfigSchema = baseConfigSchema.pick({ ...NATS_CLIENT_VARIABLES, DATABASE_URL: true, LOG_LEVEL: true });
 
 export const formatReplayResult = (name: string, r: ReplayResult) =>
   `${r.dryRun ? "dry run: " : ""}${name}: read ${r.read} events, ${r.dryRun ? "would apply" : "applied"} ${r.applied}, ` +

@@ -8,3 +8,4 @@ export * from "./tcp-relay.js";
 export * from "./nats-jwt.js";
 export * from "./teardown.js";
 export * from "./messaging.js";
+export * from "./tls.js";
