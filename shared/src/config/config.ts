@@ -3,6 +3,7 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { credsAuthenticator } from "@nats-io/nats-core";
 import { z } from "zod";
 import { DEFAULT_HEAP_GROWING_PERCENT } from "../lifecycle/node-options.js";
+import { postgresTlsFiles, postgresTlsProblem } from "../db/tls.js";
 
 /** Thrown when the environment does not satisfy a config schema; `message` names every bad variable. */
 export class ConfigError extends Error {
@@ -31,7 +32,21 @@ const databaseUrl = z
   // postgres.js treats any other value as verify-full, so a typo failed every connect with a TLS error.
   .refine((v) => !/^postgres(ql)?:/.test(v) || sslModeKnown(v), { message: "has an unknown sslmode: use disable, allow, prefer, require, verify-ca or verify-full" })
   // `pglite://$DATA_DIR` with the variable unset was an in-memory database, lost at every restart.
-  .refine((v) => v !== "pglite://", { message: "pglite:// needs a directory (pglite://<dir>), or pglite://memory for a throwaway database" });
+  .refine((v) => v !== "pglite://", { message: "pglite:// needs a directory (pglite://<dir>), or pglite://memory for a throwaway database" })
+  // libpq's TLS files, which openDatabase hands to the driver: said at start, not as a TLS error retried for ever.
+  .superRefine((v, ctx) => {
+    if (!/^postgres(ql)?:/.test(v)) return;
+    const problem = postgresTlsProblem(v);
+    if (problem) return void ctx.addIssue({ code: "custom", message: problem });
+    const { sslrootcert, sslcert, sslkey } = postgresTlsFiles(v);
+    const bad = (parameter: string, what: string) => ctx.addIssue({ code: "custom", message: `has ${parameter}, which is not a readable file holding ${what}` });
+    if (sslrootcert !== undefined && !certificate(sslrootcert)) bad("sslrootcert", "a PEM certificate");
+    if (sslcert !== undefined && !certificate(sslcert)) bad("sslcert", "a PEM certificate");
+    if (sslkey !== undefined && !privateKey(sslkey)) bad("sslkey", "an unencrypted PEM private key");
+    else if (sslcert !== undefined && sslkey !== undefined && certificate(sslcert) && !certificate(sslcert)!.checkPrivateKey(privateKey(sslkey)!)) {
+      ctx.addIssue({ code: "custom", message: "has an sslkey that is not the private key of its sslcert" });
+    }
+  });
 
 function postgresUrlNames(v: string): boolean {
   try {

@@ -6,6 +6,7 @@ import type { ExtractTablesWithRelations, SQL } from "drizzle-orm";
 import { StartupError } from "../errors/index.js";
 import { pgErrorCode } from "./errors.js";
 import { lockDataDirectory } from "./pglite-lock.js";
+import { postgresTls } from "./tls.js";
 import { within } from "../lifecycle/within.js";
 
 /**
@@ -72,7 +73,9 @@ export async function openDatabase(url: string, opts: DatabaseOptions = {}): Pro
 async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
-  const client = postgres(url, {
+  const tls = postgresTls(url);
+  const client = postgres(tls.url, {
+    ...(tls.ssl ? { ssl: tls.ssl } : {}),
     max: opts.poolSize ?? 8,
     connect_timeout: 5,
     idle_timeout: 60,
@@ -90,7 +93,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     migrate: async (migrationsFolder) => {
       const { migrate } = await import("drizzle-orm/postgres-js/migrator");
       // One connection holds an advisory lock so replicas starting together migrate one at a time.
-      const lockClient = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+      const lockClient = postgres(tls.url, { ...(tls.ssl ? { ssl: tls.ssl } : {}), max: 1, onnotice: () => {}, connect_timeout: 5 });
       try {
         await lockClient`select pg_advisory_lock(7215540011)`;
         await migrate(drizzle({ client: lockClient }), { migrationsFolder });

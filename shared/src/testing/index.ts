@@ -9,3 +9,4 @@ export * from "./nats-jwt.js";
 export * from "./teardown.js";
 export * from "./messaging.js";
 export * from "./tls.js";
+export * from "./postgres-server.js";

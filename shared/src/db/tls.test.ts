@@ -1,0 +1,95 @@
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "./database.js";
+import { postgresTls } from "./tls.js";
+import { baseConfigSchema, loadConfig } from "../config/config.js";
+import { startOwnPostgres, type OwnPostgres } from "../testing/postgres-server.js";
+import { createTestPki, type TestPki } from "../testing/tls.js";
+
+const migrations = fileURLToPath(new URL("../../../services/user-service/drizzle", import.meta.url));
+
+describe("Postgres over TLS with libpq's sslrootcert, sslcert and sslkey", () => {
+  let pki: TestPki;
+  let pg: OwnPostgres;
+  beforeAll(async () => {
+    pki = createTestPki();
+    // TLS only; the user "client" (the client certificate's CN) signs in with its certificate.
+    pg = await startOwnPostgres({
+      settings: { ssl: "on", ssl_cert_file: "server.pem", ssl_key_file: "server.key", ssl_ca_file: "ca.pem" },
+      files: { "server.pem": pki.server.certFile, "server.key": pki.server.keyFile, "ca.pem": pki.caFile },
+      hba: "local all all trust\nhostssl all client 127.0.0.1/32 cert\nhostssl all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 reject\n",
+    });
+    const setup = await openDatabase(pg.url("postgres", `sslmode=verify-full&sslrootcert=${pki.caFile}`), { poolSize: 1 });
+    await setup.db.execute("create role client login");
+    await setup.close();
+  });
+  afterAll(async () => {
+    await pg?.dispose();
+    pki?.dispose();
+  });
+
+  async function session(url: string) {
+    const database = await openDatabase(url, { poolSize: 1 });
+    try {
+      const [row] = (await database.db.execute("select current_user as who, (select ssl from pg_stat_ssl where pid = pg_backend_pid()) as ssl")) as unknown as { who: string; ssl: boolean }[];
+      return row;
+    } finally {
+      await database.close();
+    }
+  }
+
+  /** Why a session cannot start: the driver's error under drizzle's "Failed query". */
+  async function refusal(url: string): Promise<string> {
+    try {
+      await session(url);
+    } catch (err) {
+      const messages: string[] = [];
+      for (let e = err as { message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) messages.push(String(e.message));
+      return messages.join(" / ");
+    }
+    throw new Error(`${url} was not refused`);
+  }
+
+  it("verifies the server by sslrootcert, and migrates through the same TLS settings", async () => {
+    const url = pg.url("postgres", `sslmode=verify-full&sslrootcert=${pki.caFile}&application_name=tlstest`);
+    expect(await session(url)).toEqual({ who: "postgres", ssl: true });
+    const database = await openDatabase(url, { poolSize: 1 });
+    try {
+      await database.migrate(migrations); // its own connection, holding the migration lock
+    } finally {
+      await database.close();
+    }
+    // Without the CA the server's certificate is not trusted.
+    expect(await refusal(pg.url("postgres", "sslmode=verify-full"))).toMatch(/self[- ]signed|unable to (verify|get local issuer)/i);
+    // A root certificate from elsewhere does not vouch for it either.
+    expect(await refusal(pg.url("postgres", `sslmode=verify-ca&sslrootcert=${pki.stranger.certFile}`))).toMatch(/unable to (verify|get local issuer)|self[- ]signed/i);
+  });
+
+  it("signs in with a client certificate (sslcert, sslkey) where pg_hba.conf asks for one", async () => {
+    expect(await session(pg.url("client", `sslmode=verify-full&sslrootcert=${pki.caFile}&sslcert=${pki.client.certFile}&sslkey=${pki.client.keyFile}`))).toEqual({ who: "client", ssl: true });
+    expect(await refusal(pg.url("client", `sslmode=verify-full&sslrootcert=${pki.caFile}`))).toMatch(/requires a valid client certificate/);
+    // sslmode=require with a root certificate verifies the chain, as libpq does.
+    expect(await session(pg.url("client", `sslmode=require&sslrootcert=${pki.caFile}&sslcert=${pki.client.certFile}&sslkey=${pki.client.keyFile}`))).toEqual({ who: "client", ssl: true });
+  });
+
+  it("strips the file parameters off the URL the driver gets, and leaves other URLs as they are", () => {
+    expect(postgresTls("postgres://u@h:5432/db?sslmode=verify-full&application_name=x").url).toBe("postgres://u@h:5432/db?sslmode=verify-full&application_name=x");
+    const { url, ssl } = postgresTls(`postgres://u@h:5432/db?sslmode=verify-ca&sslrootcert=${pki.caFile}&application_name=x`);
+    expect(url).toBe("postgres://u@h:5432/db?application_name=x");
+    expect(ssl?.ca).toBeDefined();
+    expect(ssl?.checkServerIdentity?.("h", {} as never)).toBeUndefined(); // verify-ca: the chain, not the host name
+  });
+
+  it("refuses, at start, TLS files it cannot use and combinations libpq would not take", () => {
+    const db = (query: string) => () => loadConfig(baseConfigSchema, { DATABASE_URL: `postgres://u@h:5432/db?${query}` });
+    expect(db(`sslmode=verify-full&sslrootcert=${pki.caFile}&sslcert=${pki.client.certFile}&sslkey=${pki.client.keyFile}`)()).toBeDefined();
+    expect(db(`sslrootcert=${pki.caFile}`)).toThrow("DATABASE_URL names sslrootcert, sslcert or sslkey: give sslmode=require, verify-ca or verify-full with them");
+    expect(db(`sslmode=prefer&sslrootcert=${pki.caFile}`)).toThrow(/give sslmode=require, verify-ca or verify-full/);
+    expect(db(`sslmode=verify-full&sslcert=${pki.client.certFile}`)).toThrow("DATABASE_URL has sslcert without sslkey, or sslkey without sslcert: a client certificate needs both");
+    expect(db(`sslmode=verify-full&sslrootcert=${pki.dir}/missing.pem`)).toThrow("DATABASE_URL has sslrootcert, which is not a readable file holding a PEM certificate");
+    expect(db(`sslmode=verify-full&sslcert=${pki.client.certFile}&sslkey=${pki.stranger.keyFile}`)).toThrow("DATABASE_URL has an sslkey that is not the private key of its sslcert");
+    expect(db(`sslmode=verify-full&sslcert=${pki.client.keyFile}&sslkey=${pki.client.certFile}`)).toThrow(/sslcert, which is not a readable file holding a PEM certificate; DATABASE_URL has sslkey, which is not a readable file holding an unencrypted PEM private key/);
+    // libpq's sslrootcert=system is not a file: postgres.js takes it as verify-full with the system's CAs.
+    expect(db("sslrootcert=system")()).toBeDefined();
+  });
+});
