@@ -10,7 +10,7 @@ import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs"
 import { connect, createServer } from "node:net";
 import { delimiter, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { baseConfigSchema, jetStreamProblem, loadConfig, redactUrl, SERVICE_NODE_OPTIONS, type NatsClientConfig } from "@orderflow/shared";
+import { baseConfigSchema, jetStreamProblem, loadConfig, NATS_CLIENT_VARIABLES, redactUrl, SERVICE_NODE_OPTIONS, type NatsClientConfig } from "@orderflow/shared";
 import { databaseUrlOf, dataDirectory, localServices } from "./local-services.js";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
@@ -19,7 +19,7 @@ const natsUrl = env.NATS_URL || "nats://127.0.0.1:4222";
 // The services check it too, but this script reads it first: a sentence, not a stack trace.
 let natsConfig: NatsClientConfig;
 try {
-  natsConfig = loadConfig(baseConfigSchema.pick({ NATS_URL: true, NATS_USER: true, NATS_PASSWORD: true, NATS_TOKEN: true, NATS_CREDS_FILE: true, NATS_INBOX_PREFIX: true }), { ...env, NATS_URL: natsUrl });
+  natsConfig = loadConfig(baseConfigSchema.pick(NATS_CLIENT_VARIABLES), { ...env, NATS_URL: natsUrl });
 } catch (err) {
   process.stderr.write(`[orderflow] ${(err as Error).message}\n`);
   process.exit(2);
@@ -102,8 +102,10 @@ async function ensureNats(): Promise<string> {
     // wait, not ready, for ever; say why once here. Not fatal: JetStream may still be starting.
     const problem = await jetStreamProblem(natsConfig);
     if (problem) {
-      const hint = problem.credentials ? "Check NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE." : "Is nats-server running with -js (JetStream)?";
-      process.stderr.write(`[orderflow] NATS at ${redactUrl(natsUrl)} answers, but JetStream does not (${problem.message}); the services stay not ready until it does. ${hint}\n`);
+      const tls = /certificate|ssl|tls/i.test(problem.message);
+      const hint = problem.credentials ? "Check NATS_USER/NATS_PASSWORD, NATS_TOKEN or NATS_CREDS_FILE." : tls ? "Check NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE." : "Is nats-server running with -js (JetStream)?";
+      const what = tls ? "its TLS handshake fails" : "JetStream does not";
+      process.stderr.write(`[orderflow] NATS at ${redactUrl(natsUrl)} answers, but ${what} (${problem.message.trim()}); the services stay not ready until it does. ${hint}\n`);
     }
     return natsUrl;
   }

@@ -44,6 +44,33 @@ const patches = [
     find: "            this.deferred.resolve(msg);\n        }\n        this.cancel();\n    }\n    cancel(err) {",
     replace: "            this.deferred.resolve(msg);\n        }\n        this.mux.cancel(this); // orderflow patch: settled already, nothing to reject\n    }\n    cancel(err) {",
   },
+  {
+    // postgres@3.4.x and @nats-io/transport-node@3.4.x start TLS on a socket they connected
+    // themselves and name the server only through SNI, which an IP address cannot carry. Node
+    // then checks the certificate against `host`, which neither passes, so against "localhost":
+    // with sslmode=verify-full (or a tls:// NATS) at 10.0.0.5, a certificate the CA issued for
+    // "localhost" passed and one issued for 10.0.0.5 failed. Passing the host they connected to
+    // checks the name the URL gave (SNI still goes only to a DNS name).
+    name: "postgres: verify the certificate of an IP host against that IP",
+    package: "postgres",
+    files: ["src/connection.js", "cjs/src/connection.js"],
+    find: "      servername: net.isIP(socket.host) ? undefined : socket.host\n    }\n",
+    replace: "      servername: net.isIP(socket.host) ? undefined : socket.host,\n      host: socket.host // orderflow patch: the name checked for an IP host\n    }\n",
+  },
+  {
+    name: "transport-node: remember the host it dials, for the certificate check",
+    package: "@nats-io/transport-node",
+    files: ["lib/node_transport.js"],
+    find: "        this.tlsName = hp.tlsName;\n",
+    replace: "        this.tlsName = hp.tlsName;\n        this.tlsHost = hp.hostname; // orderflow patch: the name checked for an IP host\n",
+  },
+  {
+    name: "transport-node: verify the certificate of an IP host against that IP",
+    package: "@nats-io/transport-node",
+    files: ["lib/node_transport.js"],
+    find: "            socket: this.socket,\n            servername: this.tlsName,\n            rejectUnauthorized: true,\n",
+    replace: "            socket: this.socket,\n            servername: this.tlsName,\n            host: this.tlsHost, // orderflow patch: checked when there is no server name (an IP)\n            rejectUnauthorized: true,\n",
+  },
 ];
 
 for (const p of patches) {

@@ -303,7 +303,9 @@ export async function main(argv: readonly string[], env: Record<string, string |
   try {
     nc = await unlessStopped(connecting, signal);
   } catch (err) {
-    const { cause } = await timeoutCause(err, config);
+    if (signal?.aborted) return interrupted();
+    const { cause } = await timeoutCause(err, config, signal);
+    if (signal?.aborted) return interrupted();
     io.err(`dlq: cannot connect to NATS at ${redactUrl(config.NATS_URL)}: ${(err as Error).message}${cause ? ` (${cause})` : ""}`);
     return 1;
   }

@@ -89,10 +89,14 @@ function credentials(path: string): boolean {
   }
 }
 
-/** A certificate in PEM (the first of a bundle is parsed: what nats.js and Node's TLS load). */
+/**
+ * A certificate in PEM (the first of a bundle is parsed). PEM only: X509Certificate reads DER
+ * too, but Node's TLS ignores a DER CA and the handshake then fails as "unable to verify".
+ */
 function certificate(path: string): X509Certificate | undefined {
   try {
-    return new X509Certificate(readFileSync(path));
+    const pem = readFileSync(path);
+    return pem.includes("-----BEGIN CERTIFICATE-----") ? new X509Certificate(pem) : undefined;
   } catch {
     return undefined;
   }

@@ -1,3 +1,6 @@
+import { execFileSync } from "node:child_process";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "./database.js";
@@ -11,20 +14,24 @@ const migrations = fileURLToPath(new URL("../../../services/user-service/drizzle
 describe("Postgres over TLS with libpq's sslrootcert, sslcert and sslkey", () => {
   let pki: TestPki;
   let pg: OwnPostgres;
-  beforeAll(async () => {
-    pki = createTestPki();
-    // TLS only; the user "client" (the client certificate's CN) signs in with its certificate.
-    pg = await startOwnPostgres({
+  /** Serving the CA's certificate for another name than the 127.0.0.1 it is reached at. */
+  let misnamed: OwnPostgres;
+  // TLS only; the user "client" (the client certificate's CN) signs in with its certificate.
+  const tlsPostgres = (server: { certFile: string; keyFile: string }) =>
+    startOwnPostgres({
       settings: { ssl: "on", ssl_cert_file: "server.pem", ssl_key_file: "server.key", ssl_ca_file: "ca.pem" },
-      files: { "server.pem": pki.server.certFile, "server.key": pki.server.keyFile, "ca.pem": pki.caFile },
+      files: { "server.pem": server.certFile, "server.key": server.keyFile, "ca.pem": pki.caFile },
       hba: "local all all trust\nhostssl all client 127.0.0.1/32 cert\nhostssl all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 reject\n",
     });
+  beforeAll(async () => {
+    pki = createTestPki();
+    [pg, misnamed] = await Promise.all([tlsPostgres(pki.server), tlsPostgres(pki.misnamed)]);
     const setup = await openDatabase(pg.url("postgres", `sslmode=verify-full&sslrootcert=${pki.caFile}`), { poolSize: 1 });
     await setup.db.execute("create role client login");
     await setup.close();
   });
   afterAll(async () => {
-    await pg?.dispose();
+    await Promise.all([pg?.dispose(), misnamed?.dispose()]);
     pki?.dispose();
   });
 
@@ -65,6 +72,15 @@ describe("Postgres over TLS with libpq's sslrootcert, sslcert and sslkey", () =>
     expect(await refusal(pg.url("postgres", `sslmode=verify-ca&sslrootcert=${pki.stranger.certFile}`))).toMatch(/unable to (verify|get local issuer)|self[- ]signed/i);
   });
 
+  it("checks the server's name (here an IP address) with verify-full, and only the chain with verify-ca or require", async () => {
+    const ca = `sslrootcert=${pki.caFile}`;
+    expect(await refusal(misnamed.url("postgres", `sslmode=verify-full&${ca}`))).toMatch(/altnames|does not match/i);
+    expect(await session(misnamed.url("postgres", `sslmode=verify-ca&${ca}`))).toEqual({ who: "postgres", ssl: true });
+    expect(await session(misnamed.url("postgres", `sslmode=require&${ca}`))).toEqual({ who: "postgres", ssl: true });
+    // require with a root certificate does check the chain.
+    expect(await refusal(pg.url("postgres", `sslmode=require&sslrootcert=${pki.stranger.certFile}`))).toMatch(/unable to (verify|get local issuer)|self[- ]signed/i);
+  });
+
   it("signs in with a client certificate (sslcert, sslkey) where pg_hba.conf asks for one", async () => {
     expect(await session(pg.url("client", `sslmode=verify-full&sslrootcert=${pki.caFile}&sslcert=${pki.client.certFile}&sslkey=${pki.client.keyFile}`))).toEqual({ who: "client", ssl: true });
     expect(await refusal(pg.url("client", `sslmode=verify-full&sslrootcert=${pki.caFile}`))).toMatch(/requires a valid client certificate/);
@@ -89,7 +105,19 @@ describe("Postgres over TLS with libpq's sslrootcert, sslcert and sslkey", () =>
     expect(db(`sslmode=verify-full&sslrootcert=${pki.dir}/missing.pem`)).toThrow("DATABASE_URL has sslrootcert, which is not a readable file holding a PEM certificate");
     expect(db(`sslmode=verify-full&sslcert=${pki.client.certFile}&sslkey=${pki.stranger.keyFile}`)).toThrow("DATABASE_URL has an sslkey that is not the private key of its sslcert");
     expect(db(`sslmode=verify-full&sslcert=${pki.client.keyFile}&sslkey=${pki.client.certFile}`)).toThrow(/sslcert, which is not a readable file holding a PEM certificate; DATABASE_URL has sslkey, which is not a readable file holding an unencrypted PEM private key/);
-    // libpq's sslrootcert=system is not a file: postgres.js takes it as verify-full with the system's CAs.
+    // libpq's sslrootcert=system is not a file: postgres.js takes it as verify-full with the default CAs.
     expect(db("sslrootcert=system")()).toBeDefined();
+    expect(db(`sslmode=require&sslrootcert=system&sslcert=${pki.client.certFile}&sslkey=${pki.client.keyFile}`)).toThrow("DATABASE_URL has sslrootcert=system with sslmode=require: the system's CAs go with sslmode=verify-full");
+    // libpq's other TLS parameters would reach the server as settings and fail every connect.
+    expect(db("sslmode=verify-full&sslpassword=x")).toThrow(/DATABASE_URL has sslpassword, which this client does not support/);
+    // A DER certificate is no PEM: Node's TLS would ignore it as a CA.
+    const der = join(pki.dir, "ca.der");
+    execFileSync("openssl", ["x509", "-in", pki.caFile, "-outform", "DER", "-out", der]);
+    expect(db(`sslmode=verify-full&sslrootcert=${der}`)).toThrow("DATABASE_URL has sslrootcert, which is not a readable file holding a PEM certificate");
+    // A file name is decoded as libpq does (%XX only): a + stays a +.
+    const plus = join(pki.dir, "ca+1.pem");
+    copyFileSync(pki.caFile, plus);
+    expect(db(`sslmode=verify-full&sslrootcert=${plus}`)().DATABASE_URL).toContain("ca+1.pem");
+    expect(postgresTls(`postgres://u@h/db?sslmode=verify-full&sslrootcert=${plus}&application_name=a+b`).url).toBe("postgres://u@h/db?application_name=a+b");
   });
 });

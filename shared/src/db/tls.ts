@@ -3,43 +3,66 @@ import type { ConnectionOptions } from "node:tls";
 
 /** libpq's file parameters, which postgres.js does not know: it sent them to the server as settings. */
 const FILE_PARAMETERS = ["sslrootcert", "sslcert", "sslkey"] as const;
-const VERIFYING = new Set(["require", "verify-ca", "verify-full"]);
+/** The TLS parameters postgres.js itself reads from the URL. */
+const DRIVER_PARAMETERS = new Set(["sslmode", "sslnegotiation"]);
+const TLS_REQUIRED = new Set(["require", "verify-ca", "verify-full"]);
 
 type Query = { sslmode?: string; sslrootcert?: string; sslcert?: string; sslkey?: string };
 
-function queryOf(url: string): { base: string; params: URLSearchParams } {
+/** Decoded as libpq does: `%XX` only, so a `+` in a file name stays a `+`. */
+const decode = (s: string) => {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+};
+
+/** The URL before `?`, and its query's `key=value` segments as written. */
+function segmentsOf(url: string): { base: string; segments: { key: string; value: string; raw: string }[] } {
   const at = url.indexOf("?");
-  return at < 0 ? { base: url, params: new URLSearchParams() } : { base: url.slice(0, at), params: new URLSearchParams(url.slice(at + 1)) };
+  if (at < 0) return { base: url, segments: [] };
+  const segments = url
+    .slice(at + 1)
+    .split("&")
+    .filter(Boolean)
+    .map((raw) => {
+      const eq = raw.indexOf("=");
+      return eq < 0 ? { key: decode(raw), value: "", raw } : { key: decode(raw.slice(0, eq)), value: decode(raw.slice(eq + 1)), raw };
+    });
+  return { base: url.slice(0, at), segments };
 }
 
-function read(params: URLSearchParams): Query {
+function read(url: string): Query {
   const q: Query = {};
-  for (const k of ["sslmode", ...FILE_PARAMETERS] as const) {
-    const v = params.get(k);
-    if (v !== null) q[k] = v;
-  }
+  for (const { key, value } of segmentsOf(url).segments) if (key === "sslmode" || (FILE_PARAMETERS as readonly string[]).includes(key)) q[key as keyof Query] = value;
   return q;
 }
 
-/** Files the URL names, as libpq reads them (`sslrootcert=system` is not a file: postgres.js takes it). */
+/** Files the URL names (`sslrootcert=system` is not one: the system's CAs, with verify-full). */
 const namesFiles = (q: Query) => (q.sslrootcert !== undefined && q.sslrootcert !== "system") || q.sslcert !== undefined || q.sslkey !== undefined;
 
 /**
- * What is wrong with a postgres:// URL's TLS files, for the config check (undefined: nothing).
- * The files themselves are checked by the caller (readable, PEM of their kind).
+ * What is wrong with a postgres:// URL's TLS parameters, for the config check (undefined:
+ * nothing). The files themselves are checked by the caller (readable, PEM of their kind).
  */
 export function postgresTlsProblem(url: string): string | undefined {
-  const q = read(queryOf(url).params);
+  const unknown = segmentsOf(url).segments.find(({ key }) => key.startsWith("ssl") && !DRIVER_PARAMETERS.has(key) && !(FILE_PARAMETERS as readonly string[]).includes(key));
+  // postgres.js would send it to the server as a setting, which refuses every connect.
+  if (unknown) return `has ${unknown.key}, which this client does not support (of libpq's TLS parameters it takes sslmode, sslrootcert, sslcert and sslkey)`;
+  const q = read(url);
+  // As libpq 16: the system's CAs mean checking the server's name too.
+  if (q.sslrootcert === "system" && q.sslmode !== undefined && q.sslmode !== "verify-full") return `has sslrootcert=system with sslmode=${q.sslmode}: the system's CAs go with sslmode=verify-full`;
   if (!namesFiles(q)) return undefined;
   // libpq would use them only where TLS is required; postgres.js "prefer" falls back to plain text.
-  if (!q.sslmode || !VERIFYING.has(q.sslmode)) return "names sslrootcert, sslcert or sslkey: give sslmode=require, verify-ca or verify-full with them";
+  if (q.sslrootcert !== "system" && (!q.sslmode || !TLS_REQUIRED.has(q.sslmode))) return "names sslrootcert, sslcert or sslkey: give sslmode=require, verify-ca or verify-full with them";
   if ((q.sslcert === undefined) !== (q.sslkey === undefined)) return "has sslcert without sslkey, or sslkey without sslcert: a client certificate needs both";
   return undefined;
 }
 
 /** The files a postgres:// URL names (for the config's checks of each). */
 export function postgresTlsFiles(url: string): { sslrootcert?: string; sslcert?: string; sslkey?: string } {
-  const { sslmode: _, ...files } = read(queryOf(url).params);
+  const { sslmode: _, ...files } = read(url);
   if (files.sslrootcert === "system") delete files.sslrootcert;
   return files;
 }
@@ -47,26 +70,27 @@ export function postgresTlsFiles(url: string): { sslrootcert?: string; sslcert?:
 /**
  * libpq's `sslrootcert`, `sslcert` and `sslkey` for postgres.js: the URL without them, and the
  * TLS options they make. postgres.js takes `sslmode` (verify-full checks the server's certificate
- * against the system's CAs and NODE_EXTRA_CA_CERTS) but passed any other parameter to the server
- * as a setting, so a URL as a managed Postgres documents it (`?sslmode=verify-full&sslrootcert=
+ * against Node's CA list and NODE_EXTRA_CA_CERTS) but passed any other parameter to the server as
+ * a setting, so a URL as managed Postgres services document it (`?sslmode=verify-full&sslrootcert=
  * /certs/ca.pem`) failed every connect with `unrecognized configuration parameter "sslrootcert"`.
  * The files are read here, once per pool: a renewed certificate is used from the next start.
- * As in libpq, `require` with a root certificate verifies the chain (as verify-ca does), and
- * verify-ca does not check the host name.
+ * As in libpq, with a root certificate file `verify-ca` checks the chain but not the server's
+ * name, and so does `require`; without one, `require` verifies nothing (postgres.js's own
+ * `require`), and `verify-ca`, like `verify-full` and `sslrootcert=system`, checks both against
+ * the default CAs (postgres.js has no verify-ca of its own).
  */
 export function postgresTls(url: string): { url: string; ssl?: ConnectionOptions } {
-  const { base, params } = queryOf(url);
-  const q = read(params);
+  const q = read(url);
   if (!namesFiles(q)) return { url };
-  for (const k of FILE_PARAMETERS) params.delete(k);
-  params.delete("sslmode");
-  const rest = params.toString();
+  const { base, segments } = segmentsOf(url);
+  const rest = segments.filter(({ key }) => key !== "sslmode" && !(FILE_PARAMETERS as readonly string[]).includes(key)).map((s) => s.raw);
   const ssl: ConnectionOptions = {};
-  if (q.sslrootcert !== undefined && q.sslrootcert !== "system") ssl.ca = readFileSync(q.sslrootcert);
+  const ownCa = q.sslrootcert !== undefined && q.sslrootcert !== "system";
+  if (ownCa) ssl.ca = readFileSync(q.sslrootcert!);
   if (q.sslcert !== undefined) ssl.cert = readFileSync(q.sslcert);
   if (q.sslkey !== undefined) ssl.key = readFileSync(q.sslkey);
-  // require without a root certificate: encrypted, not verified (postgres.js's own "require").
-  if (q.sslmode === "require" && ssl.ca === undefined) ssl.rejectUnauthorized = false;
-  if (q.sslmode === "verify-ca" || (q.sslmode === "require" && ssl.ca !== undefined)) ssl.checkServerIdentity = () => undefined;
-  return { url: rest ? `${base}?${rest}` : base, ssl };
+  const mode = q.sslrootcert === "system" ? "verify-full" : q.sslmode;
+  if (mode === "require" && !ownCa) ssl.rejectUnauthorized = false;
+  else if ((mode === "verify-ca" || mode === "require") && ownCa) ssl.checkServerIdentity = () => undefined;
+  return { url: rest.length > 0 ? `${base}?${rest.join("&")}` : base, ssl };
 }

@@ -20,11 +20,11 @@ describe("natsClientOptions", () => {
 });
 
 describe("TLS with a private CA and client certificates", () => {
-  const tlsServer = async (verifyClients: boolean) => {
+  const tlsServer = async (verifyClients: boolean, which: "server" | "misnamed" = "server") => {
     const pki = createTestPki();
     onTestFinished(() => pki.dispose());
     const server = await startOwnNatsServer({
-      config: `tls { cert_file: ${JSON.stringify(pki.server.certFile)}, key_file: ${JSON.stringify(pki.server.keyFile)}, ca_file: ${JSON.stringify(pki.caFile)}, verify: ${verifyClients} }`,
+      config: `tls { cert_file: ${JSON.stringify(pki[which].certFile)}, key_file: ${JSON.stringify(pki[which].keyFile)}, ca_file: ${JSON.stringify(pki.caFile)}, verify: ${verifyClients} }`,
     });
     onTestFinished(() => server.dispose()); // runs before the pki's: reverse order
     return { pki, url: `tls://127.0.0.1:${server.port}` };
@@ -39,6 +39,11 @@ describe("TLS with a private CA and client certificates", () => {
     await nc.close();
     // Without the CA, the server's certificate is not trusted: refused, not used anyway.
     await expect(attempt({ NATS_URL: url })).rejects.toThrow(/self[- ]signed|unable to (verify|get local issuer)/i);
+  });
+
+  it("checks the server's certificate is for the address it dials (an IP here), not only that the CA signed it", async () => {
+    const { pki, url } = await tlsServer(false, "misnamed");
+    await expect(attempt({ NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile })).rejects.toThrow(/altnames|does not match/i);
   });
 
   it("presents NATS_TLS_CERT_FILE to a server that verifies clients; one without a certificate, or with another CA's, is refused", async () => {

@@ -93,7 +93,7 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
       attempt += 1;
       const delay = backoffMs(attempt, 250) * (0.5 + Math.random() / 2);
       if (attempt === 1 || attempt % 10 === 0) {
-        log.warn({ err: (err as Error).message, ...(await timeoutCause(err, opts.config)), attempt }, "nats not reachable yet; retrying");
+        log.warn({ err: (err as Error).message, ...(await timeoutCause(err, opts.config, signal)), attempt }, "nats not reachable yet; retrying");
       }
       await abortableDelay(delay, signal);
     }
@@ -110,14 +110,25 @@ const connectOnce = (config: NatsClientConfig, timeoutMs: number) =>
  * the client has sent its first bytes) as "timeout", 20 s later; one attempt without reconnects
  * gets the alert itself ("…alert bad certificate") at once.
  */
-export async function timeoutCause(err: unknown, config: NatsClientConfig): Promise<{ cause?: string }> {
-  if ((err as Error)?.message !== "timeout") return {};
+export async function timeoutCause(err: unknown, config: NatsClientConfig, signal?: AbortSignal): Promise<{ cause?: string }> {
+  if ((err as Error)?.message !== "timeout" || signal?.aborted) return {};
+  const attempt = connectOnce(config, 3000);
+  // A shutdown (SIGTERM, Ctrl-C) does not wait for the answer; the attempt is closed when it comes.
+  let onAbort = () => {};
+  const stopped = new Promise<"stopped">((done) => signal?.addEventListener("abort", (onAbort = () => done("stopped")), { once: true }));
   try {
-    await (await connectOnce(config, 3000)).close();
+    const nc = await Promise.race([attempt, stopped]);
+    if (nc === "stopped") {
+      void attempt.then((c) => c.close(), () => {});
+      return {};
+    }
+    await nc.close();
     return {};
   } catch (cause) {
     const message = ((cause as Error)?.message ?? String(cause)).trim();
     return message && message !== "timeout" ? { cause: message } : {};
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
 }
 

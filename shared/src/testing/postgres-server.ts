@@ -41,20 +41,23 @@ function postgresAccount(): { uid: number; gid: number } {
 export async function startOwnPostgres({ settings = {}, hba = "local all all trust\nhost all all 127.0.0.1/32 trust\n", files = {} }: { settings?: Record<string, string>; hba?: string; files?: Record<string, string> } = {}): Promise<OwnPostgres> {
   const { uid, gid } = postgresAccount();
   const dir = mkdtempSync(join(tmpdir(), "of-pg-"));
-  chownSync(dir, uid, gid);
   const data = join(dir, "data");
-  const init = spawnSync(pgBin("initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"], { uid, gid, encoding: "utf8" });
-  if (init.status !== 0) {
+  let port: number;
+  try {
+    chownSync(dir, uid, gid);
+    const init = spawnSync(pgBin("initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"], { uid, gid, encoding: "utf8" });
+    if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.error?.message}`);
+    writeFileSync(join(data, "pg_hba.conf"), hba);
+    for (const [name, from] of Object.entries(files)) {
+      copyFileSync(from, join(data, name));
+      chownSync(join(data, name), uid, gid);
+      chmodSync(join(data, name), 0o600);
+    }
+    port = await freePort();
+  } catch (err) {
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`initdb failed: ${init.stderr || init.error?.message}`);
+    throw err;
   }
-  writeFileSync(join(data, "pg_hba.conf"), hba);
-  for (const [name, from] of Object.entries(files)) {
-    copyFileSync(from, join(data, name));
-    chownSync(join(data, name), uid, gid);
-    chmodSync(join(data, name), 0o600);
-  }
-  const port = await freePort();
   const options = { listen_addresses: "127.0.0.1", port: String(port), unix_socket_directories: dir, fsync: "off", autovacuum: "off", ...settings };
   let child: ChildProcess | undefined;
   const server: OwnPostgres = {
@@ -78,13 +81,19 @@ export async function startOwnPostgres({ settings = {}, hba = "local all all tru
   child = c;
   killOnExit(c);
   let stderr = "";
+  let spawnError: Error | undefined;
+  // No such program: said below, not thrown unhandled; and nothing for dispose() to wait for.
+  c.once("error", (err) => {
+    spawnError = err;
+    child = undefined;
+  });
   let ready = false;
   c.stderr!.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
     ready ||= stderr.includes("ready to accept connections");
   });
   try {
-    await waitFor(() => ready, { what: `postgres on ${port}`, timeoutMs: 20_000, abortIf: () => (c.exitCode !== null || c.signalCode !== null ? `postgres exited with ${c.exitCode ?? c.signalCode}: ${stderr.trim()}` : undefined) });
+    await waitFor(() => ready, { what: `postgres on ${port}`, timeoutMs: 20_000, abortIf: () => (spawnError ? `postgres did not start: ${spawnError.message}` : c.exitCode !== null || c.signalCode !== null ? `postgres exited with ${c.exitCode ?? c.signalCode}: ${stderr.trim()}` : undefined) });
   } catch (err) {
     await server.dispose();
     throw err;

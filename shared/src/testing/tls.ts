@@ -8,8 +8,10 @@ export interface TestPki {
   readonly dir: string;
   /** The CA's certificate: what a client trusts (NATS_TLS_CA_FILE), or a server checks clients by. */
   readonly caFile: string;
-  /** For 127.0.0.1 and localhost. */
+  /** For 127.0.0.1 only (an IP address, as tests connect to): not "localhost". */
   readonly server: { certFile: string; keyFile: string };
+  /** A server certificate from the same CA for another name: a client checking names refuses it at 127.0.0.1. */
+  readonly misnamed: { certFile: string; keyFile: string };
   /** A client certificate signed by the CA. */
   readonly client: { certFile: string; keyFile: string };
   /** A client certificate signed by another CA, which a server verifying by `caFile` refuses. */
@@ -37,16 +39,23 @@ export function createTestPki(): TestPki {
     writeFileSync(file(`${name}.ext`), extensions);
     openssl("x509", "-req", "-in", file(`${name}.csr`), "-CA", file(`${by}.pem`), "-CAkey", file(`${by}.key`), "-CAcreateserial", "-out", file(`${name}.pem`), "-days", "1", "-extfile", file(`${name}.ext`));
   };
-  ca("ca");
-  ca("other-ca");
-  signed("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
-  signed("client", "ca", "extendedKeyUsage=clientAuth\n");
-  signed("stranger", "other-ca", "extendedKeyUsage=clientAuth\n");
+  try {
+    ca("ca");
+    ca("other-ca");
+    signed("server", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+    signed("misnamed", "ca", "subjectAltName=DNS:elsewhere.invalid\nextendedKeyUsage=serverAuth\n");
+    signed("client", "ca", "extendedKeyUsage=clientAuth\n");
+    signed("stranger", "other-ca", "extendedKeyUsage=clientAuth\n");
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const pair = (name: string) => ({ certFile: file(`${name}.pem`), keyFile: file(`${name}.key`) });
   return {
     dir,
     caFile: file("ca.pem"),
     server: pair("server"),
+    misnamed: pair("misnamed"),
     client: pair("client"),
     stranger: pair("stranger"),
     dispose: () => rmSync(dir, { recursive: true, force: true }),
