@@ -55,6 +55,11 @@ describe("metrics", () => {
     const o = await scrape(orders.metricsPort);
     expect(o.get('orderflow_consumer_events_total{consumer="order-service",outcome="applied"}')).toBe(3);
     expect(o.get("orderflow_outbox_published_total")).toBeGreaterThanOrEqual(3);
+    // How long each event took to take effect: from the stream storing it to the ack after commit.
+    expect(o.get('orderflow_consumer_event_latency_seconds_count{consumer="order-service"}')).toBe(3);
+    expect(o.get('orderflow_consumer_event_latency_seconds_bucket{le="+Inf",consumer="order-service"}')).toBe(3);
+    expect(o.get('orderflow_consumer_event_latency_seconds_sum{consumer="order-service"}')).toBeGreaterThan(0);
+    expect(u.get('orderflow_consumer_event_latency_seconds_count{consumer="user-service"}')).toBe(3);
 
     // Each request under the route that answered it: /events/stats and /events/stream also match /events/:id.
     expect((await fetch(`${log.url}/events/stats`)).status).toBe(200);

@@ -35,7 +35,7 @@ export interface PullLoopOptions {
 }
 
 /** The time the stream stored a message (ms), or -1 if its reply subject does not say. */
-function storedAt(msg: JsMsg): number {
+export function storedAt(msg: JsMsg): number {
   try {
     return msg.time.getTime();
   } catch {

@@ -14,7 +14,7 @@ import { TRACEPARENT, type EventContext } from "../events/trace.js";
 import type { Names } from "../nats/names.js";
 import { ensureDurableConsumer, isStreamNotFound } from "../nats/streams.js";
 import { publishDeadLetter } from "./dead-letter.js";
-import { createPullLoop, type Deliveries, type PullLoop } from "./pull-loop.js";
+import { createPullLoop, storedAt, type Deliveries, type PullLoop } from "./pull-loop.js";
 import { STATEMENT_HANDLER, batchStatement, insertInbox, runBatchStatement, type StatementBackedHandler, type StatementHandler } from "./statement-handler.js";
 import { readHeaders } from "../nats/headers.js";
 
@@ -75,6 +75,11 @@ export interface ConsumerOptions {
   onCommitted?: (messages: OutboxMessage[]) => void;
   /** Told how many messages came to each outcome (for metrics). */
   onOutcome?: (outcome: Outcome, n: number) => void;
+  /**
+   * Told, for each message acked as applied (or found applied), the seconds since its stream
+   * stored it: how long events take to take effect here, queueing and retries included.
+   */
+  onLatency?: (seconds: number) => void;
   /**
    * How long a handler or batch is kept alive with `working()` (default 4 × ack_wait). Past it,
    * the server is left to redeliver its messages after ack_wait, to this or another replica.
@@ -265,7 +270,18 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   async function handle(msg: JsMsg): Promise<Outcome> {
     const outcome = await handleOne(msg);
     opts.onOutcome?.(outcome, 1);
+    if (outcome === "applied" || outcome === "duplicate") reportLatency([msg]);
     return outcome;
+  }
+
+  /** The broker's clock against ours: a skew of a few ms shows as 0, never as a negative age. */
+  function reportLatency(msgs: readonly JsMsg[]) {
+    if (!opts.onLatency) return;
+    const now = Date.now();
+    for (const m of msgs) {
+      const at = storedAt(m);
+      if (at >= 0) opts.onLatency(Math.max(0, now - at) / 1000);
+    }
   }
 
   async function handleOne(msg: JsMsg): Promise<Outcome> {
@@ -394,16 +410,17 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       const distinct = [...new Map(group.map((i) => [i.event.id, i])).values()];
       const result = await runBatchStatement(db, text, def, durable, opts.instance, distinct.map((i) => ({ event: i.event, subject: name, streamSeq: i.msg.seq, context: contextOf(i.msg) })));
       const rejected = new Set(result.rejected);
-      let acked = 0;
+      const acked: JsMsg[] = [];
       for (const i of group) {
         if (rejected.has(i.event.id)) alone.push(i.msg); // alone, its handler says why (e.g. a PermanentError)
         else {
           settle.ack(i.msg);
-          acked++;
+          acked.push(i.msg);
         }
       }
       opts.onOutcome?.("applied", result.fresh);
-      opts.onOutcome?.("duplicate", acked - result.fresh);
+      opts.onOutcome?.("duplicate", acked.length - result.fresh);
+      reportLatency(acked);
       if (result.fresh > 0) opts.onCommitted?.(result.queued);
     } catch (err) {
       log.warn({ durable, events: group.length, err: reportableError(err).message }, "batch failed; applying its events one by one");
@@ -426,6 +443,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       for (const i of items) settle.ack(i.msg);
       opts.onOutcome?.("applied", applied);
       opts.onOutcome?.("duplicate", items.length - applied);
+      reportLatency(items.map((i) => i.msg));
       if (applied > 0) opts.onCommitted?.(queued);
     } catch (err) {
       log.warn({ durable, events: items.length, err: reportableError(err).message }, "batch failed; applying its events one by one");

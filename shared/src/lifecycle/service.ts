@@ -315,6 +315,7 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
         instance,
         onCommitted: (messages) => relay?.handOff(messages),
         onOutcome: metrics && ((outcome, n) => metrics.countEvents(c.durable, outcome, n)),
+        onLatency: metrics && ((seconds) => metrics.observeEventLatency(c.durable, seconds)),
       }),
     );
     for (const [i, c] of consumers.entries()) {

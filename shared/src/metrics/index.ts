@@ -17,6 +17,8 @@ export interface Metrics {
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   /** Messages a consumer finished with, by outcome. */
   countEvents(consumer: string, outcome: Outcome, n?: number): void;
+  /** Seconds from JetStream storing an event to `consumer` acking it as applied. */
+  observeEventLatency(consumer: string, seconds: number): void;
   /** Outbox rows published (and acknowledged by JetStream), or publishes that failed. */
   countPublished(n: number): void;
   countPublishFailures(n: number): void;
@@ -28,6 +30,8 @@ export interface Metrics {
 
 // Seconds; the services answer in milliseconds, the live tail and a database outage in seconds.
 const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+// Seconds; milliseconds when the pipeline keeps up, up to hours behind an outage or a retry's delay.
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /** `outbox: false` for a service without one (the event log): its publish counters would only ever read 0. */
 export function createMetrics({ service, defaultMetrics = true, outbox = true }: { service: string; defaultMetrics?: boolean; outbox?: boolean }): Metrics {
@@ -38,6 +42,7 @@ export function createMetrics({ service, defaultMetrics = true, outbox = true }:
   const requests = new Counter({ name: "orderflow_http_requests_total", help: "HTTP requests answered, by method, route pattern and status", labelNames: ["method", "route", "status"] as const, registers: [registry] });
   const duration = new Histogram({ name: "orderflow_http_request_duration_seconds", help: "Time to the response's headers, by method and route pattern", labelNames: ["method", "route"] as const, buckets: HTTP_BUCKETS, registers: [registry] });
   const events = new Counter({ name: "orderflow_consumer_events_total", help: "Messages a consumer finished with, by outcome (applied, duplicate, retry, dead-lettered, held)", labelNames: ["consumer", "outcome"] as const, registers: [registry] });
+  const latency = new Histogram({ name: "orderflow_consumer_event_latency_seconds", help: "Time from JetStream storing an event to a consumer acking it as applied (or found applied), by consumer", labelNames: ["consumer"] as const, buckets: LATENCY_BUCKETS, registers: [registry] });
   const published = outbox ? new Counter({ name: "orderflow_outbox_published_total", help: "Outbox events published and acknowledged by JetStream", registers: [registry] }) : undefined;
   const failures = outbox ? new Counter({ name: "orderflow_outbox_publish_failures_total", help: "Outbox publishes that failed (the row stays and is published again)", registers: [registry] }) : undefined;
   return {
@@ -47,6 +52,7 @@ export function createMetrics({ service, defaultMetrics = true, outbox = true }:
       duration.observe({ method, route }, seconds);
     },
     countEvents: (consumer, outcome, n = 1) => void (n > 0 && events.inc({ consumer, outcome }, n)),
+    observeEventLatency: (consumer, seconds) => latency.observe({ consumer }, seconds),
     countPublished: (n) => void (n > 0 && published?.inc(n)),
     countPublishFailures: (n) => void (n > 0 && failures?.inc(n)),
     gaugeOnScrape(name, help, labelNames, read) {
