@@ -76,8 +76,9 @@ export interface ConsumerOptions {
   /** Told how many messages came to each outcome (for metrics). */
   onOutcome?: (outcome: Outcome, n: number) => void;
   /**
-   * Told, for each message acked as applied (or found applied), the seconds since its stream
-   * stored it: how long events take to take effect here, queueing and retries included.
+   * Told, for each message acked after the commit that applied it, the seconds since its stream
+   * stored it: how long events take to take effect here, queueing and retries included. (A
+   * batch's first deliveries all count, a copy of an event already applied among them too.)
    */
   onLatency?: (seconds: number) => void;
   /**
@@ -270,7 +271,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   async function handle(msg: JsMsg): Promise<Outcome> {
     const outcome = await handleOne(msg);
     opts.onOutcome?.(outcome, 1);
-    if (outcome === "applied" || outcome === "duplicate") reportLatency([msg]);
+    // Applied only: a duplicate here is mostly a redelivery of an event applied earlier (its ack
+    // lost), already observed then; counting it again would add its ack_wait to the tail.
+    if (outcome === "applied") reportLatency([msg]);
     return outcome;
   }
 

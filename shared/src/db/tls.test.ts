@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "./database.js";
 import { postgresTls } from "./tls.js";
@@ -25,7 +25,11 @@ describe("Postgres over TLS with libpq's sslrootcert, sslcert and sslkey", () =>
     });
   beforeAll(async () => {
     pki = createTestPki();
-    [pg, misnamed] = await Promise.all([tlsPostgres(pki.server), tlsPostgres(pki.misnamed)]);
+    // Each that started is kept for afterAll, also when the other fails.
+    const [a, b] = await Promise.allSettled([tlsPostgres(pki.server), tlsPostgres(pki.misnamed)]);
+    if (a.status === "fulfilled") pg = a.value;
+    if (b.status === "fulfilled") misnamed = b.value;
+    for (const r of [a, b]) if (r.status === "rejected") throw r.reason;
     const setup = await openDatabase(pg.url("postgres", `sslmode=verify-full&sslrootcert=${pki.caFile}`), { poolSize: 1 });
     await setup.db.execute("create role client login");
     await setup.close();
@@ -88,6 +92,22 @@ describe("Postgres over TLS with libpq's sslrootcert, sslcert and sslkey", () =>
     expect(await session(pg.url("client", `sslmode=require&sslrootcert=${pki.caFile}&sslcert=${pki.client.certFile}&sslkey=${pki.client.keyFile}`))).toEqual({ who: "client", ssl: true });
   });
 
+  it("takes sslrootcert=system as verify-full with the default CAs (here NODE_EXTRA_CA_CERTS), not as a setting for the server", () => {
+    // NODE_EXTRA_CA_CERTS is read when a process starts: a child with the test CA in it.
+    const database = pathToFileURL(fileURLToPath(new URL("../../dist/db/database.js", import.meta.url))).href;
+    const script = `const { openDatabase } = await import(${JSON.stringify(database)});
+      for (const url of process.argv.slice(1)) {
+        const db = await openDatabase(url, { poolSize: 1 });
+        try { await db.ping(); console.log("ok"); } catch (err) { console.log("refused:", err.cause?.message ?? err.message); } finally { await db.close(); }
+      }`;
+    const run = (extraCa: string) =>
+      execFileSync(process.execPath, ["--input-type=module", "-e", script, pg.url("postgres", "sslrootcert=system"), misnamed.url("postgres", "sslmode=verify-full&sslrootcert=system")], { env: { ...process.env, NODE_EXTRA_CA_CERTS: extraCa }, encoding: "utf8" });
+    const [trusted, wrongName] = run(pki.caFile).trim().split("\n");
+    expect(trusted).toBe("ok");
+    expect(wrongName).toMatch(/^refused: .*(altnames|does not match)/i);
+    expect(run(pki.stranger.certFile).trim().split("\n")[0]).toMatch(/^refused: .*(unable to (verify|get local issuer)|self[- ]signed)/i);
+  });
+
   it("strips the file parameters off the URL the driver gets, and leaves other URLs as they are", () => {
     expect(postgresTls("postgres://u@h:5432/db?sslmode=verify-full&application_name=x").url).toBe("postgres://u@h:5432/db?sslmode=verify-full&application_name=x");
     const { url, ssl } = postgresTls(`postgres://u@h:5432/db?sslmode=verify-ca&sslrootcert=${pki.caFile}&application_name=x`);
@@ -105,8 +125,9 @@ describe("Postgres over TLS with libpq's sslrootcert, sslcert and sslkey", () =>
     expect(db(`sslmode=verify-full&sslrootcert=${pki.dir}/missing.pem`)).toThrow("DATABASE_URL has sslrootcert, which is not a readable file holding a PEM certificate");
     expect(db(`sslmode=verify-full&sslcert=${pki.client.certFile}&sslkey=${pki.stranger.keyFile}`)).toThrow("DATABASE_URL has an sslkey that is not the private key of its sslcert");
     expect(db(`sslmode=verify-full&sslcert=${pki.client.keyFile}&sslkey=${pki.client.certFile}`)).toThrow(/sslcert, which is not a readable file holding a PEM certificate; DATABASE_URL has sslkey, which is not a readable file holding an unencrypted PEM private key/);
-    // libpq's sslrootcert=system is not a file: postgres.js takes it as verify-full with the default CAs.
+    // libpq's sslrootcert=system is not a file: verify-full with the default CAs.
     expect(db("sslrootcert=system")()).toBeDefined();
+    expect(db("ssl=true&sslrootcert=")()).toBeDefined(); // postgres.js's own ssl; an empty value is none
     expect(db(`sslmode=require&sslrootcert=system&sslcert=${pki.client.certFile}&sslkey=${pki.client.keyFile}`)).toThrow("DATABASE_URL has sslrootcert=system with sslmode=require: the system's CAs go with sslmode=verify-full");
     // libpq's other TLS parameters would reach the server as settings and fail every connect.
     expect(db("sslmode=verify-full&sslpassword=x")).toThrow(/DATABASE_URL has sslpassword, which this client does not support/);

@@ -4,7 +4,7 @@ import type { ConnectionOptions } from "node:tls";
 /** libpq's file parameters, which postgres.js does not know: it sent them to the server as settings. */
 const FILE_PARAMETERS = ["sslrootcert", "sslcert", "sslkey"] as const;
 /** The TLS parameters postgres.js itself reads from the URL. */
-const DRIVER_PARAMETERS = new Set(["sslmode", "sslnegotiation"]);
+const DRIVER_PARAMETERS = new Set(["ssl", "sslmode", "sslnegotiation"]);
 const TLS_REQUIRED = new Set(["require", "verify-ca", "verify-full"]);
 
 type Query = { sslmode?: string; sslrootcert?: string; sslcert?: string; sslkey?: string };
@@ -35,7 +35,8 @@ function segmentsOf(url: string): { base: string; segments: { key: string; value
 
 function read(url: string): Query {
   const q: Query = {};
-  for (const { key, value } of segmentsOf(url).segments) if (key === "sslmode" || (FILE_PARAMETERS as readonly string[]).includes(key)) q[key as keyof Query] = value;
+  // An empty value is no value, as in libpq.
+  for (const { key, value } of segmentsOf(url).segments) if (value !== "" && (key === "sslmode" || (FILE_PARAMETERS as readonly string[]).includes(key))) q[key as keyof Query] = value;
   return q;
 }
 
@@ -81,9 +82,10 @@ export function postgresTlsFiles(url: string): { sslrootcert?: string; sslcert?:
  */
 export function postgresTls(url: string): { url: string; ssl?: ConnectionOptions } {
   const q = read(url);
-  if (!namesFiles(q)) return { url };
+  // sslrootcert=system too: postgres.js maps it to verify-full, but also sends it to the server.
+  if (!namesFiles(q) && q.sslrootcert === undefined) return { url };
   const { base, segments } = segmentsOf(url);
-  const rest = segments.filter(({ key }) => key !== "sslmode" && !(FILE_PARAMETERS as readonly string[]).includes(key)).map((s) => s.raw);
+  const rest = segments.filter(({ key }) => key !== "sslmode" && !(FILE_PARAMETERS as readonly string[]).includes(key)).map((seg) => seg.raw);
   const ssl: ConnectionOptions = {};
   const ownCa = q.sslrootcert !== undefined && q.sslrootcert !== "system";
   if (ownCa) ssl.ca = readFileSync(q.sslrootcert!);

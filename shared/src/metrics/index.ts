@@ -42,7 +42,7 @@ export function createMetrics({ service, defaultMetrics = true, outbox = true }:
   const requests = new Counter({ name: "orderflow_http_requests_total", help: "HTTP requests answered, by method, route pattern and status", labelNames: ["method", "route", "status"] as const, registers: [registry] });
   const duration = new Histogram({ name: "orderflow_http_request_duration_seconds", help: "Time to the response's headers, by method and route pattern", labelNames: ["method", "route"] as const, buckets: HTTP_BUCKETS, registers: [registry] });
   const events = new Counter({ name: "orderflow_consumer_events_total", help: "Messages a consumer finished with, by outcome (applied, duplicate, retry, dead-lettered, held)", labelNames: ["consumer", "outcome"] as const, registers: [registry] });
-  const latency = new Histogram({ name: "orderflow_consumer_event_latency_seconds", help: "Time from JetStream storing an event to a consumer acking it as applied (or found applied), by consumer", labelNames: ["consumer"] as const, buckets: LATENCY_BUCKETS, registers: [registry] });
+  const latency = new Histogram({ name: "orderflow_consumer_event_latency_seconds", help: "Time from JetStream storing an event to a consumer acking it after the commit that applied it, by consumer", labelNames: ["consumer"] as const, buckets: LATENCY_BUCKETS, registers: [registry] });
   const published = outbox ? new Counter({ name: "orderflow_outbox_published_total", help: "Outbox events published and acknowledged by JetStream", registers: [registry] }) : undefined;
   const failures = outbox ? new Counter({ name: "orderflow_outbox_publish_failures_total", help: "Outbox publishes that failed (the row stays and is published again)", registers: [registry] }) : undefined;
   return {
