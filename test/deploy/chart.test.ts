@@ -58,6 +58,9 @@ const combos: Record<string, { sets: string[]; valuesFiles?: string[] }> = {
     sets: ["services.audit.routes={/audit}", "services.audit.database.name=audit"],
   },
   "production values": { sets: [], valuesFiles: [repoPath("helm/examples/production-values.yaml")] },
+  "NATS over TLS with a client certificate": {
+    sets: ["nats.deploy=false", "nats.url=tls://nats.nats.svc:4222", "nats.tls.existingSecret=nats-client-tls"],
+  },
   "extra env, volumes and mounts": {
     sets: [
       "serviceDefaults.extraEnv[0].name=NODE_EXTRA_CA_CERTS",
@@ -585,6 +588,32 @@ describe("helm/orderflow", () => {
     expect(await template(["postgres.deploy=false", "serviceDefaults.database.url=postgres://app@db:5432/x", "serviceDefaults.extraEnv[0].name=PGPASSWORD", "serviceDefaults.extraEnv[0].valueFrom.secretKeyRef.name=db", "serviceDefaults.extraEnv[0].valueFrom.secretKeyRef.key=password"])).not.toHaveLength(0);
   });
 
+  it("nats.tls mounts the client's TLS Secret into every service pod and names its files; not with the bundled NATS", async () => {
+    const objs = await render("NATS over TLS with a client certificate");
+    const dir = "/etc/orderflow/nats-tls";
+    for (const d of byKind(objs, "Deployment")) {
+      const spec = podSpec(d);
+      const c = spec.containers[0]!;
+      expect(c.env!.filter((e) => e.name.startsWith("NATS_TLS_")), d.metadata.name).toEqual([
+        { name: "NATS_TLS_CA_FILE", value: `${dir}/ca.crt` },
+        { name: "NATS_TLS_CERT_FILE", value: `${dir}/tls.crt` },
+        { name: "NATS_TLS_KEY_FILE", value: `${dir}/tls.key` },
+      ]);
+      expect(c.volumeMounts).toContainEqual({ name: "orderflow-nats-tls", mountPath: dir, readOnly: true });
+      expect(spec.volumes).toContainEqual({ name: "orderflow-nats-tls", secret: { secretName: "nats-client-tls" } });
+    }
+    // The migration Jobs need no NATS.
+    for (const j of byKind(objs, "Job")) expect(podSpec(j).volumes!.map((v) => v.name)).not.toContain("orderflow-nats-tls");
+    // A private CA without a client certificate: only the CA's file.
+    const caOnly = await template([...combos["NATS over TLS with a client certificate"]!.sets, "nats.tls.certKey=", "nats.tls.keyKey="]);
+    expect(podSpec(byKind(caOnly, "Deployment")[0]!).containers[0]!.env!.filter((e) => e.name.startsWith("NATS_TLS_")).map((e) => e.name)).toEqual(["NATS_TLS_CA_FILE"]);
+    // None of it without a Secret, as before.
+    expect(podSpec(byKind(await render("defaults"), "Deployment")[0]!).containers[0]!.env!.filter((e) => e.name.startsWith("NATS_TLS_"))).toEqual([]);
+    expect(await templateError(["nats.tls.existingSecret=nats-client-tls"])).toMatch(/nats\.tls is for an external NATS: the bundled one serves no TLS/);
+    expect(await templateError([...combos["NATS over TLS with a client certificate"]!.sets, "nats.tls.keyKey="])).toMatch(/nats\/tls\/keyKey/);
+    expect(await templateError(["serviceDefaults.extraVolumes[0].name=orderflow-nats-tls", "serviceDefaults.extraVolumes[0].emptyDir.medium=Memory"])).toMatch(/extraVolumes\/0\/name/);
+  });
+
   it("runs each migration Job where its service's pods may run (node selector, tolerations, node affinity, priority), with pod labels and annotations of its own", async () => {
     const objs = await render("placement on a node pool");
     type Placed = PodSpec & { nodeSelector?: unknown; tolerations?: unknown; affinity?: Record<string, unknown>; priorityClassName?: string };
@@ -905,7 +934,7 @@ describe("helm/orderflow", () => {
     expect(await template(["metrics.enabled=false", "metrics.port=3000"])).not.toHaveLength(0);
     // Values added since a release are absent under `helm upgrade --reuse-values` (the old chart's
     // values are used): not required, and rendered as before they existed.
-    const reused = await template([...combos["external NATS and Postgres (deps off)"]!.sets, "migrationHooks=null", "listenAddress=null", "tmpVolume.sizeLimit=null", "prometheusRule=null", "grafanaDashboard=null"]);
+    const reused = await template([...combos["external NATS and Postgres (deps off)"]!.sets, "migrationHooks=null", "listenAddress=null", "tmpVolume.sizeLimit=null", "prometheusRule=null", "grafanaDashboard=null", "nats.tls=null"]);
     for (const job of byKind(reused, "Job")) expect(job.metadata.annotations?.["helm.sh/hook"], job.metadata.name).toBe("pre-install,pre-upgrade");
     expect(byKind(reused, "ConfigMap").filter((c) => (c.data as Record<string, string>).PORT).map((c) => (c.data as Record<string, string>).HOST)).toEqual(SERVICES.map(() => "0.0.0.0"));
     expect(podSpec(find(reused, "Deployment", "orderflow-user-service")).volumes!.find((v) => v.name === "tmp")!.emptyDir).toEqual({}); // null: no cap on /tmp
