@@ -612,6 +612,19 @@ describe("helm/orderflow", () => {
     expect(await templateError(["nats.tls.existingSecret=nats-client-tls"])).toMatch(/nats\.tls is for an external NATS: the bundled one serves no TLS/);
     expect(await templateError([...combos["NATS over TLS with a client certificate"]!.sets, "nats.tls.keyKey="])).toMatch(/nats\/tls\/keyKey/);
     expect(await templateError(["serviceDefaults.extraVolumes[0].name=orderflow-nats-tls", "serviceDefaults.extraVolumes[0].emptyDir.medium=Memory"])).toMatch(/extraVolumes\/0\/name/);
+    expect(await templateError(["serviceDefaults.extraVolumeMounts[0].name=x", `serviceDefaults.extraVolumeMounts[0].mountPath=${dir}`])).toMatch(/extraVolumeMounts\/0\/mountPath/);
+    const tls = combos["NATS over TLS with a client certificate"]!.sets;
+    // An upgrade with --reuse-values keeps the older chart's defaults, which have no key names.
+    const reused = await template([...tls, "nats.tls.caKey=null", "nats.tls.certKey=null", "nats.tls.keyKey=null"]);
+    expect(podSpec(byKind(reused, "Deployment")[0]!).containers[0]!.env!.filter((e) => e.name.startsWith("NATS_TLS_")).map((e) => e.value)).toEqual([`${dir}/ca.crt`, `${dir}/tls.crt`, `${dir}/tls.key`]);
+    // The chart sets the three variables: the same names elsewhere would be a second entry (refused by a server-side apply) or overridden.
+    for (const sets of [["config.NATS_TLS_CA_FILE=/x"], ["services.order-service.env.NATS_TLS_KEY_FILE=/x"], ["serviceDefaults.extraEnv[0].name=NATS_TLS_CERT_FILE", "serviceDefaults.extraEnv[0].value=/x"]]) {
+      expect(await templateError([...tls, ...sets]), sets[0]).toMatch(/nats\.tls sets NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE itself/);
+    }
+    // …and are left to the user without nats.tls.
+    expect(await template(["config.NATS_TLS_CA_FILE=/etc/ca/ca.crt"])).not.toHaveLength(0);
+    expect(await templateError([...tls, "nats.tls.caKey=", "nats.tls.certKey=", "nats.tls.keyKey="])).toMatch(/caKey, certKey and keyKey are all ""/);
+    for (const bad of ["../ca.crt", "a b"]) expect(await templateError([...tls, `nats.tls.caKey=${bad}`]), bad).toMatch(/nats\/tls\/caKey/);
   });
 
   it("runs each migration Job where its service's pods may run (node selector, tolerations, node affinity, priority), with pod labels and annotations of its own", async () => {

@@ -283,3 +283,20 @@ authorization { user: {{ include "orderflow.natsQuoted" .user }}, password: {{ i
 {{- define "orderflow.tmpEmptyDir" -}}
 {{- with .Values.tmpVolume.sizeLimit }}{ sizeLimit: {{ . }} }{{ else }}{}{{ end -}}
 {{- end -}}
+
+{{/*
+The NATS_TLS_* variables nats.tls sets (variable: key in its Secret), as YAML; none without an
+existingSecret. A key missing from the values (an upgrade with --reuse-values keeps an older
+chart's defaults, which have none) takes cert-manager's name; "" leaves that file out.
+*/}}
+{{- define "orderflow.natsTlsFiles" -}}
+{{- $tls := .Values.nats.tls | default dict -}}
+{{- if $tls.existingSecret -}}
+{{- range $var, $pair := dict "NATS_TLS_CA_FILE" (list "caKey" "ca.crt") "NATS_TLS_CERT_FILE" (list "certKey" "tls.crt") "NATS_TLS_KEY_FILE" (list "keyKey" "tls.key") }}
+{{- $key := ternary (get $tls (index $pair 0)) (index $pair 1) (hasKey $tls (index $pair 0)) }}
+{{- if $key }}
+{{ $var }}: {{ $key | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
