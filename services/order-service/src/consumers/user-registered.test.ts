@@ -1,9 +1,10 @@
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { STATEMENT_HANDLER, batchStatement, createEvent, decodeEvent, runBatchStatement, uuidv7, type StatementBackedHandler, type StatementHandler, takeQueued, type Tx, type CloudEvent, type OutboxMessage, type UserRegistered } from "@orderflow/shared";
 import { createMigratedDatabase } from "@orderflow/shared/testing";
-import { orders, outbox } from "../db/schema.js";
+import { customers, orders, outbox } from "../db/schema.js";
 import { userRegisteredHandlers } from "./user-registered.js";
 
 const migrations = fileURLToPath(new URL("../../drizzle", import.meta.url));
@@ -13,8 +14,8 @@ beforeAll(async () => {
 });
 afterAll(() => env?.drop());
 
-const registered = (userId = uuidv7()): CloudEvent<UserRegistered> =>
-  createEvent({ name: "users.registered", source: "/t", subject: userId, data: { userId, email: `${userId}@example.com`, name: "W", registeredAt: new Date().toISOString() } });
+const registered = (userId = uuidv7(), name = "W"): CloudEvent<UserRegistered> =>
+  createEvent({ name: "users.registered", source: "/t", subject: userId, data: { userId, email: `${userId}@example.com`, name, registeredAt: new Date().toISOString() } });
 
 describe("welcome orders (statement handler)", () => {
   it("creates one welcome order per user, even for the same user twice, and queues exactly the orders.created it wrote", async () => {
@@ -47,5 +48,17 @@ describe("welcome orders (statement handler)", () => {
     expect(await env.db.select().from(orders).where(eq(orders.userId, event.data.userId))).toHaveLength(1);
     expect(queued).toHaveLength(1);
     expect((decodeEvent(queued[0]!.payload).event.data as { userId: string }).userId).toBe(event.data.userId);
+  });
+
+  it("stores a customer's name in NFC, as user-service does, also from an event written before it did; the migration brings older rows to it", async () => {
+    const event = registered(uuidv7(), "Jose\u0301");
+    const def = (userRegisteredHandlers["users.registered"] as unknown as StatementBackedHandler<"users.registered">)[STATEMENT_HANDLER];
+    await runBatchStatement(env.db, batchStatement(def as StatementHandler), def as StatementHandler, "order-service", "test", [{ event, subject: "users.registered", streamSeq: 100 }]);
+    expect((await env.db.select().from(customers).where(eq(customers.userId, event.data.userId)))[0]?.name).toBe("Jos\u00e9");
+    // A row stored before this release, as it was typed.
+    const old = uuidv7();
+    await env.db.insert(customers).values({ userId: old, email: `${old}@example.com`, name: "Nun\u0303ez", registeredAt: new Date() });
+    await env.db.execute(sql.raw(readFileSync(new URL("../../drizzle/0003_customer_names_nfc.sql", import.meta.url), "utf8")));
+    expect((await env.db.select().from(customers).where(eq(customers.userId, old)))[0]?.name).toBe("Nu\u00f1ez");
   });
 });

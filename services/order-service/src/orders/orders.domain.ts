@@ -26,7 +26,9 @@ function orderCreated(order: OrderRow): CloudEvent<OrderCreated> {
 
 /** A registration makes the user a customer with one empty welcome order. Pure. */
 export function welcomeCustomer(data: UserRegistered, { orderId, now }: { orderId: string; now: Date }) {
-  const customer: CustomerRow = { userId: data.userId, email: data.email, name: data.name, registeredAt: new Date(data.registeredAt) };
+  // NFC, as user-service stores names: a replayed event from before it did, or another producer's,
+  // would otherwise bring back a second form of the same name.
+  const customer: CustomerRow = { userId: data.userId, email: data.email, name: data.name.normalize("NFC"), registeredAt: new Date(data.registeredAt) };
   const order: OrderRow = { id: orderId, userId: data.userId, status: "created", source: "registration", items: [], totalCents: 0, createdAt: now };
   return { customer, order, event: orderCreated(order) };
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eq, sql } from "drizzle-orm";
@@ -96,6 +97,10 @@ describe("POST /users", () => {
     expect(event?.event.data).toMatchObject({ name: "Jos\u00e9 Nu\u00f1ez" });
     expect((await post({ email: unique(), name: "e\u0301".repeat(100) })).status).toBe(201);
     await expectProblem(await post({ email: unique(), name: "e\u0301".repeat(101) }), 400);
+    // Rows stored before this release keep the form they were typed in, until the migration.
+    const [before] = await env.db.insert(users).values({ id: crypto.randomUUID(), email: unique(), name: "Ade\u0300le", orderCount: 0, createdAt: new Date() }).returning();
+    await env.db.execute(sql.raw(readFileSync(new URL("../../drizzle/0004_names_nfc.sql", import.meta.url), "utf8")));
+    expect((await env.db.select().from(users).where(eq(users.id, before!.id)))[0]?.name).toBe("Ad\u00e8le");
     const extra = await expectProblem(await post({ email: unique(), name: "A", admin: true }), 400);
     expect(extra.errors.length).toBeGreaterThan(0);
   });
