@@ -1,13 +1,16 @@
 import { execFileSync } from "node:child_process";
-import { copyFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { openDatabase } from "./database.js";
 import { postgresTls } from "./tls.js";
 import { baseConfigSchema, loadConfig } from "../config/config.js";
 import { startOwnPostgres, type OwnPostgres } from "../testing/postgres-server.js";
 import { createTestPki, type TestPki } from "../testing/tls.js";
+import { waitFor } from "../testing/wait.js";
 
 const migrations = fileURLToPath(new URL("../../../services/user-service/drizzle", import.meta.url));
 
@@ -106,6 +109,31 @@ describe("Postgres over TLS with libpq's sslrootcert, sslcert and sslkey", () =>
     expect(trusted).toBe("ok");
     expect(wrongName).toMatch(/^refused: .*(altnames|does not match)/i);
     expect(run(pki.stranger.certFile).trim().split("\n")[0]).toMatch(/^refused: .*(unable to (verify|get local issuer)|self[- ]signed)/i);
+  });
+
+  it("reads the files again for each new connection: a renewed client certificate is used without a restart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "of-pg-renew-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const install = (pair: { certFile: string; keyFile: string }) => {
+      copyFileSync(pair.certFile, join(dir, "tls.crt"));
+      copyFileSync(pair.keyFile, join(dir, "tls.key"));
+    };
+    install(pki.client);
+    const database = await openDatabase(pg.url("client", `sslmode=verify-full&sslrootcert=${pki.caFile}&sslcert=${dir}/tls.crt&sslkey=${dir}/tls.key`), { poolSize: 1 });
+    onTestFinished(() => database.close());
+    const admin = await openDatabase(pg.url("postgres", `sslmode=verify-full&sslrootcert=${pki.caFile}`), { poolSize: 1 });
+    onTestFinished(() => admin.close());
+    // The serial of the certificate the pool's connection presented.
+    const presented = async () => {
+      const [row] = (await database.db.execute("select client_serial::text as serial from pg_stat_ssl where pid = pg_backend_pid()")) as unknown as { serial: string }[];
+      return row!.serial;
+    };
+    const first = await presented();
+    // The files renewed on disk; the connection then replaced (the pool's lifetime, a drop).
+    install(pki.renewed);
+    await admin.db.execute("select pg_terminate_backend(pid) from pg_stat_activity where usename = 'client'");
+    const second = await waitFor(async () => presented().then((s) => (s !== first ? s : undefined), () => undefined), { what: "a new connection presenting the renewed certificate" });
+    expect(BigInt(second).toString(16)).toBe(new X509Certificate(readFileSync(pki.renewed.certFile)).serialNumber.replace(/^0+/, "").toLowerCase());
   });
 
   it("strips the file parameters off the URL the driver gets, and leaves other URLs as they are", () => {

@@ -69,12 +69,34 @@ export function postgresTlsFiles(url: string): { sslrootcert?: string; sslcert?:
 }
 
 /**
+ * A file's contents, read again each time the property is read. postgres.js copies its `ssl`
+ * options (Object.assign) for every connection it opens, so each new connection uses the files
+ * as they are then: a certificate renewed on disk (cert-manager, a Secret the kubelet updates) is
+ * used without a restart. A file that cannot be read at that moment (mid-rotation, removed) gives
+ * its last contents: a throw there would be an unhandled rejection in the driver.
+ */
+function reread(path: string): PropertyDescriptor {
+  let last = readFileSync(path);
+  return {
+    enumerable: true,
+    get() {
+      try {
+        last = readFileSync(path);
+      } catch {
+        // keep the last contents read
+      }
+      return last;
+    },
+  };
+}
+
+/**
  * libpq's `sslrootcert`, `sslcert` and `sslkey` for postgres.js: the URL without them, and the
  * TLS options they make. postgres.js takes `sslmode` (verify-full checks the server's certificate
  * against Node's CA list and NODE_EXTRA_CA_CERTS) but passed any other parameter to the server as
  * a setting, so a URL as managed Postgres services document it (`?sslmode=verify-full&sslrootcert=
  * /certs/ca.pem`) failed every connect with `unrecognized configuration parameter "sslrootcert"`.
- * The files are read here, once per pool: a renewed certificate is used from the next start.
+ * The files are read again for every new connection (see reread).
  * As in libpq, with a root certificate file `verify-ca` checks the chain but not the server's
  * name, and so does `require`; without one, `require` verifies nothing (postgres.js's own
  * `require`), and `verify-ca`, like `verify-full` and `sslrootcert=system`, checks both against
@@ -88,9 +110,9 @@ export function postgresTls(url: string): { url: string; ssl?: ConnectionOptions
   const rest = segments.filter(({ key }) => key !== "sslmode" && !(FILE_PARAMETERS as readonly string[]).includes(key)).map((seg) => seg.raw);
   const ssl: ConnectionOptions = {};
   const ownCa = q.sslrootcert !== undefined && q.sslrootcert !== "system";
-  if (ownCa) ssl.ca = readFileSync(q.sslrootcert!);
-  if (q.sslcert !== undefined) ssl.cert = readFileSync(q.sslcert);
-  if (q.sslkey !== undefined) ssl.key = readFileSync(q.sslkey);
+  if (ownCa) Object.defineProperty(ssl, "ca", reread(q.sslrootcert!));
+  if (q.sslcert !== undefined) Object.defineProperty(ssl, "cert", reread(q.sslcert));
+  if (q.sslkey !== undefined) Object.defineProperty(ssl, "key", reread(q.sslkey));
   const mode = q.sslrootcert === "system" ? "verify-full" : q.sslmode;
   if (mode === "require" && !ownCa) ssl.rejectUnauthorized = false;
   else if ((mode === "verify-ca" || mode === "require") && ownCa) ssl.checkServerIdentity = () => undefined;

@@ -15,8 +15,10 @@ export interface TestPki {
    * dialled refuses it at 127.0.0.1 (postgres.js and nats.js checked "localhost" for an IP host).
    */
   readonly misnamed: { certFile: string; keyFile: string };
-  /** A client certificate signed by the CA. */
+  /** A client certificate signed by the CA (CN "client"). */
   readonly client: { certFile: string; keyFile: string };
+  /** Another one for the same client (CN "client", a key and serial of its own), as a renewal makes. */
+  readonly renewed: { certFile: string; keyFile: string };
   /** A client certificate signed by another CA, which a server verifying by `caFile` refuses. */
   readonly stranger: { certFile: string; keyFile: string };
   /** Removes the files. */
@@ -36,9 +38,9 @@ export function createTestPki(): TestPki {
     key(name);
     openssl("req", "-x509", "-new", "-key", file(`${name}.key`), "-out", file(`${name}.pem`), "-days", "1", "-subj", `/CN=orderflow test ${name}`);
   };
-  const signed = (name: string, by: string, extensions: string) => {
+  const signed = (name: string, by: string, extensions: string, cn = name) => {
     key(name);
-    openssl("req", "-new", "-key", file(`${name}.key`), "-out", file(`${name}.csr`), "-subj", `/CN=${name}`);
+    openssl("req", "-new", "-key", file(`${name}.key`), "-out", file(`${name}.csr`), "-subj", `/CN=${cn}`);
     writeFileSync(file(`${name}.ext`), extensions);
     openssl("x509", "-req", "-in", file(`${name}.csr`), "-CA", file(`${by}.pem`), "-CAkey", file(`${by}.key`), "-CAcreateserial", "-out", file(`${name}.pem`), "-days", "1", "-extfile", file(`${name}.ext`));
   };
@@ -48,6 +50,7 @@ export function createTestPki(): TestPki {
     signed("server", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
     signed("misnamed", "ca", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n");
     signed("client", "ca", "extendedKeyUsage=clientAuth\n");
+    signed("renewed", "ca", "extendedKeyUsage=clientAuth\n", "client");
     signed("stranger", "other-ca", "extendedKeyUsage=clientAuth\n");
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
@@ -60,6 +63,7 @@ export function createTestPki(): TestPki {
     server: pair("server"),
     misnamed: pair("misnamed"),
     client: pair("client"),
+    renewed: pair("renewed"),
     stranger: pair("stranger"),
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
