@@ -108,7 +108,7 @@ const connectOnce = (config: NatsClientConfig, timeoutMs: number) =>
  * What lies behind a connect that timed out. A reconnecting nats.js client reports a TLS
  * handshake the server ended (a client certificate it does not take: TLS 1.3 says so only after
  * the client has sent its first bytes) as "timeout", 20 s later; one attempt without reconnects
- * gets the alert itself ("…alert bad certificate") at once.
+ * gets the alert itself ("…alert bad certificate") at once, or the reset that followed it.
  */
 export async function timeoutCause(err: unknown, config: NatsClientConfig, signal?: AbortSignal): Promise<{ cause?: string }> {
   if ((err as Error)?.message !== "timeout" || signal?.aborted) return {};
