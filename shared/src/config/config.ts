@@ -43,7 +43,7 @@ const databaseUrl = z
     if (sslrootcert !== undefined && !certificate(sslrootcert)) bad("sslrootcert", "a PEM certificate");
     if (sslcert !== undefined && !certificate(sslcert)) bad("sslcert", "a PEM certificate");
     if (sslkey !== undefined && !privateKey(sslkey)) bad("sslkey", "an unencrypted PEM private key");
-    else if (sslcert !== undefined && sslkey !== undefined && certificate(sslcert) && !certificate(sslcert)!.checkPrivateKey(privateKey(sslkey)!)) {
+    else if (sslcert !== undefined && sslkey !== undefined && certificate(sslcert) && !keyOfCertificate(sslcert, sslkey)) {
       ctx.addIssue({ code: "custom", message: "has an sslkey that is not the private key of its sslcert" });
     }
   });
@@ -109,6 +109,9 @@ function privateKey(path: string) {
     return undefined;
   }
 }
+
+/** Whether the key is the certificate's (both files already checked to parse): a mismatched pair fails only in the handshake. */
+const keyOfCertificate = (certPath: string, keyPath: string): boolean => certificate(certPath)!.checkPrivateKey(privateKey(keyPath)!);
 
 /** A readable file that parses as `what`: said at start, not as a TLS failure retried for ever. */
 const pemFile = (parses: (path: string) => unknown, what: string) =>
@@ -282,8 +285,7 @@ function crossVariableIssues(c: Record<string, unknown>): Issue[] {
   const key = c.NATS_TLS_KEY_FILE as string | undefined;
   if (cert !== undefined && key === undefined) return [{ variable: "NATS_TLS_KEY_FILE", problem: "is required with NATS_TLS_CERT_FILE (the client certificate's private key)" }];
   if (key !== undefined && cert === undefined) return [{ variable: "NATS_TLS_CERT_FILE", problem: "is required with NATS_TLS_KEY_FILE (the certificate of that key)" }];
-  // A mismatched pair failed only in the handshake, as a connection retried for ever.
-  if (cert !== undefined && key !== undefined && !certificate(cert)!.checkPrivateKey(privateKey(key)!)) {
+  if (cert !== undefined && key !== undefined && !keyOfCertificate(cert, key)) {
     return [{ variable: "NATS_TLS_KEY_FILE", problem: "is not the private key of the certificate in NATS_TLS_CERT_FILE" }];
   }
   return [];
