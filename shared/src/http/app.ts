@@ -94,6 +94,8 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     // §15.5.6), so a client learns what it can do instead of that nothing is there.
     const allow = allowedMethods(app.router, c.req.path);
     if (allow.length > 0) {
+      // OPTIONS asks what a resource takes (RFC 9110 §9.3.7): every path served answers it.
+      if (c.req.method === "OPTIONS") return c.body(null, 204, { allow: allow.join(", ") });
       return problemResponse(problem(405, "Method Not Allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${allow.join(", ")}`), { allow: allow.join(", ") });
     }
     return problemResponse(problem(404, "Not Found", `no route for ${c.req.method} ${c.req.path}`));
@@ -180,7 +182,7 @@ const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 /**
  * The methods for which the app has a route (not middleware, which is method "ALL") matching
  * `path`, asked of the app's own router so every path syntax it takes matches as it does when
- * serving; GET brings HEAD.
+ * serving; GET brings HEAD, and a path with any method takes OPTIONS (answered by notFound).
  */
 function allowedMethods(router: { match(method: string, path: string): unknown }, path: string): string[] {
   const methods = new Set<string>();
@@ -189,7 +191,9 @@ function allowedMethods(router: { match(method: string, path: string): unknown }
     const [matches] = router.match(method, path) as [[[unknown, { method: string }], unknown][]];
     if (matches.some(([[, route]]) => route.method === method)) methods.add(method);
   }
+  if (methods.size === 0) return [];
   if (methods.has("GET")) methods.add("HEAD");
+  methods.add("OPTIONS");
   return [...methods].sort();
 }
 

@@ -83,9 +83,9 @@ describe("createServiceApp", () => {
     app.post("/things", (c) => c.text("made", 201));
     app.get("/files/*", (c) => c.text("file"));
     const cases: [string, string, number, string | null][] = [
-      ["DELETE", "/things/12", 405, "GET, HEAD"],
-      ["PUT", "/things", 405, "POST"],
-      ["POST", "/files/a/b.png", 405, "GET, HEAD"],
+      ["DELETE", "/things/12", 405, "GET, HEAD, OPTIONS"],
+      ["PUT", "/things", 405, "OPTIONS, POST"],
+      ["POST", "/files/a/b.png", 405, "GET, HEAD, OPTIONS"],
       ["DELETE", "/things/ab", 404, null],
       ["GET", "/nothing", 404, null],
     ];
@@ -94,6 +94,12 @@ describe("createServiceApp", () => {
       expect([res.status, res.headers.get("allow")], `${method} ${path}`).toEqual([status, allow]);
       expect(res.headers.get("content-type")).toBe("application/problem+json");
     }
+    // OPTIONS asks what a path takes: 204 with Allow where something is served, 404 elsewhere.
+    for (const [path, allow] of [["/things/12", "GET, HEAD, OPTIONS"], ["/things", "OPTIONS, POST"]]) {
+      const res = await app.request(path!, { method: "OPTIONS" });
+      expect([res.status, res.headers.get("allow"), await res.text()], path).toEqual([204, allow, ""]);
+    }
+    expect((await app.request("/things/ab", { method: "OPTIONS" })).status).toBe(404);
   });
 
   it("answers 503 past the request deadline, and refuses at once while too many requests still wait past theirs", async () => {
@@ -231,6 +237,12 @@ describe("jsonBody behind the Node server", () => {
     const huge = await raw(`GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`);
     expect(huge).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
     expect(JSON.parse(huge.split("\r\n\r\n")[1]!)).toMatchObject({ status: 431, detail: "the request's headers are larger than the server accepts" });
+    // The request line counts towards the same limit: a target past it is a 414, and a header
+    // value that contains " HTTP/1.1" stays a 431.
+    const long = await raw(`GET /echo?q=${"a".repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(long).toMatch(/^HTTP\/1\.1 414 URI Too Long\r\n/);
+    expect(JSON.parse(long.split("\r\n\r\n")[1]!)).toMatchObject({ status: 414, detail: "the request target (path and query) is longer than the server accepts" });
+    expect(await raw(`GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)} HTTP/1.1\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
   });
 
   it("answers the requests that arrived whole before refusing what follows them on the same connection", async () => {
@@ -282,13 +294,19 @@ describe("jsonBody behind the Node server", () => {
     }
   });
 
-  it("answers requests the adapter cannot make a Request of (no Host, a backslash in the path, OPTIONS *) with problem+json", async () => {
-    for (const request of ["GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n", "GET /echo HTTP/1.1\r\nHost: x\r\nHost: y\r\nConnection: close\r\n\r\n", "GET /echo\\x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]) {
+  it("answers requests the adapter cannot make a Request of (no Host, a backslash in the path) with problem+json", async () => {
+    for (const request of ["GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n", "GET /echo HTTP/1.1\r\nHost: x\r\nHost: y\r\nConnection: close\r\n\r\n", "GET /echo\\x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]) {
       const res = await raw(request);
       expect(res, request).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
       expect(res).toMatch(/\r\ncontent-type: application\/problem\+json\r\n/i);
       expect(res).toMatch(/"status":400/);
     }
+  });
+
+  it("answers OPTIONS * (a question about the server as a whole) with 204, and then serves the connection's next request", async () => {
+    const res = await raw("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{\"name\":\"E\"}");
+    expect(res).toMatch(/^HTTP\/1\.1 204 No Content\r\n/);
+    expect(res).toMatch(/\r\n\r\nHTTP\/1\.1 201 Created\r\n/);
   });
 
   it("starts the request deadline once the body has arrived: a slow upload is not the database's 503", async () => {

@@ -23,6 +23,9 @@ export function startHttpServer(fetch: (req: Request, env: object | undefined) =
       // Node keeps the first of several Host lines; RFC 9112 §3.2 says refuse them, since a proxy
       // in front may have routed by another one.
       if ((req.headersDistinct.host?.length ?? 0) > 1) return void answerProblem(res, problem(400, "Bad Request", "the request has more than one Host header"));
+      // `OPTIONS *` asks about the server as a whole (RFC 9110 §9.3.7), a ping some clients and
+      // proxies send; the adapter cannot make a Request of it, and no route is for it.
+      if (req.method === "OPTIONS" && req.url === "*") return void res.writeHead(204).end();
       void listener(req, res);
     });
     server.listen(port, hostname, () => {
@@ -89,7 +92,7 @@ function answerProblem(res: ServerResponse, p: ProblemDetails) {
 
 /**
  * @hono/node-server cannot make a WHATWG Request of some that Node's parser let through (no Host,
- * a malformed Host, a backslash in the path, `OPTIONS *`) and answers those with a bare 400;
+ * a malformed Host, a backslash in the path) and answers those with a bare 400;
  * anything else reaching here escaped the app's own error handler.
  */
 function requestNotMade(err: unknown): Response {
@@ -109,6 +112,19 @@ function lineAtFault(err: { rawPacket?: Buffer; bytesParsed?: number }): string 
   const at = Math.min(err.bytesParsed ?? 0, raw.length);
   const start = at > 0 ? raw.lastIndexOf(10, at - 1) + 1 : 0;
   return raw.subarray(start, start + 8192).toString("latin1");
+}
+
+/**
+ * Node's parser counts the request line with the headers and reports either overflowing as one
+ * error, at the end of the span that overflowed. Only the request target can be followed by
+ * ` HTTP/1.x` (a header's span ends at its line break), so that tells a long URI (414, RFC 9110
+ * §15.5.15) from long headers (431). A target whose overflow falls inside a packet of the
+ * client's that holds nothing else cannot be told apart, and stays a 431.
+ */
+function targetTooLong(err: { rawPacket?: Buffer; bytesParsed?: number }): boolean {
+  const raw = err.rawPacket;
+  if (!raw || err.bytesParsed === undefined) return false;
+  return raw.subarray(err.bytesParsed, err.bytesParsed + 9).toString("latin1").startsWith(" HTTP/1.");
 }
 
 /** Sockets whose refusal waits for the answers of the requests before it. */
@@ -153,7 +169,9 @@ function answerUnparsable(err: NodeJS.ErrnoException, socket: Socket) {
   }
   const [status, detail] =
     err.code === "HPE_HEADER_OVERFLOW"
-      ? [431, "the request's headers are larger than the server accepts"]
+      ? targetTooLong(err as { rawPacket?: Buffer; bytesParsed?: number })
+        ? [414, "the request target (path and query) is longer than the server accepts"]
+        : [431, "the request's headers are larger than the server accepts"]
       : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
         ? [408, "the request did not arrive in time"]
         : err.code === "HPE_INVALID_METHOD" && WELL_FORMED_REQUEST_LINE.test(lineAtFault(err as { rawPacket?: Buffer; bytesParsed?: number }))

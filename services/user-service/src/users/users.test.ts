@@ -213,9 +213,9 @@ describe("the rest of the surface", () => {
     await expectProblem(await app.request("/nope"), 404);
     // A path it serves, with a method it does not take: 405 with what it takes.
     for (const [path, method, allow] of [
-      ["/users/01890a5d-ac96-774b-bcce-b302099a8057", "DELETE", "GET, HEAD"],
-      ["/users", "PUT", "GET, HEAD, POST"],
-      ["/users/anything", "POST", "GET, HEAD"],
+      ["/users/01890a5d-ac96-774b-bcce-b302099a8057", "DELETE", "GET, HEAD, OPTIONS"],
+      ["/users", "PUT", "GET, HEAD, OPTIONS, POST"],
+      ["/users/anything", "POST", "GET, HEAD, OPTIONS"],
     ]) {
       const res = await app.request(path!, { method });
       await expectProblem(res, 405);
