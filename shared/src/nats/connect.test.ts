@@ -1,7 +1,12 @@
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { Writable } from "node:stream";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { natsClientOptions, timeoutCause } from "./connect.js";
+import { connectNats, natsClientOptions, timeoutCause } from "./connect.js";
+import { createLogger } from "../logger/index.js";
+import { waitFor } from "../testing/wait.js";
 import { testNatsUrl } from "../testing/nats.js";
 import { startOwnNatsServer } from "../testing/nats-server.js";
 import { createTestPki } from "../testing/tls.js";
@@ -27,7 +32,7 @@ describe("TLS with a private CA and client certificates", () => {
       config: `tls { cert_file: ${JSON.stringify(pki[which].certFile)}, key_file: ${JSON.stringify(pki[which].keyFile)}, ca_file: ${JSON.stringify(pki.caFile)}, verify: ${verifyClients} }`,
     });
     onTestFinished(() => server.dispose()); // runs before the pki's: reverse order
-    return { pki, url: `tls://127.0.0.1:${server.port}` };
+    return { pki, server, url: `tls://127.0.0.1:${server.port}` };
   };
   const attempt = (config: Parameters<typeof natsClientOptions>[0]) => connect({ ...natsClientOptions(config), timeout: 5000, reconnect: false });
 
@@ -57,5 +62,37 @@ describe("TLS with a private CA and client certificates", () => {
     expect((await timeoutCause(new Error("timeout"), { NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile })).cause).toMatch(/alert .*certificate|read ECONNRESET/i);
     expect(await timeoutCause(new Error("Authorization Violation"), { NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile })).toEqual({});
     await expect(attempt({ NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile, NATS_TLS_CERT_FILE: pki.stranger.certFile, NATS_TLS_KEY_FILE: pki.stranger.keyFile })).rejects.toThrow();
+  });
+
+  it("says why a lost connection stays lost: a client certificate the server refuses at a reconnect is logged, not only the disconnect", async () => {
+    const { pki, server, url } = await tlsServer(true);
+    // The service's certificate files, which a renewal rewrites in place.
+    const certFile = join(pki.dir, "service.crt");
+    const keyFile = join(pki.dir, "service.key");
+    const install = (which: { certFile: string; keyFile: string }) => (copyFileSync(which.certFile, certFile), copyFileSync(which.keyFile, keyFile));
+    install(pki.client);
+    const lines: { level: number; msg: string; cause?: string }[] = [];
+    const destination = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+    const log = createLogger({ service: "connect-test", level: "debug", destination });
+    const config = { NATS_URL: url, NATS_TLS_CA_FILE: pki.caFile, NATS_TLS_CERT_FILE: certFile, NATS_TLS_KEY_FILE: keyFile };
+    const { nc, state } = await connectNats({ config, name: "connect-test", log, diagnoseAfterMs: { first: 100, every: 200 } });
+    onTestFinished(() => nc.close());
+    // A renewal from the wrong CA lands on disk, then the connection drops (a server restart).
+    install(pki.stranger);
+    await server.stop();
+    await server.start();
+    const said = await waitFor(() => lines.find((l) => l.msg === "nats still disconnected" && /certificate|ECONNRESET/i.test(l.cause ?? "")), { what: "the refusal logged", timeoutMs: 15_000 });
+    expect(said.cause).toMatch(/alert .*certificate|(read|write) ECONNRESET/i);
+    expect(state.connected()).toBe(false);
+    // Asked again and again while it lasts, but warned once per cause (the refusal reads as the
+    // alert or as the reset that overtook it, from one attempt to the next).
+    const refusals = () => lines.filter((l) => l.msg === "nats still disconnected" && /certificate|ECONNRESET/i.test(l.cause ?? ""));
+    await waitFor(() => refusals().length >= 5, { what: "the refusal found again", timeoutMs: 15_000 });
+    const causes = new Set(refusals().map((l) => l.cause));
+    for (const cause of causes) expect(refusals().filter((l) => l.cause === cause && l.level === 40), cause).toHaveLength(1);
+    // The right certificate back: the client reconnects by itself.
+    install(pki.client);
+    await waitFor(() => state.connected(), { what: "the reconnect", timeoutMs: 15_000 });
+    expect(lines.map((l) => l.msg)).toContain("nats reconnected");
   });
 });

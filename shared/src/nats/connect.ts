@@ -41,6 +41,13 @@ export interface NatsOptions {
    * is said at once instead of as "not reachable" after its connect deadline.
    */
   giveUpOn?: (err: unknown) => boolean;
+  /**
+   * How long a lost connection may stay lost before a one-off connect asks why, and then how
+   * often it asks again (5 s and 60 s by default). nats.js keeps the reasons its reconnects fail
+   * to itself, so without this a renewed certificate the server refuses, or credentials it no
+   * longer takes, would show as one "nats disconnected" and nothing after.
+   */
+  diagnoseAfterMs?: { first: number; every: number };
 }
 
 /** The server refused who we are, or the credentials could not even be read. */
@@ -75,16 +82,39 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
         noAsyncTraces: true,
       });
       let connected = true;
+      const { first, every } = opts.diagnoseAfterMs ?? { first: 5_000, every: 60_000 };
+      let diagnosis: NodeJS.Timeout | undefined;
+      // Causes already warned of in this outage. One cause can read differently from one attempt
+      // to the next (a refused certificate: the TLS alert, or the reset that overtook it).
+      const warned = new Set<string>();
+      const diagnose = async () => {
+        const cause = await stillDisconnectedCause(opts.config);
+        if (connected || nc.isClosed()) return;
+        // Warned once per cause: a lasting outage gives a line or two, not one a minute.
+        if (cause !== undefined) log[warned.has(cause) ? "debug" : "warn"]({ cause }, "nats still disconnected");
+        if (cause !== undefined) warned.add(cause);
+        diagnosis = setTimeout(() => void diagnose(), every).unref();
+      };
       void (async () => {
         for await (const s of nc.status()) {
           if (s.type === "disconnect" || s.type === "reconnecting") {
-            if (connected) log.warn({ status: s.type }, "nats disconnected");
+            if (connected) {
+              log.warn({ status: s.type }, "nats disconnected");
+              warned.clear();
+              diagnosis = setTimeout(() => void diagnose(), first).unref();
+            }
             connected = false;
           } else if (s.type === "reconnect") {
             connected = true;
+            clearTimeout(diagnosis);
             log.info("nats reconnected");
+          } else if (s.type === "error" && !connected && !warned.has(s.error.message)) {
+            // What the server said to a reconnect (e.g. "Authorization Violation"): nats.js tells it here.
+            warned.add(s.error.message);
+            log.warn({ cause: s.error.message }, "nats still disconnected");
           }
         }
+        clearTimeout(diagnosis);
       })();
       log.info({ server: nc.getServer() }, "nats connected");
       return { nc, state: { connected: () => connected && !nc.isClosed() } };
@@ -103,6 +133,19 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
 /** One attempt, without reconnects: it fails with the server's or the handshake's own error. */
 const connectOnce = (config: NatsClientConfig, timeoutMs: number) =>
   connect({ ...natsClientOptions(config), name: "orderflow-check", timeout: timeoutMs, reconnect: false, noAsyncTraces: true });
+
+/**
+ * Why a new connection to the configured servers fails now, asked with one attempt of the
+ * client's own settings (certificates, credentials); undefined when it succeeds.
+ */
+async function stillDisconnectedCause(config: NatsClientConfig): Promise<string | undefined> {
+  try {
+    await (await connectOnce(config, 3000)).close();
+    return undefined;
+  } catch (err) {
+    return ((err as Error)?.message ?? String(err)).trim() || "unknown";
+  }
+}
 
 /**
  * What lies behind a connect that timed out. A reconnecting nats.js client reports a TLS
