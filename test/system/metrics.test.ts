@@ -80,6 +80,8 @@ describe("metrics", () => {
       what: "the event log to count the three registrations and three orders it stored",
     });
     expect([...logged.keys()].filter((k) => k.startsWith("orderflow_outbox_"))).toEqual([]);
+    // Its ingesters report the latency of what they stored, as the consumers do.
+    for (const consumer of ["event-log-users", "event-log-orders"]) expect(logged.get(`orderflow_consumer_event_latency_seconds_count{consumer="${consumer}"}`), consumer).toBe(3);
 
     // Only on its own port: the service's port (behind the Ingress) does not serve it.
     expect((await fetch(`${users.url}/metrics`)).status).toBe(404);

@@ -32,12 +32,12 @@ await serviceMain(
     consumers: [],
     // It publishes nothing of its own (lifecycle events skip the outbox), so it has no outbox table.
     outbox: false,
-    workers: ({ nc, js, jsm, names, log, db, restoreStreams, countEvents }, config) => {
+    workers: ({ nc, js, jsm, names, log, db, restoreStreams, countEvents, eventLatency }, config) => {
       const writer = createEventWriter({ db, onStored: () => tail?.notify() });
       const ingesters = STREAMS.map((stream) => ({
         name: `ingest ${ingestDurable(stream)}`,
         durable: { stream, durable: ingestDurable(stream) },
-        ...createIngestConsumer({ nc, js, jsm, names, log, writer, stream, batchSize: config.INGEST_BATCH_SIZE, restoreStreams, onOutcome: countEvents && ((outcome, n) => countEvents(ingestDurable(stream), outcome, n)) }),
+        ...createIngestConsumer({ nc, js, jsm, names, log, writer, stream, batchSize: config.INGEST_BATCH_SIZE, restoreStreams, onOutcome: countEvents && ((outcome, n) => countEvents(ingestDurable(stream), outcome, n)), onLatency: eventLatency?.(ingestDurable(stream)) }),
       }));
       const warning = retentionWarning(config.EVENTLOG_MAX_AGE_MS, config.STREAM_MAX_AGE_MS);
       if (warning) log.warn({ EVENTLOG_MAX_AGE_MS: config.EVENTLOG_MAX_AGE_MS, STREAM_MAX_AGE_MS: config.STREAM_MAX_AGE_MS }, warning);

@@ -19,7 +19,7 @@ export const eventLogReplayTarget: ReplayTarget = {
   },
   async apply(tx, batch): Promise<BatchResult> {
     const rows = batch.map(rowOf);
-    const inserted = await insertEvents(tx, rows);
+    const inserted = (await insertEvents(tx, rows)).length;
     return { applied: inserted, skipped: batch.length - inserted, failed: 0 };
   },
   async preview(db, batch, full) {

@@ -43,6 +43,15 @@ export function storedAt(msg: JsMsg): number {
   }
 }
 
+/**
+ * Seconds from the stream storing `msg` to `now` (ms), undefined if its reply subject does not
+ * say when. The broker's clock against ours: a skew of a few ms shows as 0, never as a negative age.
+ */
+export function eventLatencySeconds(msg: JsMsg, now: number): number | undefined {
+  const at = storedAt(msg);
+  return at >= 0 ? Math.max(0, now - at) / 1000 : undefined;
+}
+
 /** A consume iterator as `drain` gets it: its messages, and a way to stop pulling. */
 export interface Deliveries extends AsyncIterable<JsMsg> {
   stop(): void;

@@ -14,7 +14,7 @@ import { TRACEPARENT, type EventContext } from "../events/trace.js";
 import type { Names } from "../nats/names.js";
 import { ensureDurableConsumer, isStreamNotFound } from "../nats/streams.js";
 import { publishDeadLetter } from "./dead-letter.js";
-import { createPullLoop, storedAt, type Deliveries, type PullLoop } from "./pull-loop.js";
+import { createPullLoop, eventLatencySeconds, type Deliveries, type PullLoop } from "./pull-loop.js";
 import { STATEMENT_HANDLER, batchStatement, insertInbox, runBatchStatement, type StatementBackedHandler, type StatementHandler } from "./statement-handler.js";
 import { readHeaders } from "../nats/headers.js";
 
@@ -277,13 +277,12 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     return outcome;
   }
 
-  /** The broker's clock against ours: a skew of a few ms shows as 0, never as a negative age. */
   function reportLatency(msgs: readonly JsMsg[]) {
     if (!opts.onLatency) return;
     const now = Date.now();
     for (const m of msgs) {
-      const at = storedAt(m);
-      if (at >= 0) opts.onLatency(Math.max(0, now - at) / 1000);
+      const seconds = eventLatencySeconds(m, now);
+      if (seconds !== undefined) opts.onLatency(seconds);
     }
   }
 

@@ -107,6 +107,8 @@ export interface WorkerContext {
   restoreStreams: () => Promise<void>;
   /** Counts messages a worker's consumer finished with, as the runner's are (metrics on). */
   countEvents?: (consumer: string, outcome: Outcome, n: number) => void;
+  /** Records a worker's consumer's event latency, as the runner's is (metrics on). */
+  eventLatency?: (consumer: string) => (seconds: number) => void;
 }
 
 export interface RunningService {
@@ -315,13 +317,13 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
         instance,
         onCommitted: (messages) => relay?.handOff(messages),
         onOutcome: metrics && ((outcome, n) => metrics.countEvents(c.durable, outcome, n)),
-        onLatency: metrics && ((seconds) => metrics.observeEventLatency(c.durable, seconds)),
+        onLatency: metrics?.eventLatency(c.durable),
       }),
     );
     for (const [i, c] of consumers.entries()) {
       await retryUntilDone(`consumer ${spec.consumers[i]!.durable}`, () => c.start(), log, abort.signal);
     }
-    workers = spec.workers?.({ nc, js, jsm, db: database.db, names, log, restoreStreams, countEvents: metrics?.countEvents }) ?? [];
+    workers = spec.workers?.({ nc, js, jsm, db: database.db, names, log, restoreStreams, countEvents: metrics?.countEvents, eventLatency: metrics?.eventLatency }) ?? [];
     for (const w of workers) await retryUntilDone(w.name, () => w.start(), log, abort.signal);
     wired = true;
     readiness.invalidate();

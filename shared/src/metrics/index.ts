@@ -17,8 +17,11 @@ export interface Metrics {
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   /** Messages a consumer finished with, by outcome. */
   countEvents(consumer: string, outcome: Outcome, n?: number): void;
-  /** Seconds from JetStream storing an event to `consumer` acking it as applied. */
-  observeEventLatency(consumer: string, seconds: number): void;
+  /**
+   * Records, for `consumer`, the seconds from JetStream storing an event to its ack as applied.
+   * Bound to the consumer's series once, not looked up per event.
+   */
+  eventLatency(consumer: string): (seconds: number) => void;
   /** Outbox rows published (and acknowledged by JetStream), or publishes that failed. */
   countPublished(n: number): void;
   countPublishFailures(n: number): void;
@@ -52,7 +55,10 @@ export function createMetrics({ service, defaultMetrics = true, outbox = true }:
       duration.observe({ method, route }, seconds);
     },
     countEvents: (consumer, outcome, n = 1) => void (n > 0 && events.inc({ consumer, outcome }, n)),
-    observeEventLatency: (consumer, seconds) => latency.observe({ consumer }, seconds),
+    eventLatency(consumer) {
+      const series = latency.labels({ consumer });
+      return (seconds) => series.observe(seconds);
+    },
     countPublished: (n) => void (n > 0 && published?.inc(n)),
     countPublishFailures: (n) => void (n > 0 && failures?.inc(n)),
     gaugeOnScrape(name, help, labelNames, read) {

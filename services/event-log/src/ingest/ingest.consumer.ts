@@ -1,5 +1,5 @@
 import type { JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
-import { createPullLoop, ensureDurableConsumer, hasUnreadableHeaders, headersOf, isPermanentDbError, reportableError, streamCatalog, type Deliveries, type Logger, type Outcome, type PullLoop, type PullLoopOptions, type Names, type StreamName } from "@orderflow/shared";
+import { createPullLoop, ensureDurableConsumer, eventLatencySeconds, hasUnreadableHeaders, headersOf, isPermanentDbError, reportableError, streamCatalog, type Deliveries, type Logger, type Outcome, type PullLoop, type PullLoopOptions, type Names, type StreamName } from "@orderflow/shared";
 import { refusedRow, toEventRow, unreadableRow } from "./ingest.domain.js";
 import type { EventWriter } from "./ingest.store.js";
 
@@ -21,9 +21,20 @@ export interface IngestOptions {
   restoreStreams?: () => Promise<void>;
   /** Messages finished with: `applied` (stored), `duplicate` (stored before), `retry` (a batch that failed). */
   onOutcome?: (outcome: Outcome, n: number) => void;
+  /** Seconds from the stream storing each event to its ack, for the events this batch stored. */
+  onLatency?: (seconds: number) => void;
 }
 
 export type IngestConsumer = PullLoop;
+
+function reportLatency(batch: readonly JsMsg[], stored: ReadonlySet<number>, report: (seconds: number) => void) {
+  const now = Date.now();
+  for (const msg of batch) {
+    if (!stored.has(msg.seq)) continue;
+    const seconds = eventLatencySeconds(msg, now);
+    if (seconds !== undefined) report(seconds);
+  }
+}
 
 /** The durable name of the log's consumer on a stream, before the namespace prefix. */
 export const ingestDurable = (stream: StreamName) => `event-log-${stream.toLowerCase()}`;
@@ -79,8 +90,10 @@ export function createIngestConsumer(o: IngestOptions): IngestConsumer {
     try {
       const stored = await writer.write(rows);
       for (const msg of batch) loop.settle.ack(msg);
-      o.onOutcome?.("applied", stored);
-      o.onOutcome?.("duplicate", rows.length - stored);
+      o.onOutcome?.("applied", stored.length);
+      o.onOutcome?.("duplicate", rows.length - stored.length);
+      // Stored now only: a redelivery of an event stored earlier (its ack lost) was reported then.
+      if (o.onLatency && stored.length > 0) reportLatency(batch, new Set(stored), o.onLatency);
       return;
     } catch (err) {
       // A row Postgres refuses for its values must not hold the rest of its batch, again on

@@ -8,22 +8,25 @@ const LOG_ORDER_LOCK = 7215540012;
 
 /**
  * Inserts a batch in one statement; a message already stored (redelivery, replay) is skipped.
- * Returns how many rows were new. Log sequence order must be commit order, or the live tail
+ * Returns the stream sequence numbers of the rows that were new. Log sequence order must be commit order, or the live tail
  * (`seq > last`) skips a row that committed after a later one: a transaction-scoped advisory
  * lock makes inserts from every process (replicas, a replay beside the service) take turns.
  */
-export async function insertEvents(ex: Executor, rows: NewEventRow[]): Promise<number> {
-  if (rows.length === 0) return 0;
+export async function insertEvents(ex: Executor, rows: NewEventRow[]): Promise<number[]> {
+  if (rows.length === 0) return [];
   const run = async (tx: Executor) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${LOG_ORDER_LOCK})`);
-    return (await tx.insert(events).values(rows).onConflictDoNothing().returning({ seq: events.seq })).length;
+    return (await tx.insert(events).values(rows).onConflictDoNothing().returning({ streamSeq: events.streamSeq })).map((r) => r.streamSeq);
   };
   return ex instanceof PgTransaction ? run(ex) : (ex as Db).transaction(run);
 }
 
 export interface EventWriter {
-  /** Stores a batch; batches from every stream's consumer are written one at a time. */
-  write(rows: NewEventRow[]): Promise<number>;
+  /**
+   * Stores a batch; batches from every stream's consumer are written one at a time. Returns the
+   * stream sequence numbers of the rows that were new.
+   */
+  write(rows: NewEventRow[]): Promise<number[]>;
 }
 
 /**
@@ -36,9 +39,9 @@ export function createEventWriter({ db, onStored }: { db: Db; onStored?: () => v
   return {
     write(rows) {
       const run = tail.then(async () => {
-        const n = await insertEvents(db, rows);
-        if (n > 0) onStored?.();
-        return n;
+        const stored = await insertEvents(db, rows);
+        if (stored.length > 0) onStored?.();
+        return stored;
       });
       tail = run.catch(() => {});
       return run;

@@ -110,6 +110,37 @@ describe("ingest and replay", () => {
     expect(dry).toMatchObject({ read: 8, applied: 0, skipped: 8, dryRun: true });
     expect(await snapshot()).toEqual(stored);
   });
+  it("reports the latency of the events a batch stored, not of those stored before (a redelivery)", async () => {
+    await inOwnNamespace(async (own) => {
+      const writer = createEventWriter({ db: env.db });
+      const latencies: number[] = [];
+      const outcomes = new Map<string, number>();
+      const start = async () => {
+        const c = createIngestConsumer({ nc, js, jsm, names: own, log, writer, stream: "SYSTEM", batchSize: 10, lingerMs: 10, onLatency: (s) => latencies.push(s), onOutcome: (o, n) => void outcomes.set(o, (outcomes.get(o) ?? 0) + n) });
+        await c.start();
+        return c;
+      };
+      const publish = async (n: number) => {
+        for (let i = 0; i < n; i++) {
+          const e = createEvent({ name: "system.service.ready", source: "/orderflow/test", subject: `test/${uuidv7()}`, data: { service: "test", instance: uuidv7(), version: "1" } });
+          await js.publish(own.subject("system.service.ready"), JSON.stringify(e), { msgID: e.id });
+        }
+      };
+      const first = await start();
+      await publish(3);
+      await waitFor(() => outcomes.get("applied") === 3, { what: "3 events stored" });
+      await first.stop();
+      // A new durable reads the stream from its start: the three are delivered again, and one more.
+      await jsm.consumers.delete(own.stream("SYSTEM"), own.durable(ingestDurable("SYSTEM")));
+      const second = await start();
+      onTestFinished(() => second.stop());
+      await publish(1);
+      await waitFor(() => outcomes.get("applied") === 4 && outcomes.get("duplicate") === 3, { what: "1 more stored, 3 found stored" });
+      expect(latencies).toHaveLength(4);
+      for (const s of latencies) expect(s).toSatisfy((v: number) => v >= 0 && v < 60);
+    });
+  });
+
   it("stores the rest of a batch when Postgres refuses one of its rows, and cuts indexed fields too long to index", async () => {
     const own = createNames(uniqueNamespace());
     // Registered as each is made, so a step that fails leaves nothing behind either; a trigger left
