@@ -7,6 +7,7 @@ import { StartupError } from "../errors/index.js";
 import { pgErrorCode } from "./errors.js";
 import { lockDataDirectory } from "./pglite-lock.js";
 import { postgresTls } from "./tls.js";
+import { postgresHosts } from "./hosts.js";
 import { within } from "../lifecycle/within.js";
 
 /**
@@ -74,8 +75,12 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
   const tls = postgresTls(url);
+  // Both the pool and the migration lock's connection dial these. The hosts go as arrays, which
+  // the driver takes as they are (its parseOptions checks Array.isArray), though its Options type
+  // declares one host.
+  const reach = { ...(tls.ssl ? { ssl: tls.ssl } : {}), ...(postgresHosts(url) as { host?: string; port?: number } | undefined) };
   const client = postgres(tls.url, {
-    ...(tls.ssl ? { ssl: tls.ssl } : {}),
+    ...reach,
     max: opts.poolSize ?? 8,
     connect_timeout: 5,
     idle_timeout: 60,
@@ -93,7 +98,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     migrate: async (migrationsFolder) => {
       const { migrate } = await import("drizzle-orm/postgres-js/migrator");
       // One connection holds an advisory lock so replicas starting together migrate one at a time.
-      const lockClient = postgres(tls.url, { ...(tls.ssl ? { ssl: tls.ssl } : {}), max: 1, onnotice: () => {}, connect_timeout: 5 });
+      const lockClient = postgres(tls.url, { ...reach, max: 1, onnotice: () => {}, connect_timeout: 5 });
       try {
         await lockClient`select pg_advisory_lock(7215540011)`;
         await migrate(drizzle({ client: lockClient }), { migrationsFolder });

@@ -20,7 +20,8 @@ export interface TcpRelay {
  * (the machine's shared Postgres): "down" is the relay cutting its connections and refusing new
  * ones. Starts closed; `port` is 0 until the first `listen()` unless one is given.
  */
-export function tcpRelay(target: { host: string; port: number }, port = 0): TcpRelay {
+/** `host` is the address it listens on (`::1` to be reached over IPv6). */
+export function tcpRelay(target: { host: string; port: number }, port = 0, host = "127.0.0.1"): TcpRelay {
   const sockets = new Set<Socket>();
   const pairs = new Set<[Socket, Socket]>();
   let server: Server | undefined;
@@ -46,7 +47,7 @@ export function tcpRelay(target: { host: string; port: number }, port = 0): TcpR
           if (!stalled) flow(pair);
         });
         server.once("error", reject);
-        server.listen(bound, "127.0.0.1", () => {
+        server.listen(bound, host, () => {
           bound = (server!.address() as { port: number }).port;
           resolve();
         });

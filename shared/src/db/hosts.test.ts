@@ -1,0 +1,38 @@
+import { describe, expect, it, onTestFinished } from "vitest";
+import { openDatabase, pingWithin } from "./database.js";
+import { postgresHosts } from "./hosts.js";
+import { baseConfigSchema, loadConfig } from "../config/config.js";
+import { adminDatabaseUrl } from "../testing/database.js";
+import { tcpRelay } from "../testing/tcp-relay.js";
+
+describe("IPv6 literals in DATABASE_URL", () => {
+  it("connects to a Postgres reached at [::1], alone or as one of several hosts", async () => {
+    // The machine's Postgres listens on 127.0.0.1 only: a relay makes it reachable at ::1.
+    const admin = new URL(adminDatabaseUrl());
+    const relay = tcpRelay({ host: admin.hostname, port: Number(admin.port || 5432) }, 0, "::1");
+    await relay.listen();
+    onTestFinished(() => relay.close());
+    const user = admin.username ? `${admin.username}@` : "";
+    const urls = [
+      `postgres://${user}[::1]:${relay.port}/postgres`,
+      // Tried in order: the first refuses (nothing listens on port 1), the second answers.
+      `postgresql://${user}[::1]:1,[0:0:0:0:0:0:0:1]:${relay.port}/postgres?sslmode=disable`,
+    ];
+    for (const url of urls) {
+      expect(() => loadConfig(baseConfigSchema, { DATABASE_URL: url, NATS_URL: "nats://127.0.0.1:4222" }), url).not.toThrow();
+      const database = await openDatabase(url, { poolSize: 1 });
+      try {
+        await pingWithin(database, 5000);
+      } finally {
+        await database.close();
+      }
+    }
+  });
+
+  it("reads hosts and ports as libpq writes them, and leaves URLs without an IPv6 literal to the driver", () => {
+    expect(postgresHosts("postgres://u:p@[::1]/db")).toEqual({ host: ["::1"], port: [5432] });
+    expect(postgresHosts("postgres://u@[fd00::2]:6432,db.example:5433,[::1]/db?sslmode=require")).toEqual({ host: ["fd00::2", "db.example", "::1"], port: [6432, 5433, 5432] });
+    expect(postgresHosts("postgres://u@db.example:5432/db")).toBeUndefined();
+    expect(postgresHosts("postgres://u@127.0.0.1,db2/db")).toBeUndefined();
+  });
+});
