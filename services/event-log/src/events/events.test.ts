@@ -603,8 +603,8 @@ describe("catalog, AsyncAPI and the page", () => {
 it("ignores a batch stored twice (redelivery)", async () => {
   const { registered } = history();
   const row = toEventRow({ stream: "USERS", streamSeq: 999_999, streamTime: new Date(), subject: "users.registered", data: Buffer.from(JSON.stringify(registered)), headers: {} });
-  expect(await writer().write([row])).toBe(1);
-  expect(await writer().write([row])).toBe(0);
+  expect(await writer().write([row])).toEqual([999_999]);
+  expect(await writer().write([row])).toEqual([]);
   // Both writes have committed: the log answers from the table at once.
   expect((await get(`/events?entity=${registered.subject}`)).items.map((i) => i.id)).toEqual([registered.id]);
 });
