@@ -14,7 +14,7 @@ import { startProcess } from "../testing/process.js";
 import { tcpRelay } from "../testing/tcp-relay.js";
 import { waitFor } from "../testing/wait.js";
 import { operatorMode } from "../testing/nats-jwt.js";
-import { createTestPki } from "../testing/tls.js";
+import { createTestPki, natsServerTls } from "../testing/tls.js";
 import { teardown } from "../testing/teardown.js";
 import { DlqHeaders } from "../consumer/dead-letter.js";
 import { createNames, type Names } from "../nats/names.js";
@@ -492,7 +492,7 @@ describe("command line", () => {
     const pki = createTestPki();
     onTestFinished(() => pki.dispose()); // also when the server does not start
     const server = await startOwnNatsServer({
-      config: `tls { cert_file: ${JSON.stringify(pki.server.certFile)}, key_file: ${JSON.stringify(pki.server.keyFile)}, ca_file: ${JSON.stringify(pki.caFile)}, verify: true }`,
+      config: natsServerTls(pki, { verifyClients: true }),
     });
     try {
       const env = { NATS_URL: `tls://127.0.0.1:${server.port}`, NATS_NAMESPACE: "tlstest", NATS_TLS_CA_FILE: pki.caFile };

@@ -9,7 +9,7 @@ import { createLogger } from "../logger/index.js";
 import { waitFor } from "../testing/wait.js";
 import { testNatsUrl } from "../testing/nats.js";
 import { startOwnNatsServer } from "../testing/nats-server.js";
-import { createTestPki } from "../testing/tls.js";
+import { createTestPki, natsServerTls } from "../testing/tls.js";
 
 describe("natsClientOptions", () => {
   it("requires TLS when NATS_URL names a tls:// server: a server without TLS is refused, not used in plain text", async () => {
@@ -29,7 +29,7 @@ describe("TLS with a private CA and client certificates", () => {
     const pki = createTestPki();
     onTestFinished(() => pki.dispose());
     const server = await startOwnNatsServer({
-      config: `tls { cert_file: ${JSON.stringify(pki[which].certFile)}, key_file: ${JSON.stringify(pki[which].keyFile)}, ca_file: ${JSON.stringify(pki.caFile)}, verify: ${verifyClients} }`,
+      config: natsServerTls(pki, { verifyClients, server: pki[which] }),
     });
     onTestFinished(() => server.dispose()); // runs before the pki's: reverse order
     return { pki, server, url: `tls://127.0.0.1:${server.port}` };

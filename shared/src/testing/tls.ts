@@ -68,3 +68,11 @@ export function createTestPki(): TestPki {
     dispose: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/**
+ * A nats-server `tls {}` block serving `server` (the PKI's IP certificate unless told), trusting
+ * the PKI's CA for clients, and requiring a client certificate when `verifyClients`.
+ */
+export function natsServerTls(pki: TestPki, { verifyClients, server = pki.server }: { verifyClients: boolean; server?: { certFile: string; keyFile: string } }): string {
+  return `tls { cert_file: ${JSON.stringify(server.certFile)}, key_file: ${JSON.stringify(server.keyFile)}, ca_file: ${JSON.stringify(pki.caFile)}, verify: ${verifyClients} }`;
+}
