@@ -84,16 +84,19 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
       let connected = true;
       const { first, every } = opts.diagnoseAfterMs ?? { first: 5_000, every: 60_000 };
       let diagnosis: NodeJS.Timeout | undefined;
+      // Which outage a probe belongs to: one still running when the connection came back (and
+      // perhaps went again) must not start a second round of probes.
+      let outage = 0;
       // Causes already warned of in this outage. One cause can read differently from one attempt
       // to the next (a refused certificate: the TLS alert, or the reset that overtook it).
       const warned = new Set<string>();
-      const diagnose = async () => {
+      const diagnose = async (of: number) => {
         const cause = await stillDisconnectedCause(opts.config);
-        if (connected || nc.isClosed()) return;
+        if (of !== outage || connected || nc.isClosed()) return;
         // Warned once per cause: a lasting outage gives a line or two, not one a minute.
         if (cause !== undefined) log[warned.has(cause) ? "debug" : "warn"]({ cause }, "nats still disconnected");
         if (cause !== undefined) warned.add(cause);
-        diagnosis = setTimeout(() => void diagnose(), every).unref();
+        diagnosis = setTimeout(() => void diagnose(of), every).unref();
       };
       void (async () => {
         for await (const s of nc.status()) {
@@ -101,7 +104,8 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
             if (connected) {
               log.warn({ status: s.type }, "nats disconnected");
               warned.clear();
-              diagnosis = setTimeout(() => void diagnose(), first).unref();
+              const of = ++outage;
+              diagnosis = setTimeout(() => void diagnose(of), first).unref();
             }
             connected = false;
           } else if (s.type === "reconnect") {
