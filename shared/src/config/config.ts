@@ -25,6 +25,8 @@ const databaseUrl = z
   .refine((v) => /^(postgres|postgresql|pglite):\/\//.test(v), {
     message: "must start with postgres://, postgresql:// or pglite://",
   })
+  // Neither URL nor the driver takes one (…%25eth0): said, rather than "must name a host".
+  .refine((v) => !/^postgres(ql)?:\/\/(?:[^@/?#]*@)?[^/?#]*\[[^\]]*%/.test(v), { message: "has an IPv6 address with a zone (%25…), which cannot be dialled: use a global address or a host name", abort: true })
   // postgres:// alone would connect to whatever PGHOST/PGDATABASE or the OS user name imply.
   .refine((v) => !/^postgres(ql)?:/.test(v) || postgresUrlNames(v), { message: "must name a host and a database (postgres://user@host:5432/db)", abort: true })
   // The driver decodes them at connect and threw a URIError with a stack trace instead.

@@ -11,10 +11,11 @@ export function postgresHosts(url: string): { host: string[]; port: number[] } |
   const port: number[] = [];
   for (const entry of authority.split(",")) {
     // `[v6]`, `[v6]:port`, `name`, `name:port`, as libpq takes them.
-    const m = /^\[([0-9A-Fa-f:.]+(?:%[^\]]+)?)\](?::(\d+))?$/.exec(entry) ?? /^([^:[\]]+)(?::(\d+))?$/.exec(entry);
+    const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$/.exec(entry) ?? /^([^:[\]]+)(?::(\d+))?$/.exec(entry);
     if (!m) return undefined;
     host.push(decodeURIComponent(m[1]!));
-    port.push(Number(m[2] ?? 5432));
+    // No port: the driver's own default, PGPORT or 5432.
+    port.push(Number(m[2] ?? (process.env.PGPORT || 5432)));
   }
   return { host, port };
 }
