@@ -629,7 +629,7 @@ describe("helm/orderflow", () => {
 
   it("refuses a service's own stream settings or NATS namespace: the streams are shared, and the alerts read config's", async () => {
     for (const sets of [["services.order-service.env.STREAM_MAX_AGE_MS=3600000"], ["serviceDefaults.env.NATS_NAMESPACE=x"], ["services.user-service.extraEnv[0].name=DLQ_MAX_AGE_MS", "services.user-service.extraEnv[0].valueFrom.configMapKeyRef.name=limits", "services.user-service.extraEnv[0].valueFrom.configMapKeyRef.key=dlq"]]) {
-      expect(await templateError(sets), sets[0]).toMatch(/services\.[a-z-]+ sets (STREAM_MAX_AGE_MS|NATS_NAMESPACE|DLQ_MAX_AGE_MS) for itself: it is a setting of the streams every service shares; set it in config/);
+      expect(await templateError(sets), sets[0]).toMatch(/services\.[a-z-]+ sets (STREAM_MAX_AGE_MS|NATS_NAMESPACE|DLQ_MAX_AGE_MS) for itself \(in its env or extraEnv, or through serviceDefaults\): it is a setting of the streams every service shares; set it in config/);
     }
     expect(await template(["config.STREAM_MAX_AGE_MS=3600000", "services.order-service.env.LOG_LEVEL=debug"])).not.toHaveLength(0);
   });

@@ -17,10 +17,7 @@ export interface Metrics {
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   /** Messages a consumer finished with, by outcome. */
   countEvents(consumer: string, outcome: Outcome, n?: number): void;
-  /**
-   * Records, for `consumer`, the seconds from JetStream storing an event to its ack as applied.
-   * Bound to the consumer's series once, not looked up per event.
-   */
+  /** Records, for `consumer`, the seconds from JetStream storing an event to its ack as applied. */
   eventLatency(consumer: string): (seconds: number) => void;
   /** Outbox rows published (and acknowledged by JetStream), or publishes that failed. */
   countPublished(n: number): void;
@@ -56,8 +53,8 @@ export function createMetrics({ service, defaultMetrics = true, outbox = true }:
     },
     countEvents: (consumer, outcome, n = 1) => void (n > 0 && events.inc({ consumer, outcome }, n)),
     eventLatency(consumer) {
-      const series = latency.labels({ consumer });
-      return (seconds) => series.observe(seconds);
+      const labels = { consumer };
+      return (seconds) => latency.observe(labels, seconds);
     },
     countPublished: (n) => void (n > 0 && published?.inc(n)),
     countPublishFailures: (n) => void (n > 0 && failures?.inc(n)),
