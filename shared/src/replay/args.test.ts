@@ -9,6 +9,11 @@ describe("parseReplayArgs", () => {
     expect(parseReplayArgs(["--force"])).toEqual({ dryRun: false, force: true });
     expect(parseReplayArgs(["--from-time", "2026-02-28"]).fromTime).toEqual(new Date("2026-02-28T00:00:00Z"));
     expect(parseReplayArgs(["--from-time", "2026-01-02T03:04:05Z"]).fromTime).toEqual(new Date("2026-01-02T03:04:05Z"));
+    // Lower-case "t" and "z" are RFC 3339 too, as the event log's `from` takes them.
+    expect(parseReplayArgs(["--from-time", "2026-01-02t03:04:05+01:00"]).fromTime).toEqual(new Date("2026-01-02T02:04:05Z"));
+    expect(parseReplayArgs(["--from-time", "2026-01-02t03:04:05z"]).fromTime).toEqual(new Date("2026-01-02T03:04:05Z"));
+    // A time without a zone would be read in the machine's own zone: refused, with the fix.
+    expect(() => parseReplayArgs(["--from-time", "2026-01-02T03:04:05"])).toThrow("--from-time needs a zone after its time (Z, or ±hh:mm): 2026-01-02T03:04:05Z is UTC");
   });
 
   it("rejects unknown flags, both starting points and malformed values", () => {

@@ -20,7 +20,7 @@ export const replayUsage =
   "usage: npm run replay -- --service <service> [--from-seq N | --from-time T] [--dry-run] [--force]\n" +
   "  without --from-*: full rebuild (the projection and its inbox rows are reset in one transaction, then every event is re-applied)\n" +
   "  --from-seq N     re-apply from stream sequence N (per stream) through the inbox; nothing is reset\n" +
-  "  --from-time T    re-apply events stored at or after T (ISO 8601)\n" +
+  "  --from-time T    re-apply events stored at or after T (RFC 3339 with a zone, or a date: midnight UTC)\n" +
   "  --dry-run        read and count only; write nothing\n" +
   "  --force          a full rebuild even when the streams no longer hold all of history (what only they held is lost)\n" +
   "  -h, --help       this text\n" +
@@ -69,14 +69,18 @@ export function parseReplayArgs(argv: string[]): ReplayArgs {
     args.fromSeq = n;
   }
   if (values["from-time"] !== undefined) {
-    const raw = values["from-time"];
+    // RFC 3339 lets the "T" and "Z" be lower case, as the event log's `from` takes them.
+    const raw = values["from-time"].toUpperCase();
     const t = new Date(raw);
     // Date takes 2026-11-31 (as December 1st): the text must be a date (optionally a time and
     // zone) whose day exists.
     const shape = /^(\d{4})-(\d{2})-(\d{2})(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(raw);
     const day = shape && new Date(Date.UTC(Number(shape[1]), Number(shape[2]) - 1, Number(shape[3])));
     const dayExists = day !== null && day.getUTCMonth() === Number(shape![2]) - 1 && day.getUTCDate() === Number(shape![3]);
-    if (!dayExists || Number.isNaN(t.getTime())) throw new ReplayUsageError("--from-time must be an ISO 8601 time, e.g. 2026-01-02T03:04:05Z");
+    if (!dayExists || Number.isNaN(t.getTime())) throw new ReplayUsageError("--from-time must be an RFC 3339 time with a zone, e.g. 2026-01-02T03:04:05Z, or a date");
+    // A time without a zone is read in this machine's zone by Date: the same command would replay
+    // from another moment on another machine.
+    if (shape![4] !== undefined && shape![7] === undefined) throw new ReplayUsageError(`--from-time needs a zone after its time (Z, or ±hh:mm): ${values["from-time"]}Z is UTC`);
     args.fromTime = t;
   }
   return args;

@@ -10,7 +10,15 @@ const isoTime = (what: string) =>
       (v) => (typeof v === "string" ? v.toUpperCase() : v),
       z.iso
         // abort: a time that is no time is not also "outside the years 0100–9999".
-        .datetime({ offset: true, error: "must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z", abort: true })
+        .datetime({
+          offset: true,
+          // A "+" left unescaped in a query string arrives as a space: "…05 01:00".
+          error: (iss) =>
+            typeof iss.input === "string" && / \d{2}(:?\d{2})?$/.test(iss.input)
+              ? "must be an RFC 3339 time with a zone, e.g. 2026-01-02T03:04:05Z; a + in a query string reads as a space: write it as %2B"
+              : "must be an RFC 3339 time with a zone, e.g. 2026-01-02T03:04:05Z",
+          abort: true,
+        })
         .refine((t) => isStorableTime(Date.parse(t)), "must be in the years 0100–9999 (UTC)"),
     )
     .openapi({ description: what, type: "string", format: "date-time" });

@@ -148,8 +148,11 @@ describe("GET /events", () => {
     // A time that is no time is told so, not also that it is outside the years 0100–9999.
     for (const bad of ["2026-11-29T23:59:60Z", "2026-11-29T00:00:00%2B01", "from=x"]) {
       const { errors } = await problemOf(await app.request(`/events?from=${bad.replace(/^from=/, "")}`));
-      expect(errors?.map((e) => e.detail), bad).toEqual(["must be an ISO 8601 time with a zone, e.g. 2026-01-02T03:04:05Z"]);
+      expect(errors?.map((e) => e.detail), bad).toEqual(["must be an RFC 3339 time with a zone, e.g. 2026-01-02T03:04:05Z"]);
     }
+    // A "+" written as it is arrives as a space: the answer says how to send it.
+    const { errors } = await problemOf(await app.request("/events?from=2026-11-29T00:00:00+01:00"));
+    expect(errors?.[0]?.detail).toMatch(/a \+ in a query string reads as a space: write it as %2B$/);
   });
 
   it("takes a type named like a property of every JavaScript object as a type no event has", async () => {
