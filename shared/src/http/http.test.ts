@@ -399,6 +399,10 @@ describe("jsonBody behind the Node server", () => {
     const coded = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
     expect(coded).toMatch(/^HTTP\/1\.1 501 Not Implemented\r\n/);
     expect(JSON.parse(coded.split("\r\n\r\n")[1]!)).toMatchObject({ status: 501, detail: 'the only transfer coding this server reads is chunked; got Transfer-Encoding: "gzip, chunked"' });
+    // Without chunked last the body has no end (RFC 9112 §6.3): a 400 that says so.
+    const unframed = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n${body}`);
+    expect(unframed).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(JSON.parse(unframed.split("\r\n\r\n")[1]!)).toMatchObject({ status: 400, detail: "the request's Transfer-Encoding does not end in chunked, so where its body ends cannot be known" });
     const chunked = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
     expect(chunked).toMatch(/^HTTP\/1\.1 201 /);
     const unknown = await raw("FOO /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
