@@ -98,5 +98,8 @@ export const pageSchema = <T extends z.ZodType>(item: T, name: string) =>
 
 export const idParams = z.object({ id: z.uuid().openapi({ param: { name: "id", in: "path" } }) });
 
+/** The query of a route that takes none: a parameter sent anyway is refused, as on the listings. */
+export const noQuery = z.strictObject({});
+
 /** Free text that will be stored or compared in Postgres: refused as a field error, not a 500. */
 export const storableText = () => z.string().refine(isStorableText, "must not contain NUL characters or unpaired surrogates");

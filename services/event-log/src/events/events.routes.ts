@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { MAX_INDEXED_CHARS } from "../ingest/ingest.domain.js";
-import { isStorableTime, problemContent as problem, queryInt, storableText, streamCatalog, unavailableResponse, type StreamName } from "@orderflow/shared";
+import { isStorableTime, noQuery, problemContent as problem, queryInt, storableText, streamCatalog, unavailableResponse, type StreamName } from "@orderflow/shared";
 
 // Years 0100–9999 once in UTC (0100-01-01T00:00+14:00 is still year 99): see isStorableTime.
 // RFC 3339 (5.6) lets the "T" and "Z" be lower case; zod's check takes upper case only.
@@ -77,7 +77,7 @@ export const getEventRoute = createRoute({
   summary: "One event by its CloudEvents id",
   // Any id as published, not only a UUID: an invalid event is stored with the id it carried
   // (ours are UUIDs; a foreign or broken producer's need not be), and must be found by it too.
-  request: { params: z.object({ id: text("The CloudEvents id as published (a UUID for orderflow's own events)").openapi({ param: { name: "id", in: "path" } }) }) },
+  request: { params: z.object({ id: text("The CloudEvents id as published (a UUID for orderflow's own events)").openapi({ param: { name: "id", in: "path" } }) }), query: noQuery },
   responses: {
     200: {
       description: "The event (the original when a dead letter repeats its id), with where else it was stored",

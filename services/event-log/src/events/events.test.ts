@@ -171,6 +171,7 @@ describe("GET /events/{id}", () => {
     const got = await get<{ id: string; valid: boolean; data: unknown; copies: unknown[] }>(`/events/${registered.id}`);
     expect(got).toMatchObject({ id: registered.id, valid: true, data: registered.data, copies: [] });
     await problemOf(await app.request(`/events/${uuidv7()}`), 404);
+    expect((await problemOf(await app.request(`/events/${registered.id}?stream=USERS`))).errors?.[0]?.pointer).toBe("/stream");
     await problemOf(await app.request("/events/not-stored"), 404);
     await problemOf(await app.request(`/events/${"x".repeat(513)}`), 400);
     await problemOf(await app.request("/events/a%00b"), 400); // a NUL Postgres cannot compare, not a 500

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { createdResponse, idParams, jsonBody, orderItemSchema, pageQuery, pageSchema, problemContent as problem, unavailableResponse, writeHeaders } from "@orderflow/shared";
+import { createdResponse, idParams, jsonBody, noQuery, orderItemSchema, pageQuery, pageSchema, problemContent as problem, unavailableResponse, writeHeaders } from "@orderflow/shared";
 
 // The item schema comes from the event catalog, so the API and orders.created cannot drift apart.
 const item = orderItemSchema;
@@ -45,7 +45,7 @@ export const getOrderRoute = createRoute({
   method: "get",
   path: "/orders/{id}",
   summary: "Get an order",
-  request: { params: idParams },
+  request: { params: idParams, query: noQuery },
   responses: {
     200: { description: "The order", content: { "application/json": { schema: orderSchema } } },
     400: problem("id is not a UUID"),

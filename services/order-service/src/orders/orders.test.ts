@@ -73,6 +73,8 @@ describe("GET /orders", () => {
     expect((await app.request(`/orders/${created.id}`)).status).toBe(200);
     await problemOf(await app.request(`/orders/${uuidv7()}`), 404);
     await problemOf(await app.request(`/orders/xyz`), 400);
+    // It takes no query: a parameter sent anyway is refused by name, as on the listing.
+    expect((await problemOf(await app.request(`/orders/${created.id}?expand=items`), 400)).errors[0]).toMatchObject({ in: "query", pointer: "/expand" });
   });
 
   it("filters by user and pages newest first", async () => {

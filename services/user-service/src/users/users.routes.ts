@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { createdResponse, idParams, jsonBody, pageQuery, pageSchema, problemContent as problem, storableText, unavailableResponse, writeHeaders } from "@orderflow/shared";
+import { createdResponse, idParams, jsonBody, noQuery, pageQuery, pageSchema, problemContent as problem, storableText, unavailableResponse, writeHeaders } from "@orderflow/shared";
 
 export const userSchema = z
   .object({
@@ -63,7 +63,7 @@ export const getUserRoute = createRoute({
   method: "get",
   path: "/users/{id}",
   summary: "Get a user",
-  request: { params: idParams },
+  request: { params: idParams, query: noQuery },
   responses: {
     200: { description: "The user", content: { "application/json": { schema: userSchema } } },
     400: problem("id is not a UUID"),

@@ -89,6 +89,8 @@ describe("POST /users", () => {
     // Joiners inside a name are part of writing it (a family emoji, Persian's ZWNJ).
     for (const name of ["👨\u200d👩\u200d👧", "می\u200cخواهم", "李", "Jose\u0301", "שלום Ada"]) expect((await post({ email: unique(), name })).status, name).toBe(201);
     expect(((await (await app.request(`/users/${fancy.id}`)).json()) as { name: string }).name).toBe("Ada 🚀 Lovelace");
+    // It takes no query: a parameter sent anyway is refused, as on the listing.
+    await expectProblem(await app.request(`/users/${fancy.id}?fields=name`), 400);
     // One name, one form: decomposed accents are stored (and published) precomposed, so the
     // limit counts what a reader sees: 100 é typed as e + U+0301 are 100 characters, not 200.
     const decomposed = (await (await post({ email: unique(), name: "Jose\u0301 Nun\u0303ez" })).json()) as { id: string; name: string };
