@@ -48,6 +48,15 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     observe(c.req.method, wildcard(route) ? "unmatched" : route, c.res.status, (performance.now() - started) / 1000);
   });
 
+  // Hono keeps a parameter whose percent-escapes are not UTF-8 (`?type=%FF`) as the raw text, so
+  // it was taken as a filter that matched nothing; bodies that are not UTF-8 are refused, and so
+  // are these, naming the parameter.
+  app.use(async (c, next) => {
+    const bad = undecodableQueryParameter(c.req.url);
+    if (bad === undefined) return next();
+    return problemResponse(problem(400, "Bad Request", "the request has invalid fields", { errors: [{ in: "query", pointer: `/${bad.replace(/~/g, "~0").replace(/\//g, "~1")}`, detail: "is not UTF-8 when its percent-escapes are decoded" }] }));
+  });
+
   // A database that stops answering without closing its connections (a frozen server, a
   // blackholed network) would hold requests until the client gives up: past the deadline the
   // client gets a 503 instead. The clock starts once the body has arrived (jsonBody restarts it;
@@ -141,6 +150,31 @@ export function createServiceApp({ log }: ServiceAppOptions) {
       schemaPending = fn;
     },
   });
+}
+
+/** The name of the first query parameter (or of its value) whose percent-escapes are not UTF-8. */
+export function undecodableQueryParameter(url: string): string | undefined {
+  const at = url.indexOf("?");
+  // Most requests have no escape in their query at all: nothing to decode.
+  if (at < 0 || !url.includes("%", at)) return undefined;
+  const end = url.indexOf("#", at);
+  for (const pair of url.slice(at + 1, end < 0 ? undefined : end).split("&")) {
+    if (!pair.includes("%")) continue;
+    const eq = pair.indexOf("=");
+    const rawName = (eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, " ");
+    const name = decodeOrUndefined(rawName);
+    if (name === undefined) return rawName;
+    if (eq >= 0 && decodeOrUndefined(pair.slice(eq + 1).replace(/\+/g, " ")) === undefined) return name;
+  }
+  return undefined;
+}
+
+function decodeOrUndefined(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Requests still running past their deadline beyond which new ones are refused at once. */

@@ -102,6 +102,19 @@ describe("createServiceApp", () => {
     expect((await app.request("/things/ab", { method: "OPTIONS" })).status).toBe(404);
   });
 
+  it("refuses a query parameter whose percent-escapes are not UTF-8, naming it, and takes those that are", async () => {
+    const app = createServiceApp({ log: createLogger({ service: "test", level: "silent" }) });
+    app.get("/things", (c) => c.json(c.req.queries()));
+    for (const [query, pointer] of [["type=%FF", "/type"], ["a=1&na%E9me=x", "/na%E9me"], ["q=%C3", "/q"], ["ok=%C3%A9&bad=%ZZ", "/bad"]]) {
+      const res = await app.request(`/things?${query}`);
+      expect(res.status, query).toBe(400);
+      expect(res.headers.get("content-type")).toBe("application/problem+json");
+      expect(((await res.json()) as { errors: { in: string; pointer: string }[] }).errors, query).toEqual([{ in: "query", pointer, detail: "is not UTF-8 when its percent-escapes are decoded" }]);
+    }
+    const fine = await app.request("/things?name=Jos%C3%A9&plus=a+b&pct=100%25&plain=x");
+    expect([fine.status, await fine.json()]).toEqual([200, { name: ["José"], plus: ["a b"], pct: ["100%"], plain: ["x"] }]);
+  });
+
   it("answers 503 past the request deadline, and refuses at once while too many requests still wait past theirs", async () => {
     const app = createServiceApp({ log: createLogger({ service: "test", level: "silent" }) });
     let release!: () => void;
