@@ -1,3 +1,4 @@
+import type { ServerResponse } from "node:http";
 import { and, asc, desc, gt, gte, inArray, ne, sql } from "drizzle-orm";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import { NotFoundError, ServiceUnavailableError, exemptFromDeadline, fieldErrors, problem, problemResponse, reportableError, type Db, type Logger, type ServiceApp } from "@orderflow/shared";
@@ -6,6 +7,9 @@ import { UUID_SHAPED } from "../ingest/ingest.domain.js";
 import { beforeCursor, decodeEventCursor, encodeEventCursor, eventConditions, matchesRow, presentEvent } from "./events.query.js";
 import { getEventRoute, lastEventIdHeader, listEventsRoute, statsRoute, streamQuery, streamRouteDoc } from "./events.routes.js";
 import type { Tail } from "./events.tail.js";
+
+/** How long a live tail told to end at shutdown may take to send its end before its socket is cut. */
+const STREAM_END_GRACE_MS = 1000;
 
 export interface EventsDeps {
   db: Db;
@@ -64,8 +68,8 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     if (c.req.method === "HEAD") return c.body(null, 200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
     const matches = matchesRow(query.data);
     const conditions = eventConditions(query.data);
-    // The socket, to cut a client that does not read: its pending write would hold shutdown.
-    const outgoing = (c.env as { outgoing?: { destroy(): void } } | undefined)?.outgoing;
+    // The response, to cut a client that does not read: its pending write would hold shutdown.
+    const outgoing = (c.env as { outgoing?: Pick<ServerResponse, "destroy" | "once"> } | undefined)?.outgoing;
     const requested = resume?.data !== undefined ? Number(resume.data) : query.data.after !== undefined ? Number(query.data.after) : undefined;
 
     // Live rows wait here while the client reads; past `maxQueued` they are dropped and read
@@ -83,10 +87,15 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
       closed = true;
       wake?.();
     };
-    // Shutdown: a client whose socket is full would keep this handler waiting in a write.
+    // Shutdown. A client that reads gets the stream's proper end (its last chunk: a clean EOF,
+    // not a transfer cut short) once the handler leaves its loop; one whose socket is full keeps
+    // the handler waiting in a write that only the socket's end settles, so it is cut after a
+    // moment.
     const drop = () => {
       end();
-      outgoing?.destroy();
+      if (!outgoing) return;
+      const cut = setTimeout(() => outgoing.destroy(), STREAM_END_GRACE_MS).unref();
+      outgoing.once("close", () => clearTimeout(cut));
     };
     // Subscribed before the response starts, so a tail that cannot start is a 503, not a 200
     // stream that ends at once.

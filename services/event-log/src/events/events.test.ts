@@ -1,9 +1,10 @@
 import { readFileSync } from "node:fs";
+import { get as httpGet } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { createEvent, createLogger, uuidv7 } from "@orderflow/shared";
+import { createEvent, createLogger, startHttpServer, uuidv7 } from "@orderflow/shared";
 import { createMigratedDatabase, holdInTransaction, waitFor } from "@orderflow/shared/testing";
 import { createApp } from "../app.js";
 import { toEventRow } from "../ingest/ingest.domain.js";
@@ -518,13 +519,33 @@ describe("the live tail's bookkeeping", () => {
     // What @hono/node-server passes as env; a full socket would leave the handler waiting in a
     // write that only the socket's end can settle.
     let destroyed = 0;
-    const outgoing = { destroy: () => void destroyed++ };
+    const outgoing = { destroy: () => void destroyed++, once: () => outgoing };
     const res = await app.fetch(new Request("http://x/events/stream"), { outgoing });
     const reader = res.body!.getReader();
     await reader.read(); // the ready event
     own.close(); // what the service's shutdown does first
     await waitFor(() => destroyed === 1, { what: "the tail's socket destroyed", timeoutMs: 5000 });
     await reader.cancel();
+  });
+
+  it("ends the live tails of clients that read with the stream's proper end on shutdown, not a cut connection", async () => {
+    const own = ownTail(600_000);
+    const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
+    const server = await startHttpServer((req, env) => app.fetch(req, env), 0, "127.0.0.1");
+    onTestFinished(() => server.close());
+    const ended = await new Promise<{ complete: boolean; body: string }>((resolve, reject) => {
+      httpGet({ host: "127.0.0.1", port: server.port, path: "/events/stream" }, (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (d: string) => {
+          body += d;
+          if (/^event: ready/m.test(body)) own.close(); // what the service's shutdown does first
+        });
+        // `complete` only when the chunked body's last chunk came: a cut stream ends without it.
+        res.on("end", () => resolve({ complete: res.complete, body })).on("error", reject);
+      }).on("error", reject);
+    });
+    expect(ended.complete).toBe(true);
+    expect(ended.body).toMatch(/^event: ready/m);
   });
 
   it("lets go of a client that leaves while the tail is still finding its position", async () => {
