@@ -66,6 +66,15 @@ describe("fieldErrors", () => {
     expect(errors.map((e) => e.pointer).sort()).toEqual(["/extra", "/items/1/sku"]);
   });
 
+  it("says only that a value has the wrong type, not what the rules of the right type make of it", () => {
+    const schema = z.strictObject({ name: z.string().trim().min(1).max(100), tags: z.array(z.string()).min(1) });
+    const errors = fieldErrors("body", schema.safeParse({ name: [], tags: "x" }).error!);
+    expect(errors).toEqual([
+      { in: "body", pointer: "/name", detail: "Invalid input: expected string, received array" },
+      { in: "body", pointer: "/tags", detail: "Invalid input: expected array, received string" },
+    ]);
+  });
+
   it("gives a value that breaks several rules one entry", () => {
     const schema = z.object({ cents: z.number().int().max(1000) });
     const errors = fieldErrors("body", schema.safeParse({ cents: 1e20 }).error!);

@@ -22,8 +22,12 @@ export function fieldErrors(location: string, error: z.ZodError): FieldError[] {
     if (!seen) byPointer.set(pointer, { in: location, pointer, detail });
     else if (!seen.detail.split("; ").includes(detail)) seen.detail = `${seen.detail}; ${detail}`;
   };
+  // zod goes on checking a value of the wrong type (a string's min length on an array:
+  // "expected array to have >=1 items"); once the type is wrong, only that is said of it.
+  const mistyped = new Set(error.issues.filter((i) => i.code === "invalid_type").map((i) => i.path.map((p) => `/${escape(p)}`).join("")));
   for (const issue of error.issues) {
     const base = issue.path.map((p) => `/${escape(p)}`).join("");
+    if (issue.code !== "invalid_type" && mistyped.has(base)) continue;
     // An unrecognized key issue names the offending keys itself; point at each of them.
     if (issue.code === "unrecognized_keys") for (const k of issue.keys) add(`${base}/${escape(k)}`, "is not a recognized field");
     else add(base || "/", issue.message);
