@@ -9,6 +9,7 @@ import { HttpProblemError, ServiceUnavailableError } from "../errors/index.js";
 import { isMissingRelation, isTransientDbError, reportableError } from "../db/errors.js";
 import { problem, problemResponse } from "./problem.js";
 import { fieldErrors } from "./validation.js";
+import { duplicateMember } from "./duplicate-member.js";
 
 export interface ServiceAppOptions {
   log: Logger;
@@ -334,6 +335,10 @@ async function readUtf8Body(c: Context): Promise<Response | undefined> {
     text = utf8.decode(bytes);
   } catch {
     return problemResponse(problem(400, "Bad Request", "the request body is not valid UTF-8", { errors: [{ in: "body", pointer: "/", detail: "is not valid UTF-8" }] }));
+  }
+  const twice = duplicateMember(text);
+  if (twice !== undefined) {
+    return problemResponse(problem(400, "Bad Request", "the request has invalid fields", { errors: [{ in: "body", pointer: twice, detail: "is given more than once in its object: which one was meant cannot be known" }] }));
   }
   // Hono keeps body promises in this cache (its type says the value).
   (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);

@@ -116,6 +116,9 @@ describe("POST /users", () => {
   it("answers 400 for malformed JSON, 415 for non-JSON and 413 past 16 KiB", async () => {
     // Malformed JSON is invalid input like any other: an `errors` entry for the body as a whole.
     expect((await expectProblem(await post("{bad json"), 400)).errors).toEqual([{ in: "body", pointer: "/", detail: expect.stringMatching(/JSON/) }]);
+    // A field given twice is refused, not silently its last value (what a proxy that reads the first saw).
+    const twice = `{"email":"${unique()}","name":"A","email":"${unique()}"}`;
+    expect((await expectProblem(await post(twice), 400)).errors).toEqual([{ in: "body", pointer: "/email", detail: "is given more than once in its object: which one was meant cannot be known" }]);
     await expectProblem(await post("email=a", { "content-type": "application/x-www-form-urlencoded" }), 415);
     await expectProblem(await post("{}", {}), 415);
     for (const type of ["application/+json", "application/vnd foo+json", "application/.x+json"]) await expectProblem(await post("{}", { "content-type": type }), 415);
