@@ -152,9 +152,9 @@ async function ensureNats(): Promise<string> {
     void stop(1);
   });
   pipe("nats-server", natsServer);
-  natsServer.once("exit", (code) => {
+  natsServer.once("exit", (code, signal) => {
     if (!stopping) {
-      log(`nats-server exited with ${code}`);
+      log(`nats-server exited (${code ?? signal}); stopping the rest`);
       void stop(1);
     }
   });
@@ -179,6 +179,9 @@ function pipe(name: string, child: ChildProcess) {
   }
 }
 
+/** Exited already: a process ended by a signal has a signalCode, and no exitCode. */
+const gone = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
+
 async function stop(code: number) {
   if (stopping) return;
   stopping = true;
@@ -187,14 +190,15 @@ async function stop(code: number) {
     children.map(
       ({ child }) =>
         new Promise<void>((done) => {
-          if (child.exitCode !== null) return done();
+          // Its exit event has fired already: waiting for it would wait for ever.
+          if (gone(child)) return done();
           child.once("exit", () => done());
           child.kill("SIGTERM");
         }),
     ),
   );
   // No pid: it never ran (spawn failed), so no exit will come.
-  if (natsServer && natsServer.pid !== undefined && natsServer.exitCode === null) {
+  if (natsServer && natsServer.pid !== undefined && !gone(natsServer)) {
     await new Promise<void>((done) => {
       natsServer!.once("exit", () => done());
       natsServer!.kill("SIGTERM");

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, describe, expect, it, onTestFinished } from "vitest";
 import { connectTestNats, deleteNamespace, freePort, repoRoot, startProcess, testNatsUrl, uniqueNamespace, waitFor, waitReady } from "@orderflow/shared/testing";
@@ -112,6 +112,48 @@ describe("npm start", () => {
     await proc.exitWithin(30_000);
     expect(proc.output.some((l) => l.includes("[orderflow] stopped"))).toBe(true);
   }, 240_000); // npm start builds first
+
+  // A development runner: a part that dies stops the whole system (exit 1) rather than leave it
+  // running with that part missing, whether the part is a service or the nats-server it started.
+  for (const victim of ["order-service", "nats-server"]) {
+    it(`stops everything and exits 1 when its ${victim} is killed (kill -9), instead of waiting for it for ever`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), "of-start-kill-"));
+      dirs.push(dataDir);
+      const env: Record<string, string> = { NATS_URL: `127.0.0.1:${await freePort()}`, ORDERFLOW_DATA_DIR: dataDir, METRICS_PORT: "" };
+      const ports: string[] = [];
+      for (const svc of localServices(repoRoot, {})) {
+        ports.push(String(await freePort()));
+        env[`${svc.envPrefix}_PORT`] = ports.at(-1)!;
+        env[`${svc.envPrefix}_DATABASE_URL`] = "";
+      }
+      const proc = await npmStart(env);
+      for (const port of ports) await waitReady(`http://127.0.0.1:${port}`, proc, 60_000);
+      // What start.ts runs: its children, by command line.
+      const children = execFileSync("ps", ["-o", "pid=,args=", "--ppid", String(proc.child.pid)], { encoding: "utf8" })
+        .split("\n")
+        .map((l) => /^\s*(\d+)\s+(.*)$/.exec(l))
+        .filter((m) => m !== null)
+        .map((m) => ({ pid: Number(m[1]), args: m[2]! }))
+        .filter((c) => c.args.includes("nats-server") || /dist\/main\.js/.test(c.args)); // not tsx's esbuild
+      expect(children).toHaveLength(4);
+      const target = children.find((c) => (victim === "nats-server" ? c.args.includes("nats-server") : c.args.includes(join("services", victim, "dist", "main.js"))))!;
+      process.kill(target.pid, "SIGKILL");
+      const exit = await proc.exitWithin(30_000);
+      expect(exit.code).toBe(1);
+      expect(proc.output).toContain(`[orderflow] ${victim} exited (SIGKILL); stopping the rest`);
+      expect(proc.output).toContain("[orderflow] stopped");
+      // Nothing it started is left running.
+      const alive = children.filter((c) => {
+        try {
+          process.kill(c.pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      expect(alive).toEqual([]);
+    }, 120_000);
+  }
 
   it("exits non-zero with a clear message when NATS is unreachable and nats-server is not installed", async () => {
     const port = await freePort();
