@@ -287,9 +287,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
   }
 
   async function handleOne(msg: JsMsg): Promise<Outcome> {
+    // The publisher's dedupe id: the event's own id for orderflow's outbox, another for a
+    // replayed letter ("replay:…") or a foreign publisher; logged as such until the body is read.
     const headerId = readHeaders(msg)?.get("Nats-Msg-Id") || undefined;
     const deliveries = msg.info.deliveryCount;
-    if (deliveries > 1) log.info({ eventId: headerId, subject: msg.subject, deliveries }, "redelivery");
+    if (deliveries > 1) log.info({ msgId: headerId, subject: msg.subject, deliveries }, "redelivery");
     if (deliveries > deliveryCap) {
       // Applied already, only its acks were lost (or it waited out ack_wait in a pull buffer):
       // an ack, not a dead letter that a replay would find applied anyway.
@@ -300,7 +302,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         // Not knowing is no reason to give up on it while the database is away.
         if (await unreachable(err)) return holdForDatabase(msg, reportableError(err), headerId);
         const delay = retry.delaysMs.at(-1) ?? 1000;
-        log.warn({ eventId: headerId, subject: msg.subject, deliveries, err: reportableError(err).message, retryInMs: delay }, "could not look the event up in the inbox; retrying");
+        log.warn({ msgId: headerId, subject: msg.subject, deliveries, err: reportableError(err).message, retryInMs: delay }, "could not look the event up in the inbox; retrying");
         settle.nak(msg, delay);
         return "retry";
       }
