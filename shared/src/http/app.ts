@@ -111,6 +111,18 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     return problemResponse(problem(404, "Not Found", `no route for ${c.req.method} ${c.req.path}`));
   });
 
+  // Every request fails alike while the database is away: one line for the first, then one
+  // every 5 s saying how many more there were, not one per request (hundreds a second).
+  let quietUntil = 0;
+  let unlogged = 0;
+  const unavailable = (err: string, path: string) => {
+    const now = Date.now();
+    if (now < quietUntil) return void unlogged++;
+    log.warn({ err, path, ...(unlogged > 0 ? { alsoFailed: unlogged } : {}) }, "database unavailable");
+    quietUntil = now + 5_000;
+    unlogged = 0;
+  };
+
   app.onError((err, c) => {
     if (err instanceof HttpProblemError) {
       return problemResponse(problem(err.status, err.title, err.message, err.extensions), err instanceof ServiceUnavailableError ? { "retry-after": String(err.retryAfter) } : undefined);
@@ -130,7 +142,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
       return problemResponse(problem(503, "Service Unavailable", "the database schema is not migrated yet; retry shortly"), { "retry-after": "5" });
     }
     if (isTransientDbError(err)) {
-      log.warn({ err: reportableError(err).message, path: c.req.path }, "database unavailable");
+      unavailable(reportableError(err).message, c.req.path);
       return problemResponse(problem(503, "Service Unavailable", "the database is unavailable; retry shortly"), { "retry-after": "1" });
     }
     log.error({ err: reportableError(err), path: c.req.path, method: c.req.method }, "unhandled error");

@@ -1,5 +1,6 @@
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
+import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { z } from "zod";
 import { HttpProblemError } from "../errors/index.js";
@@ -122,6 +123,18 @@ describe("createServiceApp", () => {
     }
     const fine = await app.request("/things?name=Jos%C3%A9&plus=a+b&pct=100%25&plain=x");
     expect([fine.status, await fine.json()]).toEqual([200, { name: ["José"], plus: ["a b"], pct: ["100%"], plain: ["x"] }]);
+  });
+
+  it("answers 503 while the database is unreachable, and logs the first failure and a count, not a line per request", async () => {
+    const lines: { msg: string; alsoFailed?: number }[] = [];
+    const destination = new Writable({ write: (chunk, _enc, done) => (lines.push(JSON.parse(String(chunk))), done()) });
+    const app = createServiceApp({ log: createLogger({ service: "test", level: "info", destination }) });
+    app.get("/users", () => {
+      throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
+    });
+    const answers = await Promise.all(Array.from({ length: 50 }, () => app.request("/users")));
+    expect(answers.map((r) => [r.status, r.headers.get("retry-after")])).toEqual(Array(50).fill([503, "1"]));
+    expect(lines.filter((l) => l.msg === "database unavailable")).toHaveLength(1);
   });
 
   it("answers 503 past the request deadline, and refuses at once while too many requests still wait past theirs", async () => {
