@@ -216,8 +216,11 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     }
   }
 
-  function holdForDatabase(msg: JsMsg, error: Error, eventId: string | undefined): Outcome {
-    if (!databaseDown) log.warn({ durable, eventId, subject: msg.subject, err: error.message }, "database unreachable; holding events until it answers");
+  /** How the logs name a message: its event's id once decoded, the publisher's Nats-Msg-Id before. */
+  type Named = { eventId: string } | { msgId: string | undefined };
+
+  function holdForDatabase(msg: JsMsg, error: Error, named: Named): Outcome {
+    if (!databaseDown) log.warn({ durable, ...named, subject: msg.subject, err: error.message }, "database unreachable; holding events until it answers");
     databaseDown = true;
     return "held";
   }
@@ -236,9 +239,9 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
     }
   }
 
-  async function deadLetter(msg: JsMsg, error: Error, eventId: string | undefined): Promise<Outcome> {
+  async function deadLetter(msg: JsMsg, error: Error, named: Named): Promise<Outcome> {
     // Bounded like the DLQ header: a validation error listing 30,000 bad items was a 6 MB log line.
-    const fields = { eventId, subject: msg.subject, deliveries: msg.info.deliveryCount, err: error.message.slice(0, 2000), errorClass: error.name };
+    const fields = { ...named, subject: msg.subject, deliveries: msg.info.deliveryCount, err: error.message.slice(0, 2000), errorClass: error.name };
     try {
       await publishDeadLetter(js, names, msg, { consumer: durable, error });
     } catch (pubErr) {
@@ -300,7 +303,7 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         applied = await alreadyApplied(msg);
       } catch (err) {
         // Not knowing is no reason to give up on it while the database is away.
-        if (await unreachable(err)) return holdForDatabase(msg, reportableError(err), headerId);
+        if (await unreachable(err)) return holdForDatabase(msg, reportableError(err), { msgId: headerId });
         const delay = retry.delaysMs.at(-1) ?? 1000;
         log.warn({ msgId: headerId, subject: msg.subject, deliveries, err: reportableError(err).message, retryInMs: delay }, "could not look the event up in the inbox; retrying");
         settle.nak(msg, delay);
@@ -310,17 +313,17 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
         settle.ack(msg);
         return "duplicate";
       }
-      return deadLetter(msg, new RedeliveryLimitError(`delivered ${deliveries} times without an outcome (crash loop, or a handler slower than ack_wait)`), headerId);
+      return deadLetter(msg, new RedeliveryLimitError(`delivered ${deliveries} times without an outcome (crash loop, or a handler slower than ack_wait)`), { msgId: headerId });
     }
     let decoded;
     try {
       decoded = decodeEvent(msg.data);
     } catch (err) {
-      return deadLetter(msg, err as Error, headerId);
+      return deadLetter(msg, err as Error, { msgId: headerId });
     }
     const handler = opts.handlers[decoded.name] as AnyEventHandler | undefined;
     if (!handler) {
-      return deadLetter(msg, new UnknownEventTypeError(`${durable} has no handler for ${decoded.event.type}`), decoded.event.id);
+      return deadLetter(msg, new UnknownEventTypeError(`${durable} has no handler for ${decoded.event.type}`), { eventId: decoded.event.id });
     }
     const event = decoded.event as CloudEvent;
     const stopKeepingAlive = keepAlive([msg], [event.id]);
@@ -344,10 +347,10 @@ export function createConsumer(opts: ConsumerOptions): Consumer {
       return applied ? "applied" : "duplicate";
     } catch (err) {
       const error = err instanceof PermanentError ? err : reportableError(err);
-      if (!(err instanceof PermanentError) && (down || (await unreachable(err)))) return holdForDatabase(msg, error, event.id);
+      if (!(err instanceof PermanentError) && (down || (await unreachable(err)))) return holdForDatabase(msg, error, { eventId: event.id });
       // A value or constraint the database refuses for this event's data fails the same way on
       // every delivery: no point waiting out the retry delays.
-      if (error instanceof PermanentError || isPermanentDbError(err) || deliveries >= retry.maxDeliver) return deadLetter(msg, error, event.id);
+      if (error instanceof PermanentError || isPermanentDbError(err) || deliveries >= retry.maxDeliver) return deadLetter(msg, error, { eventId: event.id });
       const delay = retry.delaysMs[Math.min(deliveries - 1, retry.delaysMs.length - 1)] ?? 1000;
       log.warn({ eventId: event.id, subject: msg.subject, deliveries, err: error.message, retryInMs: delay }, "event failed; retrying");
       settle.nak(msg, delay);
