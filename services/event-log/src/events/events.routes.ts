@@ -14,7 +14,7 @@ const isoTime = (what: string) =>
           offset: true,
           // A "+" left unescaped in a query string arrives as a space: "…05 01:00".
           error: (iss) =>
-            typeof iss.input === "string" && / \d{2}(:?\d{2})?$/.test(iss.input)
+            typeof iss.input === "string" && /T\d{2}:\d{2}(:\d{2}(\.\d+)?)? \d{2}(:?\d{2})?$/i.test(iss.input)
               ? "must be an RFC 3339 time with a zone, e.g. 2026-01-02T03:04:05Z; a + in a query string reads as a space: write it as %2B"
               : "must be an RFC 3339 time with a zone, e.g. 2026-01-02T03:04:05Z",
           abort: true,

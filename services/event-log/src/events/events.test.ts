@@ -154,6 +154,8 @@ describe("GET /events", () => {
     // A "+" written as it is arrives as a space: the answer says how to send it.
     const { errors } = await problemOf(await app.request("/events?from=2026-11-29T00:00:00+01:00"));
     expect(errors?.[0]?.detail).toMatch(/a \+ in a query string reads as a space: write it as %2B$/);
+    // A date and a time split by a space is no "+" gone missing.
+    expect((await problemOf(await app.request("/events?from=2026-11-29%2003:04"))).errors?.[0]?.detail).toBe("must be an RFC 3339 time with a zone, e.g. 2026-01-02T03:04:05Z");
   });
 
   it("takes a type named like a property of every JavaScript object as a type no event has", async () => {
