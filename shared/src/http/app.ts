@@ -54,7 +54,8 @@ export function createServiceApp({ log }: ServiceAppOptions) {
   // are these, naming the parameter.
   app.use(async (c, next) => {
     const bad = undecodableQueryParameter(c.req.url);
-    if (bad === undefined) return next();
+    // A path no route serves is its 404 (or 405) whatever its query.
+    if (bad === undefined || !c.req.matchedRoutes.some((r) => r.method !== "ALL")) return next();
     return problemResponse(problem(400, "Bad Request", "the request has invalid fields", { errors: [{ in: "query", pointer: `/${bad.replace(/~/g, "~0").replace(/\//g, "~1")}`, detail: "is not UTF-8 when its percent-escapes are decoded" }] }));
   });
 
@@ -111,16 +112,22 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     return problemResponse(problem(404, "Not Found", `no route for ${c.req.method} ${c.req.path}`));
   });
 
-  // Every request fails alike while the database is away: one line for the first, then one
-  // every 5 s saying how many more there were, not one per request (hundreds a second).
-  let quietUntil = 0;
+  // Every request fails alike while the database is away: the first failure is logged, and the
+  // ones like it within 5 s are counted and reported when those 5 s end, not logged one per
+  // request (hundreds a second). Another error is logged at once.
+  let window: NodeJS.Timeout | undefined;
+  let windowErr: string | undefined;
   let unlogged = 0;
   const unavailable = (err: string, path: string) => {
-    const now = Date.now();
-    if (now < quietUntil) return void unlogged++;
-    log.warn({ err, path, ...(unlogged > 0 ? { alsoFailed: unlogged } : {}) }, "database unavailable");
-    quietUntil = now + 5_000;
-    unlogged = 0;
+    if (window && err === windowErr) return void unlogged++;
+    log.warn({ err, path }, "database unavailable");
+    if (window) return;
+    windowErr = err;
+    window = setTimeout(() => {
+      if (unlogged > 0) log.warn({ err: windowErr, alsoFailed: unlogged }, "database unavailable: more requests failed alike");
+      window = undefined;
+      unlogged = 0;
+    }, 5_000).unref();
   };
 
   app.onError((err, c) => {
@@ -175,6 +182,8 @@ export function undecodableQueryParameter(url: string): string | undefined {
     if (!pair.includes("%")) continue;
     const eq = pair.indexOf("=");
     const rawName = (eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, " ");
+    // Hono drops a parameter without a name.
+    if (rawName === "") continue;
     const name = decodeOrUndefined(rawName);
     if (name === undefined) return rawName;
     if (eq >= 0 && decodeOrUndefined(pair.slice(eq + 1).replace(/\+/g, " ")) === undefined) return name;
@@ -182,9 +191,10 @@ export function undecodableQueryParameter(url: string): string | undefined {
   return undefined;
 }
 
+/** The text decoded; a `%` not followed by two hex digits stays itself, as Hono keeps it. */
 function decodeOrUndefined(text: string): string | undefined {
   try {
-    return decodeURIComponent(text);
+    return decodeURIComponent(text.replace(/%(?![0-9A-Fa-f]{2})/g, "%25"));
   } catch {
     return undefined;
   }

@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { Writable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { z } from "zod";
 import { HttpProblemError } from "../errors/index.js";
 import { uuidv7 } from "../ids/index.js";
@@ -115,14 +115,16 @@ describe("createServiceApp", () => {
   it("refuses a query parameter whose percent-escapes are not UTF-8, naming it, and takes those that are", async () => {
     const app = createServiceApp({ log: createLogger({ service: "test", level: "silent" }) });
     app.get("/things", (c) => c.json(c.req.queries()));
-    for (const [query, pointer] of [["type=%FF", "/type"], ["a=1&na%E9me=x", "/na%E9me"], ["q=%C3", "/q"], ["ok=%C3%A9&bad=%ZZ", "/bad"]]) {
+    for (const [query, pointer] of [["type=%FF", "/type"], ["a=1&na%E9me=x", "/na%E9me"], ["q=%C3", "/q"], ["ok=%C3%A9&bad=%FF%", "/bad"]]) {
       const res = await app.request(`/things?${query}`);
       expect(res.status, query).toBe(400);
       expect(res.headers.get("content-type")).toBe("application/problem+json");
       expect(((await res.json()) as { errors: { in: string; pointer: string }[] }).errors, query).toEqual([{ in: "query", pointer, detail: "is not UTF-8 when its percent-escapes are decoded" }]);
     }
-    const fine = await app.request("/things?name=Jos%C3%A9&plus=a+b&pct=100%25&plain=x");
-    expect([fine.status, await fine.json()]).toEqual([200, { name: ["José"], plus: ["a b"], pct: ["100%"], plain: ["x"] }]);
+    const fine = await app.request("/things?name=Jos%C3%A9&plus=a+b&pct=100%25&plain=x&stray=50%&=%FF");
+    expect([fine.status, await fine.json()]).toEqual([200, { name: ["José"], plus: ["a b"], pct: ["100%"], plain: ["x"], stray: ["50%"] }]);
+    // A path nothing serves is a 404 whatever its query.
+    expect((await app.request("/nothing?type=%FF")).status).toBe(404);
   });
 
   it("answers 503 while the database is unreachable, and logs the first failure and a count, not a line per request", async () => {
@@ -132,9 +134,23 @@ describe("createServiceApp", () => {
     app.get("/users", () => {
       throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
     });
-    const answers = await Promise.all(Array.from({ length: 50 }, () => app.request("/users")));
-    expect(answers.map((r) => [r.status, r.headers.get("retry-after")])).toEqual(Array(50).fill([503, "1"]));
-    expect(lines.filter((l) => l.msg === "database unavailable")).toHaveLength(1);
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const answers = await Promise.all(Array.from({ length: 50 }, () => app.request("/users")));
+      expect(answers.map((r) => [r.status, r.headers.get("retry-after")])).toEqual(Array(50).fill([503, "1"]));
+      expect(lines.filter((l) => l.msg.startsWith("database unavailable"))).toHaveLength(1);
+      // The rest are told when the 5 s end, in one line: not with a later outage's first.
+      vi.advanceTimersByTime(5_000);
+      expect(lines.filter((l) => l.msg.startsWith("database unavailable")).map((l) => [l.msg, l.alsoFailed])).toEqual([
+        ["database unavailable", undefined],
+        ["database unavailable: more requests failed alike", 49],
+      ]);
+      // Quiet ended: the next failure is logged again.
+      expect((await app.request("/users")).status).toBe(503);
+      expect(lines.filter((l) => l.msg === "database unavailable")).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("answers 503 past the request deadline, and refuses at once while too many requests still wait past theirs", async () => {
@@ -437,7 +453,9 @@ describe("jsonBody behind the Node server", () => {
     // Without chunked last the body has no end (RFC 9112 §6.3): a 400 that says so.
     const unframed = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n${body}`);
     expect(unframed).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
-    expect(JSON.parse(unframed.split("\r\n\r\n")[1]!)).toMatchObject({ status: 400, detail: "the request's Transfer-Encoding does not end in chunked, so where its body ends cannot be known" });
+    expect(JSON.parse(unframed.split("\r\n\r\n")[1]!)).toMatchObject({ status: 400, detail: "the request's Transfer-Encoding must end in chunked, applied once; otherwise where its body ends cannot be known" });
+    const twice = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked, chunked\r\nConnection: close\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
+    expect(JSON.parse(twice.split("\r\n\r\n")[1]!)).toMatchObject({ status: 400, detail: expect.stringMatching(/^the request's Transfer-Encoding must end in chunked, applied once/) });
     const chunked = await raw(`POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`);
     expect(chunked).toMatch(/^HTTP\/1\.1 201 /);
     const unknown = await raw("FOO /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

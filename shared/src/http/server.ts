@@ -178,8 +178,8 @@ function answerUnparsable(err: NodeJS.ErrnoException, socket: Socket) {
           ? // RFC 9110 §9.1: a method the server does not know is 501; garbage stays a 400.
             [501, "the request method is not one this server knows"]
           : err.code === "HPE_INVALID_TRANSFER_ENCODING"
-            ? // RFC 9112 §6.3: without chunked last, nothing says where the body ends.
-              [400, "the request's Transfer-Encoding does not end in chunked, so where its body ends cannot be known"]
+            ? // RFC 9112 §6.1, §6.3: chunked must come last, and once, or nothing says where the body ends.
+              [400, "the request's Transfer-Encoding must end in chunked, applied once; otherwise where its body ends cannot be known"]
             : [400, "the request is not valid HTTP/1.1 (e.g. a Content-Length that is not a number or does not match the body)"];
   const title = STATUS_CODES[status]!;
   const body = JSON.stringify(problem(status, title, detail));
