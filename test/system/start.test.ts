@@ -135,7 +135,7 @@ describe("npm start", () => {
         .filter((m) => m !== null)
         .map((m) => ({ pid: Number(m[1]), args: m[2]! }))
         .filter((c) => c.args.includes("nats-server") || /dist\/main\.js/.test(c.args)); // not tsx's esbuild
-      expect(children).toHaveLength(4);
+      expect(children).toHaveLength(ports.length + 1); // the services and nats-server
       const target = children.find((c) => (victim === "nats-server" ? c.args.includes("nats-server") : c.args.includes(join("services", victim, "dist", "main.js"))))!;
       process.kill(target.pid, "SIGKILL");
       const exit = await proc.exitWithin(30_000);
