@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { HttpProblemError, ServiceUnavailableError } from "../errors/index.js";
 import { isMissingRelation, isTransientDbError, reportableError } from "../db/errors.js";
 import { problem, problemResponse } from "./problem.js";
-import { fieldErrors } from "./validation.js";
+import { fieldErrors, pointerSegment } from "./validation.js";
 import { duplicateMember } from "./duplicate-member.js";
 
 export interface ServiceAppOptions {
@@ -56,7 +56,7 @@ export function createServiceApp({ log }: ServiceAppOptions) {
     const bad = undecodableQueryParameter(c.req.url);
     // A path no route serves is its 404 (or 405) whatever its query.
     if (bad === undefined || !c.req.matchedRoutes.some((r) => r.method !== "ALL")) return next();
-    return problemResponse(problem(400, "Bad Request", "the request has invalid fields", { errors: [{ in: "query", pointer: `/${bad.replace(/~/g, "~0").replace(/\//g, "~1")}`, detail: "is not UTF-8 when its percent-escapes are decoded" }] }));
+    return problemResponse(problem(400, "Bad Request", "the request has invalid fields", { errors: [{ in: "query", pointer: `/${pointerSegment(bad)}`, detail: "is not UTF-8 when its percent-escapes are decoded" }] }));
   });
 
   // A database that stops answering without closing its connections (a frozen server, a

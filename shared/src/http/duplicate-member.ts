@@ -1,4 +1,4 @@
-const escape = (segment: string) => segment.replaceAll("~", "~0").replaceAll("/", "~1");
+import { pointerSegment as escape } from "./validation.js";
 
 /** An object's members seen so far (`keys`) or an array's position, and where it is. */
 interface Frame {

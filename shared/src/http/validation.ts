@@ -8,7 +8,8 @@ export interface FieldError {
   detail: string;
 }
 
-const escape = (segment: PropertyKey) => String(segment).replaceAll("~", "~0").replaceAll("/", "~1");
+/** One JSON Pointer (RFC 6901) reference token: `~` and `/` escaped. */
+export const pointerSegment = (segment: PropertyKey) => String(segment).replaceAll("~", "~0").replaceAll("/", "~1");
 
 /**
  * One entry per invalid field, so a client can show every problem at once. A value that breaks
@@ -24,12 +25,12 @@ export function fieldErrors(location: string, error: z.ZodError): FieldError[] {
   };
   // zod goes on checking a value of the wrong type (a string's min length on an array:
   // "expected array to have >=1 items"); once the type is wrong, only that is said of it.
-  const mistyped = new Set(error.issues.filter((i) => i.code === "invalid_type").map((i) => i.path.map((p) => `/${escape(p)}`).join("")));
+  const mistyped = new Set(error.issues.filter((i) => i.code === "invalid_type").map((i) => i.path.map((p) => `/${pointerSegment(p)}`).join("")));
   for (const issue of error.issues) {
-    const base = issue.path.map((p) => `/${escape(p)}`).join("");
+    const base = issue.path.map((p) => `/${pointerSegment(p)}`).join("");
     if (issue.code !== "invalid_type" && mistyped.has(base)) continue;
     // An unrecognized key issue names the offending keys itself; point at each of them.
-    if (issue.code === "unrecognized_keys") for (const k of issue.keys) add(`${base}/${escape(k)}`, "is not a recognized field");
+    if (issue.code === "unrecognized_keys") for (const k of issue.keys) add(`${base}/${pointerSegment(k)}`, "is not a recognized field");
     else add(base || "/", issue.message);
   }
   return [...byPointer.values()];
