@@ -75,6 +75,11 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
         ...natsClientOptions(opts.config),
         name: opts.name,
         maxReconnectAttempts: -1,
+        // How long one (re)connect may take. nats.js waits 20 s by default, and a reconnect whose
+        // TLS handshake the server ends (a client certificate it refuses: TLS 1.3 says so after
+        // the handshake) is not failed before then, so a certificate fixed on disk was picked up
+        // up to 20 s late. 5 s is still far above a handshake's few round trips (nats.go's is 2 s).
+        timeout: 5000,
         reconnectTimeWait: 1000,
         reconnectJitter: 500,
         pingInterval: 10_000,
@@ -154,8 +159,9 @@ async function stillDisconnectedCause(config: NatsClientConfig): Promise<string 
 /**
  * What lies behind a connect that timed out. A reconnecting nats.js client reports a TLS
  * handshake the server ended (a client certificate it does not take: TLS 1.3 says so only after
- * the client has sent its first bytes) as "timeout", 20 s later; one attempt without reconnects
- * gets the alert itself ("…alert bad certificate") at once, or the reset that followed it.
+ * the client has sent its first bytes) as "timeout" when its connect timeout runs out; one
+ * attempt without reconnects gets the alert itself ("…alert bad certificate") at once, or the
+ * reset that followed it.
  */
 export async function timeoutCause(err: unknown, config: NatsClientConfig, signal?: AbortSignal): Promise<{ cause?: string }> {
   if ((err as Error)?.message !== "timeout" || signal?.aborted) return {};
