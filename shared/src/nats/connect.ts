@@ -4,6 +4,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { BaseConfig } from "../config/config.js";
 import { abortableDelay, backoffMs } from "../lifecycle/delay.js";
+import { watchOutages } from "./outage.js";
 
 /** The settings of a NATS client that come from the environment. */
 export type NatsClientConfig = Pick<BaseConfig, "NATS_URL" | "NATS_USER" | "NATS_PASSWORD" | "NATS_TOKEN" | "NATS_INBOX_PREFIX"> &
@@ -87,43 +88,23 @@ export async function connectNats(opts: NatsOptions, signal?: AbortSignal): Prom
         noAsyncTraces: true,
       });
       let connected = true;
-      const { first, every } = opts.diagnoseAfterMs ?? { first: 5_000, every: 60_000 };
-      let diagnosis: NodeJS.Timeout | undefined;
-      // Which outage a probe belongs to: one still running when the connection came back (and
-      // perhaps went again) must not start a second round of probes.
-      let outage = 0;
-      // Causes already warned of in this outage. One cause can read differently from one attempt
-      // to the next (a refused certificate: the TLS alert, or the reset that overtook it).
-      const warned = new Set<string>();
-      const diagnose = async (of: number) => {
-        const cause = await stillDisconnectedCause(opts.config);
-        if (of !== outage || connected || nc.isClosed()) return;
-        // Warned once per cause: a lasting outage gives a line or two, not one a minute.
-        if (cause !== undefined) log[warned.has(cause) ? "debug" : "warn"]({ cause }, "nats still disconnected");
-        if (cause !== undefined) warned.add(cause);
-        diagnosis = setTimeout(() => void diagnose(of), every).unref();
-      };
+      const outages = watchOutages({ ...(opts.diagnoseAfterMs ?? { first: 5_000, every: 60_000 }), probe: () => stillDisconnectedCause(opts.config), log });
       void (async () => {
         for await (const s of nc.status()) {
           if (s.type === "disconnect" || s.type === "reconnecting") {
-            if (connected) {
-              log.warn({ status: s.type }, "nats disconnected");
-              warned.clear();
-              const of = ++outage;
-              diagnosis = setTimeout(() => void diagnose(of), first).unref();
-            }
+            if (connected) log.warn({ status: s.type }, "nats disconnected");
             connected = false;
+            outages.lost();
           } else if (s.type === "reconnect") {
             connected = true;
-            clearTimeout(diagnosis);
+            outages.restored();
             log.info("nats reconnected");
-          } else if (s.type === "error" && !connected && !warned.has(s.error.message)) {
+          } else if (s.type === "error" && !connected) {
             // What the server said to a reconnect (e.g. "Authorization Violation"): nats.js tells it here.
-            warned.add(s.error.message);
-            log.warn({ cause: s.error.message }, "nats still disconnected");
+            outages.told(s.error.message);
           }
         }
-        clearTimeout(diagnosis);
+        outages.stop();
       })();
       log.info({ server: nc.getServer() }, "nats connected");
       return { nc, state: { connected: () => connected && !nc.isClosed() } };
