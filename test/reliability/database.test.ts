@@ -129,9 +129,13 @@ describe("start-up while dependencies are down", () => {
     expect(o.child.exitCode).toBeNull();
     const readyz = (await (await fetch(`${orders.url}/readyz`)).json()) as { checks: Record<string, string> };
     expect(readyz.checks.database).not.toBe("ok");
+    // Never connected to NATS: the DLQ's size is unknown, not 0 (which would resolve an alert on it).
+    const dlqGauge = async () => (await (await fetch(`http://127.0.0.1:${users.metricsPort}/metrics`)).text()).split("\n").filter((l) => l.startsWith("orderflow_dlq_messages{"));
+    expect(await dlqGauge()).toEqual([]);
 
     await nats.start();
     await waitReady(users.url, u, 30_000);
+    expect(await dlqGauge()).toEqual([expect.stringMatching(/ 0$/)]);
     expect(await status(orders.url, "/readyz")).toBe(503); // still no database
     await relay.listen();
     await waitReady(orders.url, o, 30_000);

@@ -444,7 +444,8 @@ export async function runService(spec: ServiceSpec): Promise<RunningService> {
       },
     );
     m.gaugeOnScrape("orderflow_dlq_messages", "Dead letters in the namespace's DLQ stream (every consumer's)", [], async () =>
-      nats ? [{ labels: {}, value: (await nats.jsm.streams.info(names.stream("DLQ"))).state.messages }] : [],
+      // Not connected yet (started while NATS is down): unknown, not an empty DLQ.
+      nats ? [{ labels: {}, value: (await nats.jsm.streams.info(names.stream("DLQ"))).state.messages }] : undefined,
     );
     if (spec.outbox !== false) {
       m.gaugeOnScrape("orderflow_outbox_backlog", "Outbox rows not published yet", [], async () => {

@@ -22,8 +22,11 @@ export interface Metrics {
   /** Outbox rows published (and acknowledged by JetStream), or publishes that failed. */
   countPublished(n: number): void;
   countPublishFailures(n: number): void;
-  /** A gauge read at scrape time; `read` returns one value per label set. */
-  gaugeOnScrape<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => Promise<{ labels: Record<L, string>; value: number }[]>): void;
+  /**
+   * A gauge read at scrape time; `read` returns one value per label set, or undefined when its
+   * source cannot say (the gauge is then left out of the scrape, as when `read` fails).
+   */
+  gaugeOnScrape<L extends string>(name: string, help: string, labelNames: readonly L[], read: () => Promise<{ labels: Record<L, string>; value: number }[] | undefined>): void;
   /** The exposition text (what GET /metrics answers). */
   text(): Promise<string>;
 }
@@ -66,8 +69,8 @@ export function createMetrics({ service, defaultMetrics = true, outbox = true }:
         registers: [registry],
         async collect() {
           this.reset();
-          // A dependency that cannot answer (or hangs) leaves the gauge out of the scrape rather
-          // than failing it.
+          // A dependency that cannot answer (or hangs, or is not connected yet) leaves the gauge
+          // out of the scrape rather than failing it.
           const values = await within(read(), 2000).catch(() => undefined);
           (this as ScrapeGauge).unknown = values === undefined;
           for (const v of values ?? []) this.set(v.labels as Record<string, string>, v.value);
@@ -80,8 +83,9 @@ export function createMetrics({ service, defaultMetrics = true, outbox = true }:
 
 /**
  * A gauge that can say nothing. prom-client gives a gauge without labels a value of 0 even once
- * reset, so a DLQ that could not be counted (NATS down) read as an empty one: an alert on its
- * growth went quiet for the outage. A failed read now leaves its samples out.
+ * reset, so a DLQ that could not be counted (NATS down, or not reached since start) read as an
+ * empty one: an alert on its growth went quiet for the outage. A read that fails or answers
+ * undefined now leaves its samples out.
  */
 class ScrapeGauge extends Gauge<string> {
   unknown = false;

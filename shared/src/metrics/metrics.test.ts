@@ -22,5 +22,8 @@ describe("gauges read when scraped", () => {
     expect(down).toContain("# TYPE t_plain gauge"); // the rest of the scrape stands
     up = true;
     expect(samples(await metrics.text(), "t_plain")).toEqual(['t_plain{service="t"} 7']);
+    // A source that is not there yet (a service started while NATS is down) says "unknown", not 0.
+    metrics.gaugeOnScrape("t_unknown", "no source yet", [], async () => undefined);
+    expect(samples(await metrics.text(), "t_unknown")).toEqual([]);
   });
 });
