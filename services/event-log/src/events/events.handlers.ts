@@ -1,4 +1,4 @@
-import type { ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { and, asc, desc, gt, gte, inArray, ne, sql } from "drizzle-orm";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import { NotFoundError, ServiceUnavailableError, exemptFromDeadline, fieldErrors, problem, problemResponse, reportableError, type Db, type Logger, type ServiceApp } from "@orderflow/shared";
@@ -10,6 +10,13 @@ import type { Tail } from "./events.tail.js";
 
 /** How long a live tail told to end at shutdown may take to send its end before its socket is cut. */
 const STREAM_END_GRACE_MS = 1000;
+/**
+ * The keep-alive interval once a client has half-closed its side. The servers keep half-closed
+ * connections open (a request sent with `… | nc` still gets its answer), so a client that left
+ * (a closed tab, a reload) is only noticed when a write fails: the second after its FIN. At the
+ * usual 15 s, every page reload held one of the instance's live tails that long.
+ */
+const HALF_CLOSED_KEEP_ALIVE_MS = 1000;
 
 export interface EventsDeps {
   db: Db;
@@ -70,6 +77,7 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     const conditions = eventConditions(query.data);
     // The response, to cut a client that does not read: its pending write would hold shutdown.
     const outgoing = (c.env as { outgoing?: Pick<ServerResponse, "destroy" | "once"> } | undefined)?.outgoing;
+    const incoming = (c.env as { incoming?: Pick<IncomingMessage, "socket"> } | undefined)?.incoming;
     const requested = resume?.data !== undefined ? Number(resume.data) : query.data.after !== undefined ? Number(query.data.after) : undefined;
 
     // Live rows wait here while the client reads; past `maxQueued` they are dropped and read
@@ -82,6 +90,9 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     // client that reconnects resumes from there instead of reading again what it skipped.
     let examined = 0;
     let wake: (() => void) | undefined;
+    // Ends the wait for the next write at once, to write a keep-alive.
+    let nudge: (() => void) | undefined;
+    let keepAliveEvery = keepAliveMs;
     let closed = false;
     const end = () => {
       closed = true;
@@ -140,6 +151,15 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
     async function tailTo(stream: SSEStreamingApi) {
       // A client that leaves ends the handler (and its subscription, below).
       stream.onAbort(end);
+      // Its FIN: write now and again shortly. To a client that has gone, the second write fails
+      // and ends the stream; one that only half-closed keeps reading.
+      const socket = incoming?.socket;
+      const halfClosed = () => {
+        keepAliveEvery = Math.min(keepAliveMs, HALF_CLOSED_KEEP_ALIVE_MS);
+        nudge?.();
+      };
+      if (socket?.readableEnded) halfClosed();
+      else socket?.once("end", halfClosed);
       // Every row after `position` reaches the listener, so reading the table from the client's
       // seq up to where the live rows take over leaves no gap.
       let last = requested ?? position;
@@ -175,13 +195,17 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
           if (closed) break;
           if (behind) continue;
           const woke = await new Promise<boolean>((resolve) => {
-            const t = setTimeout(() => resolve(false), keepAliveMs);
+            const t = setTimeout(() => resolve(false), keepAliveEvery);
             wake = () => {
               clearTimeout(t);
               resolve(true);
             };
+            nudge = () => {
+              clearTimeout(t);
+              resolve(false);
+            };
           });
-          wake = undefined;
+          wake = nudge = undefined;
           if (woke || closed) continue;
           // Nothing is queued or owed from the table here, so every match up to `examined` has
           // been sent: a `position` event moves the client's Last-Event-ID there. It carries data
@@ -194,6 +218,7 @@ export function registerEventRoutes(app: ServiceApp, { db, log, tail, keepAliveM
           } else await stream.write(": keep-alive\n\n");
         }
       } finally {
+        socket?.off("end", halfClosed);
         unsubscribe();
       }
     }

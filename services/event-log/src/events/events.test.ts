@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { get as httpGet } from "node:http";
+import { connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
@@ -548,6 +549,44 @@ describe("the live tail's bookkeeping", () => {
     });
     expect(ended.complete).toBe(true);
     expect(ended.body).toMatch(/^event: ready/m);
+  });
+
+  it("frees the live tail of a client that closed its connection within seconds, not at the next keep-alive; one that only half-closed keeps reading", async () => {
+    const own = ownTail(600_000);
+    onTestFinished(() => own.close());
+    // One slot and a keep-alive far away: the slot must come back through the client's FIN.
+    const app = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000, maxStreams: 1 });
+    const server = await startHttpServer((req, env) => app.fetch(req, env), 0, "127.0.0.1");
+    onTestFinished(() => server.close());
+    const url = `http://127.0.0.1:${server.port}/events/stream`;
+    await new Promise<void>((resolve, reject) => {
+      const req = httpGet(url, (res) => {
+        res.setEncoding("utf8").once("data", () => (req.destroy(), resolve())); // a closed tab
+      }).on("error", (err) => (req.destroyed ? undefined : reject(err)));
+    });
+    const next = await waitFor(
+      async () => {
+        const res = await fetch(url);
+        if (res.status === 503) return void (await res.body?.cancel());
+        return res;
+      },
+      { what: "the slot back", timeoutMs: 10_000, intervalMs: 200 },
+    );
+    expect(next.status).toBe(200);
+    await next.body!.cancel();
+    // `printf 'GET …' | nc`: the request, then a half-close; the stream goes on (its own server,
+    // as the slot of the fetch above may still be on its way back).
+    const uncapped = createApp({ db: env.db, log, tail: own, keepAliveMs: 60_000 });
+    const open = await startHttpServer((req, env) => uncapped.fetch(req, env), 0, "127.0.0.1");
+    onTestFinished(() => open.close());
+    const socket = tcpConnect(open.port, "127.0.0.1");
+    onTestFinished(() => void socket.destroy());
+    socket.end("GET /events/stream HTTP/1.1\r\nhost: x\r\n\r\n");
+    let received = "";
+    socket.setEncoding("utf8").on("data", (d: string) => (received += d));
+    await waitFor(() => (received.match(/^: keep-alive/gm) ?? []).length >= 2 || undefined, { what: "keep-alives after the half-close", timeoutMs: 10_000 });
+    expect(received).toMatch(/^event: ready/m);
+    expect(socket.destroyed).toBe(false);
   });
 
   it("lets go of a client that leaves while the tail is still finding its position", async () => {
