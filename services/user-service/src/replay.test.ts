@@ -191,6 +191,45 @@ describe("npm run replay", () => {
     expect(wrong.output).not.toContain("not reachable");
   });
 
+  it("counts in a dry run what the run would: a stream's later copies of an event as skipped, within a batch and across batches", async () => {
+    const target = inboxReplayTarget({
+      name: "dry-test",
+      consumer: `dry-test-${uuidv7()}`,
+      sources: [{ stream: "ORDERS" }],
+      handlers: { "orders.created": async () => {} },
+      resetProjection: async () => {},
+    });
+    const order = () => {
+      const userId = uuidv7();
+      return createEvent({ name: "orders.created", source: "/t", subject: userId, data: { orderId: uuidv7(), userId, status: "created", source: "api", items: [], totalCents: 0, createdAt: new Date().toISOString() } });
+    };
+    let seq = 0;
+    const message = (event: ReturnType<typeof order>) => ({ stream: "ORDERS" as const, seq: ++seq, subject: "orders.created", data: Buffer.from(JSON.stringify(event)), headers: {}, storedAt: new Date() });
+    const [e, f, g] = [order(), order(), order()];
+    await userDb.db.transaction((tx) => target.apply(tx, [message(g)])); // g is applied already
+    // e three times (a dlq replay, a republished copy), in both batches.
+    const batches = [[message(e), message(e), message(g)], [message(e), message(f)]];
+    const total = (results: { applied: number; skipped: number }[]) => results.reduce((t, r) => ({ applied: t.applied + r.applied, skipped: t.skipped + r.skipped }), { applied: 0, skipped: 0 });
+    const preview = async (full: boolean) => {
+      const counted = new Set<string>();
+      const results = [];
+      for (const b of batches) results.push(await target.preview(userDb.db, b, full, counted));
+      return total(results);
+    };
+    const apply = async () => {
+      const results = [];
+      for (const b of batches) results.push(await userDb.db.transaction((tx) => target.apply(tx, b)));
+      return total(results);
+    };
+    const partial = await preview(false);
+    expect(partial).toEqual({ applied: 2, skipped: 3 }); // e and f; e's copies and g
+    const full = await preview(true);
+    expect(full).toEqual({ applied: 3, skipped: 2 }); // e, g and f after the reset; e's copies
+    expect(await apply()).toEqual(partial);
+    await userDb.db.transaction((tx) => target.reset(tx));
+    expect(await apply()).toEqual(full);
+  });
+
   it("hands the handlers the replayed message's trace context, as the live consumer does", async () => {
     const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     const seen: (string | undefined)[] = [];

@@ -84,17 +84,20 @@ export function inboxReplayTarget(o: InboxTargetOptions): ReplayTarget {
       return { applied, skipped, failed: failures.length, failures } satisfies BatchResult;
     },
     // A dry run cannot run handlers (they write), so it names only what does not decode or has no handler.
-    async preview(db: Db, batch, full) {
+    async preview(db: Db, batch, full, counted) {
       const resolved = batch.map((m) => resolve(o, m));
       const failures = resolved.flatMap((x) => ("failure" in x ? [x.failure] : []));
       const decoded = resolved.flatMap((x) => ("decoded" in x ? [x.decoded] : []));
       const failed = failures.length;
-      if (full || decoded.length === 0) return { applied: decoded.length, skipped: 0, failed, failures };
-      const seen = await db
-        .select({ eventId: inbox.eventId })
-        .from(inbox)
-        .where(and(eq(inbox.consumer, o.consumer), inArray(inbox.eventId, decoded.map((d) => d.event.id))));
-      return { applied: decoded.length - seen.length, skipped: seen.length, failed, failures };
+      // The inbox applies an event id once: a copy later in the run, or in this batch, is skipped.
+      const fresh = [...new Set(decoded.map((d) => d.event.id))].filter((id) => !counted.has(id));
+      const seen =
+        full || fresh.length === 0
+          ? new Set<string>()
+          : new Set((await db.select({ eventId: inbox.eventId }).from(inbox).where(and(eq(inbox.consumer, o.consumer), inArray(inbox.eventId, fresh)))).map((r) => r.eventId));
+      const applied = fresh.filter((id) => !seen.has(id));
+      for (const id of applied) counted.add(id);
+      return { applied: applied.length, skipped: decoded.length - applied.length, failed, failures };
     },
   };
 }

@@ -51,8 +51,12 @@ export interface ReplayTarget {
   sources: { stream: StreamName; filterSubject?: string }[];
   reset(tx: Tx): Promise<void>;
   apply(tx: Tx, batch: ReplayMessage[]): Promise<BatchResult>;
-  /** Dry run: what `apply` would do, without writing. `full` means "as if after a reset". */
-  preview(db: Db, batch: ReplayMessage[], full: boolean): Promise<BatchResult>;
+  /**
+   * Dry run: what `apply` would do, without writing. `full` means "as if after a reset".
+   * `counted` is the run's own: the keys earlier batches counted as applied, so a later copy of
+   * the same event (a stream can hold several) is counted as skipped, as `apply` would skip it.
+   */
+  preview(db: Db, batch: ReplayMessage[], full: boolean, counted: Set<string>): Promise<BatchResult>;
 }
 
 export interface ReplayOptions {
@@ -160,6 +164,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     if (opts.signal?.aborted) throw new ReplayInterruptedError("stopped before anything was changed, as asked");
     if (full && !dryRun) await db.transaction((tx) => target.reset(tx));
 
+    const counted = new Set<string>(); // a dry run's, see ReplayTarget.preview
     let total = consumers.reduce((n, c) => n + c.pending, 0);
     let read = 0;
     opts.onProgress?.(0, total, counts);
@@ -184,7 +189,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         if (batch.length === 0) return;
         const current = batch;
         batch = [];
-        add(dryRun ? await target.preview(db, current, full) : await db.transaction((tx) => target.apply(tx, current)));
+        add(dryRun ? await target.preview(db, current, full, counted) : await db.transaction((tx) => target.apply(tx, current)));
         read += current.length;
         // Events published during the replay are caught up too; the total grows with them.
         total = Math.max(total, read + remaining);
