@@ -443,6 +443,10 @@ describe("command line", () => {
     },
   );
 
+  it("says what a sequence number may be when one is out of range", () => {
+    expect(() => parseDlqArgs(["show", "9007199254740993"])).toThrow('"9007199254740993" is not a sequence number (a whole number from 1 to 999999999999999)');
+  });
+
   it("authenticates with NATS_USER/NATS_PASSWORD and NATS_TOKEN", async () => {
     for (const [args, good, bad] of [
       [["--user", "dlq", "--pass", "s3cret"], { NATS_USER: "dlq", NATS_PASSWORD: "s3cret" }, { NATS_USER: "dlq", NATS_PASSWORD: "wrong" }],

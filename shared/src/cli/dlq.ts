@@ -61,7 +61,7 @@ export type DlqCommand =
 function parseSeq(raw: string | undefined, verb: string): number {
   if (raw === undefined) throw new UsageError(`${verb} needs a dead-letter sequence number`);
   // At most 15 digits, so the number is exact (2^53 has 16); real sequences never get there.
-  if (!/^[1-9][0-9]{0,14}$/.test(raw)) throw new UsageError(`"${raw}" is not a sequence number (a positive integer)`);
+  if (!/^[1-9][0-9]{0,14}$/.test(raw)) throw new UsageError(`"${raw}" is not a sequence number (a whole number from 1 to 999999999999999)`);
   return Number(raw);
 }
 

@@ -126,12 +126,12 @@ export const streamQuery = z.strictObject({
   entity: listEventsQuery.shape.entity,
   after: z
     .string()
-    .regex(/^\d{1,15}$/, "must be a log position (seq)")
+    .regex(/^\d{1,15}$/, "must be a log position (a seq: a whole number of at most 15 digits)")
     .optional()
     .openapi({ description: "Start after this seq (first connect); reconnects send Last-Event-ID instead" }),
 });
 
-export const lastEventIdHeader = z.string().regex(/^\d{1,15}$/, "must be a log position (the id of an event this stream sent)");
+export const lastEventIdHeader = z.string().regex(/^\d{1,15}$/, "must be a log position (the id of an event this stream sent: a whole number of at most 15 digits)");
 
 /**
  * The live tail, for the OpenAPI document only: it streams, so its handler is a plain route that
