@@ -178,6 +178,11 @@ export interface ReplayResult {
   msgId: string;
   /** Sequence of the republished message in the original stream. */
   streamSeq: number;
+  /**
+   * The letter was gone when this replay came to delete it: another run replayed it (or someone
+   * purged it) meanwhile. The copy published here is one more duplicate the inboxes skip.
+   */
+  removedByOther?: true;
 }
 
 /**
@@ -220,7 +225,7 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
   } catch (err) {
     // Someone else replayed or purged it meanwhile: it is gone, as this replay wanted, and the
     // extra copy just published is one more duplicate the consumers' inboxes skip.
-    if (isNotFound(err)) return { dlqSeq: seq, subject: dl.subject, msgId, streamSeq: ack.seq };
+    if (isNotFound(err)) return { dlqSeq: seq, subject: dl.subject, msgId, streamSeq: ack.seq, removedByOther: true };
     throw new Error(
       `dead letter ${seq} was republished as ${msgId} but could not be deleted from the DLQ (${(err as Error)?.message ?? String(err)}); replaying it again publishes one more copy, which consumers' inboxes skip`,
     );
@@ -329,8 +334,13 @@ export async function replayAllDeadLetters(
     }
     try {
       const r = await replayDeadLetter(deps, dl.seq, uuid);
-      report.replayed.push(r);
-      onReplayed?.(r);
+      // Two runs at once (two operators, a retried job) both publish a letter; only one deletes
+      // it and counts it as replayed, so their totals add up to the letters there were.
+      if (r.removedByOther) skip({ seq: dl.seq, reason: `replayed or purged by someone else meanwhile (the copy this run published as ${r.msgId} is a duplicate the inboxes skip)`, gone: true });
+      else {
+        report.replayed.push(r);
+        onReplayed?.(r);
+      }
     } catch (err) {
       if (err instanceof DeadLetterNotFoundError) skip({ seq: dl.seq, reason: "gone since the listing (replayed or purged by someone else)", gone: true });
       else if (err instanceof NoStreamForSubjectError) skip({ seq: dl.seq, reason: err.message, gone: false });

@@ -234,17 +234,24 @@ describe("dead letters", () => {
     const other = await connectTestNats();
     try {
       const otherJsm = await jetstreamManager(other);
+      let victim = a;
       const racing = {
         ...deps,
         js: {
           publish: async (...args: Parameters<JetStreamClient["publish"]>) => {
             const ack = await js.publish(...args);
-            expect(await otherJsm.streams.deleteMessage(names.stream("DLQ"), a, false)).toBe(true);
+            expect(await otherJsm.streams.deleteMessage(names.stream("DLQ"), victim, false)).toBe(true);
             return ack;
           },
         } as JetStreamClient,
       };
-      await expect(replayDeadLetter(racing, a, () => "r1")).resolves.toMatchObject({ dlqSeq: a, msgId: `replay:${a}:r1` });
+      // Replayed, but the letter was not this run's to remove: said so, not counted as its replay.
+      await expect(replayDeadLetter(racing, a, () => "r1")).resolves.toMatchObject({ dlqSeq: a, msgId: `replay:${a}:r1`, removedByOther: true });
+      // Two `replay --all` at once: each letter counts once, as replayed by the run that removed it.
+      victim = await deadLetter(`{"id":"raced-all"}`, 43);
+      const report = await replayAllDeadLetters(racing, { uuid: () => "r3" });
+      expect(report.replayed).toEqual([]);
+      expect(report.skipped).toEqual([{ seq: victim, gone: true, reason: `replayed or purged by someone else meanwhile (the copy this run published as replay:${victim}:r3 is a duplicate the inboxes skip)` }]);
     } finally {
       await other.close();
     }

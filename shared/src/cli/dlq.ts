@@ -185,7 +185,11 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, 
           const maybe = err.timedOut ? " (its copy may have been published all the same; replaying it again is safe, consumers' inboxes skip a second copy)" : "";
           throw new Error(`replaying dead letter ${cmd.seq} failed: ${err.message}; it is still in the DLQ${maybe}`, { cause: err });
         });
-        io.out(`replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId} (stream seq ${r.streamSeq}); removed from the DLQ`);
+        io.out(
+          r.removedByOther
+            ? `republished dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId} (stream seq ${r.streamSeq}), but someone else replayed or purged it meanwhile: this copy is one more duplicate, which consumers' inboxes skip`
+            : `replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId} (stream seq ${r.streamSeq}); removed from the DLQ`,
+        );
         return 0;
       }
       case "replay-all": {
