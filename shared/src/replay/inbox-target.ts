@@ -20,6 +20,9 @@ export interface InboxTargetOptions {
   resetProjection(tx: Tx): Promise<void>;
 }
 
+/** How many event ids a dry run remembers to count later copies as skipped (≈ 100 MB at most). */
+export const DRY_RUN_REMEMBERS = 1_000_000;
+
 /** The message's event and handler, or why it has none: the live consumer dead-letters it for the same reason. */
 function resolve(o: InboxTargetOptions, m: ReplayMessage): { decoded: DecodedEvent; handler: AnyEventHandler } | { failure: FailedEvent } {
   const failure = (err: Error, eventId: string | undefined): { failure: FailedEvent } => ({
@@ -96,7 +99,8 @@ export function inboxReplayTarget(o: InboxTargetOptions): ReplayTarget {
           ? new Set<string>()
           : new Set((await db.select({ eventId: inbox.eventId }).from(inbox).where(and(eq(inbox.consumer, o.consumer), inArray(inbox.eventId, fresh)))).map((r) => r.eventId));
       const applied = fresh.filter((id) => !seen.has(id));
-      for (const id of applied) counted.add(id);
+      // Bounded: past DRY_RUN_REMEMBERS ids, a later copy of an event not remembered counts as applied.
+      for (const id of applied) if (counted.size < DRY_RUN_REMEMBERS) counted.add(id);
       return { applied: applied.length, skipped: decoded.length - applied.length, failed, failures };
     },
   };
