@@ -185,6 +185,10 @@ export interface ReplayResult {
   removedByOther?: true;
 }
 
+/** What the copy a replay published means when someone else removed the letter meanwhile. */
+export const removedByOtherNote = (r: ReplayResult) =>
+  `if it was replayed, the copy published as ${r.msgId} is a duplicate the inboxes skip; if it was purged, that copy is its replay`;
+
 /**
  * Republishes a dead letter's original payload and headers to its original subject, then
  * deletes it from the DLQ. The payload is untouched, so the CloudEvent id (and the inbox's
@@ -336,7 +340,7 @@ export async function replayAllDeadLetters(
       const r = await replayDeadLetter(deps, dl.seq, uuid);
       // Two runs at once (two operators, a retried job) both publish a letter; only one deletes
       // it and counts it as replayed, so their totals add up to the letters there were.
-      if (r.removedByOther) skip({ seq: dl.seq, reason: `replayed or purged by someone else meanwhile (the copy this run published as ${r.msgId} is a duplicate the inboxes skip)`, gone: true });
+      if (r.removedByOther) skip({ seq: dl.seq, reason: `replayed or purged by someone else meanwhile (${removedByOtherNote(r)})`, gone: true });
       else {
         report.replayed.push(r);
         onReplayed?.(r);

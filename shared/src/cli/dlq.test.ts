@@ -251,7 +251,12 @@ describe("dead letters", () => {
       victim = await deadLetter(`{"id":"raced-all"}`, 43);
       const report = await replayAllDeadLetters(racing, { uuid: () => "r3" });
       expect(report.replayed).toEqual([]);
-      expect(report.skipped).toEqual([{ seq: victim, gone: true, reason: `replayed or purged by someone else meanwhile (the copy this run published as replay:${victim}:r3 is a duplicate the inboxes skip)` }]);
+      expect(report.skipped).toEqual([{ seq: victim, gone: true, reason: `replayed or purged by someone else meanwhile (if it was replayed, the copy published as replay:${victim}:r3 is a duplicate the inboxes skip; if it was purged, that copy is its replay)` }]);
+      // `dlq replay <seq>` says the same, exit 0: the letter is gone, as asked.
+      victim = await deadLetter(`{"id":"raced-one"}`, 44);
+      const single = capture();
+      await expect(runDlqCommand({ verb: "replay", seq: victim }, racing, single.io)).resolves.toBe(0);
+      expect(single.out).toEqual([expect.stringMatching(new RegExp(`^republished dead letter ${victim} to users\\.registered \\(stream seq \\d+\\), but someone else replayed or purged it meanwhile: if it was replayed, the copy published as replay:${victim}:[-0-9a-f]+ is a duplicate the inboxes skip; if it was purged, that copy is its replay$`))]);
     } finally {
       await other.close();
     }

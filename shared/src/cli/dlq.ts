@@ -19,6 +19,7 @@ import {
   ReplayAllError,
   replayAllDeadLetters,
   replayDeadLetter,
+  removedByOtherNote,
   type DlqDeps,
 } from "./dead-letters.js";
 
@@ -187,7 +188,7 @@ export async function runDlqCommand(cmd: DlqCommand, deps: DlqDeps, io: Output, 
         });
         io.out(
           r.removedByOther
-            ? `republished dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId} (stream seq ${r.streamSeq}), but someone else replayed or purged it meanwhile: this copy is one more duplicate, which consumers' inboxes skip`
+            ? `republished dead letter ${r.dlqSeq} to ${r.subject} (stream seq ${r.streamSeq}), but someone else replayed or purged it meanwhile: ${removedByOtherNote(r)}`
             : `replayed dead letter ${r.dlqSeq} to ${r.subject} as ${r.msgId} (stream seq ${r.streamSeq}); removed from the DLQ`,
         );
         return 0;
