@@ -92,6 +92,7 @@ describe("watchOutages", () => {
     await vi.advanceTimersByTimeAsync(100);
     watch.stop();
     answer(0, "connection refused");
+    watch.lost(); // a late status report after the close
     await vi.advanceTimersByTimeAsync(60_000);
     expect(probe).toHaveBeenCalledTimes(1);
     expect(lines).toEqual([]);

@@ -28,6 +28,7 @@ export interface OutageWatchOptions {
  */
 export function watchOutages({ first, every, probe, log }: OutageWatchOptions): OutageWatch {
   let down = false;
+  let stopped = false;
   // Which outage a probe belongs to: one still running when the connection came back (and
   // perhaps went again) must neither report nor start a second round of probes.
   let outage = 0;
@@ -36,7 +37,8 @@ export function watchOutages({ first, every, probe, log }: OutageWatchOptions): 
   // the next (a refused certificate: the TLS alert, or the reset that overtook it).
   const warned = new Set<string>();
   const diagnose = async (of: number) => {
-    const cause = await probe();
+    // A probe that throws says why as well as one that answers.
+    const cause = await probe().catch((err: unknown) => (err as Error)?.message ?? String(err));
     if (of !== outage) return;
     if (cause !== undefined) log[warned.has(cause) ? "debug" : "warn"]({ cause }, "nats still disconnected");
     if (cause !== undefined) warned.add(cause);
@@ -49,7 +51,7 @@ export function watchOutages({ first, every, probe, log }: OutageWatchOptions): 
   };
   return {
     lost() {
-      if (down) return;
+      if (down || stopped) return;
       down = true;
       warned.clear();
       const of = ++outage;
@@ -61,6 +63,9 @@ export function watchOutages({ first, every, probe, log }: OutageWatchOptions): 
       warned.add(cause);
       log.warn({ cause }, "nats still disconnected");
     },
-    stop: end,
+    stop() {
+      stopped = true;
+      end();
+    },
   };
 }
