@@ -131,7 +131,7 @@ describe("NATS faults", () => {
     expect(pids(sys)).toEqual(before);
     expect(check).toEqual({ missingAccepted: [], unknownCustomers: [], withoutWelcome: [], duplicateWelcomes: 0, wrongCounts: 0 });
     expect([...ledger.customers].sort()).toEqual([...ledger.users].sort());
-  }, 270_000); // its waits: 60 s for a meta leader, 90 s to start, 90 s to settle, and the load
+  }, 420_000); // the sum of its waits (meta leader 60 s, start 90, load 30 + 60, new leader 30, settle 90) and the cluster's start
 
   it("SIGTERM while NATS is down: exits 0 without waiting on the broker, leaving the outbox for the next start, which publishes it", async () => {
     const nats: OwnNatsServer = await startOwnNatsServer();
