@@ -22,20 +22,22 @@ describe("watchOutages", () => {
       settle(cause);
     };
     const warnings = () => lines.filter((l) => l.level === 40).map((l) => l.cause);
-    return { watch, probe, answer, lines, warnings };
+    /** Lets `ms` pass; by then `calls` probes have started. */
+    const after = async (ms: number, calls: number) => {
+      await vi.advanceTimersByTimeAsync(ms);
+      expect(probe).toHaveBeenCalledTimes(calls);
+    };
+    return { watch, probe, answer, lines, warnings, after };
   };
 
   it("probes once the outage outlasts `first`, then every `every`, and warns once per cause", async () => {
-    const { watch, probe, answer, lines, warnings } = setup();
+    const { watch, probe, answer, lines, warnings, after } = setup();
     watch.lost();
     watch.lost(); // the same outage told twice ("disconnect", then "reconnecting")
-    await vi.advanceTimersByTimeAsync(99);
-    expect(probe).not.toHaveBeenCalled();
-    await vi.advanceTimersByTimeAsync(1);
-    expect(probe).toHaveBeenCalledTimes(1);
+    await after(99, 0);
+    await after(1, 1);
     answer(0, "connection refused");
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(probe).toHaveBeenCalledTimes(2);
+    await after(1000, 2);
     answer(1, "connection refused");
     await vi.advanceTimersByTimeAsync(1000);
     answer(2, "Authorization Violation");
@@ -54,22 +56,18 @@ describe("watchOutages", () => {
   });
 
   it("a probe still running when the connection came back and went again neither reports nor starts a second round", async () => {
-    const { watch, probe, answer, warnings } = setup();
+    const { watch, answer, warnings, after } = setup();
     watch.lost();
-    await vi.advanceTimersByTimeAsync(100);
-    expect(probe).toHaveBeenCalledTimes(1); // in flight
+    await after(100, 1); // in flight
     watch.restored();
     watch.lost(); // a flap: the next outage starts its own round
     answer(0, "from the outage that ended");
-    await vi.advanceTimersByTimeAsync(100);
-    expect(probe).toHaveBeenCalledTimes(2);
+    await after(100, 2);
     answer(1, "connection refused");
     // One round: one probe per `every`, not two.
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(probe).toHaveBeenCalledTimes(3);
+    await after(1000, 3);
     answer(2, "connection refused");
-    await vi.advanceTimersByTimeAsync(1000);
-    expect(probe).toHaveBeenCalledTimes(4);
+    await after(1000, 4);
     expect(warnings()).toEqual(["connection refused"]);
   });
 
