@@ -1,9 +1,38 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { waitFor } from "./wait.js";
 
 /** Ports freePort has handed out in this process: each is released for its taker to bind later. */
 const handedOut = new Set<number>();
+
+/**
+ * Where freePort looks: below the kernel's ephemeral range. A port from that range (what
+ * listen(0) gives) is handed to a process that binds it later, and meanwhile the kernel could
+ * give it to any outgoing connection on the machine as its source port, or to another test's
+ * listen(0): CI once saw `npm start` refuse a port freePort had just found free. Below it only
+ * explicit binds compete. Falls back to listen(0) where the range cannot be read.
+ */
+const below = (() => {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 11_024 ? { from: Math.max(10_000, low - 20_000), to: low - 1 } : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/** Binds `port` (0: any) on 127.0.0.1 and releases it; the port it got, or undefined if taken. */
+const tryPort = (port: number) =>
+  new Promise<number | undefined>((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", (err: NodeJS.ErrnoException) => (err.code === "EADDRINUSE" || err.code === "EACCES" ? resolve(undefined) : reject(err)));
+    srv.listen(port, "127.0.0.1", () => {
+      const { port: got } = srv.address() as { port: number };
+      srv.close(() => resolve(got));
+    });
+  });
 
 /**
  * A port nothing listens on now, and one this process has not been given before: a port is
@@ -12,16 +41,11 @@ const handedOut = new Set<number>();
  */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; ; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.unref();
-      srv.on("error", reject);
-      srv.listen(0, "127.0.0.1", () => {
-        const { port } = srv.address() as { port: number };
-        srv.close(() => resolve(port));
-      });
-    });
-    if (!handedOut.has(port) || attempt >= 100) {
+    const candidate = below && attempt < 200 ? below.from + Math.floor(Math.random() * (below.to - below.from + 1)) : 0;
+    if (candidate !== 0 && handedOut.has(candidate)) continue;
+    const port = await tryPort(candidate);
+    if (port === undefined) continue;
+    if (!handedOut.has(port) || attempt >= 300) {
       handedOut.add(port);
       return port;
     }
