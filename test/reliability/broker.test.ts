@@ -83,6 +83,19 @@ describe("NATS faults", () => {
     const probe = await connectTestNats(nodes[0]!.url);
     try {
       await waitFor(() => jetstreamManager(probe, { timeout: 2000 }).then((m) => m.getAccountInfo()), { what: "the cluster's JetStream meta leader", timeoutMs: 60_000 });
+      // A leader is not yet three peers: a node that joins late leaves R3 streams "no suitable
+      // peers for placement" (CI once saw that outlast the services' 90 s to get ready). So the
+      // cluster first places a throwaway R3 stream of its own.
+      const placement = `of_placement_${Date.now()}`;
+      await waitFor(
+        async () => {
+          const jsm = await jetstreamManager(probe, { timeout: 5000 });
+          await jsm.streams.add({ name: placement, subjects: [`${placement}.>`], num_replicas: 3 });
+          await jsm.streams.delete(placement);
+          return true;
+        },
+        { what: "the cluster to place an R3 stream", timeoutMs: 120_000, intervalMs: 1000 },
+      );
     } finally {
       await probe.close();
     }
@@ -131,7 +144,7 @@ describe("NATS faults", () => {
     expect(pids(sys)).toEqual(before);
     expect(check).toEqual({ missingAccepted: [], unknownCustomers: [], withoutWelcome: [], duplicateWelcomes: 0, wrongCounts: 0 });
     expect([...ledger.customers].sort()).toEqual([...ledger.users].sort());
-  }, 420_000); // the sum of its waits (meta leader 60 s, start 90, load 30 + 60, new leader 30, settle 90) and the cluster's start
+  }, 540_000); // the sum of its waits (meta leader 60 s, R3 placement 120, start 90, load 30 + 60, new leader 30, settle 90) and the cluster's start
 
   it("SIGTERM while NATS is down: exits 0 without waiting on the broker, leaving the outbox for the next start, which publishes it", async () => {
     const nats: OwnNatsServer = await startOwnNatsServer();
