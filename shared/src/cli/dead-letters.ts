@@ -180,7 +180,8 @@ export interface ReplayResult {
   streamSeq: number;
   /**
    * The letter was gone when this replay came to delete it: another run replayed it (or someone
-   * purged it) meanwhile. The copy published here is one more duplicate the inboxes skip.
+   * purged it) meanwhile. The copy published here is a duplicate the inboxes skip if it was
+   * replayed, and its replay if it was purged (see removedByOtherNote).
    */
   removedByOther?: true;
 }
@@ -228,7 +229,7 @@ export async function replayDeadLetter(deps: DlqDeps, seq: number, uuid: () => s
     await deps.jsm.streams.deleteMessage(deps.names.stream("DLQ"), seq, false);
   } catch (err) {
     // Someone else replayed or purged it meanwhile: it is gone, as this replay wanted, and the
-    // extra copy just published is one more duplicate the consumers' inboxes skip.
+    // copy just published is a duplicate the inboxes skip (replayed) or its replay (purged).
     if (isNotFound(err)) return { dlqSeq: seq, subject: dl.subject, msgId, streamSeq: ack.seq, removedByOther: true };
     throw new Error(
       `dead letter ${seq} was republished as ${msgId} but could not be deleted from the DLQ (${(err as Error)?.message ?? String(err)}); replaying it again publishes one more copy, which consumers' inboxes skip`,
